@@ -1,0 +1,33 @@
+"""The contracts: Arrow schemas of every table vidcurate writes, with a version.
+
+Everything that writes or reads a table goes through here, so the shape of the
+data is defined once and checked at the boundary.
+"""
+from schemas.tables import (
+    SCHEMA_VERSION,
+    TABLES,
+    clips_schema,
+    curated_schema,
+    errors_schema,
+    videos_schema,
+)
+from schemas.latents import latents_schema
+from schemas.validate import SchemaError, validate_table, table_from_rows
+from schemas.io import read_table, write_table
+from schemas.run_record import RunRecord
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TABLES",
+    "videos_schema",
+    "clips_schema",
+    "curated_schema",
+    "errors_schema",
+    "latents_schema",
+    "SchemaError",
+    "validate_table",
+    "table_from_rows",
+    "read_table",
+    "write_table",
+    "RunRecord",
+]

@@ -1,0 +1,108 @@
+"""Arrow schemas of the run's tables: videos, clips, curated, errors.
+
+Columns that a stage may not have produced (a scorer switched off, weights not
+configured) are nullable: null means "not measured", never zero.
+"""
+import pyarrow as pa
+
+from schemas.latents import latents_schema
+
+# Bump on any change of column names, types or meaning; written into every
+# Parquet file's metadata under b"vidcurate.schema_version".
+SCHEMA_VERSION = "1.0"
+
+_f = pa.field
+
+videos_schema = pa.schema(
+    [
+        _f("video_id", pa.string(), nullable=False),  # sha256(content_hash, relpath)[:16]
+        _f("uri", pa.string(), nullable=False),  # full fsspec URI as listed
+        _f("relpath", pa.string(), nullable=False),  # path relative to the input root
+        _f("content_hash", pa.string(), nullable=False),  # sha256 of the file bytes, hex
+        _f("file_size", pa.int64(), nullable=False),  # bytes
+        _f("container", pa.string()),  # demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+        _f("codec", pa.string()),  # video codec name, e.g. "h264"
+        _f("width", pa.int32()),  # pixels, as stored (before rotation)
+        _f("height", pa.int32()),
+        _f("rotation", pa.int32()),  # degrees from display-matrix metadata (0/90/180/270)
+        _f("fps", pa.float64()),  # average frame rate, frames/s
+        _f("num_frames", pa.int64()),  # frames actually decoded
+        _f("num_frames_meta", pa.int64()),  # frame count claimed by the container (may lie)
+        _f("duration_s", pa.float64()),  # seconds, from decoded timestamps
+        _f("num_clips", pa.int32()),
+        _f("decode_s", pa.float64()),  # wall seconds spent decoding + scoring this file
+    ]
+)
+
+_score_fields = [
+    # motion (curation/motion.py): optical flow on ~2 fps frames, short side ~256 px
+    _f("motion", pa.float32()),  # mean flow magnitude / frame diagonal, per second
+    _f("camera_motion", pa.float32()),  # global (median) flow part, same unit
+    _f("local_motion", pa.float32()),  # residual flow part, same unit
+    _f("static", pa.bool_()),  # motion below config threshold
+    # technical quality (curation/quality.py)
+    _f("sharpness", pa.float32()),  # variance of Laplacian at a fixed analysis size
+    _f("luma_mean", pa.float32()),  # 0..255
+    _f("clipped_dark_frac", pa.float32()),  # share of pixels with luma <= 2
+    _f("clipped_bright_frac", pa.float32()),  # share of pixels with luma >= 253
+    _f("contrast", pa.float32()),  # RMS contrast: std of luma, 0..255
+    _f("colorfulness", pa.float32()),  # Hasler & Suesstrunk 2003
+    _f("black_frac", pa.float32()),  # share of sampled frames that are near-black/blank
+    _f("letterbox_frac", pa.float32()),  # share of the frame height+width lost to bars
+    _f("quality", pa.float32()),  # combined technical quality, 0..1
+    # model scores (null when weights are not configured)
+    _f("aesthetic", pa.float32()),  # LAION improved-aesthetic head, ~1..10
+    _f("embedding", pa.list_(pa.float32())),  # L2-normalised CLIP image embedding
+    _f("phash", pa.list_(pa.uint64())),  # 64-bit DCT perceptual hash of keyframes
+]
+
+clips_schema = pa.schema(
+    [
+        _f("clip_id", pa.string(), nullable=False),  # sha256(video_id, start, end)[:16]
+        _f("video_id", pa.string(), nullable=False),
+        _f("uri", pa.string(), nullable=False),
+        _f("clip_index", pa.int32(), nullable=False),  # 0-based order within the video
+        _f("start_frame", pa.int64(), nullable=False),  # first frame, inclusive, 0-based decoded index
+        _f("end_frame", pa.int64(), nullable=False),  # one past the last frame (exclusive)
+        _f("num_frames", pa.int64(), nullable=False),
+        _f("start_s", pa.float64(), nullable=False),  # PTS of the first frame, seconds
+        _f("end_s", pa.float64(), nullable=False),  # PTS of the last frame + one frame duration
+        _f("duration_s", pa.float64(), nullable=False),
+        _f("fps", pa.float64(), nullable=False),
+        _f("width", pa.int32(), nullable=False),  # display size (after rotation)
+        _f("height", pa.int32(), nullable=False),
+        _f("split_reason", pa.string(), nullable=False),  # cut | window | whole
+        *_score_fields,
+        # duplicates (curation/dedup)
+        _f("dup_group_id", pa.string()),
+        _f("dup_kind", pa.string()),  # exact | perceptual | semantic
+        _f("dup_of", pa.string()),  # clip_id of the kept representative
+        _f("dup_similarity", pa.float32()),
+        _f("sample_weight", pa.float32()),  # balance weight (null when balance is off)
+        # filtering
+        _f("drop_reasons", pa.list_(pa.string()), nullable=False),  # empty = kept
+        _f("kept", pa.bool_(), nullable=False),
+    ]
+)
+
+# The hand-off to training: exactly the kept rows of `clips`, same columns.
+curated_schema = clips_schema
+
+errors_schema = pa.schema(
+    [
+        _f("uri", pa.string(), nullable=False),
+        _f("video_id", pa.string()),  # null when the file could not even be hashed
+        _f("stage", pa.string(), nullable=False),  # list | probe | decode | split | score | embed ...
+        _f("error_type", pa.string(), nullable=False),  # exception class or our code
+        _f("message", pa.string(), nullable=False),  # one line a person understands
+        _f("run_id", pa.string(), nullable=False),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "videos": videos_schema,
+    "clips": clips_schema,
+    "curated": curated_schema,
+    "errors": errors_schema,
+    "latents": latents_schema,
+}
