@@ -1,0 +1,22 @@
+"""Shared fixtures: the real test videos in ../shared and a generated demo set."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_VIDEOS = Path(os.environ.get("VIDCURATE_TEST_VIDEOS", REPO / ".." / "shared" / "data" / "videos")).resolve()
+
+
+@pytest.fixture(scope="session")
+def test_videos() -> Path:
+    """Folder of real videos from public test suites (read-only)."""
+    if not (TEST_VIDEOS / "EXPECTED.json").exists():
+        pytest.skip(f"real test videos not found at {TEST_VIDEOS} (set VIDCURATE_TEST_VIDEOS)")
+    return TEST_VIDEOS
+
+
+@pytest.fixture(scope="session")
+def expected(test_videos) -> dict:
+    return json.loads((test_videos / "EXPECTED.json").read_text())

@@ -1,0 +1,1 @@
+"""Torch: datasets from manifests, autoencoder, diffusion. Imports only schemas/ from this project."""
