@@ -1,0 +1,215 @@
+"""The demo data set: decodes as stated, deterministic, and its ground truth is true of the pixels."""
+import hashlib
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from curation.sample_data import GENERATOR, luma, write_sample_data
+
+REASONS = {"too_short", "static", "blurry", "dark", "black_frames", "duplicate"}
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("sample")
+    return out, write_sample_data(out, seed=0)
+
+
+@lru_cache(maxsize=None)
+def _decode(path: str) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """(frames RGB (N, H, W, 3), average fps, (w, h)) decoded with PyAV."""
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(s)])
+        return frames, float(s.average_rate), (s.codec_context.width, s.codec_context.height)
+
+
+def _frames(out: Path, name: str) -> np.ndarray:
+    return _decode(str(out / name))[0]
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _normal(truth: dict) -> list[str]:
+    return [n for n, v in truth["videos"].items() if not v["corrupt"]]
+
+
+def test_files_and_ground_truth_json(sample):
+    out, truth = sample
+    assert truth["generator"] == GENERATOR and truth["seed"] == 0
+    assert json.loads((out / "ground_truth.json").read_text()) == truth
+    kinds = {v["kind"] for v in truth["videos"].values()}
+    assert {"pan", "zoom", "cuts", "fade", "static", "blur", "dark", "near_duplicate", "exact_copy", "corrupt"} <= kinds
+    for name, v in truth["videos"].items():
+        assert (out / name).stat().st_size > 1000, name
+        assert set(v["expect_drop"]) <= REASONS, name
+        assert v["hard_cuts"] == v["shot_starts"][1:], name
+
+
+def test_each_video_decodes_as_stated_with_pyav_and_opencv(sample):
+    out, truth = sample
+    for name in _normal(truth):
+        v = truth["videos"][name]
+        frames, fps, size = _decode(str(out / name))
+        assert len(frames) == v["frames"], name
+        assert fps == pytest.approx(v["fps"]), name
+        assert list(size) == v["size"], name
+        cap = cv2.VideoCapture(str(out / name))
+        n = 0
+        while cap.read()[0]:
+            n += 1
+        cap.release()
+        assert n == v["frames"], name
+
+
+def test_duration_and_motion_fields_are_consistent(sample):
+    _, truth = sample
+    for name in _normal(truth):
+        v = truth["videos"][name]
+        if v["kind"] != "short":
+            assert 3.0 <= v["frames"] / v["fps"] <= 8.0, name
+        if v["pan_px_per_frame"] is not None:
+            w, h = v["size"]
+            want = math.hypot(*v["pan_px_per_frame"]) * v["fps"] / math.hypot(w, h)
+            assert v["motion_norm_per_s"] == pytest.approx(want, rel=1e-4), name
+
+
+def test_exact_copy_is_byte_identical(sample):
+    out, truth = sample
+    copies = {n: v["exact_copy_of"] for n, v in truth["videos"].items() if v["exact_copy_of"]}
+    assert copies
+    for name, src in copies.items():
+        assert _sha(out / name) == _sha(out / src)
+        assert truth["videos"][name]["duplicate_of"] == src
+
+
+def test_corrupt_file_does_not_decode(sample):
+    out, truth = sample
+    (name,) = [n for n, v in truth["videos"].items() if v["corrupt"]]
+    src = truth["videos"][name]["source_of"]
+    assert (out / name).stat().st_size < 0.35 * (out / src).stat().st_size
+    n = 0
+    try:
+        with av.open(str(out / name)) as c:
+            for _ in c.decode(video=0):
+                n += 1
+    except av.error.FFmpegError:
+        pass
+    assert n < 0.5 * truth["videos"][src]["frames"]
+    cap = cv2.VideoCapture(str(out / name))
+    ok = cap.isOpened() and cap.read()[0]
+    cap.release()
+    assert not ok
+
+
+def test_same_seed_same_bytes(sample, tmp_path):
+    out, truth = sample
+    again = write_sample_data(tmp_path, seed=0)
+    assert again == truth
+    for name in truth["videos"]:
+        assert _sha(tmp_path / name) == _sha(out / name), name
+    assert (tmp_path / "ground_truth.json").read_bytes() == (out / "ground_truth.json").read_bytes()
+
+
+def test_near_black_frames_are_dark_and_content_is_not(sample):
+    out, truth = sample
+    v = truth["videos"]["fade_black.mp4"]
+    frames = _frames(out, "fade_black.mp4")
+    assert v["near_black_frames"] and v["fade_to_black_at"]
+    black = np.zeros(len(frames), bool)
+    for a, b in v["near_black_frames"]:
+        black[a : b + 1] = True
+    assert max(b - a + 1 for a, b in v["near_black_frames"]) >= 2 * v["fps"]  # >= 2 s of near-black
+    for i, f in enumerate(frames):
+        p99 = np.percentile(luma(f), 99)
+        if black[i]:
+            assert p99 < 20, i
+    dark_seg = [s for s in v["segments"] if s["motion"] == "near_black"][0]
+    assert luma(frames[dark_seg["start"] : dark_seg["end"]]).max() < 15
+    assert luma(frames[0]).mean() > 60 and luma(frames[-1]).mean() > 60  # real content around it
+    # The fade is gradual: mean luma falls monotonically-ish over the fade segment.
+    fade = [s for s in v["segments"] if s["motion"] == "fade_out"][0]
+    means = [luma(frames[i]).mean() for i in range(fade["start"], fade["end"])]
+    assert means[0] > 3 * means[len(means) // 2] > 3 * means[-1] or means[-1] < 2
+    assert all(b <= a + 2 for a, b in zip(means, means[1:]))
+
+
+def _phase_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Content shift (dx, dy) from frame a to frame b."""
+    ga, gb = (luma(x).astype(np.float32) for x in (a, b))
+    win = cv2.createHanningWindow(ga.shape[::-1], cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(ga, gb, win)
+    return np.array([dx, dy])
+
+
+def test_pans_move_by_the_stated_pixels_per_frame(sample):
+    out, truth = sample
+    pans = [n for n in _normal(truth) if truth["videos"][n]["kind"] in ("pan", "blur", "dark", "near_duplicate", "short")]
+    assert len(pans) >= 5
+    for name in pans:
+        want = np.array(truth["videos"][name]["pan_px_per_frame"], float)
+        frames = _frames(out, name)
+        got = np.median([_phase_shift(frames[i], frames[i + 1]) for i in (2, len(frames) // 2, len(frames) - 3)], axis=0)
+        assert np.linalg.norm(got - want) <= 0.1 * np.linalg.norm(want), (name, got, want)
+
+
+def test_static_shot_does_not_move(sample):
+    out, truth = sample
+    frames = _frames(out, "static.mp4").astype(np.int16)
+    assert truth["videos"]["static.mp4"]["frames"] >= 3 * 25
+    assert np.abs(np.diff(frames, axis=0)).mean() < 0.5
+    assert luma(frames[0]).std() > 20  # textured, not flat
+
+
+def test_zoom_matches_its_rate(sample):
+    out, truth = sample
+    v = truth["videos"]["zoom_in.mp4"]
+    frames = _frames(out, "zoom_in.mp4")
+    a, b = (luma(frames[i]).astype(np.float32) for i in (50, 51))
+    w, h = v["size"]
+    c = ((w - 1) / 2, (h - 1) / 2)
+
+    def err(scale: float) -> float:
+        m = cv2.getRotationMatrix2D(c, 0, scale)
+        return float(np.abs(cv2.warpAffine(a, m, (w, h))[20:-20, 20:-20] - b[20:-20, 20:-20]).mean())
+
+    assert err(v["zoom_per_frame"]) < 0.5 * err(1.0)
+    assert err(v["zoom_per_frame"]) < err(1 / v["zoom_per_frame"])
+
+
+def test_hard_cuts_are_where_stated(sample):
+    out, truth = sample
+    for name in ("cuts.mp4", "fade_black.mp4"):
+        v = truth["videos"][name]
+        assert v["hard_cuts"], name
+        frames = _frames(out, name).astype(np.int16)
+        diffs = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))  # diffs[i]: frame i -> i+1
+        across = [diffs[c - 1] for c in v["hard_cuts"]]
+        within = np.delete(diffs, [c - 1 for c in v["hard_cuts"]])
+        if name == "cuts.mp4":
+            assert len(v["shot_starts"]) >= 3
+            assert min(np.diff(v["shot_starts"] + [v["frames"]])) >= 1.5 * v["fps"]
+        assert min(across) > 4 * np.percentile(within, 95), (name, across)
+
+
+def test_blurry_and_dark_clips_are_only_that(sample):
+    out, truth = sample
+
+    def sharpness(name: str) -> float:
+        g = luma(_frames(out, name)[10]).astype(np.float32)
+        return float(cv2.Laplacian(g, cv2.CV_32F).var())
+
+    assert sharpness("blurry.mp4") < 0.1 * min(sharpness("pan_h2.mp4"), sharpness("pan_h6.mp4"))
+    dark = luma(_frames(out, "dark.mp4"))
+    assert dark.mean() < 30
+    assert np.percentile(dark[10], 99) > 20  # under-exposed, not black
+    for name in ("pan_h2.mp4", "pan_h6.mp4", "pan_diag.mp4", "blurry.mp4"):
+        assert 60 < luma(_frames(out, name)).mean() < 200, name
