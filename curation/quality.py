@@ -1,0 +1,171 @@
+"""Technical quality of a clip from its analysis samples: sharpness, exposure, colour, bars.
+
+frame_quality() turns one RGB sample into a few scalars; aggregate_quality()
+turns the samples of a clip into the clips-table columns. Luma is BT.601
+(0..255). Statistics other than near-black and letterbox are computed on the
+picture inside the detected black bars, so letterboxed films are not called dark.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class QualityParams:
+    """Thresholds and weights of the technical quality scores."""
+
+    # near-black / blank samples (EXPECTED.json: p99 of luma < 20 over the top 80%)
+    black_luma_p99: float = 20.0  # luma 0..255
+    black_top_frac: float = 0.8  # share of rows, from the top, examined (ignores captions)
+    blank_luma_std: float = 2.0  # luma std below this over the same region = blank slate
+    # clipping
+    dark_clip_level: int = 2  # luma <= this is crushed black
+    bright_clip_level: int = 253  # luma >= this is blown highlight
+    # sharpness: variance of the Laplacian after resizing the short side to this size
+    sharpness_short_side: int = 256  # px
+    # letterbox / pillarbox: a bar row (column) is dark and flat all along
+    bar_luma_p99: float = 24.0  # luma; p99 of a bar line must be below
+    bar_luma_std: float = 4.0  # luma; std of a bar line must be below
+    bar_min_frac: float = 0.02  # share of height (width) a bar must span to count
+    bar_sym_tol: float = 0.03  # share of height (width) the two opposite bars may differ by
+    # combined quality = weighted mean of three 0..1 sub-scores (see combined_quality)
+    sharpness_lo: float = 20.0  # Laplacian variance scoring 0
+    sharpness_hi: float = 1000.0  # Laplacian variance scoring 1 (log scale in between)
+    contrast_ref: float = 50.0  # luma std scoring 1
+    w_sharpness: float = 0.5
+    w_exposure: float = 0.25
+    w_contrast: float = 0.25
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+
+
+def _bar_lines(luma: np.ndarray, axis: int, p: QualityParams) -> np.ndarray:
+    """Bool per row (axis=1) or column (axis=0): dark and flat enough to be a bar."""
+    f = luma.astype(np.float32)
+    return (np.percentile(f, 99, axis=axis) < p.bar_luma_p99) & (f.std(axis=axis) < p.bar_luma_std)
+
+
+def _run_length(flags: np.ndarray) -> int:
+    """Number of leading True values."""
+    idx = np.flatnonzero(~flags)
+    return int(idx[0]) if idx.size else int(flags.size)
+
+
+def _bars(flags: np.ndarray, min_frac: float, sym_tol: float) -> tuple[int, int]:
+    """(before, after) bar sizes along one axis, 0 unless both sides are bars of similar size."""
+    n = flags.size
+    a, b = _run_length(flags), _run_length(flags[::-1])
+    # a letterbox is symmetric; a dark sky or floor on one side is not a bar
+    if a < min_frac * n or b < min_frac * n or abs(a - b) > sym_tol * n + 2 or a + b >= n:
+        return 0, 0
+    return a, b
+
+
+def _colorfulness(rgb: np.ndarray) -> float:
+    """Hasler & Suesstrunk (2003): std_rgyb + 0.3 * mean_rgyb on opponent channels."""
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def _sharpness(luma: np.ndarray, short_side: int) -> float:
+    """Variance of the Laplacian at a fixed short side, so resolutions compare."""
+    h, w = luma.shape
+    k = short_side / min(h, w)
+    size = (max(1, round(w * k)), max(1, round(h * k)))
+    interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+    g = cv2.resize(luma, size, interpolation=interp).astype(np.float32)
+    return float(cv2.Laplacian(g, cv2.CV_32F, ksize=1).var())
+
+
+def frame_quality(rgb: np.ndarray, params: QualityParams) -> dict:
+    """Per-sample scalars from one RGB uint8 (H, W, 3) frame."""
+    luma = _luma(rgb)
+    h, w = luma.shape
+    top = luma[: max(1, int(round(h * params.black_top_frac)))]
+    near_black = float(np.percentile(top, 99)) < params.black_luma_p99
+    blank = float(top.std()) < params.blank_luma_std
+    if near_black or blank:
+        bars = (0, 0, 0, 0)  # bars cannot be told apart from a black picture
+    else:
+        t, b = _bars(_bar_lines(luma, 1, params), params.bar_min_frac, params.bar_sym_tol)
+        l, r = _bars(_bar_lines(luma, 0, params), params.bar_min_frac, params.bar_sym_tol)
+        bars = (t, b, l, r)
+    t, b, l, r = bars
+    pic, pic_rgb = luma[t : h - b, l : w - r], rgb[t : h - b, l : w - r]
+    return {
+        "height": h,
+        "width": w,
+        "bars": bars,  # (top, bottom, left, right) px
+        "near_black": near_black,
+        "blank": blank,
+        "luma_mean": float(pic.mean()),
+        "contrast": float(pic.std()),
+        "clipped_dark_frac": float((pic <= params.dark_clip_level).mean()),
+        "clipped_bright_frac": float((pic >= params.bright_clip_level).mean()),
+        "colorfulness": _colorfulness(pic_rgb),
+        "sharpness": _sharpness(pic, params.sharpness_short_side),
+    }
+
+
+def _letterbox_frac(frames: Sequence[dict]) -> float | None:
+    """Share of the frame area lost to bars present in every non-black sample."""
+    live = [f for f in frames if not (f["near_black"] or f["blank"])]
+    if not live:
+        return None  # an all-black clip has no measurable bars
+    # a bar must be there in every sample: a dark scene lights up at some point
+    t, b, l, r = np.min(np.array([f["bars"] for f in live]), axis=0)
+    h, w = live[0]["height"], live[0]["width"]
+    return float(1.0 - ((h - t - b) * (w - l - r)) / (h * w))
+
+
+def combined_quality(sharpness: float, luma_mean: float, clipped: float, contrast: float, p: QualityParams) -> float:
+    """Technical quality in 0..1: weighted mean of sharpness, exposure and contrast scores.
+
+    sharpness: log-scale ramp from sharpness_lo (0) to sharpness_hi (1), since
+      Laplacian variance spans orders of magnitude between blurry and crisp;
+    exposure: 1 at mid-grey luma 128, falling linearly to 0 at 0 or 255, times
+      the share of pixels not clipped to black or white;
+    contrast: luma std / contrast_ref, capped at 1.
+    """
+    s = np.log(max(sharpness, 1e-6) / p.sharpness_lo) / np.log(p.sharpness_hi / p.sharpness_lo)
+    s_sharp = float(np.clip(s, 0.0, 1.0))
+    s_expo = float(np.clip(1.0 - abs(luma_mean - 128.0) / 128.0, 0.0, 1.0) * (1.0 - min(clipped, 1.0)))
+    s_contrast = float(min(contrast / p.contrast_ref, 1.0))
+    wsum = p.w_sharpness + p.w_exposure + p.w_contrast
+    return (p.w_sharpness * s_sharp + p.w_exposure * s_expo + p.w_contrast * s_contrast) / wsum
+
+
+_COLUMNS = (
+    "sharpness",
+    "luma_mean",
+    "clipped_dark_frac",
+    "clipped_bright_frac",
+    "contrast",
+    "colorfulness",
+    "black_frac",
+    "letterbox_frac",
+    "quality",
+)
+
+
+def aggregate_quality(frames: Sequence[dict], params: QualityParams) -> dict:
+    """Clip quality columns: means over the clip's samples (all None when it has none)."""
+    if not frames:
+        return {k: None for k in _COLUMNS}
+    out = {
+        k: float(np.mean([f[k] for f in frames]))
+        for k in ("sharpness", "luma_mean", "clipped_dark_frac", "clipped_bright_frac", "contrast", "colorfulness")
+    }
+    out["black_frac"] = float(np.mean([f["near_black"] or f["blank"] for f in frames]))
+    out["letterbox_frac"] = _letterbox_frac(frames)
+    out["quality"] = combined_quality(
+        out["sharpness"], out["luma_mean"], out["clipped_dark_frac"] + out["clipped_bright_frac"], out["contrast"], params
+    )
+    return out
