@@ -1,0 +1,177 @@
+"""Decode a video once, feeding the shot detector and the analysis samples in one pass.
+
+Memory stays bounded: full-resolution frames live only inside the decode loop;
+what is kept per frame is a timestamp, and per analysis sample (~2 fps) small
+records from the consumers plus a JPEG of the sample for the model stages.
+"""
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+import numpy as np
+
+# Counts container opens in this process: the "decode once" property is tested on it.
+DECODER_OPENS = {"count": 0}
+
+
+class DecodeError(RuntimeError):
+    """The file is not a decodable video (no video stream, corrupt, zero frames)."""
+
+
+@dataclass
+class StreamInfo:
+    container: str | None
+    codec: str | None
+    width: int  # as stored
+    height: int
+    rotation: int  # degrees, counter-clockwise display rotation from metadata
+    fps: float  # average frame rate from the container (may be absurd; we check)
+    num_frames_meta: int | None  # frame count the container claims
+
+
+@dataclass
+class Sample:
+    """An analysis frame: RGB uint8, short side ~analysis_short_side, rotation applied."""
+
+    index: int  # decoded-frame index
+    t: float  # seconds
+    rgb: np.ndarray
+
+
+@dataclass
+class DecodePlan:
+    sample_fps: float = 2.0  # analysis samples per second
+    analysis_short_side: int = 256  # px
+    detector_width: int = 256  # px, 0 = no detector frames
+    threads: int = 0  # 0 = FFmpeg's choice
+
+
+@dataclass
+class DecodeResult:
+    info: StreamInfo
+    pts: list[float] = field(default_factory=list)  # seconds per decoded frame
+    truncated_error: str | None = None  # set when decoding stopped early on a corrupt packet
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.pts)
+
+
+def open_container(fileobj) -> av.container.InputContainer:
+    """Open with PyAV; every decode in vidcurate goes through here (and is counted)."""
+    DECODER_OPENS["count"] += 1
+    try:
+        return av.open(fileobj, mode="r")
+    except av.FFmpegError as e:
+        raise DecodeError(f"not a readable media file: {_one_line(e)}") from None
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def stream_info(container, stream) -> StreamInfo:
+    cc = stream.codec_context
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    return StreamInfo(
+        container=container.format.name if container.format else None,
+        codec=cc.name if cc else None,
+        width=int(cc.width or 0),
+        height=int(cc.height or 0),
+        rotation=0,  # known from the first decoded frame
+        fps=fps,
+        num_frames_meta=int(stream.frames) if stream.frames else None,
+    )
+
+
+def _rotation(frame) -> int:
+    """Display rotation of a frame from its display-matrix side data (0/90/180/270)."""
+    try:
+        return int(round(float(frame.rotation or 0) / 90.0)) * 90 % 360
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2)) * 2)
+
+
+def _scaled(w: int, h: int, short_side: int) -> tuple[int, int]:
+    s = short_side / min(w, h)
+    if s >= 1:
+        return _even(w), _even(h)
+    return _even(w * s), _even(h * s)
+
+
+def decode(
+    fileobj,
+    plan: DecodePlan,
+    on_detector_frame: Callable[[int, np.ndarray], None] | None = None,
+    on_sample: Callable[[Sample], None] | None = None,
+) -> DecodeResult:
+    """Decode every frame once; call the consumers as frames arrive.
+
+    `on_detector_frame(index, bgr)` gets every frame at `detector_width` (BGR, as
+    PySceneDetect expects); `on_sample(sample)` gets frames at `sample_fps`.
+    """
+    with open_container(fileobj) as container:
+        if not container.streams.video:
+            raise DecodeError("no video stream (audio-only or not a video)")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if plan.threads:
+            stream.codec_context.thread_count = plan.threads
+        info = stream_info(container, stream)
+        if info.width <= 0 or info.height <= 0:
+            raise DecodeError(f"video stream has no frame size ({info.width}x{info.height})")
+        result = DecodeResult(info=info)
+        sw, sh = _scaled(info.width, info.height, plan.analysis_short_side)
+        dw = plan.detector_width
+        dh = _even(info.height * dw / info.width) if dw else 0
+        period = 1.0 / plan.sample_fps
+        next_sample_t = -math.inf
+        fallback_dt = 1.0 / info.fps if 0 < info.fps < 1000 else 1.0 / 25
+        try:
+            for frame in container.decode(stream):
+                index = len(result.pts)
+                t = float(frame.time) if frame.time is not None else index * fallback_dt
+                if result.pts and t <= result.pts[-1]:
+                    t = result.pts[-1] + fallback_dt  # broken or repeated timestamps
+                result.pts.append(t)
+                if index == 0:
+                    info.rotation = _rotation(frame)
+                if on_detector_frame is not None and dw:
+                    # scale in YUV, then convert: swscale's fused scale+convert shifts
+                    # near-black pixels' hue and makes fades look like cuts
+                    bgr = frame.reformat(width=dw, height=dh).to_ndarray(format="bgr24")
+                    on_detector_frame(index, bgr)
+                if on_sample is not None and t >= next_sample_t:
+                    rgb = frame.reformat(width=sw, height=sh).to_ndarray(format="rgb24")
+                    if info.rotation:
+                        rgb = np.ascontiguousarray(np.rot90(rgb, k=info.rotation // 90))
+                    on_sample(Sample(index=index, t=t, rgb=rgb))
+                    next_sample_t = (t if next_sample_t == -math.inf else next_sample_t) + period
+                    if next_sample_t <= t:  # a gap in time (VFR): resync on this frame
+                        next_sample_t = t + period
+        except av.FFmpegError as e:
+            if not result.pts:
+                raise DecodeError(f"no frame could be decoded: {_one_line(e)}") from None
+            result.truncated_error = _one_line(e)  # decoded a prefix; the caller records it
+        if not result.pts:
+            raise DecodeError("the video stream holds no decodable frames")
+        return result
+
+
+def frame_rate(result: DecodeResult) -> float:
+    """Frames per second from decoded timestamps (robust to absurd metadata)."""
+    n = result.num_frames
+    if n >= 2:
+        span = result.pts[-1] - result.pts[0]
+        if span > 0:
+            return (n - 1) / span
+    fps = result.info.fps
+    return fps if 0 < fps < 1000 else 25.0
+
