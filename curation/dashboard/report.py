@@ -1,0 +1,263 @@
+"""Render OUT/dashboard.html: one self-contained page (inline CSS, SVG, base64 JPEGs, no script).
+
+Every piece of text that comes from data (file names, reasons, error messages,
+config values) goes through `esc` (html.escape): a file named
+`<script>alert(1)</script>.mp4` is shown as text, never interpreted.
+"""
+import json
+import math
+from datetime import datetime, timezone
+from html import escape
+
+import duckdb
+
+from curation.dashboard import svg
+from curation.dashboard.thumbnails import Thumbnailer
+
+QUANTILES = (5, 25, 50, 75, 95)
+NEIGHBOURS = 2  # clips shown on each side of a threshold
+MAX_TABLE_ROWS = 200
+
+CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:20px;color:#222;max-width:1400px}
+h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}h3{font-size:15px;margin:14px 0 6px}
+table{border-collapse:collapse;margin:6px 0 12px;font-size:12px}
+th,td{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.warn{background:#fff3cd;border:1px solid #e0c060;padding:6px}
+.muted{color:#777}
+.score{border:1px solid #e3e3e3;padding:8px;margin:10px 0}
+.row{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start}
+figure{margin:0;width:164px;font-size:11px}
+figure img{width:160px;display:block;border:1px solid #ccc}
+figcaption{word-break:break-all}
+.noimg{width:160px;height:90px;background:#eee;color:#a00;font-size:11px;overflow:hidden;padding:2px;box-sizing:border-box}
+.kept{fill:#3b7dd8}.all{fill:#c8c8c8}.removed{fill:#e4a0a0}
+.axis{stroke:#555}.thr{stroke:#d00;stroke-width:1.5;stroke-dasharray:4 2}
+.thr-label{fill:#b00;font-size:10px}.t{font-size:12px;font-weight:600}.tick,.lbl{font-size:10px;fill:#333}
+.tag-kept{color:#185}.tag-dropped{color:#a22}
+"""
+
+
+def esc(value) -> str:
+    """Text from data, made safe for HTML element content and attribute values."""
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _cell(value) -> tuple[str, bool]:
+    if value is None:
+        return '<span class="muted">–</span>', False
+    if isinstance(value, bool):
+        return esc(value), False
+    if isinstance(value, float):
+        return ("–" if math.isnan(value) else esc(f"{value:.4g}")), True
+    if isinstance(value, int):
+        return esc(value), True
+    if isinstance(value, (list, tuple)):
+        return esc(", ".join(map(str, value))), False
+    return esc(value), False
+
+
+def html_table(con: duckdb.DuckDBPyConnection, sql: str, limit: int = MAX_TABLE_ROWS) -> str:
+    """An HTML table of a query's result (at most `limit` rows, says when cut)."""
+    cur = con.execute(sql)
+    columns = [d[0] for d in cur.description]
+    rows = cur.fetchmany(limit + 1)
+    if not rows:
+        return '<p class="muted">(none)</p>'
+    out = ["<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr>"]
+    for row in rows[:limit]:
+        cells = []
+        for v in row:
+            text, numeric = _cell(v)
+            cells.append(f'<td class="n">{text}</td>' if numeric else f"<td>{text}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    if len(rows) > limit:
+        out.append(f'<p class="muted">first {limit} rows shown; query dashboard.duckdb for all</p>')
+    return "".join(out)
+
+
+def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _figure(clip: dict, label: str, thumbs: Thumbnailer) -> str:
+    uri = thumbs(clip["clip_id"], clip["uri"], clip["start_s"], clip["end_s"])
+    fate = (
+        '<span class="tag-kept">kept</span>'
+        if clip["kept"]
+        else f'<span class="tag-dropped">dropped: {esc(clip["first_reason"])}</span>'
+    )
+    value, start = f"{clip['value']:.4g}", f"{clip['start_s']:.1f}"
+    caption = (
+        f"<b>{esc(label)}</b> = {esc(value)}<br>{esc(clip['relpath'])} "
+        f"#{esc(clip['clip_index'])} @{esc(start)}s<br>{fate}"
+    )
+    if uri is None:
+        why = thumbs.failures.get(clip["clip_id"], "decode failed")
+        image = f'<div class="noimg">no thumbnail: {esc(why)}</div>'
+    else:
+        image = f'<img src="{esc(uri)}" alt="{esc(clip["relpath"])} clip {esc(clip["clip_index"])}">'
+    return f"<figure>{image}<figcaption>{caption}</figcaption></figure>"
+
+
+_CLIP_COLUMNS = "o.clip_id, o.uri, o.relpath, o.clip_index, o.start_s, o.end_s, o.kept, o.first_reason"
+
+
+def _quantile_clips(con, score: str) -> list[dict]:
+    """The clip at each of QUANTILES of `score` (nearest rank)."""
+    qs = ", ".join(f"({q})" for q in QUANTILES)
+    return _records(
+        con,
+        f"""
+        WITH ranked AS (
+            SELECT clip_id, value, row_number() OVER (ORDER BY value, clip_id) - 1 AS r, count(*) OVER () AS n
+            FROM clip_scores WHERE score = ?
+        ), qs(q) AS (VALUES {qs})
+        SELECT qs.q, ranked.value, {_CLIP_COLUMNS}
+        FROM qs JOIN ranked ON ranked.r = round(qs.q / 100 * (ranked.n - 1))::BIGINT
+        JOIN clip_outcomes o USING (clip_id) ORDER BY qs.q
+        """,
+        [score],
+    )
+
+
+def _threshold_clips(con, score: str, value: float) -> list[dict]:
+    """The NEIGHBOURS clips just below and just above a threshold on `score`."""
+    return _records(
+        con,
+        f"""
+        WITH sided AS (
+            SELECT clip_id, value, value < ? AS below,
+                   row_number() OVER (PARTITION BY value < ? ORDER BY abs(value - ?), clip_id) AS k
+            FROM clip_scores WHERE score = ?
+        )
+        SELECT sided.below, sided.value, {_CLIP_COLUMNS}
+        FROM sided JOIN clip_outcomes o USING (clip_id)
+        WHERE k <= {NEIGHBOURS} ORDER BY sided.value
+        """,
+        [value, value, value, score],
+    )
+
+
+def _score_section(con, q_all: dict, q_kept: dict, rules: list[dict], thumbs: Thumbnailer) -> str:
+    score = q_all["score"]
+    bins = [
+        (r["bin_lo"], r["bin_hi"], r["clips"], r["kept"])
+        for r in _records(con, "SELECT * FROM score_histograms WHERE score = ? ORDER BY bin", [score])
+    ]
+    thresholds = [
+        svg.Threshold(r[side], side, r["reason"]) for r in rules for side in ("min", "max") if r[side] is not None
+    ]
+    chart = svg.histogram(bins, thresholds, f"{score}: all clips (grey), kept (blue)")
+    stats = "".join(
+        f"<tr><th>{esc(name)}</th>"
+        + "".join(
+            f'<td class="n">{_cell(q[k])[0]}</td>' for k in ("measured", "min", "p05", "p25", "p50", "p75", "p95", "max")
+        )
+        + "</tr>"
+        for name, q in (("all", q_all), ("kept", q_kept))
+    )
+    stats_table = (
+        "<table><tr><th></th>"
+        + "".join(f"<th>{h}</th>" for h in ("measured", "min", "p5", "p25", "p50", "p75", "p95", "max"))
+        + f"</tr>{stats}</table>"
+    )
+    figures = "".join(_figure(c, f"p{c['q']}", thumbs) for c in _quantile_clips(con, score))
+    parts = [
+        f'<div class="score" id="score-{esc(score)}"><h3>{esc(score)}</h3>',
+        f'<div class="row">{chart}{stats_table}</div>',
+        f"<p>Clips at percentiles 5 / 25 / 50 / 75 / 95:</p><div class=\"row\">{figures}</div>",
+    ]
+    for t in thresholds:
+        near = _threshold_clips(con, score, t.value)
+        op = "<" if t.side == "min" else ">"
+        figs = "".join(
+            _figure(c, f"{'below' if c['below'] else 'above'} {t.value:.4g}", thumbs) for c in near
+        )
+        parts.append(
+            f"<p>Around the threshold of <b>{esc(t.reason)}</b> ({esc(score)} {op} {esc(f'{t.value:.4g}')} "
+            f"fails):</p><div class=\"row\">{figs or '<span class=muted>(no clips)</span>'}</div>"
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _funnel_section(con) -> str:
+    rows = _records(con, "SELECT * FROM funnel")
+    out = []
+    for level in ("inputs", "clips"):
+        steps = [r for r in rows if r["level"] == level]
+        bars = [
+            (r["stage"], int(r["remaining"]), int(r["count"]) if r["kind"] == "removed" else 0)
+            for r in steps
+        ]
+        out.append(svg.funnel_bars(bars, f"{level}: remaining after each step (red: removed by the step)"))
+    curated_rows = con.execute("SELECT count(*) FROM curated").fetchone()[0]
+    kept = con.execute("SELECT count(*) FROM clips WHERE kept").fetchone()[0]
+    warn = (
+        f'<p class="warn">curated table has {curated_rows} rows but {kept} clips are marked kept</p>'
+        if curated_rows != kept
+        else ""
+    )
+    return (
+        '<div class="row">' + "".join(out) + "</div>" + warn
+        + html_table(con, "SELECT level, step, stage, kind, count, round(hours, 3) AS hours, remaining, "
+                     "round(remaining_hours, 3) AS remaining_hours, rule, flagged, reasons FROM funnel")
+    )
+
+
+def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = None) -> str:
+    """The whole report for the run whose dashboard database is `con`."""
+    thumbs = thumbs or Thumbnailer()
+    run = (_records(con, "SELECT * FROM run_records ORDER BY started_at DESC, run_id DESC LIMIT 1") or [{}])[0]
+    not_configured = json.loads(run.get("not_configured") or "[]")
+    rules = _records(con, "SELECT * FROM filter_rules ORDER BY position")
+    quantiles = _records(con, "SELECT * FROM score_quantiles")
+    by_score: dict[str, dict[str, dict]] = {}
+    for q in quantiles:
+        by_score.setdefault(q["score"], {})[q["subset"]] = q
+    measured = [s for s, q in by_score.items() if q["all"]["measured"]]
+    unmeasured = [s for s, q in by_score.items() if not q["all"]["measured"]]
+    score_html = "".join(
+        _score_section(con, by_score[s]["all"], by_score[s]["kept"], [r for r in rules if r["column"] == s], thumbs)
+        for s in measured
+    )
+    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    nav = " · ".join(f'<a href="#score-{esc(s)}">{esc(s)}</a>' for s in measured)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<title>vidcurate dashboard: {esc(run.get("run_id"))}</title>
+<style>{CSS}</style></head><body>
+<h1>vidcurate run {esc(run.get("run_id"))}</h1>
+<p>status <b>{esc(run.get("status"))}</b> · started {esc(run.get("started_at"))} · finished {esc(run.get("finished_at"))}
+· config {esc(run.get("config_hash"))}<br>input {esc(run.get("input_uri"))} · output {esc(run.get("output_uri"))}
+<br><span class="muted">report built {esc(built)}; the same data is in dashboard.duckdb next to this file</span></p>
+{"".join(f'<p class="warn">not configured: {esc(n)}</p>' for n in not_configured)}
+<h2>Funnel</h2>
+{_funnel_section(con)}
+<h2>Scores</h2>
+<p>{nav}</p>
+<p class="muted">Not measured in this run (all null): {esc(", ".join(unmeasured) or "none")}</p>
+{score_html}
+<h2>By source (top folder)</h2>
+{html_table(con, "SELECT * FROM by_source")}
+<h2>By resolution</h2>
+{html_table(con, "SELECT * FROM by_resolution")}
+<h2>Inputs not curated</h2>
+{html_table(con, "SELECT relpath, outcome, reasons, n_clips, duration_s, uri FROM inputs WHERE outcome <> 'curated' ORDER BY outcome, relpath")}
+<h2>Duplicate groups</h2>
+{html_table(con, "SELECT * FROM dup_groups", limit=50)}
+<h2>Errors</h2>
+{html_table(con, "SELECT * FROM error_summary")}
+{html_table(con, "SELECT uri, stage, error_type, message FROM errors ORDER BY stage, uri")}
+<h2>Runs</h2>
+{html_table(con, "SELECT run_id, status, started_at, finished_at, config_hash, counts, timings, not_configured FROM runs")}
+<h3>Filter rules</h3>
+{html_table(con, 'SELECT position, "column", "min", "max", reason FROM filter_rules ORDER BY position')}
+</body></html>
+"""

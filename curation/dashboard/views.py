@@ -1,0 +1,280 @@
+"""SQL of the dashboard's views, over the tables that database.py materialises.
+
+Materialised tables (snapshots of the run folder, see database.py for why):
+  run_records, filter_rules, score_columns, videos, clips, curated, errors.
+Views, for people and for the HTML report:
+  inputs, clip_outcomes, reason_steps, clip_scores, funnel, score_quantiles,
+  score_histograms, by_source, by_resolution, dup_groups, error_summary, runs.
+"""
+
+HISTOGRAM_BINS = 20
+
+# Where a file sits under the input root: its top folder, the unit of "source".
+_SOURCE_OF_RELPATH = "CASE WHEN contains(relpath, '/') THEN split_part(relpath, '/', 1) ELSE '(top level)' END"
+
+INPUTS = f"""
+CREATE VIEW inputs AS
+-- One row per input file: a video row, an error row, or both; `outcome` counts it once.
+WITH latest AS (
+    SELECT input_uri FROM run_records ORDER BY started_at DESC, run_id DESC LIMIT 1
+),
+all_uris AS (SELECT uri FROM videos UNION SELECT uri FROM errors),
+clip_stats AS (
+    SELECT uri,
+           count(*) AS n_clips,
+           count(*) FILTER (WHERE kept) AS n_kept,
+           sum(duration_s) / 3600 AS clip_hours,
+           coalesce(sum(duration_s) FILTER (WHERE kept), 0) / 3600 AS kept_hours,
+           list_sort(list_distinct(flatten(list(drop_reasons)))) AS clip_reasons
+    FROM clips GROUP BY uri
+),
+err AS (
+    SELECT uri, count(*) AS n_errors,
+           string_agg(DISTINCT stage || ': ' || error_type, '; ' ORDER BY stage || ': ' || error_type) AS error
+    FROM errors GROUP BY uri
+),
+joined AS (
+    SELECT a.uri,
+           coalesce(v.relpath,
+                    CASE WHEN l.input_uri IS NOT NULL AND starts_with(a.uri, l.input_uri)
+                         THEN ltrim(substr(a.uri, length(l.input_uri) + 1), '/')
+                         ELSE a.uri END) AS relpath,
+           v.video_id, v.duration_s, v.width, v.height,
+           coalesce(c.n_clips, 0) AS n_clips, coalesce(c.n_kept, 0) AS n_kept,
+           coalesce(c.clip_hours, 0) AS clip_hours, coalesce(c.kept_hours, 0) AS kept_hours,
+           coalesce(e.n_errors, 0) AS n_errors, e.error, c.clip_reasons
+    FROM all_uris a
+    LEFT JOIN videos v USING (uri)
+    LEFT JOIN clip_stats c USING (uri)
+    LEFT JOIN err e USING (uri)
+    LEFT JOIN latest l ON true
+)
+SELECT *,
+       {_SOURCE_OF_RELPATH} AS source,
+       CASE WHEN n_kept > 0 THEN 'curated'
+            WHEN n_clips > 0 THEN 'dropped'
+            WHEN n_errors > 0 THEN 'error'
+            ELSE 'dropped' END AS outcome,
+       -- why it is not curated: its clips' reasons, its error, or no clip at all
+       CASE WHEN n_kept > 0 THEN []
+            WHEN n_clips > 0 THEN clip_reasons
+            WHEN n_errors > 0 THEN [error]
+            ELSE ['no_clips'] END AS reasons
+FROM joined
+"""
+
+REASON_STEPS = """
+CREATE VIEW reason_steps AS
+-- The funnel's order: filter rules as configured, then reasons that no rule
+-- names (duplicate, balance, ...) as found in the data, alphabetically.
+WITH rule_reasons AS (
+    SELECT reason, min(position) AS pos,
+           string_agg(CASE WHEN "min" IS NOT NULL THEN "column" || ' < ' || "min" END, ' or ') AS below,
+           string_agg(CASE WHEN "max" IS NOT NULL THEN "column" || ' > ' || "max" END, ' or ') AS above
+    FROM filter_rules GROUP BY reason
+),
+data_reasons AS (SELECT DISTINCT unnest(drop_reasons) AS reason FROM clips),
+ordered AS (
+    SELECT reason, 0 AS src, pos, concat_ws(' or ', below, above) AS rule FROM rule_reasons
+    UNION ALL
+    SELECT reason, 1, 0, NULL FROM data_reasons WHERE reason NOT IN (SELECT reason FROM rule_reasons)
+)
+SELECT reason, row_number() OVER (ORDER BY src, pos, reason) AS step, rule FROM ordered
+"""
+
+CLIP_OUTCOMES = """
+CREATE VIEW clip_outcomes AS
+-- Every clip with its file and the first reason (in funnel order) it was dropped for.
+WITH exploded AS (SELECT clip_id, unnest(drop_reasons) AS reason FROM clips WHERE NOT kept),
+firsts AS (
+    SELECT e.clip_id, arg_min(e.reason, coalesce(r.step, 1e18)) AS first_reason
+    FROM exploded e LEFT JOIN reason_steps r USING (reason) GROUP BY e.clip_id
+)
+SELECT c.*, i.relpath, i.source,
+       CASE WHEN c.kept THEN NULL ELSE coalesce(f.first_reason, '(no reason recorded)') END AS first_reason
+FROM clips c
+LEFT JOIN firsts f USING (clip_id)
+LEFT JOIN inputs i ON i.uri = c.uri
+"""
+
+FUNNEL = """
+CREATE VIEW funnel AS
+-- Two funnels whose counts add up: inputs (total = error + dropped + curated) and
+-- clips (total = removed at each reason step + curated). A clip dropped for several
+-- reasons is removed at its first step; `flagged` counts every clip with the reason.
+WITH input_steps(step, stage, kind) AS (
+    VALUES (1, 'error', 'removed'), (2, 'dropped', 'removed'), (3, 'curated', 'remaining')
+),
+input_rows AS (
+    SELECT 'inputs' AS level, 0 AS step, 'inputs' AS stage, 'total' AS kind,
+           count(*) AS count, coalesce(sum(duration_s), 0) / 3600 AS hours,
+           NULL AS rule, NULL::BIGINT AS flagged, NULL AS reasons
+    FROM inputs
+    UNION ALL
+    SELECT 'inputs', s.step, s.stage, s.kind, count(i.uri), coalesce(sum(i.duration_s), 0) / 3600,
+           NULL, NULL,
+           nullif(array_to_string(list_sort(list_distinct(flatten(list(i.reasons)))), ', '), '')
+    FROM input_steps s LEFT JOIN inputs i ON i.outcome = s.stage
+    GROUP BY s.step, s.stage, s.kind
+),
+clip_steps AS (
+    SELECT step, reason, rule FROM reason_steps
+    UNION ALL
+    SELECT (SELECT count(*) + 1 FROM reason_steps), '(no reason recorded)', NULL
+    WHERE EXISTS (SELECT 1 FROM clip_outcomes WHERE first_reason = '(no reason recorded)')
+),
+clip_rows AS (
+    SELECT 'clips' AS level, 0 AS step, 'clips' AS stage, 'total' AS kind,
+           count(*) AS count, coalesce(sum(duration_s), 0) / 3600 AS hours,
+           NULL AS rule, NULL::BIGINT AS flagged, NULL AS reasons
+    FROM clips
+    UNION ALL
+    SELECT 'clips', s.step, s.reason, 'removed', count(o.clip_id), coalesce(sum(o.duration_s), 0) / 3600,
+           s.rule,
+           (SELECT count(*) FROM clips c WHERE list_contains(c.drop_reasons, s.reason)),
+           s.reason
+    FROM clip_steps s LEFT JOIN clip_outcomes o ON o.first_reason = s.reason
+    GROUP BY s.step, s.reason, s.rule
+    UNION ALL
+    SELECT 'clips', 1000000, 'curated', 'remaining', count(*), coalesce(sum(duration_s), 0) / 3600,
+           NULL, NULL, NULL
+    FROM clips WHERE kept
+),
+all_rows AS (SELECT * FROM input_rows UNION ALL SELECT * FROM clip_rows)
+SELECT level, step, stage, kind, count, hours,
+       -- what is left after this step: total minus everything removed so far
+       sum(CASE WHEN kind = 'total' THEN count WHEN kind = 'removed' THEN -count ELSE 0 END)
+           OVER (PARTITION BY level ORDER BY step) AS remaining,
+       sum(CASE WHEN kind = 'total' THEN hours WHEN kind = 'removed' THEN -hours ELSE 0 END)
+           OVER (PARTITION BY level ORDER BY step) AS remaining_hours,
+       rule, flagged, reasons
+FROM all_rows
+ORDER BY level DESC, step
+"""
+
+SCORE_QUANTILES = """
+CREATE VIEW score_quantiles AS
+-- Quantiles of every score over all clips and over kept clips; a score that was
+-- never measured (scorer off, weights not configured) has measured = 0 and nulls.
+WITH subsets(subset) AS (VALUES ('all'), ('kept')),
+vals AS (
+    SELECT score, value, 'all' AS subset FROM clip_scores
+    UNION ALL
+    SELECT score, value, 'kept' FROM clip_scores WHERE kept
+),
+sizes AS (SELECT 'all' AS subset, count(*) AS clips FROM clips
+          UNION ALL SELECT 'kept', count(*) FROM clips WHERE kept)
+SELECT sc.position, sc.score, ss.subset, z.clips, count(v.value) AS measured,
+       min(v.value) AS min,
+       quantile_cont(v.value, 0.05) AS p05, quantile_cont(v.value, 0.25) AS p25,
+       quantile_cont(v.value, 0.50) AS p50, quantile_cont(v.value, 0.75) AS p75,
+       quantile_cont(v.value, 0.95) AS p95,
+       max(v.value) AS max, avg(v.value) AS mean
+FROM score_columns sc CROSS JOIN subsets ss
+JOIN sizes z ON z.subset = ss.subset
+LEFT JOIN vals v ON v.score = sc.score AND v.subset = ss.subset
+GROUP BY ALL
+ORDER BY sc.position, ss.subset
+"""
+
+SCORE_HISTOGRAMS = f"""
+CREATE VIEW score_histograms AS
+-- {HISTOGRAM_BINS} equal-width bins per measured score over its observed range.
+WITH bounds AS (SELECT score, min(value) AS lo, max(value) AS hi FROM clip_scores GROUP BY score),
+bins AS (
+    SELECT b.score, r.range AS bin, b.lo, b.hi,
+           b.lo + (b.hi - b.lo) * r.range / {HISTOGRAM_BINS} AS bin_lo,
+           b.lo + (b.hi - b.lo) * (r.range + 1) / {HISTOGRAM_BINS} AS bin_hi
+    FROM bounds b CROSS JOIN range({HISTOGRAM_BINS}) r
+),
+binned AS (
+    SELECT s.score, s.kept,
+           least(CASE WHEN b.hi > b.lo THEN floor((s.value - b.lo) / (b.hi - b.lo) * {HISTOGRAM_BINS}) ELSE 0 END,
+                 {HISTOGRAM_BINS - 1})::BIGINT AS bin
+    FROM clip_scores s JOIN bounds b USING (score)
+)
+SELECT sc.position, bins.score, bins.bin, bins.bin_lo, bins.bin_hi,
+       count(binned.bin) AS clips, count(binned.bin) FILTER (WHERE binned.kept) AS kept
+FROM bins
+JOIN score_columns sc USING (score)
+LEFT JOIN binned USING (score, bin)
+GROUP BY ALL
+ORDER BY sc.position, bins.bin
+"""
+
+BY_SOURCE = """
+CREATE VIEW by_source AS
+SELECT source,
+       count(*) AS inputs,
+       count(*) FILTER (WHERE outcome = 'error') AS error_inputs,
+       count(*) FILTER (WHERE outcome = 'dropped') AS dropped_inputs,
+       count(*) FILTER (WHERE outcome = 'curated') AS curated_inputs,
+       sum(n_clips) AS clips, sum(n_kept) AS kept_clips,
+       coalesce(sum(duration_s), 0) / 3600 AS input_hours,
+       sum(clip_hours) AS clip_hours, sum(kept_hours) AS kept_hours,
+       sum(kept_hours) / nullif(sum(clip_hours), 0) AS kept_share
+FROM inputs GROUP BY source ORDER BY source
+"""
+
+BY_RESOLUTION = """
+CREATE VIEW by_resolution AS
+-- Bucketed by the short side of the displayed frame (rotation applied).
+WITH c AS (SELECT *, least(width, height) AS short_side FROM clips)
+SELECT CASE WHEN short_side >= 2160 THEN '2160p+' WHEN short_side >= 1080 THEN '1080p'
+            WHEN short_side >= 720 THEN '720p' WHEN short_side >= 480 THEN '480p'
+            WHEN short_side >= 360 THEN '360p' WHEN short_side >= 240 THEN '240p'
+            ELSE '<240p' END AS resolution,
+       min(short_side) AS min_short_side,
+       count(*) AS clips, count(*) FILTER (WHERE kept) AS kept_clips,
+       sum(duration_s) / 3600 AS clip_hours,
+       coalesce(sum(duration_s) FILTER (WHERE kept), 0) / 3600 AS kept_hours,
+       string_agg(DISTINCT width || 'x' || height, ', ' ORDER BY width || 'x' || height) AS sizes
+FROM c GROUP BY resolution ORDER BY min_short_side DESC
+"""
+
+DUP_GROUPS = """
+CREATE VIEW dup_groups AS
+SELECT dup_group_id,
+       string_agg(DISTINCT dup_kind, ', ') AS dup_kind,
+       count(*) AS clips, count(*) FILTER (WHERE kept) AS kept_clips,
+       min(dup_of) AS representative,
+       min(dup_similarity) AS min_similarity, max(dup_similarity) AS max_similarity,
+       list(clip_id ORDER BY clip_id) AS clip_ids,
+       string_agg(DISTINCT relpath, ', ' ORDER BY relpath) AS files
+FROM clip_outcomes WHERE dup_group_id IS NOT NULL
+GROUP BY dup_group_id ORDER BY clips DESC, dup_group_id
+"""
+
+ERROR_SUMMARY = """
+CREATE VIEW error_summary AS
+SELECT stage, error_type, count(*) AS errors, count(DISTINCT uri) AS inputs,
+       min(message) AS example_message, min(uri) AS example_uri
+FROM errors GROUP BY stage, error_type ORDER BY errors DESC, stage, error_type
+"""
+
+RUNS = """
+CREATE VIEW runs AS
+SELECT run_id, status, started_at, finished_at, input_uri, output_uri, config_hash,
+       counts::JSON AS counts, timings::JSON AS timings, not_configured::JSON AS not_configured,
+       versions::JSON AS versions, config::JSON AS config
+FROM run_records ORDER BY started_at, run_id
+"""
+
+
+def clip_scores_sql(score_columns: list[str]) -> str:
+    """Long form of the score columns: one row per (clip, measured finite score)."""
+    parts = [
+        f"SELECT clip_id, uri, kept, '{name}' AS score, CAST(\"{name}\" AS DOUBLE) AS value "
+        f"FROM clips WHERE \"{name}\" IS NOT NULL AND isfinite(\"{name}\")"
+        for name in score_columns
+    ]
+    return "CREATE VIEW clip_scores AS\n" + "\nUNION ALL\n".join(parts)
+
+
+def all_views(score_columns: list[str]) -> list[str]:
+    """CREATE VIEW statements in dependency order."""
+    return [
+        INPUTS, REASON_STEPS, CLIP_OUTCOMES, clip_scores_sql(score_columns), FUNNEL,
+        SCORE_QUANTILES, SCORE_HISTOGRAMS, BY_SOURCE, BY_RESOLUTION, DUP_GROUPS,
+        ERROR_SUMMARY, RUNS,
+    ]
