@@ -1,0 +1,59 @@
+"""Settings and result of duplicate detection."""
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+KINDS = ("exact", "perceptual", "semantic")  # strongest first
+
+# Default keep policy: (column, "desc" | "asc"); nulls always sort last.
+DEFAULT_KEEP_POLICY: tuple[tuple[str, str], ...] = (
+    ("aesthetic", "desc"),
+    ("quality", "desc"),
+    ("duration_s", "desc"),
+    ("clip_id", "asc"),  # ties: deterministic
+)
+
+
+@dataclass(frozen=True)
+class DedupParams:
+    """Every threshold of duplicate detection, with its unit."""
+
+    kinds: tuple[str, ...] = KINDS  # which detectors run; a subset of KINDS
+    # perceptual: 64-bit keyframe phashes (curation/hashes.py)
+    phash_max_hamming: int = 8  # bits out of 64; a clip pair is a perceptual duplicate when the
+    #                             median Hamming distance over aligned keyframes is <= this
+    phash_index_chunks: int = 4  # multi-index hashing: the 64 bits are split into this many tables
+    # semantic: L2-normalised embeddings (SemDeDup)
+    semantic_eps: float = 0.05  # cosine distance; a pair is a duplicate when cos >= 1 - eps
+    n_clusters: int | None = None  # k-means clusters; None: ceil(N / points_per_cluster)
+    points_per_cluster: int = 1000  # mean cluster size of the default rule (keeps pairwise work ~ N)
+    max_clusters_per_point: int = 2  # a point near a cluster border is also compared in its 2nd cluster
+    #                                  (1 = plain SemDeDup; see curation/dedup/semantic.py)
+    kmeans_iters: int = 10
+    kmeans_points_per_centroid: int = 64  # k-means trains on a random sample of k * this points
+    block_size: int = 2048  # rows x columns of one similarity block: memory <= block_size^2 * 4 bytes
+    # which clip a group keeps
+    keep_policy: tuple[tuple[str, str], ...] = DEFAULT_KEEP_POLICY
+    prefer_kept: bool = True  # choose the representative among clips kept before dedup first
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(f"DedupParams.kinds: unknown kind(s) {sorted(unknown)}, expected a subset of {KINDS}")
+        if not 0 <= self.phash_max_hamming < 64:
+            raise ValueError("DedupParams.phash_max_hamming must be in [0, 63] bits")
+        if not 0.0 <= self.semantic_eps < 1.0:
+            raise ValueError("DedupParams.semantic_eps must be in [0, 1) (cosine distance)")
+        for col, direction in self.keep_policy:
+            if direction not in ("asc", "desc"):
+                raise ValueError(f"DedupParams.keep_policy: direction for {col!r} must be 'asc' or 'desc'")
+
+
+@dataclass
+class DedupResult:
+    """The clips table with dup_* columns filled, plus what a person should know about the run."""
+
+    table: pa.Table
+    notes: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
