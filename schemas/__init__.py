@@ -9,6 +9,7 @@ from schemas.tables import (
     clips_schema,
     curated_schema,
     errors_schema,
+    keyframes_schema,
     videos_schema,
 )
 from schemas.latents import latents_schema
@@ -23,6 +24,7 @@ __all__ = [
     "clips_schema",
     "curated_schema",
     "errors_schema",
+    "keyframes_schema",
     "latents_schema",
     "SchemaError",
     "validate_table",

@@ -31,6 +31,7 @@ videos_schema = pa.schema(
         _f("duration_s", pa.float64()),  # seconds, from decoded timestamps
         _f("num_clips", pa.int32()),
         _f("decode_s", pa.float64()),  # wall seconds spent decoding + scoring this file
+        _f("decoder_opens", pa.int32()),  # times the file was opened by a decoder in this run (1 = decoded once)
     ]
 )
 
@@ -88,6 +89,21 @@ clips_schema = pa.schema(
 # The hand-off to training: exactly the kept rows of `clips`, same columns.
 curated_schema = clips_schema
 
+# Small JPEGs of each clip's keyframes (the analysis samples nearest 10/50/90% of
+# the clip): the model stages and the dashboard read these instead of the video.
+keyframes_schema = pa.schema(
+    [
+        _f("clip_id", pa.string(), nullable=False),
+        _f("video_id", pa.string(), nullable=False),
+        _f("position", pa.float32(), nullable=False),  # fraction of the clip, e.g. 0.1/0.5/0.9
+        _f("frame_index", pa.int64(), nullable=False),  # decoded-frame index of the sample
+        _f("t", pa.float64(), nullable=False),  # seconds
+        _f("width", pa.int32(), nullable=False),
+        _f("height", pa.int32(), nullable=False),
+        _f("jpeg", pa.binary(), nullable=False),
+    ]
+)
+
 errors_schema = pa.schema(
     [
         _f("uri", pa.string(), nullable=False),
@@ -104,5 +120,6 @@ TABLES: dict[str, pa.Schema] = {
     "clips": clips_schema,
     "curated": curated_schema,
     "errors": errors_schema,
+    "keyframes": keyframes_schema,
     "latents": latents_schema,
 }

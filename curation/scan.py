@@ -1,0 +1,210 @@
+"""One video, one decode: probe, shot detection, motion, quality, keyframes and hashes.
+
+`scan_video` is the unit of work the pipeline runs per input file. It returns
+plain rows for the videos, clips, keyframes and errors tables; it never raises
+for a bad file (errors are data), only for bugs.
+"""
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import fsspec
+import numpy as np
+
+from curation import ids
+from curation.decode import DECODER_OPENS, DecodeError, DecodePlan, Sample, decode, frame_rate
+from curation.hashes import phash
+from curation.motion import MotionParams, PairMotion, aggregate_motion, pair_flow, to_gray
+from curation.quality import QualityParams, aggregate_quality, frame_quality
+from curation.split import ShotDetector, SplitParams, clip_spans
+
+
+@dataclass(frozen=True)
+class ScanParams:
+    decode: DecodePlan = field(default_factory=DecodePlan)
+    split: SplitParams = field(default_factory=SplitParams)
+    motion: MotionParams = field(default_factory=MotionParams)
+    quality: QualityParams = field(default_factory=QualityParams)
+    keyframes_at: tuple[float, ...] = (0.1, 0.5, 0.9)  # fractions of the clip
+    jpeg_quality: int = 90  # keyframe JPEGs (0..100)
+
+
+@dataclass
+class ScanResult:
+    video: dict | None = None
+    clips: list[dict] = field(default_factory=list)
+    keyframes: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class _SampleRecord:
+    index: int
+    t: float
+    quality: dict
+    phash: int
+    jpeg: bytes
+    size: tuple[int, int]  # (width, height)
+
+
+def error_row(uri: str, video_id: str | None, stage: str, error_type: str, message: str, run_id: str) -> dict:
+    return {
+        "uri": uri,
+        "video_id": video_id,
+        "stage": stage,
+        "error_type": error_type,
+        "message": " ".join(str(message).split())[:2000],
+        "run_id": run_id,
+    }
+
+
+@contextlib.contextmanager
+def local_copy(uri: str, storage_options: dict | None) -> Iterator[tuple[str, str, int]]:
+    """Yield (local path, sha256 hex, size): remote files are fetched once, hashed on the way."""
+    fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+    if "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)):
+        h, size = hashlib.sha256(), 0
+        with open(path, "rb") as f:
+            while block := f.read(8 << 20):
+                h.update(block)
+                size += len(block)
+        yield path, h.hexdigest(), size
+        return
+    h, size = hashlib.sha256(), 0
+    with tempfile.NamedTemporaryFile(suffix=os.path.splitext(path)[1]) as tmp:
+        with fs.open(path, "rb") as src:
+            while block := src.read(8 << 20):
+                h.update(block)
+                size += len(block)
+                tmp.write(block)
+        tmp.flush()
+        yield tmp.name, h.hexdigest(), size
+
+
+def scan_video(uri: str, relpath: str, params: ScanParams, run_id: str, storage_options: dict | None = None) -> ScanResult:
+    """Probe, split and score one file; a bad file gives an error row, not an exception."""
+    out = ScanResult()
+    t0 = time.perf_counter()
+    try:
+        ctx = local_copy(uri, storage_options)
+        path, digest, size = ctx.__enter__()
+    except (OSError, PermissionError) as e:
+        out.errors.append(error_row(uri, None, "read", type(e).__name__, f"cannot read file: {e}", run_id))
+        return out
+    try:
+        vid = ids.video_id(digest, relpath)
+        if size == 0:
+            out.errors.append(error_row(uri, vid, "probe", "EmptyFile", "file is empty (0 bytes)", run_id))
+            return out
+        try:
+            _scan_decoded(path, uri, relpath, vid, digest, size, params, run_id, out)
+        except DecodeError as e:
+            out.errors.append(error_row(uri, vid, "decode", "DecodeError", str(e), run_id))
+        except MemoryError:
+            out.errors.append(error_row(uri, vid, "decode", "MemoryError", "ran out of memory decoding this file", run_id))
+        if out.video is not None:
+            out.video["decode_s"] = time.perf_counter() - t0
+        return out
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run_id, out: ScanResult) -> None:
+    detector = ShotDetector(params.split)
+    samples: list[_SampleRecord] = []
+    pairs: list[tuple[int, int, PairMotion]] = []  # (prev sample index, sample index, motion)
+    prev: dict = {}
+
+    def on_sample(s: Sample) -> None:
+        gray = to_gray(s.rgb)
+        if prev:
+            dt = s.t - prev["t"]
+            if dt > 0:
+                pairs.append((prev["index"], s.index, pair_flow(prev["gray"], gray, dt, params.motion)))
+        prev.update(index=s.index, t=s.t, gray=gray)
+        ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(s.rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality])
+        samples.append(
+            _SampleRecord(s.index, s.t, frame_quality(s.rgb, params.quality), phash(s.rgb), jpg.tobytes(), (s.rgb.shape[1], s.rgb.shape[0]))
+        )
+
+    opens_before = DECODER_OPENS["count"]
+    with open(path, "rb") as f:
+        result = decode(f, params.decode, detector.feed, on_sample)
+    info = result.info
+    fps = frame_rate(result)
+    n = result.num_frames
+    pts = result.pts
+    if info.rotation in (90, 270):
+        width, height = info.height, info.width
+    else:
+        width, height = info.width, info.height
+    spans = clip_spans(detector.shot_starts(), n, fps, params.split.max_clip_s)
+    for i, span in enumerate(spans):
+        cid = ids.clip_id(vid, span.start, span.end)
+        start_s = pts[span.start]
+        end_s = pts[span.end - 1] + 1.0 / fps
+        inside = [s for s in samples if span.start <= s.index < span.end]
+        row = {
+            "clip_id": cid,
+            "video_id": vid,
+            "uri": uri,
+            "clip_index": i,
+            "start_frame": span.start,
+            "end_frame": span.end,
+            "num_frames": span.end - span.start,
+            "start_s": start_s,
+            "end_s": end_s,
+            "duration_s": end_s - start_s,
+            "fps": fps,
+            "width": width,
+            "height": height,
+            "split_reason": span.reason,
+            "drop_reasons": [],
+            "kept": True,
+        }
+        row.update(aggregate_motion([m for a, b, m in pairs if span.start <= a and b < span.end], params.motion))
+        row.update(aggregate_quality([s.quality for s in inside], params.quality))
+        keys = _keyframes(inside, span.start, span.end, params.keyframes_at)
+        row["phash"] = [s.phash for _, s in keys] or None
+        out.clips.append(row)
+        for pos, s in keys:
+            out.keyframes.append(
+                {"clip_id": cid, "video_id": vid, "position": pos, "frame_index": s.index, "t": s.t,
+                 "width": s.size[0], "height": s.size[1], "jpeg": s.jpeg}
+            )
+    out.video = {
+        "video_id": vid,
+        "uri": uri,
+        "relpath": relpath,
+        "content_hash": digest,
+        "file_size": size,
+        "container": info.container,
+        "codec": info.codec,
+        "width": info.width,
+        "height": info.height,
+        "rotation": info.rotation,
+        "fps": fps,
+        "num_frames": n,
+        "num_frames_meta": info.num_frames_meta,
+        "duration_s": (pts[-1] - pts[0]) + 1.0 / fps,
+        "num_clips": len(spans),
+        "decoder_opens": DECODER_OPENS["count"] - opens_before,
+    }
+    if result.truncated_error:
+        out.errors.append(
+            error_row(uri, vid, "decode", "PartialDecode",
+                      f"stream is damaged after frame {n - 1}; clips cover the {n} frames before it: {result.truncated_error}", run_id)
+        )
+
+
+def _keyframes(inside: list[_SampleRecord], start: int, end: int, fractions) -> list[tuple[float, _SampleRecord]]:
+    """The samples nearest each fraction of the clip (none when the clip has no sample)."""
+    if not inside:
+        return []
+    n = end - start
+    return [(f, min(inside, key=lambda s: abs(s.index - (start + f * n)))) for f in fractions]

@@ -1,0 +1,263 @@
+"""The pipeline config: YAML → validated, typed objects; unknown keys and bad values fail fast."""
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.tables import clips_schema
+
+DEFAULT_CONFIG = "default.yaml"
+
+
+class ConfigError(ValueError):
+    """The config is invalid; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class InputConfig(_Strict):
+    extensions: list[str] = Field(min_length=1)
+    storage_options: dict = {}
+
+    @field_validator("extensions")
+    @classmethod
+    def _dotted(cls, v: list[str]) -> list[str]:
+        return [e if e.startswith(".") else f".{e}" for e in (x.lower() for x in v)]
+
+
+class OutputConfig(_Strict):
+    storage_options: dict = {}
+    videos_per_part: int = Field(64, ge=1, le=100_000)
+
+
+class RayConfig(_Strict):
+    address: str | None = None
+    num_cpus: int | None = Field(None, ge=1)
+
+
+class DecodeConfig(_Strict):
+    sample_fps: float = Field(2.0, gt=0, le=60)
+    analysis_short_side: int = Field(256, ge=32, le=2160)
+    detector_width: int = Field(256, ge=32, le=3840)
+    threads: int = Field(0, ge=0, le=64)
+
+
+class SplitConfig(_Strict):
+    detector: Literal["adaptive", "content", "threshold"] = "adaptive"
+    adaptive_threshold: float = Field(3.0, gt=0)
+    adaptive_window: int = Field(2, ge=1, le=30)
+    min_content_val: float = Field(15.0, ge=0, le=255)
+    content_threshold: float = Field(27.0, ge=0, le=255)
+    fade_threshold: float = Field(12.0, ge=0, le=255)
+    min_scene_frames: int = Field(15, ge=1)
+    cut_max_structure_corr: float | None = Field(0.8, ge=-1, le=1)
+    min_clip_s: float = Field(1.0, ge=0)
+    max_clip_s: float = Field(20.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min_clip_s >= self.max_clip_s:
+            raise ValueError(f"split.min_clip_s ({self.min_clip_s}) must be below split.max_clip_s ({self.max_clip_s})")
+        return self
+
+
+class MotionConfig(_Strict):
+    method: Literal["farneback", "dis"] = "dis"
+    static_threshold: float = Field(0.002, ge=0)
+
+
+class QualityConfig(_Strict):
+    near_black_luma: float = Field(20.0, ge=0, le=255)
+
+
+class AestheticConfig(_Strict):
+    clip_model: str = "ViT-L-14"
+    clip_checkpoint: str | None = None
+    head_checkpoint: str | None = None
+    model_config_file: str | None = None  # JSON open_clip model config for custom architectures
+    reduce: Literal["mean", "min"] = "mean"
+    frames_at: list[float] = [0.1, 0.5, 0.9]
+    device: str = "cpu"
+    batch_size: int = Field(32, ge=1, le=4096)
+
+    @field_validator("frames_at")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 <= x <= 1 for x in v):
+            raise ValueError("frames_at must be a non-empty list of fractions in [0, 1]")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v != "cpu" and not v.startswith("cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {v!r}")
+        return v
+
+
+_NUMERIC_COLUMNS = {
+    f.name for f in clips_schema if str(f.type) in ("float", "double", "int32", "int64")
+}
+
+
+class FilterRule(_Strict):
+    column: str
+    min: float | None = None
+    max: float | None = None
+    reason: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+    @field_validator("column")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in _NUMERIC_COLUMNS:
+            raise ValueError(f"unknown score column {v!r}; numeric clip columns are {sorted(_NUMERIC_COLUMNS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.min is None and self.max is None:
+            raise ValueError(f"filter on {self.column!r} needs min or max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"filter on {self.column!r}: min {self.min} > max {self.max}")
+        return self
+
+
+class StageConfig(_Strict):
+    enabled: bool = True
+    depends_on: list[str] = []
+    num_cpus: float = Field(1, ge=0)
+    num_gpus: float = Field(0, ge=0)
+    concurrency: int = Field(1, ge=1)
+    max_retries: int = Field(3, ge=0)
+    entrypoint: str | None = None  # "module:function" for a custom per-table stage
+
+
+class PipelineConfig(_Strict):
+    input: InputConfig
+    output: OutputConfig = OutputConfig()
+    ray: RayConfig = RayConfig()
+    decode: DecodeConfig = DecodeConfig()
+    split: SplitConfig = SplitConfig()
+    motion: MotionConfig = MotionConfig()
+    quality: QualityConfig = QualityConfig()
+    aesthetic: AestheticConfig = AestheticConfig()
+    filters: list[FilterRule] = []
+    dedup: dict = {}
+    balance: dict = {}
+    stages: dict[str, StageConfig]
+
+    @model_validator(mode="after")
+    def _dag(self):
+        for name, st in self.stages.items():
+            for dep in st.depends_on:
+                if dep not in self.stages:
+                    raise ValueError(f"stages.{name}.depends_on names unknown stage {dep!r}")
+        _topological_order(self.stages)  # raises on cycles
+        return self
+
+    def hash(self) -> str:
+        """sha256 of the canonical JSON of the config, secrets excluded."""
+        return hashlib.sha256(json.dumps(self.public_dict(), sort_keys=True).encode()).hexdigest()
+
+    def public_dict(self) -> dict:
+        """The config as data, with storage options (credentials) redacted."""
+        d = self.model_dump(mode="json")
+        for section in ("input", "output"):
+            d[section]["storage_options"] = {k: "***" for k in d[section]["storage_options"]}
+        return d
+
+
+def _topological_order(stages: dict[str, StageConfig]) -> list[str]:
+    order, state = [], {}
+
+    def visit(n: str, path: tuple[str, ...]) -> None:
+        if state.get(n) == "done":
+            return
+        if state.get(n) == "visiting":
+            raise ValueError(f"stages form a cycle: {' -> '.join(path + (n,))}")
+        state[n] = "visiting"
+        for d in stages[n].depends_on:
+            visit(d, path + (n,))
+        state[n] = "done"
+        order.append(n)
+
+    for n in stages:
+        visit(n, ())
+    return order
+
+
+def stage_order(cfg: PipelineConfig) -> list[str]:
+    """Enabled stages in dependency order."""
+    return [n for n in _topological_order(cfg.stages) if cfg.stages[n].enabled]
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) and k not in ("storage_options",) else v
+    return out
+
+
+def default_config_dict() -> dict:
+    text = resources.files("pipelines.configs").joinpath(DEFAULT_CONFIG).read_text()
+    return yaml.safe_load(text)
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> PipelineConfig:
+    """Defaults, merged with the YAML at `path`, merged with `overrides`; validated."""
+    data = default_config_dict()
+    if path is not None:
+        try:
+            user = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        if user is None:
+            user = {}
+        if not isinstance(user, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        data = _deep_merge(data, user)
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        cfg = PipelineConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_explain(e)) from None
+    _check_files(cfg)
+    return cfg
+
+
+def _explain(e: ValidationError) -> str:
+    lines = []
+    for err in e.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key (not a setting)" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"config key '{key}': {msg}")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def _check_files(cfg: PipelineConfig) -> None:
+    """Weights named in the config must exist before any work starts."""
+    import fsspec
+
+    a = cfg.aesthetic
+    for key in ("clip_checkpoint", "head_checkpoint", "model_config_file"):
+        uri = getattr(a, key)
+        if uri is None:
+            continue
+        try:
+            fs, path = fsspec.core.url_to_fs(uri, **cfg.input.storage_options)
+            ok = fs.exists(path)
+        except Exception as e:  # unknown protocol, unreachable store
+            raise ConfigError(f"config key 'aesthetic.{key}': cannot reach {uri!r}: {e}") from None
+        if not ok:
+            raise ConfigError(f"config key 'aesthetic.{key}': file {uri!r} does not exist")
+    if a.head_checkpoint and not a.clip_checkpoint:
+        raise ConfigError("config key 'aesthetic.head_checkpoint' needs 'aesthetic.clip_checkpoint' (the head scores CLIP embeddings)")
