@@ -34,7 +34,12 @@ class MotionParams:
     dis_preset: int = 1  # cv2.DISOPTICAL_FLOW_PRESET_{ULTRAFAST=0, FAST=1, MEDIUM=2}
     normalize_brightness: bool = True  # match mean/std of both frames so fades are not motion
     border_frac: float = 0.05  # share of each side ignored (content entering the frame)
-    grid_step: int = 8  # px, flow vectors sampled every grid_step for the global fit
+    grid_step: int = 8  # px, flow vectors sampled every grid_step
+    # luma/px; grid points whose mean gradient is below this are ignored (0 = use all).
+    # Farneback needs ~3: it returns ~0 flow in flat areas, so pans read too slow.
+    # DIS fills flat areas from their surroundings, and masking them would let
+    # small changing details (a ticking counter) dominate a still frame.
+    min_texture: float = 0.0
     global_model: str = "affine"  # "affine" (RANSAC partial affine) | "median" (translation)
     ransac_thresh: float = 1.0  # px, inlier threshold of the affine fit
     static_threshold: float = 0.002  # diagonals/s (~1 px/s at 256x455); below -> static
@@ -75,6 +80,13 @@ def _match_brightness(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
     return out[0], out[1]
 
 
+def _texture(gray: np.ndarray, window: int) -> np.ndarray:
+    """Mean gradient magnitude (luma/px) over a window around each pixel."""
+    g = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0)
+    mag = cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)) / 8.0
+    return cv2.blur(mag, (window + 1, window + 1))
+
+
 def _flow(a: np.ndarray, b: np.ndarray, p: MotionParams) -> np.ndarray:
     if p.method == "farneback":
         return cv2.calcOpticalFlowFarneback(
@@ -112,8 +124,15 @@ def pair_flow(prev_gray: np.ndarray, gray: np.ndarray, dt: float, params: Motion
     h, w = flow.shape[:2]
     my, mx = int(h * params.border_frac), int(w * params.border_frac)
     ys, xs = np.mgrid[my : h - my : params.grid_step, mx : w - mx : params.grid_step]
-    pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)  # (N, 2) x, y
-    vec = flow[ys.ravel(), xs.ravel()].astype(np.float32)  # (N, 2) px
+    ys, xs = ys.ravel(), xs.ravel()
+    # flow is only observable where there is texture (aperture problem)
+    if params.min_texture > 0:
+        keep = _texture(a, params.grid_step)[ys, xs] >= params.min_texture
+        if keep.sum() < 3:  # nothing observable: a black or blank pair
+            return PairMotion(total=0.0, camera=0.0, local=0.0)
+        ys, xs = ys[keep], xs[keep]
+    pts = np.stack([xs, ys], axis=1).astype(np.float32)  # (N, 2) x, y
+    vec = flow[ys, xs].astype(np.float32)  # (N, 2) px
     glob = _global_flow(pts, vec, params)  # (N, 2) px
     scale = 1.0 / (dt * float(np.hypot(h, w)))  # px -> diagonals per second
     return PairMotion(
