@@ -165,3 +165,47 @@ def test_perceptual_index_matches_brute_force():
     truth = {(a, b) for a, b in zip(*np.nonzero(np.triu(d <= 8, 1)))}
     assert set(zip(edges.a.tolist(), edges.b.tolist())) == truth
     assert len(truth) >= 40
+
+
+def _decode_keyframes(path, wanted: set[int]) -> dict[int, np.ndarray]:
+    import av
+
+    frames = {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for i, frame in enumerate(container.decode(stream)):
+            if i in wanted:
+                frames[i] = frame.to_ndarray(format="rgb24")
+            if i >= max(wanted):
+                break
+    return frames
+
+
+@pytest.mark.slow
+def test_real_videos_only_the_carphones_match(test_videos, expected):
+    """Keyframes at 10/50/90 % of each shot (short side 256), as the pipeline hashes them."""
+    rows, names = [], {}
+    for name, info in expected.items():
+        if name.startswith("_"):
+            continue
+        starts = info.get("shot_starts") or [0] + info.get("hard_cuts", [])
+        spans = list(zip(starts, starts[1:] + [info["frames"]]))
+        frames = _decode_keyframes(test_videos / name, {k for s, e in spans for k in keyframe_indices(s, e)})
+        for ci, (s, e) in enumerate(spans):
+            hashes = keyframe_phashes([frames[k] for k in keyframe_indices(s, e)])
+            r = _clip(len(rows), video=name, start=s, phash=hashes)
+            r.update(end_frame=e, num_frames=e - s)
+            names[r["clip_id"]] = f"{name}#{ci}"
+            rows.append(r)
+    clips = table_from_rows(rows, clips_schema, "clips")
+    videos = _videos(*[(n, f"hash-{n}") for n in {r["video_id"] for r in rows}])
+    res = find_duplicates(clips, videos, DedupParams(kinds=("exact", "perceptual")))
+    groups = {frozenset(names[c] for c in g) for g in _groups(res.table)}
+    assert groups == {frozenset({"carphone_pristine.mp4#0", "carphone_distorted.mp4#0"})}
+    # and with a wide margin on both sides of the threshold
+    by_name = {names[r["clip_id"]]: np.array(r["phash"], np.uint64) for r in rows}
+    med = {(a, b): float(np.median(np.bitwise_count(by_name[a] ^ by_name[b]))) for a, b in itertools.combinations(by_name, 2)}
+    carphone_pair = [k for k in med if set(k) == {"carphone_pristine.mp4#0", "carphone_distorted.mp4#0"}]
+    assert len(carphone_pair) == 1 and med.pop(carphone_pair[0]) <= 4
+    assert min(med.values()) >= 20

@@ -20,7 +20,7 @@ class DedupParams:
 
     kinds: tuple[str, ...] = KINDS  # which detectors run; a subset of KINDS
     # perceptual: 64-bit keyframe phashes (curation/hashes.py)
-    phash_max_hamming: int = 8  # bits out of 64; a clip pair is a perceptual duplicate when the
+    phash_max_hamming: int = 10  # bits out of 64; a clip pair is a perceptual duplicate when the
     #                             median Hamming distance over aligned keyframes is <= this
     phash_index_chunks: int = 4  # multi-index hashing: the 64 bits are split into this many tables
     # semantic: L2-normalised embeddings (SemDeDup)

@@ -1,0 +1,205 @@
+"""Semantic dedup at scale: 10k / 100k / 1M synthetic 512-d unit embeddings with planted duplicate groups.
+
+Run: python -m bench.dedup_bench [--sizes 10000,100000,1000000]
+Each size runs in its own subprocess so peak memory (ru_maxrss, which counts
+faiss' native allocations, unlike tracemalloc) belongs to that size alone.
+Writes bench/results/dedup.json and prints a table. Compared side by side in
+the same process: ours (SemDeDup + border spill) and plain SemDeDup (no
+spill), both against planted pairs and against exact brute force on a 50k
+subset.
+
+Data: topics (k-means-like structure, cos(point, topic) ~ 0.6, topic sizes
+log-normal) so clusters exist, as with real CLIP embeddings; 2 % of points
+get 1-4 planted copies at cos(copy, base) 0.975-0.9988, so every planted pair
+is above the 0.95 threshold.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+D = 512
+EPS = 0.05
+SUBSET = 50_000
+RESULTS = Path(__file__).resolve().parent / "results" / "dedup.json"
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(X (n, D) float32 unit rows, group (n,) int64: planted group id or -1)."""
+    rng = np.random.default_rng(seed)
+    n_topics = max(10, n // 500)
+    centers = _normalise(rng.standard_normal((n_topics, D), dtype=np.float32))
+    weights = rng.lognormal(0.0, 1.0, n_topics)
+    topic = rng.choice(n_topics, n, p=weights / weights.sum())
+    x = np.empty((n, D), np.float32)
+    for s in range(0, n, 100_000):  # chunks: no float64 (n, D) temporaries
+        e = min(n, s + 100_000)
+        x[s:e] = centers[topic[s:e]] + rng.standard_normal((e - s, D), dtype=np.float32) * np.float32(1.33 / np.sqrt(D))
+        _normalise(x[s:e])
+    group = np.full(n, -1, np.int64)
+    n_bases = int(0.02 * n)
+    perm = rng.permutation(n)
+    bases, pos = perm[:n_bases], n_bases
+    for g, b in enumerate(bases):
+        copies = perm[pos:pos + rng.integers(1, 5)]
+        pos += len(copies)
+        tau = rng.uniform(0.05, 0.2, size=(len(copies), 1)).astype(np.float32)
+        x[copies] = _normalise(x[b] + rng.standard_normal((len(copies), D), dtype=np.float32) * tau / np.float32(np.sqrt(D)))
+        group[b] = g
+        group[copies] = g
+    return x, group
+
+
+def _pair_keys(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    return np.unique(lo.astype(np.int64) * n + hi)
+
+
+def planted_pairs(group: np.ndarray, n: int) -> np.ndarray:
+    """Keys of every pair inside a planted group."""
+    rows = np.flatnonzero(group >= 0)
+    order = rows[np.argsort(group[rows], kind="stable")]
+    g = group[order]
+    a, b = [], []
+    for d in range(1, 5):  # groups have at most 5 members
+        same = g[:-d] == g[d:]
+        a.append(order[:-d][same])
+        b.append(order[d:][same])
+    return _pair_keys(np.concatenate(a), np.concatenate(b), n)
+
+
+def brute_force_pairs(x: np.ndarray, threshold: float, block: int = 4096) -> np.ndarray:
+    """Keys of all pairs with cos >= threshold, exact, by blocked matrix products."""
+    n, a, b = len(x), [], []
+    for i in range(0, n, block):
+        sims = x[i:i + block] @ x[i:].T
+        r, c = np.nonzero(sims >= threshold)
+        c = c + i
+        r = r + i
+        keep = r < c
+        a.append(r[keep])
+        b.append(c[keep])
+    return _pair_keys(np.concatenate(a), np.concatenate(b), n)
+
+
+def _pr(found: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    hit = len(np.intersect1d(found, truth, assume_unique=True))
+    return (hit / len(found) if len(found) else 1.0), (hit / len(truth) if len(truth) else 1.0)
+
+
+def group_pairs(roots: np.ndarray, n: int) -> np.ndarray:
+    """Keys of every pair that ends up in one dedup group (connected component)."""
+    size = np.bincount(roots, minlength=n)
+    rows = np.flatnonzero(size[roots] >= 2)
+    order = rows[np.argsort(roots[rows], kind="stable")]
+    r = roots[order]
+    a, b = [], []
+    for d in range(1, int(size.max())):
+        same = r[:-d] == r[d:]
+        if not same.any():
+            break
+        a.append(order[:-d][same])
+        b.append(order[d:][same])
+    if not a:
+        return np.empty(0, np.int64)
+    return _pair_keys(np.concatenate(a), np.concatenate(b), n)
+
+
+def run_one(n: int) -> dict:
+    """Generate n points, dedup them two ways, score both; runs inside its own process."""
+    from curation.dedup import DedupParams, semantic_edges
+    from curation.dedup.unionfind import union_find
+
+    t = time.perf_counter()
+    x, group = make_data(n)
+    gen_s = time.perf_counter() - t
+    truth_planted = planted_pairs(group, n)
+    sub = min(n, SUBSET)
+    t = time.perf_counter()
+    truth_sub = brute_force_pairs(x[:sub], 1.0 - EPS)
+    brute_s = time.perf_counter() - t
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux reports KiB)
+    out = {"n": n, "dim": D, "eps": EPS, "generate_s": round(gen_s, 2), "planted_pairs": int(len(truth_planted)),
+           f"brute_force_{sub}_s": round(brute_s, 2), "brute_force_subset": sub, "subset_true_pairs": int(len(truth_sub)),
+           "rss_after_data_mib": round(rss_before)}
+    for name, spill in (("ours", 2), ("plain_semdedup", 1)):
+        params = DedupParams(semantic_eps=EPS, max_clusters_per_point=spill)
+        t = time.perf_counter()
+        edges, stats = semantic_edges(x, params)
+        roots = union_find(n, edges.a, edges.b)
+        wall = time.perf_counter() - t
+        found = _pair_keys(edges.a, edges.b, n)
+        in_sub = found[(found // n < sub) & (found % n < sub)]
+        grouped = group_pairs(roots, n)
+        p_edge, r_edge = _pr(found, truth_planted)
+        p_grp, r_grp = _pr(grouped, truth_planted)
+        p_sub, r_sub = _pr(in_sub, truth_sub)
+        out[name] = {
+            "wall_s": round(wall, 2),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "k": stats["k"], "largest_cluster": stats["largest_cluster"], "secondary_members": stats["secondary_members"],
+            "pairs_found": int(len(found)),
+            "planted_pair_precision": round(p_edge, 4), "planted_pair_recall": round(r_edge, 4),
+            "planted_group_precision": round(p_grp, 4), "planted_group_recall": round(r_grp, 4),
+            "bruteforce_subset_precision": round(p_sub, 4), "bruteforce_subset_recall": round(r_sub, 4),
+        }
+        print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
+    return out
+
+
+def _table(rows: list[dict]) -> str:
+    head = f"{'N':>9} {'method':>15} {'wall s':>8} {'peak MiB':>9} {'k':>6} {'pairs':>8} {'planted P':>9} {'planted R':>9} {'grp R':>7} {'BF50k P':>8} {'BF50k R':>8} {'BF s':>7}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        bf_s = r["brute_force_%d_s" % r["brute_force_subset"]]
+        for name in ("ours", "plain_semdedup"):
+            m = r[name]
+            lines.append(
+                f"{r['n']:>9} {name:>15} {m['wall_s']:>8.1f} {m['peak_rss_mib']:>9} {m['k']:>6} {m['pairs_found']:>8} "
+                f"{m['planted_pair_precision']:>9.4f} {m['planted_pair_recall']:>9.4f} {m['planted_group_recall']:>7.4f} "
+                f"{m['bruteforce_subset_precision']:>8.4f} {m['bruteforce_subset_recall']:>8.4f} {bf_s:>7.1f}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child mode: one size, JSON on stdout
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args(argv)
+    if args.one:
+        print(json.dumps(run_one(args.one)))
+        return 0
+    rows = []
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for n in [int(s) for s in args.sizes.split(",") if s]:
+        proc = subprocess.run([sys.executable, "-m", "bench.dedup_bench", "--one", str(n)], cwd=repo, env=env,
+                              stdout=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            print(f"size {n}: child failed with exit code {proc.returncode}", file=sys.stderr)
+            continue
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores (shared)",
+                  "python": platform.python_version(), "sizes": rows}
+        Path(args.out).write_text(json.dumps(result, indent=1))  # after every size: partial results survive
+        print(_table(rows), flush=True)
+    return 0 if rows else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
