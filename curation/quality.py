@@ -27,14 +27,17 @@ class QualityParams:
     bright_clip_level: int = 253  # luma >= this is blown highlight
     # sharpness: variance of the Laplacian after resizing the short side to this size
     sharpness_short_side: int = 256  # px
+    # px at analysis size; Gaussian pre-smoothing (Laplacian of Gaussian) so the score
+    # reflects picture detail, not the resampling kernel that made the sample (0 = off)
+    sharpness_sigma: float = 1.0
     # letterbox / pillarbox: a bar row (column) is dark and flat all along
     bar_luma_p99: float = 24.0  # luma; p99 of a bar line must be below
     bar_luma_std: float = 4.0  # luma; std of a bar line must be below
     bar_min_frac: float = 0.02  # share of height (width) a bar must span to count
     bar_sym_tol: float = 0.03  # share of height (width) the two opposite bars may differ by
     # combined quality = weighted mean of three 0..1 sub-scores (see combined_quality)
-    sharpness_lo: float = 20.0  # Laplacian variance scoring 0
-    sharpness_hi: float = 1000.0  # Laplacian variance scoring 1 (log scale in between)
+    sharpness_lo: float = 1.0  # sharpness scoring 0 (a Gaussian blur of sigma 4 px at 480x270 reads 0.2..1.7)
+    sharpness_hi: float = 100.0  # sharpness scoring 1, log scale in between (crisp footage reads 40..70)
     contrast_ref: float = 50.0  # luma std scoring 1
     w_sharpness: float = 0.5
     w_exposure: float = 0.25
@@ -74,13 +77,14 @@ def _colorfulness(rgb: np.ndarray) -> float:
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
-def _sharpness(luma: np.ndarray, short_side: int) -> float:
-    """Variance of the Laplacian at a fixed short side, so resolutions compare."""
-    h, w = luma.shape
-    k = short_side / min(h, w)
+def _sharpness(pic: np.ndarray, k: float, sigma: float) -> float:
+    """Variance of the Laplacian of pic resized by k (to the fixed analysis scale)."""
+    h, w = pic.shape
     size = (max(1, round(w * k)), max(1, round(h * k)))
     interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
-    g = cv2.resize(luma, size, interpolation=interp).astype(np.float32)
+    g = pic.astype(np.float32) if size == (w, h) else cv2.resize(pic, size, interpolation=interp).astype(np.float32)
+    if sigma > 0:
+        g = cv2.GaussianBlur(g, (0, 0), sigma)
     return float(cv2.Laplacian(g, cv2.CV_32F, ksize=1).var())
 
 
@@ -110,7 +114,8 @@ def frame_quality(rgb: np.ndarray, params: QualityParams) -> dict:
         "clipped_dark_frac": float((pic <= params.dark_clip_level).mean()),
         "clipped_bright_frac": float((pic >= params.bright_clip_level).mean()),
         "colorfulness": _colorfulness(pic_rgb),
-        "sharpness": _sharpness(pic, params.sharpness_short_side),
+        # scale set by the whole frame, so cropping bars never upscales the picture
+        "sharpness": _sharpness(pic, params.sharpness_short_side / min(h, w), params.sharpness_sigma),
     }
 
 

@@ -1,0 +1,182 @@
+"""Technical quality: real photos degraded in known ways, bars, and the real test videos."""
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from curation.quality import QualityParams, aggregate_quality, combined_quality, frame_quality
+
+P = QualityParams()
+# Proposed default filter thresholds (see the report of issue 3); the pipeline config owns them.
+BLURRY_SHARPNESS_MIN = 2.5
+DARK_LUMA_MIN = 30.0
+BLACK_FRAC_MAX = 0.5
+COLUMNS = {"sharpness", "luma_mean", "clipped_dark_frac", "clipped_bright_frac", "contrast",
+           "colorfulness", "black_frac", "letterbox_frac", "quality"}
+PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"]
+
+
+def _photo(name: str, w: int = 480, h: int = 270) -> np.ndarray:
+    return cv2.resize(getattr(skimage.data, name)(), (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _clip(*frames: np.ndarray) -> dict:
+    return aggregate_quality([frame_quality(f, P) for f in frames], P)
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_gaussian_blur_is_blurry_and_lowers_quality(name):
+    img = _photo(name)
+    blurred = cv2.GaussianBlur(img, (0, 0), 4.0)
+    sharp, blur = _clip(img), _clip(blurred)
+    assert blur["sharpness"] < BLURRY_SHARPNESS_MIN < sharp["sharpness"]
+    assert blur["quality"] < sharp["quality"]
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_underexposed_photo_is_dark(name):
+    img = _photo(name)
+    dark = np.clip(img.astype(np.float32) * 0.12, 0, 255).astype(np.uint8)
+    assert _clip(dark)["luma_mean"] < DARK_LUMA_MIN < _clip(img)["luma_mean"]
+    assert _clip(dark)["quality"] < _clip(img)["quality"]
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket"])
+def test_sharpness_is_resolution_normalised(name):
+    # the same picture at two resolutions is analysed at one fixed size
+    big = getattr(skimage.data, name)()
+    small = cv2.resize(big, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA)
+    assert _clip(small)["sharpness"] == pytest.approx(_clip(big)["sharpness"], rel=0.15)
+
+
+def test_columns_and_ranges():
+    q = _clip(_photo("astronaut"), _photo("coffee"))
+    assert set(q) == COLUMNS
+    assert 0.0 <= q["quality"] <= 1.0 and 0.0 < q["luma_mean"] < 255.0
+    assert q["black_frac"] == 0.0 and q["letterbox_frac"] == 0.0
+    assert aggregate_quality([], P) == {k: None for k in COLUMNS}
+
+
+def test_colorfulness_matches_hasler_suesstrunk_by_hand():
+    grey = np.full((8, 8, 3), 128, np.uint8)
+    assert _clip(grey)["colorfulness"] == pytest.approx(0.0, abs=1e-6)
+    img = np.zeros((2, 2, 3), np.uint8)
+    img[0, :] = (200, 50, 10)  # top row orange, bottom row blue
+    img[1, :] = (20, 40, 220)
+    rg = np.array([150, 150, -20, -20], float)
+    yb = np.array([115, 115, -190, -190], float)
+    by_hand = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
+    assert frame_quality(img, P)["colorfulness"] == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_clipping_fractions():
+    img = np.full((100, 100, 3), 128, np.uint8)
+    img[:10] = 0  # 10% crushed (a stripe at the top only: not a letterbox)
+    img[:, :5] = 255  # 5% blown
+    q = frame_quality(img, P)
+    assert q["clipped_bright_frac"] == pytest.approx(0.05)
+    assert q["clipped_dark_frac"] == pytest.approx(0.095)
+
+
+def _letterbox(img: np.ndarray, top: int, side: int) -> np.ndarray:
+    out = img.copy()
+    out[:top], out[out.shape[0] - top :] = 0, 0
+    out[:, :side], out[:, out.shape[1] - side :] = 0, 0
+    return out
+
+
+def test_letterbox_and_pillarbox_are_measured_and_excluded_from_stats():
+    img = _photo("astronaut", 480, 270)
+    boxed = _letterbox(img, 34, 0)  # 2 x 34 of 270 rows
+    q, ref = _clip(boxed, _letterbox(_photo("coffee", 480, 270), 34, 0)), _clip(img)
+    assert q["letterbox_frac"] == pytest.approx(68 / 270, abs=0.01)
+    # statistics are taken on the picture inside the bars
+    assert frame_quality(boxed, P)["luma_mean"] == pytest.approx(frame_quality(img[34:-34], P)["luma_mean"], rel=0.01)
+    assert q["clipped_dark_frac"] < _clip(img)["clipped_dark_frac"] + 0.01
+    pillar = _clip(_letterbox(img, 0, 60))  # 2 x 60 of 480 columns
+    assert pillar["letterbox_frac"] == pytest.approx(120 / 480, abs=0.01)
+    both = _clip(_letterbox(img, 20, 40))
+    assert both["letterbox_frac"] == pytest.approx(1 - (230 * 400) / (270 * 480), abs=0.01)
+    assert ref["letterbox_frac"] == 0.0
+
+
+def test_dark_scene_is_not_a_letterbox():
+    img = _photo("astronaut", 480, 270)
+    # dark sky on top only: one-sided, not a bar
+    sky = img.copy()
+    sky[:60] = 3
+    assert _clip(sky)["letterbox_frac"] == 0.0
+    # dark bands top and bottom in one sample, picture there in the next: content, not bars
+    bands = _letterbox(img, 30, 0)
+    assert _clip(bands, img)["letterbox_frac"] == 0.0
+    # a dim real photo (textured shadows) has no bars
+    dim = np.clip(img.astype(np.float32) * 0.25, 0, 255).astype(np.uint8)
+    assert _clip(dim)["letterbox_frac"] == 0.0
+
+
+def test_black_and_blank_samples():
+    black = np.zeros((270, 480, 3), np.uint8)
+    black[-30:, 100:300] = 230  # a caption in the bottom 20% does not make it non-black
+    slate = np.full((270, 480, 3), 200, np.uint8)
+    img = _photo("coffee")
+    f = frame_quality(black, P)
+    assert f["near_black"] and not frame_quality(img, P)["near_black"]
+    assert frame_quality(slate, P)["blank"] and not frame_quality(slate, P)["near_black"]
+    q = _clip(black, slate, img, img)
+    assert q["black_frac"] == pytest.approx(0.5)
+    assert _clip(black)["letterbox_frac"] is None  # bars are unmeasurable on black
+
+
+def test_combined_quality_is_monotone():
+    base = combined_quality(300.0, 120.0, 0.0, 50.0, P)
+    assert combined_quality(30.0, 120.0, 0.0, 50.0, P) < base
+    assert combined_quality(300.0, 20.0, 0.0, 50.0, P) < base
+    assert combined_quality(300.0, 120.0, 0.3, 50.0, P) < base
+    assert combined_quality(300.0, 120.0, 0.0, 10.0, P) < base
+    assert combined_quality(1e9, 128.0, 0.0, 1e3, P) == pytest.approx(1.0)
+
+
+def _rgb_samples(path: Path, fps: float = 2.0, max_s: float = 1e9):
+    """(frame_index, rgb) analysis samples: ~fps per second, short side 256."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        next_t = 0.0
+        for i, frame in enumerate(container.decode(stream)):
+            t = float(frame.pts * frame.time_base)
+            if t > max_s:
+                break
+            if t + 1e-6 < next_t:
+                continue
+            next_t = t + 1.0 / fps
+            rgb = frame.to_ndarray(format="rgb24")
+            k = 256 / min(rgb.shape[:2])
+            size = (round(rgb.shape[1] * k), round(rgb.shape[0] * k))
+            yield i, cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+
+
+def test_compressed_copy_scores_lower(test_videos, expected):
+    assert expected["carphone_distorted.mp4"]["near_duplicate_of"] == "carphone_pristine.mp4"
+    q = {n: aggregate_quality([frame_quality(f, P) for _, f in _rgb_samples(test_videos / n)], P)
+         for n in ("carphone_pristine.mp4", "carphone_distorted.mp4")}
+    assert q["carphone_distorted.mp4"]["quality"] < q["carphone_pristine.mp4"]["quality"]
+    assert q["carphone_distorted.mp4"]["sharpness"] < q["carphone_pristine.mp4"]["sharpness"]
+
+
+def test_testvideo_near_black_ranges(test_videos, expected):
+    ranges = expected["testvideo.mp4"]["near_black_frames"]
+    tol = 10  # fade edges, frames (EXPECTED.json)
+    inside = lambda i, m: any(a + m <= i <= b - m for a, b in ranges)  # noqa: E731
+    samples = [(i, frame_quality(f, P)) for i, f in _rgb_samples(test_videos / "testvideo.mp4")]
+    deep = [f for i, f in samples if inside(i, tol)]
+    clear = [f for i, f in samples if not inside(i, -tol)]
+    assert len(deep) >= 4 and len(clear) >= 20
+    assert all(f["near_black"] for f in deep)
+    assert not any(f["near_black"] or f["blank"] for f in clear)
+    # the black lead-in [0, 30) is a black clip; the leaf shot [30, 180) is not
+    lead = aggregate_quality([f for i, f in samples if i < 30], P)
+    leaf = aggregate_quality([f for i, f in samples if 30 <= i < 180], P)
+    assert lead["black_frac"] > BLACK_FRAC_MAX and leaf["black_frac"] == 0.0
+    assert leaf["letterbox_frac"] == 0.0
