@@ -94,6 +94,8 @@ def make_run(out: Path, inputs_root: Path, videos_dir: Path, variant: str = "a")
                 # aesthetic, colorfulness, letterbox_frac, ... stay null: "weights not configured"
                 drop_reasons=[], kept=True,
             )
+            if relpath == SCRIPT_NAME:
+                row["black_frac"] = 0.8  # every clip of this input is dropped: an input-level "dropped"
             row["static"] = row["motion"] < 0.002
             clips.append(row)
     # one duplicate pair: the second bikes clip repeats the third

@@ -85,7 +85,6 @@ def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = Non
 
 
 def _figure(clip: dict, label: str, thumbs: Thumbnailer) -> str:
-    uri = thumbs(clip["clip_id"], clip["uri"], clip["start_s"], clip["end_s"])
     fate = (
         '<span class="tag-kept">kept</span>'
         if clip["kept"]
@@ -96,11 +95,9 @@ def _figure(clip: dict, label: str, thumbs: Thumbnailer) -> str:
         f"<b>{esc(label)}</b> = {esc(value)}<br>{esc(clip['relpath'])} "
         f"#{esc(clip['clip_index'])} @{esc(start)}s<br>{fate}"
     )
-    if uri is None:
-        why = thumbs.failures.get(clip["clip_id"], "decode failed")
-        image = f'<div class="noimg">no thumbnail: {esc(why)}</div>'
-    else:
-        image = f'<img src="{esc(uri)}" alt="{esc(clip["relpath"])} clip {esc(clip["clip_index"])}">'
+    image = thumbs.request(
+        clip["clip_id"], clip["uri"], clip["start_s"], clip["end_s"], f"{clip['relpath']} clip {clip['clip_index']}"
+    )
     return f"<figure>{image}<figcaption>{caption}</figcaption></figure>"
 
 
@@ -228,7 +225,7 @@ def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = Non
     )
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     nav = " · ".join(f'<a href="#score-{esc(s)}">{esc(s)}</a>' for s in measured)
-    return f"""<!DOCTYPE html>
+    page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
 <title>vidcurate dashboard: {esc(run.get("run_id"))}</title>
@@ -261,3 +258,4 @@ def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = Non
 {html_table(con, 'SELECT position, "column", "min", "max", reason FROM filter_rules ORDER BY position')}
 </body></html>
 """
+    return thumbs.fill(page)

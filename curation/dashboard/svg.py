@@ -21,10 +21,12 @@ def histogram(
     thresholds: list[Threshold],
     title: str,
     width: int = 420,
-    height: int = 170,
+    height: int = 130,
 ) -> str:
     """Bars of (lo, hi, clips, kept): all clips in grey, kept clips in blue, thresholds in red."""
-    pad_l, pad_r, pad_t, pad_b = 34, 10, 22, 30
+    pad_l, pad_r, pad_b = 34, 10, 18
+    pad_t = 26 + 10 * len(thresholds)  # room for the title and one label line per threshold
+    height += pad_t
     plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
     lo, hi = bins[0][0], bins[-1][1]
     span = (hi - lo) or 1.0
@@ -62,9 +64,10 @@ def histogram(
         label = f"{t.reason}: {'<' if t.side == 'min' else '>'} {_fmt(t.value)}{'' if inside else ' (off scale)'}"
         anchor = "start" if x < pad_l + plot_w / 2 else "end"
         dx = 3 if anchor == "start" else -3
-        parts.append(f'<line class="thr" x1="{x:.1f}" y1="{pad_t - 4}" x2="{x:.1f}" y2="{base}"/>')
+        parts.append(f'<line class="thr" x1="{x:.1f}" y1="{20 + 10 * k}" x2="{x:.1f}" y2="{base}"/>')
         parts.append(
-            f'<text class="thr-label" x="{x + dx:.1f}" y="{base + 24 if k % 2 else pad_t + 6 + 10 * (k // 2)}" '
+            # labels stack in the band between the title and the bars, one line each
+            f'<text class="thr-label" x="{x + dx:.1f}" y="{28 + 10 * k}" '
             f'text-anchor="{anchor}">{escape(label)}</text>'
         )
     parts.append("</svg>")
