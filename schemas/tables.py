@@ -104,6 +104,15 @@ keyframes_schema = pa.schema(
     ]
 )
 
+# Model-stage results per clip, cached between runs (a work table under _work/).
+embeddings_schema = pa.schema(
+    [
+        _f("clip_id", pa.string(), nullable=False),
+        _f("embedding", pa.list_(pa.float32())),
+        _f("aesthetic", pa.float32()),
+    ]
+)
+
 errors_schema = pa.schema(
     [
         _f("uri", pa.string(), nullable=False),
@@ -121,5 +130,6 @@ TABLES: dict[str, pa.Schema] = {
     "curated": curated_schema,
     "errors": errors_schema,
     "keyframes": keyframes_schema,
+    "embeddings": embeddings_schema,
     "latents": latents_schema,
 }

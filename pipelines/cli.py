@@ -1,0 +1,107 @@
+"""`vidcurate <verb>`: the command line. Errors are one line and a non-zero exit code.
+
+Exit codes: 0 success (also "nothing to do"), 1 the work failed, 2 bad usage,
+config, input or output.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit code attached."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+def _cmd_run(args) -> int:
+    from curation.sources import InputError
+    from pipelines.config import ConfigError, load_config
+    from pipelines.run import describe_dag, run_pipeline
+    from pipelines.store import OutputError
+
+    overrides = {"ray": {"address": args.ray_address}} if args.ray_address else None
+    try:
+        cfg = load_config(args.config, overrides)
+    except ConfigError as e:
+        raise CliError(str(e)) from None
+    if args.dry_run:
+        print(describe_dag(cfg))
+        return EXIT_OK
+    try:
+        record = run_pipeline(args.input, args.output, cfg)
+    except (InputError, OutputError) as e:
+        raise CliError(str(e)) from None
+    if record.status == "succeeded":
+        _print_summary(record)
+    return EXIT_OK
+
+
+def _print_summary(record) -> None:
+    c = record.counts
+    print(f"run {record.run_id}: {c['inputs']} input files → {c['videos']} videos, {c['clips']} clips, "
+          f"{c['curated']} curated ({c['hours_curated'] * 60:.1f} of {c['hours_in'] * 60:.1f} min), "
+          f"{c['errors']} error rows ({c['inputs_with_errors']} files)")
+    if c["inputs"] == 0:
+        print("the input holds no video files (extensions: see input.extensions in the config)")
+    if c.get("drop_reasons"):
+        print("dropped clips by reason: " + ", ".join(f"{k}={v}" for k, v in c["drop_reasons"].items()))
+    for line in record.not_configured:
+        print(f"not configured: {line}")
+    print(f"output: {record.output_uri}  (run record: runs/{record.run_id}.json)")
+
+
+def _cmd_sample_data(args) -> int:
+    from curation.sample_data import write_sample_data
+
+    truth = write_sample_data(args.out, seed=args.seed)
+    print(f"wrote {len(truth['videos'])} demo videos and ground_truth.json to {args.out}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vidcurate", description="Curate raw video into scored, reviewable training manifests.")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    r = sub.add_parser("run", help="split, score, filter and curate every video under INPUT_URI",
+                       description="Run the curation pipeline on Ray. Resumable: rerunning continues where it stopped "
+                                   "and processes only new inputs.")
+    r.add_argument("input", metavar="INPUT_URI", help="folder or file: local path, file://, memory://, s3://...")
+    r.add_argument("output", metavar="OUTPUT_URI", help="run folder to write tables into")
+    r.add_argument("--config", metavar="FILE", help="YAML merged over pipelines/configs/default.yaml")
+    r.add_argument("--ray-address", metavar="ADDR", help="join an existing Ray cluster (default: start a local one)")
+    r.add_argument("--dry-run", action="store_true", help="print the stage DAG and exit")
+    r.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("sample-data", help="write the deterministic demo videos and their ground truth")
+    s.add_argument("out", metavar="OUT", help="folder to write into")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_sample_data)
+
+    for module in ("pipelines.review_cli", "training.autoencoder.cli", "training.diffusion.cli"):
+        try:
+            mod = __import__(module, fromlist=["add_parsers"])
+        except ImportError:
+            continue
+        mod.add_parsers(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or EXIT_OK)
+    except CliError as e:
+        print(f"vidcurate: error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print("vidcurate: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Config sections → the plain parameter objects curation/ takes."""
+from curation.decode import DecodePlan
+from curation.filters import Rule
+from curation.motion import MotionParams
+from curation.quality import QualityParams
+from curation.scan import ScanParams
+from curation.split import SplitParams
+from pipelines.config import PipelineConfig
+
+
+def scan_params(cfg: PipelineConfig) -> ScanParams:
+    d, s = cfg.decode, cfg.split
+    return ScanParams(
+        decode=DecodePlan(sample_fps=d.sample_fps, analysis_short_side=d.analysis_short_side,
+                          detector_width=d.detector_width, threads=d.threads),
+        split=SplitParams(**s.model_dump()),
+        motion=MotionParams(method=cfg.motion.method, static_threshold=cfg.motion.static_threshold),
+        quality=QualityParams(black_luma_p99=cfg.quality.near_black_luma),
+        keyframes_at=tuple(cfg.aesthetic.frames_at),
+    )
+
+
+def scan_config_subset(cfg: PipelineConfig) -> dict:
+    """The config that decides the scan stage's output: a change here means rescanning."""
+    return {k: cfg.public_dict()[k] for k in ("decode", "split", "motion", "quality")} | {
+        "frames_at": cfg.aesthetic.frames_at
+    }
+
+
+def embed_config_subset(cfg: PipelineConfig) -> dict:
+    a = cfg.aesthetic
+    return {"clip_model": a.clip_model, "clip_checkpoint": a.clip_checkpoint, "head_checkpoint": a.head_checkpoint,
+            "model_config_file": a.model_config_file, "reduce": a.reduce, "scan": scan_config_subset(cfg)}
+
+
+def filter_rules(cfg: PipelineConfig) -> list[Rule]:
+    return [Rule(r.column, r.min, r.max, r.reason) for r in cfg.filters]

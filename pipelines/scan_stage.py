@@ -1,0 +1,91 @@
+"""Stage `probe_split_score`: one Ray task per video, results committed in parts as they arrive."""
+import time
+from dataclasses import asdict
+
+import pyarrow as pa
+import ray
+from tqdm import tqdm
+
+from curation.scan import ScanParams, ScanResult, error_row, scan_video
+from curation.sources import VideoFile
+from pipelines.config import StageConfig
+from pipelines.store import RunStore
+from schemas import TABLES, table_from_rows
+
+TABLE_NAMES = ("videos", "clips", "keyframes", "errors")
+
+
+@ray.remote
+def _scan_task(uri: str, relpath: str, params: ScanParams, run_id: str, storage_options: dict) -> dict:
+    return asdict(scan_video(uri, relpath, params, run_id, storage_options))
+
+
+def done_uris(store: RunStore, stage_key: str) -> set[str]:
+    """Input URIs that a committed part already holds (as a video or as an error)."""
+    parts = store.committed_parts(stage_key, clean=True)
+    done = set(store.read_parts(stage_key, "videos", parts).column("uri").to_pylist())
+    done |= set(store.read_parts(stage_key, "errors", parts).column("uri").to_pylist())
+    return done
+
+
+def run_scan_stage(
+    files: list[VideoFile],
+    store: RunStore,
+    stage_key: str,
+    params: ScanParams,
+    stage: StageConfig,
+    run_id: str,
+    storage_options: dict,
+    videos_per_part: int,
+    max_in_flight: int,
+) -> dict:
+    """Scan every file not yet committed; returns counts for the run record."""
+    todo = [f for f in files if f.uri not in done_uris(store, stage_key)]
+    stats = {"files": len(files), "already_done": len(files) - len(todo), "scanned": 0, "parts_written": 0}
+    if not todo:
+        return stats
+    task = _scan_task.options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_retries=stage.max_retries)
+    params_ref = ray.put(params)
+    pending: dict = {}
+    buffer: list[ScanResult] = []
+    queue = list(todo)
+    t0 = time.perf_counter()
+    with tqdm(total=len(todo), desc="scan", unit="video", dynamic_ncols=True) as bar:
+        while queue or pending:
+            while queue and len(pending) < max_in_flight:
+                f = queue.pop(0)
+                pending[task.remote(f.uri, f.relpath, params_ref, run_id, storage_options)] = f
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                f = pending.pop(ref)
+                buffer.append(_result(ref, f, run_id))
+                bar.update(1)
+                stats["scanned"] += 1
+            if len(buffer) >= videos_per_part or (not queue and not pending and buffer):
+                _commit(store, stage_key, buffer)
+                stats["parts_written"] += 1
+                buffer = []
+    stats["scan_s"] = time.perf_counter() - t0
+    return stats
+
+
+def _result(ref, f: VideoFile, run_id: str) -> ScanResult:
+    """The task's rows, or an error row when the task itself died (worker crash, lost node)."""
+    try:
+        return ScanResult(**ray.get(ref))
+    except ray.exceptions.RayError as e:
+        cause = getattr(e, "cause", None) or e
+        message = " ".join(str(cause).split())[:500]
+        return ScanResult(errors=[error_row(f.uri, None, "scan", type(e).__name__, f"scan task failed after retries: {message}", run_id)])
+
+
+def _commit(store: RunStore, stage_key: str, results: list[ScanResult]) -> None:
+    rows = {name: [] for name in TABLE_NAMES}
+    for r in results:
+        if r.video is not None:
+            rows["videos"].append(r.video)
+        rows["clips"].extend(r.clips)
+        rows["keyframes"].extend(r.keyframes)
+        rows["errors"].extend(r.errors)
+    tables: dict[str, pa.Table] = {name: table_from_rows(rows[name], TABLES[name], name) for name in TABLE_NAMES}
+    store.write_part(stage_key, tables)
