@@ -80,8 +80,8 @@ def planted_pairs(group: np.ndarray, n: int) -> np.ndarray:
     return _pair_keys(np.concatenate(a), np.concatenate(b), n)
 
 
-def brute_force_pairs(x: np.ndarray, threshold: float, block: int = 4096) -> np.ndarray:
-    """Keys of all pairs with cos >= threshold, exact, by blocked matrix products."""
+def brute_force_pairs(x: np.ndarray, threshold: float, key_base: int, block: int = 4096) -> np.ndarray:
+    """Keys (lo * key_base + hi) of all pairs with cos >= threshold, exact, by blocked matrix products."""
     n, a, b = len(x), [], []
     for i in range(0, n, block):
         sims = x[i:i + block] @ x[i:].T
@@ -91,7 +91,7 @@ def brute_force_pairs(x: np.ndarray, threshold: float, block: int = 4096) -> np.
         keep = r < c
         a.append(r[keep])
         b.append(c[keep])
-    return _pair_keys(np.concatenate(a), np.concatenate(b), n)
+    return _pair_keys(np.concatenate(a), np.concatenate(b), key_base)
 
 
 def _pr(found: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -128,7 +128,7 @@ def run_one(n: int) -> dict:
     truth_planted = planted_pairs(group, n)
     sub = min(n, SUBSET)
     t = time.perf_counter()
-    truth_sub = brute_force_pairs(x[:sub], 1.0 - EPS)
+    truth_sub = brute_force_pairs(x[:sub], 1.0 - EPS, key_base=n)
     brute_s = time.perf_counter() - t
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux reports KiB)
     out = {"n": n, "dim": D, "eps": EPS, "generate_s": round(gen_s, 2), "planted_pairs": int(len(truth_planted)),

@@ -4,14 +4,18 @@ import numpy as np
 
 
 def train_kmeans(
-    x: np.ndarray, k: int, iters: int = 10, points_per_centroid: int = 64, seed: int = 0, spherical: bool = True
+    x: np.ndarray, k: int, iters: int = 10, points_per_centroid: int = 64, seed: int = 0, spherical: bool = True,
+    nredo: int = 1,
 ) -> np.ndarray:
-    """(k, d) float32 centroids; faiss trains on a random sample of at most k * points_per_centroid rows."""
+    """(k, d) float32 centroids; faiss trains on a random sample of at most k * points_per_centroid rows.
+
+    nredo > 1 restarts from other random seeds and keeps the lowest-error run.
+    """
     x = np.ascontiguousarray(x, dtype=np.float32)
     k = max(1, min(int(k), len(x)))
     km = faiss.Kmeans(
         x.shape[1], k, niter=iters, seed=seed, spherical=spherical, verbose=False,
-        max_points_per_centroid=points_per_centroid, min_points_per_centroid=1,
+        max_points_per_centroid=points_per_centroid, min_points_per_centroid=1, nredo=nredo,
     )
     km.train(x)
     return np.asarray(km.centroids, dtype=np.float32)
