@@ -39,8 +39,9 @@ FILTERS_A = [
 
 def filters_for(variant: str) -> list[dict]:
     rules = [dict(r) for r in FILTERS_A]
-    if variant == "b":  # a stricter blur threshold: some kept clips flip to dropped
-        rules[3]["min"] = 120.0
+    if variant == "b":
+        rules[3]["min"] = 120.0  # stricter blur threshold: kept clips flip to dropped
+        rules[5]["max"] = 0.9  # looser black-frame threshold: dropped clips flip to kept
     return rules
 
 
@@ -88,7 +89,8 @@ def make_run(out: Path, inputs_root: Path, videos_dir: Path, variant: str = "a")
                 split_reason="window",
                 motion=float(rng.uniform(0.0, 0.03)), camera_motion=float(rng.uniform(0, 0.01)),
                 local_motion=float(rng.uniform(0, 0.01)),
-                sharpness=float(rng.uniform(20, 400)), luma_mean=float(rng.uniform(25, 160)),
+                # variant b stands for a changed sharpness scorer: every value 20 % higher
+                sharpness=float(rng.uniform(20, 400)) * (1.2 if variant == "b" else 1.0), luma_mean=float(rng.uniform(25, 160)),
                 contrast=float(rng.uniform(10, 70)), black_frac=float(rng.choice([0.0, 0.1, 0.8])),
                 quality=float(rng.uniform(0, 1)),
                 # aesthetic, colorfulness, letterbox_frac, ... stay null: "weights not configured"

@@ -1,0 +1,228 @@
+"""Dashboard: DuckDB views, portability of dashboard.duckdb, HTML report, compare, query."""
+import base64
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import duckdb
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+from curation.dashboard import build_dashboard, compare_runs, compare_runs_dict, query
+from curation.dashboard.thumbnails import THUMB_WIDTH, Thumbnailer, frames_at
+from schemas import RunRecord, read_table
+from test_dashboard_synthetic import EVIL_MESSAGE, SCRIPT_NAME, make_run
+
+VIEWS = ["funnel", "score_quantiles", "score_histograms", "by_source", "by_resolution", "dup_groups",
+         "error_summary", "runs", "inputs", "clip_outcomes"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, test_videos) -> dict:
+    """Run A (built dashboard) and run B (stricter blur, looser black frames, sharper scores)."""
+    root = tmp_path_factory.mktemp("dash")
+    a = make_run(root / "OUT", root / "inputs", test_videos, "a")
+    b = make_run(root / "OUTB", root / "inputs", test_videos, "b")
+    db, html = build_dashboard(str(a))
+    return {"root": root, "a": a, "b": b, "db": db, "html": html}
+
+
+def _sql(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_build_writes_both_files_and_all_views(runs):
+    assert runs["db"] == runs["a"] / "dashboard.duckdb" and runs["db"].stat().st_size > 0
+    assert runs["html"] == runs["a"] / "dashboard.html" and runs["html"].stat().st_size > 0
+    names = {r[0] for r in _sql(runs["db"], "SELECT view_name FROM duckdb_views() WHERE NOT internal")}
+    assert set(VIEWS) <= names
+    for view in VIEWS:  # each one runs
+        _sql(runs["db"], f"SELECT * FROM {view}")
+
+
+def test_funnel_adds_up(runs):
+    rows = _sql(runs["db"], "SELECT level, stage, kind, count, hours, remaining FROM funnel")
+    for level in ("inputs", "clips"):
+        steps = [r for r in rows if r[0] == level]
+        total = [r for r in steps if r[2] == "total"][0]
+        removed = sum(r[3] for r in steps if r[2] == "removed")
+        final = [r for r in steps if r[2] == "remaining"][0]
+        assert total[3] == removed + final[3], level
+        assert final[5] == final[3]
+        assert total[4] == pytest.approx(sum(r[4] for r in steps if r[2] != "total"))
+    clips = read_table(str(runs["a"] / "clips"), "clips")
+    kept = pc.sum(clips["kept"]).as_py()
+    by = {(r[0], r[1]): r for r in rows}
+    assert by[("clips", "clips")][3] == clips.num_rows == 24
+    assert by[("clips", "curated")][3] == kept == read_table(str(runs["a"] / "curated"), "curated").num_rows
+    # 4 videos + 1 broken file, each counted once
+    assert by[("inputs", "inputs")][3] == 5
+    assert (by[("inputs", "error")][3], by[("inputs", "dropped")][3], by[("inputs", "curated")][3]) == (1, 1, 3)
+    # every configured rule appears in config order, then the reasons no rule names
+    stages = [r[1] for r in rows if r[0] == "clips" and r[2] == "removed"]
+    assert stages == ["too_short", "static", "too_much_motion", "blurry", "dark", "black_frames",
+                      "low_aesthetic", "duplicate"]
+
+
+def test_multi_reason_clip_is_removed_once_but_flagged_everywhere(runs):
+    multi = _sql(runs["db"], "SELECT count(*) FROM clips WHERE len(drop_reasons) > 1")[0][0]
+    assert multi > 0  # the synthetic run has such clips, so the next check means something
+    removed, flagged = _sql(runs["db"], "SELECT sum(count), sum(flagged) FROM funnel WHERE kind = 'removed' "
+                                        "AND level = 'clips'")[0]
+    dropped = _sql(runs["db"], "SELECT count(*) FROM clips WHERE NOT kept")[0][0]
+    reasons = _sql(runs["db"], "SELECT sum(len(drop_reasons)) FROM clips")[0][0]
+    assert removed == dropped and flagged == reasons > dropped
+
+
+def test_inputs_outcome_and_reasons(runs):
+    rows = dict((r[0], r[1:]) for r in _sql(runs["db"], "SELECT relpath, outcome, reasons, source FROM inputs"))
+    assert rows[SCRIPT_NAME] == ("dropped", ["black_frames", "static"], "<script>alert(1)<")
+    assert rows["city/broken.mp4"][0] == "error"
+    assert rows["city/broken.mp4"][1] == ["probe: InvalidDataError"]
+    by_source = {r[0]: r[1:] for r in _sql(runs["db"], "SELECT source, inputs, error_inputs FROM by_source")}
+    assert by_source["city"] == (2, 1) and by_source["nature"] == (2, 0)
+
+
+def test_scores_that_are_all_null_are_reported_not_invented(runs):
+    rows = {r[0]: r[1:] for r in _sql(
+        runs["db"], "SELECT score, measured, p50 FROM score_quantiles WHERE subset = 'all'")}
+    assert rows["aesthetic"] == (0, None)
+    assert rows["sharpness"][0] == 24 and rows["sharpness"][1] is not None
+    hist = _sql(runs["db"], "SELECT score, sum(clips) FROM score_histograms GROUP BY score")
+    assert dict(hist)["sharpness"] == 24 and "aesthetic" not in dict(hist)
+    p50 = np.quantile(read_table(str(runs["a"] / "clips"), "clips")["sharpness"].to_numpy(), 0.5)
+    assert rows["sharpness"][1] == pytest.approx(p50, rel=1e-6)
+
+
+def test_other_views(runs):
+    assert _sql(runs["db"], "SELECT clips, kept_clips, representative IS NOT NULL FROM dup_groups") == [(2, 0, True)]
+    assert _sql(runs["db"], "SELECT stage, error_type, errors, example_message FROM error_summary") == [
+        ("probe", "InvalidDataError", 1, EVIL_MESSAGE)]
+    res = dict(_sql(runs["db"], "SELECT resolution, clips FROM by_resolution"))
+    assert res == {"720p": 6, "360p": 6, "240p": 12}
+    run = _sql(runs["db"], "SELECT run_id, config->'filters'->0->>'reason' FROM runs")
+    assert run == [("run-a", "too_short")]
+
+
+_PROBE = "import duckdb, sys; print(duckdb.connect(sys.argv[1], read_only=True).execute('select sum(count) from funnel').fetchall()[0][0])"
+
+
+def _probe(cwd: Path, db: str) -> str:
+    done = subprocess.run([sys.executable, "-c", _PROBE, db], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_database_opens_from_another_cwd_and_after_moving(runs, tmp_path):
+    # a copy, so the module's folder stays put for the other tests
+    out = tmp_path / "OUT"
+    shutil.copytree(runs["a"], out, symlinks=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    expected = _probe(runs["a"], "dashboard.duckdb")
+    assert _probe(elsewhere, str(out / "dashboard.duckdb")) == expected
+    assert _probe(tmp_path, "OUT/dashboard.duckdb") == expected
+    out.rename(tmp_path / "OUT2")
+    assert _probe(elsewhere, str(tmp_path / "OUT2" / "dashboard.duckdb")) == expected
+    assert _probe(tmp_path, "OUT2/dashboard.duckdb") == expected
+    # nothing in the database points back at the folder it was built in
+    sql = " ".join(r[0] for r in _sql(tmp_path / "OUT2" / "dashboard.duckdb", "SELECT sql FROM duckdb_views()"))
+    assert str(runs["a"]) not in sql and "read_parquet" not in sql
+
+
+def test_html_escapes_data_and_is_self_contained(runs):
+    page = runs["html"].read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.mp4" in page
+    assert "<script" not in page.lower()  # the report has no script at all, and data never becomes one
+    assert "&lt;img src=x onerror=alert(2)&gt;" in page and "<img src=x" not in page
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", page)  # nothing fetched at view time
+    assert page.count("<svg") >= 10  # two funnels + a histogram per measured score
+    assert 'class="thr"' in page  # threshold lines drawn
+
+
+def test_html_thumbnails_are_small_jpegs(runs):
+    page = runs["html"].read_text(encoding="utf-8")
+    uris = re.findall(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(uris) >= 5 * 10  # 5 percentiles for each of the 10 measured scores, plus thresholds
+    img = cv2.imdecode(np.frombuffer(base64.b64decode(uris[0]), np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None and img.shape[1] == THUMB_WIDTH
+    assert "no thumbnail" not in page
+
+
+def test_thumbnailer_gives_placeholder_for_undecodable_file(test_videos, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    thumbs = Thumbnailer()
+    page = (thumbs.request("c1", str(bad), 0.0, 1.0, "bad <b>") + "|"
+            + thumbs.request("c2", str(test_videos / "bikes.mp4"), 0.0, 2.0, "bikes"))
+    page = thumbs.fill(page)
+    first, second = page.split("|")
+    assert first.startswith('<div class="noimg">no thumbnail:') and "c1" in thumbs.failures
+    assert second.startswith('<img src="data:image/jpeg;base64,')
+
+
+def test_frames_after_seek_match_sequential_decode(test_videos):
+    # cockatoo.mp4 gives green (corrupt) frames after a seek; the fallback must fix that
+    path = test_videos / "cockatoo.mp4"
+    import av
+    with av.open(str(path)) as c:
+        frames = [(f.time, f.to_ndarray(format="rgb24")) for f in c.decode(c.streams.video[0])]
+    times = [frames[100][0], frames[200][0]]
+    got = frames_at(str(path), times)
+    for t in times:
+        ref = next(f for ft, f in frames if ft >= t)
+        assert np.array_equal(got[t], ref)
+
+
+def test_compare_detects_threshold_changes_shifts_and_flips(runs):
+    d = compare_runs_dict(str(runs["a"]), str(runs["b"]))
+    changes = {(x["key"], x["a"], x["b"]) for x in d["threshold_changes"]}
+    assert changes == {("filters[blurry].min", 50.0, 120.0), ("filters[black_frames].max", 0.5, 0.9)}
+    a = read_table(str(runs["a"] / "clips"), "clips").to_pylist()
+    b = {r["clip_id"]: r for r in read_table(str(runs["b"] / "clips"), "clips").to_pylist()}
+    to_dropped = sorted(r["clip_id"] for r in a if r["kept"] and not b[r["clip_id"]]["kept"])
+    to_kept = sorted(r["clip_id"] for r in a if not r["kept"] and b[r["clip_id"]]["kept"])
+    assert to_dropped and to_kept  # both directions happen in the fixture
+    assert sorted(r["clip_id"] for r in d["flipped"]["kept_to_dropped"]) == to_dropped
+    assert sorted(r["clip_id"] for r in d["flipped"]["dropped_to_kept"]) == to_kept
+    shifts = {s["score"]: s for s in d["score_shifts"]}
+    assert shifts["sharpness"]["b_p50"] == pytest.approx(1.2 * shifts["sharpness"]["a_p50"], rel=1e-5)
+    assert shifts["motion"]["delta_p50"] == 0 and "aesthetic" not in shifts
+    text = compare_runs(str(runs["a"]), str(runs["b"]))
+    assert "filters[blurry].min" in text and all(c in text for c in to_dropped + to_kept)
+
+
+def test_query_readme_examples(runs):
+    out = str(runs["a"])
+    least_sharp = query(out, "SELECT relpath, clip_index, start_s, sharpness FROM clip_outcomes "
+                             "WHERE kept ORDER BY sharpness LIMIT 20")
+    kept = [r for r in read_table(str(runs["a"] / "curated"), "curated").to_pylist()]
+    lines = least_sharp.splitlines()
+    assert lines[0].split() == ["relpath", "clip_index", "start_s", "sharpness"]
+    assert f"{min(r['sharpness'] for r in kept):.6g}" in lines[2]
+    assert lines[-1] == f"({len(kept)} rows)"
+    hours = query(out, "SELECT source, sum(kept_hours) AS kept_hours FROM by_source GROUP BY source ORDER BY source")
+    assert "city" in hours and "nature" in hours
+    with pytest.raises(FileNotFoundError):
+        query(str(runs["root"] / "nope"), "SELECT 1")
+
+
+def test_empty_run_folder_builds(tmp_path):
+    record = RunRecord(run_id="r0", input_uri="/in", output_uri=str(tmp_path), started_at="2026-01-01T00:00:00Z",
+                       config={"filters": [{"column": "sharpness", "min": 1.0, "reason": "blurry"}]},
+                       config_hash="x", versions={}, status="nothing_to_do")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "r0.json").write_text(record.to_json())
+    db, html = build_dashboard(str(tmp_path))
+    assert _sql(db, "SELECT stage, count FROM funnel WHERE level = 'clips'") == [
+        ("clips", 0), ("blurry", 0), ("curated", 0)]
+    assert "nothing_to_do" in html.read_text()
