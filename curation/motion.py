@@ -5,9 +5,10 @@ samples divided by the time between them (s) and by the diagonal (pixels) of
 the frame the flow was computed on. A pan of v px/frame at f frames/s on a
 frame of diagonal d therefore scores v*f/d at any resolution.
 
-The flow field is split into a camera part (a global motion model
-(similarity: shift, rotation, zoom) fitted robustly with RANSAC, so people walking in front of a fixed camera do not count
-as camera motion, while pans, zooms and rolls do) and a local part (what is left).
+The flow field is split into a camera part (a global similarity model: shift,
+rotation, zoom, fitted robustly with RANSAC, so people walking in front of a
+fixed camera are not camera motion while pans, zooms and rolls are) and a
+local part (what is left).
 """
 from __future__ import annotations
 
