@@ -209,3 +209,26 @@ def test_real_videos_only_the_carphones_match(test_videos, expected):
     carphone_pair = [k for k in med if set(k) == {"carphone_pristine.mp4#0", "carphone_distorted.mp4#0"}]
     assert len(carphone_pair) == 1 and med.pop(carphone_pair[0]) <= 4
     assert min(med.values()) >= 20
+
+
+@pytest.mark.slow
+def test_ray_stage_matches_local(planted):
+    """The distributed path (map: assign per batch, reduce: pairs per shard) finds the same groups."""
+    ray = pytest.importorskip("ray")
+    from pipelines.dedup_stage import run_dedup_on_ray
+
+    clips, videos, expected = planted
+    # more rows: 40 extra random clips, so several batches, clusters and shards take part
+    extra = [_clip(100 + i, video="v0", phash=_random_hashes(3), emb=_unit(RNG.standard_normal(D)).tolist()) for i in range(40)]
+    clips = pa.concat_tables([clips, table_from_rows(extra, clips_schema, "clips")])
+    params = DedupParams(points_per_cluster=10, kmeans_points_per_centroid=8)
+    local = find_duplicates(clips, videos, params)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        dist = run_dedup_on_ray(clips, videos, params, min_rows_distributed=0, batch_rows=16, num_shards=3)
+    finally:
+        ray.shutdown()
+    assert any("on Ray" in n for n in dist.notes)
+    assert dist.stats["semantic"]["map_tasks"] == 5 and dist.stats["semantic"]["reduce_tasks"] == 3
+    assert _groups(dist.table) == _groups(local.table) == set(expected)
+    assert dist.table.column("kept").to_pylist() == local.table.column("kept").to_pylist()

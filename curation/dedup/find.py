@@ -32,8 +32,17 @@ from curation.dedup.unionfind import union_find
 DROP_REASON = "duplicate"
 _DUP_COLUMNS = ("dup_group_id", "dup_kind", "dup_of", "dup_similarity")
 
-# (embeddings (n, d) float32, params) -> (edges between positions 0..n-1, stats): how semantic pairs are found.
-SemanticFinder = Callable[[np.ndarray, DedupParams], tuple[Edges, dict]]
+# (clips, params) -> (semantic edges between clip rows, stats): how semantic pairs are found.
+# The default runs in this process; pipelines/dedup_stage.py passes a distributed one.
+SemanticFinder = Callable[[pa.Table, DedupParams], tuple[Edges, dict]]
+
+
+def local_semantic_finder(clips: pa.Table, params: DedupParams) -> tuple[Edges, dict]:
+    """Semantic edges between clip rows, computed in this process (curation.dedup.semantic)."""
+    rows, x = embedding_matrix(clips)
+    edges, stats = semantic_edges(x, params)
+    stats["compared"] = int(len(rows))
+    return Edges(rows[edges.a], rows[edges.b], edges.kind, edges.sim), stats
 
 
 def find_duplicates(
@@ -70,17 +79,13 @@ def find_duplicates(
             parts.append(e)
             notes.append(f"perceptual dedup: {len(e)} pair(s) at median Hamming <= {params.phash_max_hamming} over {k} keyframes")
 
-    emb_rows, emb = embedding_matrix(clips)
-    emb_pos = np.full(n, -1, np.int64)
-    emb_pos[emb_rows] = np.arange(len(emb_rows))
     if "semantic" in params.kinds:
-        if len(emb_rows) == 0:
+        if clips.column("embedding").null_count == n:
             notes.append("semantic dedup: skipped, no embeddings (CLIP not configured)")
         else:
-            if len(emb_rows) < n:
-                notes.append(f"semantic dedup: {n - len(emb_rows)} clip(s) without an embedding, not compared")
-            e, sstats = (semantic_finder or semantic_edges)(emb, params)
-            e = Edges(emb_rows[e.a], emb_rows[e.b], e.kind, e.sim)
+            e, sstats = (semantic_finder or local_semantic_finder)(clips, params)
+            if sstats.get("compared", n) < n:
+                notes.append(f"semantic dedup: {n - sstats['compared']} clip(s) without a usable embedding, not compared")
             parts.append(e)
             stats["semantic"] = sstats
             notes.append(
@@ -94,6 +99,11 @@ def find_duplicates(
     member = size[root] >= 2
     rep = _representatives(clips, root, member, kept_before, params)
 
+    # embeddings of group members only: the driver never holds all of them for this step
+    member_rows = np.flatnonzero(member)
+    emb_rows, emb = embedding_matrix(clips.take(pa.array(member_rows)))
+    emb_pos = np.full(n, -1, np.int64)
+    emb_pos[member_rows[emb_rows]] = np.arange(len(emb_rows))
     table = _fill_columns(clips, edges, root, member, rep, keys, (ph_pos, ph), (emb_pos, emb), params)
     table = set_drop_reason(table, member & (rep != np.arange(n)), DROP_REASON)
     stats.update(
