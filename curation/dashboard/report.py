@@ -163,7 +163,11 @@ def _score_section(con, q_all: dict, q_kept: dict, rules: list[dict], thumbs: Th
         + "".join(f"<th>{h}</th>" for h in ("measured", "min", "p5", "p25", "p50", "p75", "p95", "max"))
         + f"</tr>{stats}</table>"
     )
-    figures = "".join(_figure(c, f"p{c['q']}", thumbs) for c in _quantile_clips(con, score))
+    # with few distinct values several percentiles land on one clip: show it once
+    merged: dict[str, tuple[list[str], dict]] = {}
+    for c in _quantile_clips(con, score):
+        merged.setdefault(c["clip_id"], ([], c))[0].append(f"p{c['q']}")
+    figures = "".join(_figure(c, ", ".join(labels), thumbs) for labels, c in merged.values())
     parts = [
         f'<div class="score" id="score-{esc(score)}"><h3>{esc(score)}</h3>',
         f'<div class="row">{chart}{stats_table}</div>',
