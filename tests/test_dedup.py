@@ -7,7 +7,7 @@ import pytest
 
 from curation.dedup import DedupParams, find_duplicates, semantic_edges
 from curation.dedup.perceptual import perceptual_edges
-from curation.hashes import hamming, keyframe_indices, keyframe_phashes
+from curation.hashes import keyframe_indices, keyframe_phashes
 from schemas import clips_schema, table_from_rows, videos_schema
 
 RNG = np.random.default_rng(0)

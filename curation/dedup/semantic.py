@@ -2,13 +2,17 @@
 
 1. k-means (faiss) into k clusters, trained on a sample.
 2. Each point goes to its nearest centroid ("primary"). Spill: it is also a
-   "secondary" member of its next nearest centroids (up to
-   max_clusters_per_point in all) when ||x - c_j|| <= ||x - c_1|| + 2 * delta,
-   delta = sqrt(2 * eps). Why: unit vectors with cos >= 1 - eps are within
-   delta in L2; if y's nearest centroid is c2, the triangle inequality gives
-   ||x - c2|| <= ||x - c1|| + 2 * delta, so x is a secondary of c2 and the pair
-   is compared there. Uncapped, no duplicate pair is split by a cluster border;
-   plain SemDeDup (max_clusters_per_point = 1) loses such pairs.
+   "secondary" member of its next nearest centroids c_j (up to
+   max_clusters_per_point in all) when it lies within delta = sqrt(2 * eps)
+   of the bisecting hyperplane between c_1 and c_j, i.e.
+   (||x - c_j||^2 - ||x - c_1||^2) / (2 ||c_1 - c_j||) <= delta.
+   Why: unit vectors with cos >= 1 - eps are within delta in L2. If x's
+   nearest centroid is c_1 and its duplicate y's is c_j, the segment x-y
+   crosses that hyperplane, so x is within delta of it, becomes a secondary
+   of c_j and the pair is compared there. Uncapped, no duplicate pair is split
+   by a cluster border; plain SemDeDup (max_clusters_per_point = 1) loses
+   such pairs. The cap keeps the cost bounded; points near several borders
+   may still lose a pair (measured in bench/dedup_bench.py).
 3. Per cluster: cosine of primaries x primaries (upper triangle) and
    secondaries x primaries, in blocks of block_size x block_size, never N x N.
    A pair is a duplicate at cos >= 1 - eps.
@@ -45,9 +49,15 @@ def assign(x: np.ndarray, centroids: np.ndarray, params: DedupParams) -> Assignm
     primary = idx[:, 0].astype(np.int64)
     if m == 1 or idx.shape[1] == 1:
         return Assignment(primary, np.empty(0, np.int64), np.empty(0, np.int64))
-    dist = np.sqrt(np.maximum(d2, 0.0))
-    margin = 2.0 * np.sqrt(2.0 * params.semantic_eps)
-    spill = (dist[:, 1:] <= dist[:, :1] + margin) & (idx[:, 1:] >= 0)
+    delta = np.sqrt(2.0 * params.semantic_eps)
+    valid = idx[:, 1:] >= 0
+    # distance between the nearest and each next centroid: (n, m-1)
+    gap = np.empty(idx[:, 1:].shape, np.float32)
+    for s in range(0, len(x), 16384):  # batches: the gathered centroids are (batch, m-1, d)
+        i = idx[s:s + 16384]
+        gap[s:s + 16384] = np.linalg.norm(centroids[i[:, 1:].clip(0)] - centroids[i[:, :1]], axis=2)
+    to_bisector = (d2[:, 1:] - d2[:, :1]) / np.maximum(2.0 * gap, 1e-12)
+    spill = valid & (to_bisector <= delta)
     rows, col = np.nonzero(spill)
     return Assignment(primary, rows.astype(np.int64), idx[:, 1:][rows, col].astype(np.int64))
 
