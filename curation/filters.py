@@ -19,7 +19,7 @@ def apply_filters(clips: pa.Table, rules: Sequence[Rule]) -> pa.Table:
     reasons = [list(r or []) for r in clips.column("drop_reasons").to_pylist()]
     for rule in rules:
         col = clips.column(rule.column)
-        fails = pa.chunked_array([pa.array([False] * clips.num_rows)])
+        fails = pa.chunked_array([pa.array([False] * clips.num_rows, pa.bool_())])
         if rule.min is not None:
             fails = pc.or_(fails, pc.fill_null(pc.less(col, rule.min), False))
         if rule.max is not None:

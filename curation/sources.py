@@ -50,10 +50,18 @@ def list_videos(input_uri: str, extensions: list[str], storage_options: dict | N
             continue
         if posixpath.basename(rel).startswith("."):
             continue  # hidden files, partial uploads
+        size = info.get("size")
         if info.get("type") not in (None, "file"):
-            skipped.append((_unstrip(fs, protocol, path), f"not a regular file ({info.get('type')})"))
-            continue
-        videos.append(VideoFile(_unstrip(fs, protocol, path), rel, int(info.get("size") or -1)))
+            try:  # a symbolic link to a file is followed; a loop or a dangling link is not
+                followed = fs.isfile(path)
+                size = fs.size(path) if followed else None
+            except (OSError, RuntimeError):
+                followed = False
+            if not followed:
+                why = "broken symbolic link or symlink loop" if info.get("islink") else f"not a regular file ({info.get('type')})"
+                skipped.append((_unstrip(fs, protocol, path), why))
+                continue
+        videos.append(VideoFile(_unstrip(fs, protocol, path), rel, int(size if size is not None else -1)))
     return videos, skipped
 
 

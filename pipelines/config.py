@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from schemas.tables import clips_schema
 
 DEFAULT_CONFIG = "default.yaml"
+BUILTIN_STAGES = ("probe_split_score", "embed", "filter", "dedup", "curate")
 
 
 class ConfigError(ValueError):
@@ -155,6 +156,8 @@ class PipelineConfig(_Strict):
     @model_validator(mode="after")
     def _dag(self):
         for name, st in self.stages.items():
+            if name not in BUILTIN_STAGES and not st.entrypoint:
+                raise ValueError(f"stages.{name}: not a built-in stage {BUILTIN_STAGES}; give it an entrypoint 'module:function'")
             for dep in st.depends_on:
                 if dep not in self.stages:
                     raise ValueError(f"stages.{name}.depends_on names unknown stage {dep!r}")

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from curation.filters import apply_filters, rule_counts
 from curation.scan import error_row
 from curation.sources import list_videos
-from pipelines.config import PipelineConfig, stage_order
+from pipelines.config import BUILTIN_STAGES, PipelineConfig, stage_order
 from pipelines.embed_stage import join_embeddings, run_embed_stage
 from pipelines.params import embed_config_subset, filter_rules, scan_config_subset, scan_params
 from pipelines.ray_runtime import init_ray
@@ -20,7 +20,6 @@ from pipelines.scan_stage import run_scan_stage
 from pipelines.store import RunStore
 from schemas import TABLES, RunRecord, table_from_rows
 
-BUILTIN_STAGES = ("probe_split_score", "embed", "filter", "dedup", "curate")
 FINAL_TABLES = ("videos", "clips", "curated", "errors", "keyframes")
 _PACKAGES = ("vidcurate", "ray", "pyarrow", "duckdb", "av", "opencv-python-headless", "scenedetect", "torch", "open_clip_torch", "numpy")
 
@@ -150,7 +149,7 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
 
 def _assemble(store, scan_key, embed_key, files, skipped, cfg, order, run_id, record) -> dict[str, pa.Table]:
     """Global stages over the committed parts: join, filter, dedup, custom stages, curate."""
-    wanted = pa.array(sorted(f.uri for f in files))
+    wanted = pa.array(sorted(f.uri for f in files), pa.string())
     parts = store.committed_parts(scan_key)
 
     def current(name: str, sort: list[tuple[str, str]]) -> pa.Table:

@@ -20,3 +20,24 @@ def test_videos() -> Path:
 @pytest.fixture(scope="session")
 def expected(test_videos) -> dict:
     return json.loads((test_videos / "EXPECTED.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray cluster for the whole session (starting one costs seconds)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    """The generated demo set (vidcurate sample-data), written once per session."""
+    from curation.sample_data import write_sample_data
+
+    out = tmp_path_factory.mktemp("demo") / "input"
+    write_sample_data(out)
+    return out

@@ -1,0 +1,131 @@
+"""The walking skeleton end to end on real Ray: real videos, demo data, bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import pyarrow.compute as pc
+import pytest
+
+from pipelines.config import load_config
+from pipelines.run import run_pipeline
+from schemas import read_table
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(inp, out, **overrides):
+    return run_pipeline(str(inp), str(out), load_config(overrides=overrides or None), log=lambda *_: None)
+
+
+def _tables(out):
+    return {n: read_table(str(out / n), n) for n in ("videos", "clips", "curated", "errors")}
+
+
+@pytest.fixture(scope="module")
+def real_run(ray_local, test_videos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("real") / "out"
+    record = _run(test_videos, out)
+    return out, record
+
+
+def test_every_real_file_is_a_video_or_an_error(real_run, test_videos):
+    out, record = real_run
+    t = _tables(out)
+    files = {str(p) for p in test_videos.iterdir() if p.suffix in (".mp4", ".avi")}
+    seen = set(t["videos"].column("uri").to_pylist()) | set(t["errors"].column("uri").to_pylist())
+    assert files == seen
+    with_clips = set(t["clips"].column("uri").to_pylist())
+    for uri in t["videos"].column("uri").to_pylist():
+        assert uri in with_clips
+    assert record.status == "succeeded" and record.counts["videos"] == len(files)
+    runs = list((out / "runs").glob("*.json"))
+    assert len(runs) == 1 and json.loads(runs[0].read_text())["config_hash"] == record.config_hash
+
+
+def test_real_shots_and_counter_span(real_run, expected):
+    out, _ = real_run
+    clips = _tables(out)["clips"]
+
+    def spans(name):
+        rows = clips.filter(pc.match_substring(clips.column("uri"), name)).sort_by("clip_index")
+        return list(zip(rows.column("start_frame").to_pylist(), rows.column("end_frame").to_pylist()))
+
+    assert [s for s, _ in spans("bikes.mp4")] == expected["bikes.mp4"]["shot_starts"]
+    assert spans("counter.mp4") == [(0, 30)]
+    starts = [s for s, _ in spans("testvideo.mp4")]
+    assert 30 in starts and 180 in starts
+
+
+def test_rerun_does_nothing_and_ids_are_stable(real_run, test_videos, tmp_path):
+    out, record = real_run
+    again = _run(test_videos, out)
+    assert again.status == "nothing_to_do"
+    fresh = tmp_path / "fresh"
+    _run(test_videos, fresh)
+    a, b = _tables(out)["clips"], _tables(fresh)["clips"]
+    assert a.column("clip_id").to_pylist() == b.column("clip_id").to_pylist()
+    assert _tables(out)["videos"].column("video_id").to_pylist() == _tables(fresh)["videos"].column("video_id").to_pylist()
+
+
+def test_curated_is_the_kept_clips(real_run):
+    out, _ = real_run
+    t = _tables(out)
+    kept = t["clips"].filter(pc.equal(t["clips"].column("kept"), True))
+    assert sorted(kept.column("clip_id").to_pylist()) == sorted(t["curated"].column("clip_id").to_pylist())
+    for reasons, k in zip(t["clips"].column("drop_reasons").to_pylist(), t["clips"].column("kept").to_pylist()):
+        assert k == (not reasons)
+
+
+def test_empty_input_folder(ray_local, tmp_path):
+    (tmp_path / "in").mkdir()
+    record = _run(tmp_path / "in", tmp_path / "out")
+    assert record.counts["inputs"] == 0 and record.counts["videos"] == 0
+    assert read_table(str(tmp_path / "out" / "clips"), "clips").num_rows == 0
+
+
+def test_non_video_with_video_extension_gives_error_row(ray_local, tmp_path, test_videos):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "notes.mp4").write_text("this is a text file, not a video\n" * 20)
+    (inp / "empty.mp4").write_bytes(b"")
+    os.symlink(test_videos / "realshort.mp4", inp / "real.mp4")
+    _run(inp, tmp_path / "out")
+    t = _tables(tmp_path / "out")
+    errs = dict(zip(t["errors"].column("uri").to_pylist(), t["errors"].column("message").to_pylist()))
+    assert set(os.path.basename(u) for u in errs) == {"notes.mp4", "empty.mp4"}
+    assert all(m and "\n" not in m for m in errs.values())
+    assert t["videos"].num_rows == 1
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, cwd=cwd or REPO, timeout=120)
+
+
+def test_cli_missing_input_is_one_line(tmp_path):
+    r = _cli("run", str(tmp_path / "nope"), str(tmp_path / "out"))
+    assert r.returncode == 2
+    assert "does not exist" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_unwritable_output_is_one_line(tmp_path, test_videos):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = _cli("run", str(test_videos), str(blocker / "out"))
+    assert r.returncode == 2
+    assert "not writable" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_bad_config_is_rejected_before_work(tmp_path, test_videos):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("split:\n  max_clip_s: -3\n")
+    r = _cli("run", str(test_videos), str(tmp_path / "out"), "--config", str(cfg))
+    assert r.returncode == 2 and "split.max_clip_s" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_dry_run_prints_dag():
+    r = _cli("run", "--dry-run", "x", "y")
+    assert r.returncode == 0
+    assert r.stdout.index("probe_split_score") < r.stdout.index("filter")

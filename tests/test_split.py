@@ -1,0 +1,64 @@
+"""Shot detection on the real test videos against EXPECTED.json, and decode-once."""
+import pytest
+
+from curation import decode as decode_mod
+from curation.decode import DecodePlan, decode
+from curation.scan import ScanParams, scan_video
+from curation.split import ShotDetector, SplitParams, clip_spans
+
+
+def _shot_starts(path) -> tuple[list[int], int]:
+    det = ShotDetector(SplitParams())
+    with open(path, "rb") as f:
+        result = decode(f, DecodePlan(), det.feed, None)
+    return det.shot_starts(), result.num_frames
+
+
+def _close(found: list[int], truth: list[int], tol: int = 1) -> bool:
+    return len(found) == len(truth) and all(abs(a - b) <= tol for a, b in zip(found, truth))
+
+
+def test_bikes_shot_starts(test_videos, expected):
+    starts, n = _shot_starts(test_videos / "bikes.mp4")
+    assert n == expected["bikes.mp4"]["frames"]
+    assert _close(starts, expected["bikes.mp4"]["shot_starts"]), starts
+
+
+def test_testvideo_hard_cuts(test_videos, expected):
+    starts, _ = _shot_starts(test_videos / "testvideo.mp4")
+    for cut in expected["testvideo.mp4"]["hard_cuts"]:
+        assert any(abs(s - cut) <= 1 for s in starts), (cut, starts)
+
+
+@pytest.mark.parametrize("name", ["fades.mp4", "counter.mp4", "bigbuckbunny.mp4", "pedestrians.avi"])
+def test_no_false_cuts(test_videos, expected, name):
+    starts, n = _shot_starts(test_videos / name)
+    assert starts == [0], starts
+    assert n == expected[name]["frames"]
+
+
+def test_counter_is_one_frame_accurate_clip(test_videos):
+    r = scan_video(str(test_videos / "counter.mp4"), "counter.mp4", ScanParams(), "t")
+    assert not r.errors
+    assert [(c["start_frame"], c["end_frame"]) for c in r.clips] == [(0, 30)]  # frames 0..29
+    clip = r.clips[0]
+    assert clip["start_s"] == pytest.approx(0.0, abs=1e-6)
+    assert clip["end_s"] == pytest.approx(3.0, abs=1e-6)  # last frame PTS 2.9 s + one frame
+
+
+def test_each_video_is_decoded_once(test_videos, monkeypatch):
+    opened = []
+    real_open = decode_mod.av.open
+    monkeypatch.setattr(decode_mod.av, "open", lambda *a, **k: opened.append(1) or real_open(*a, **k))
+    r = scan_video(str(test_videos / "bikes.mp4"), "bikes.mp4", ScanParams(), "t")
+    assert len(r.clips) == 6 and all(c["motion"] is not None for c in r.clips[:-1])
+    assert len(opened) == 1
+    assert r.video["decoder_opens"] == 1
+
+
+def test_long_shots_are_windowed():
+    spans = clip_spans([0, 100], num_frames=1000, fps=25.0, max_clip_s=10.0)
+    assert [(s.start, s.end, s.reason) for s in spans[:1]] == [(0, 100, "cut")]
+    assert all(s.end - s.start <= 250 for s in spans)
+    assert spans[-1].end == 1000 and {s.reason for s in spans[1:]} == {"window"}
+    assert sum(s.end - s.start for s in spans) == 1000
