@@ -1,12 +1,12 @@
 """Dashboard: DuckDB views, portability of dashboard.duckdb, HTML report, compare, query."""
 import base64
-import json
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import av
 import cv2
 import duckdb
 import numpy as np
@@ -177,7 +177,6 @@ def test_thumbnailer_gives_placeholder_for_undecodable_file(test_videos, tmp_pat
 def test_frames_after_seek_match_sequential_decode(test_videos):
     # cockatoo.mp4 gives green (corrupt) frames after a seek; the fallback must fix that
     path = test_videos / "cockatoo.mp4"
-    import av
     with av.open(str(path)) as c:
         frames = [(f.time, f.to_ndarray(format="rgb24")) for f in c.decode(c.streams.video[0])]
     times = [frames[100][0], frames[200][0]]
@@ -265,3 +264,18 @@ def test_html_in_headless_chromium(runs):
     assert len(widths) >= 40 and all(w == ["data:image/", THUMB_WIDTH] for w in widths)  # all decoded, none remote
     assert scripts == 0
     assert SCRIPT_NAME in text and EVIL_MESSAGE in text
+
+
+def test_run_folder_on_fsspec_storage_builds():
+    """OUT may be any fsspec URI: the database is built locally and uploaded."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    record = RunRecord(run_id="r1", input_uri="memory://in", output_uri="memory://dashtest/OUT",
+                       started_at="2026-01-01T00:00:00Z", config={}, config_hash="y", versions={},
+                       status="succeeded")
+    fs.pipe("/dashtest/OUT/runs/r1.json", record.to_json().encode())
+    db, html = build_dashboard("memory://dashtest/OUT")
+    assert fs.exists(str(db)) and fs.info(str(db))["size"] > 0
+    assert b"run r1" in fs.cat(str(html))
+    fs.rm("/dashtest", recursive=True)

@@ -1,9 +1,11 @@
 """build_dashboard: dashboard.duckdb and dashboard.html for one run folder."""
 import os
+import uuid
 from pathlib import Path
 
 import duckdb
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from curation.dashboard.database import DATABASE_NAME, build_database
 from curation.dashboard.report import render_html
@@ -17,7 +19,7 @@ def build_dashboard(out_dir: str) -> tuple[Path, Path]:
     db_uri = build_database(out_dir)
     fs, db_path = fsspec.core.url_to_fs(db_uri)
     local_copy = None
-    if not isinstance(fs, fsspec.implementations.local.LocalFileSystem):
+    if not isinstance(fs, LocalFileSystem):
         local_copy = fsspec.open_local(f"simplecache::{db_uri}")  # the HTML reads a local copy
     con = duckdb.connect(local_copy or db_path, read_only=True)
     try:
@@ -26,7 +28,7 @@ def build_dashboard(out_dir: str) -> tuple[Path, Path]:
         con.close()
     html_uri = f"{out_dir.rstrip('/')}/{HTML_NAME}"
     fs_html, html_path = fsspec.core.url_to_fs(html_uri)
-    tmp = f"{os.path.dirname(html_path)}/.tmp-{HTML_NAME}"
+    tmp = f"{os.path.dirname(html_path)}/.tmp-{uuid.uuid4().hex}-{HTML_NAME}"
     with fs_html.open(tmp, "w", encoding="utf-8") as f:
         f.write(html)
     fs_html.mv(tmp, html_path)

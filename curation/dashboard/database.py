@@ -13,6 +13,7 @@ source of truth; rebuild the dashboard after the tables change.
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -94,7 +95,7 @@ def build_database(out_dir: str) -> str:
 def _publish(local: str, target: str) -> None:
     """Put the finished file at `target` so readers never open a half-written database."""
     fs, path = fsspec.core.url_to_fs(target)
-    tmp = f"{os.path.dirname(path)}/.tmp-{os.path.basename(path)}"
+    tmp = f"{os.path.dirname(path)}/.tmp-{uuid.uuid4().hex}-{os.path.basename(path)}"
     fs.put_file(local, tmp)
     fs.mv(tmp, path)
 
