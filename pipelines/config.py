@@ -1,4 +1,5 @@
 """The pipeline config: YAML → validated, typed objects; unknown keys and bad values fail fast."""
+import dataclasses
 import hashlib
 import json
 from importlib import resources
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from schemas.tables import clips_schema
 
 DEFAULT_CONFIG = "default.yaml"
-BUILTIN_STAGES = ("probe_split_score", "embed", "filter", "dedup", "curate")
+BUILTIN_STAGES = ("probe_split_score", "embed", "filter", "dedup", "balance", "curate")
 
 
 class ConfigError(ValueError):
@@ -149,9 +150,21 @@ class PipelineConfig(_Strict):
     quality: QualityConfig = QualityConfig()
     aesthetic: AestheticConfig = AestheticConfig()
     filters: list[FilterRule] = []
-    dedup: dict = {}
-    balance: dict = {}
+    dedup: dict = {}  # fields of curation.dedup.DedupParams
+    balance: dict = {}  # fields of curation.balance.BalanceParams
     stages: dict[str, StageConfig]
+
+    @field_validator("dedup")
+    @classmethod
+    def _dedup_params(cls, v: dict) -> dict:
+        dedup_params(v)
+        return v
+
+    @field_validator("balance")
+    @classmethod
+    def _balance_params(cls, v: dict) -> dict:
+        balance_params(v)
+        return v
 
     @model_validator(mode="after")
     def _dag(self):
@@ -174,6 +187,28 @@ class PipelineConfig(_Strict):
         for section in ("input", "output"):
             d[section]["storage_options"] = {k: "***" for k in d[section]["storage_options"]}
         return d
+
+
+def _as_params(cls, section: str, v: dict):
+    """Build a curation params dataclass from a config mapping (lists become tuples)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(v) - known)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {section}; known: {sorted(known)}")
+    fixed = {k: tuple(tuple(x) if isinstance(x, list) else x for x in val) if isinstance(val, list) else val for k, val in v.items()}
+    return cls(**fixed)
+
+
+def dedup_params(v: dict):
+    from curation.dedup import DedupParams
+
+    return _as_params(DedupParams, "dedup", v)
+
+
+def balance_params(v: dict):
+    from curation.balance import BalanceParams
+
+    return _as_params(BalanceParams, "balance", v)
 
 
 def _topological_order(stages: dict[str, StageConfig]) -> list[str]:

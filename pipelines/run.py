@@ -12,7 +12,9 @@ import pyarrow.compute as pc
 from curation.filters import apply_filters, rule_counts
 from curation.scan import error_row
 from curation.sources import list_videos
-from pipelines.config import BUILTIN_STAGES, PipelineConfig, stage_order
+from curation.balance import balance
+from pipelines.config import BUILTIN_STAGES, PipelineConfig, balance_params, dedup_params, stage_order
+from pipelines.dedup_stage import run_dedup_on_ray
 from pipelines.embed_stage import join_embeddings, run_embed_stage
 from pipelines.params import embed_config_subset, filter_rules, scan_config_subset, scan_params
 from pipelines.ray_runtime import init_ray
@@ -176,7 +178,15 @@ def _assemble(store, scan_key, embed_key, files, skipped, cfg, order, run_id, re
     if "filter" in order:
         clips = apply_filters(clips, filter_rules(cfg))
     if "dedup" in order:
-        clips = _dedup(clips, videos, cfg, record)
+        result = run_dedup_on_ray(clips, videos, dedup_params(cfg.dedup))
+        clips = result.table
+        record.notes.extend(result.notes)
+        record.counts["dedup"] = result.stats
+    if "balance" in order:
+        result = balance(clips, balance_params(cfg.balance))
+        clips = result.table
+        record.notes.extend(result.notes)
+        record.counts["balance"] = result.report
     for name in order:
         entry = cfg.stages[name].entrypoint
         if entry:
@@ -196,17 +206,6 @@ def _dedupe_rows(table: pa.Table, key) -> pa.Table:
             seen.add(k)
             keep.append(i)
     return table.take(pa.array(keep, pa.int64())) if len(keep) < table.num_rows else table
-
-
-def _dedup(clips: pa.Table, videos: pa.Table, cfg: PipelineConfig, record: RunRecord) -> pa.Table:
-    try:
-        from pipelines.dedup_stage import dedup_stage
-    except ImportError:
-        record.not_configured.append("dedup: not available in this build")
-        return clips
-    clips, notes = dedup_stage(clips, videos, cfg.dedup)
-    record.notes.extend(notes)
-    return clips
 
 
 def _custom_stage(name: str, entrypoint: str, clips: pa.Table, cfg: PipelineConfig) -> pa.Table:
