@@ -1,0 +1,85 @@
+"""The clip-frame dataset: split by clip across ranks and workers, corrupt clips skipped and counted."""
+import itertools
+
+import torch
+from torch.utils.data import DataLoader, default_collate
+
+from test_autoencoder_utils import make_manifest, quiet_torch
+from training.autoencoder.data import ClipFrames, DataPosition, advance, is_heldout, load_clips
+from training.video_frames import read_frames, sample_indices
+
+quiet_torch()
+
+
+def _clips(tmp_path, test_videos, n=8, corrupt=False):
+    video = test_videos / "carphone_pristine.mp4"  # 120 frames, 176x144, 29.97 fps
+    spans = [(video, 15 * i, 15 * i + 15, 29.97) for i in range(n)]
+    if corrupt:
+        bad = tmp_path / "corrupt.mp4"
+        bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+        spans.append((bad, 0, 10, 25.0))
+    return load_clips(make_manifest(tmp_path, spans))
+
+
+def test_sample_indices_resamples_within_span():
+    assert sample_indices(10, 20, 25.0, None) == list(range(10, 20))
+    idx = sample_indices(0, 100, 30.0, 10.0)
+    assert idx[:4] == [0, 3, 6, 9] and idx[-1] < 100 and len(idx) == 34
+
+
+def test_read_frames_exact_indices(test_videos):
+    # counter.mp4: frame k shows k+1; we only check shape/order-preserving lookup here
+    f = read_frames(str(test_videos / "counter.mp4"), [5, 2])
+    g = read_frames(str(test_videos / "counter.mp4"), [2, 5])
+    assert f.shape == (2, 1080, 1920, 3)
+    assert (f[0] == g[1]).all() and (f[1] == g[0]).all() and not (f[0] == f[1]).all()
+
+
+def test_split_across_ranks_and_workers_without_overlap_and_skip_corrupt(tmp_path, test_videos):
+    clips = _clips(tmp_path, test_videos, corrupt=True)
+    assert len(clips) == 9
+    seen: dict[int, set[int]] = {}  # role -> clip indices
+    failed = 0
+    for rank in range(2):
+        ds = ClipFrames(clips, size=16, fps=4.0, frames_per_clip=1, seed=3, rank=rank, world_size=2, epochs=1)
+        for batch in DataLoader(ds, batch_size=1, num_workers=2):
+            assert batch["image"].shape == (1, 3, 16, 16)
+            assert -1.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+            seen.setdefault(int(batch["role"]), set()).add(int(batch["clip"]))
+        failed += ds.num_failed
+    assert sorted(seen) == [0, 1, 2, 3]  # 2 ranks x 2 workers, each got clips
+    all_clips = [c for s in seen.values() for c in s]
+    assert len(all_clips) == len(set(all_clips)), "a clip went to two roles"
+    corrupt = next(i for i, c in enumerate(clips) if "corrupt" in c.uri)
+    assert set(all_clips) == set(range(9)) - {corrupt}
+    assert failed == 1
+
+
+def test_plan_is_deterministic_per_seed_and_epoch(tmp_path, test_videos):
+    clips = _clips(tmp_path, test_videos)
+    ds = ClipFrames(clips, size=16, seed=1, rank=0, world_size=1)
+    assert ds.epoch_plan(0, 0, 1) == ds.epoch_plan(0, 0, 1)
+    assert ds.epoch_plan(0, 0, 1) != ds.epoch_plan(1, 0, 1)
+    parts = [ds.epoch_plan(0, r, 3) for r in range(3)]
+    assert sorted(c.clip_id for p in parts for c in p) == sorted(c.clip_id for c in clips)
+
+
+def test_resume_continues_the_stream_exactly(tmp_path, test_videos):
+    clips = _clips(tmp_path, test_videos, n=4)
+    make = lambda: ClipFrames(clips, size=16, fps=8.0, frames_per_clip=3, seed=0, rank=0, world_size=1)
+    straight = list(itertools.islice(iter(make()), 7))
+    pos = DataPosition()
+    for i in range(0, 4, 2):  # consume two batches of 2 (the second ends inside a clip visit)
+        pos = advance(pos, default_collate(straight[i : i + 2]), num_workers=0)
+    resumed_ds = make()
+    resumed_ds.resume_from(DataPosition.from_dict(pos.to_dict()))
+    resumed = list(itertools.islice(iter(resumed_ds), 3))
+    for a, b in zip(straight[4:], resumed):
+        assert (a["clip"], a["frame"]) == (b["clip"], b["frame"])
+        assert torch.equal(a["image"], b["image"])
+
+
+def test_holdout_split_is_stable():
+    ids = [f"c{i}" for i in range(1000)]
+    held = [i for i in ids if is_heldout(i, 0.1)]
+    assert 50 < len(held) < 150 and held == [i for i in ids if is_heldout(i, 0.1)]
