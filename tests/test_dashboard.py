@@ -256,6 +256,7 @@ def test_html_in_headless_chromium(runs):
             widths = page.eval_on_selector_all("img", "els => els.map(e => [e.src.slice(0, 11), e.naturalWidth])")
             scripts = page.locator("script").count()
             text = page.locator("body").inner_text()
+            page_width = page.evaluate("() => document.documentElement.scrollWidth")
             page.screenshot(path=str(SCREENSHOT), full_page=True)
         finally:
             browser.close()
@@ -263,6 +264,7 @@ def test_html_in_headless_chromium(runs):
     assert svg_count >= 10 and thr_lines >= 5
     assert len(widths) >= 40 and all(w == ["data:image/", THUMB_WIDTH] for w in widths)  # all decoded, none remote
     assert scripts == 0
+    assert page_width <= 1400  # long file names and messages wrap instead of widening the page
     assert SCRIPT_NAME in text and EVIL_MESSAGE in text
 
 

@@ -22,7 +22,7 @@ CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:20px;color:#222;max-width:1400px}
 h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}h3{font-size:15px;margin:14px 0 6px}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:12px}
-th,td{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}
+th,td{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top;max-width:480px;overflow-wrap:break-word}
 th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .warn{background:#fff3cd;border:1px solid #e0c060;padding:6px}
 .muted{color:#777}
@@ -257,7 +257,12 @@ def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = Non
 {html_table(con, "SELECT * FROM error_summary")}
 {html_table(con, "SELECT uri, stage, error_type, message FROM errors ORDER BY stage, uri")}
 <h2>Runs</h2>
-{html_table(con, "SELECT run_id, status, started_at, finished_at, config_hash, counts, timings, not_configured FROM runs")}
+{html_table(con, "SELECT run_id, status, started_at, finished_at, config_hash, not_configured FROM runs")}
+<div class="row"><div><h3>Counts (latest run)</h3>
+{html_table(con, "SELECT j.key, j.value::VARCHAR AS value FROM (SELECT counts FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1) r, json_each(r.counts) j ORDER BY j.key")}
+</div><div><h3>Timings, s (latest run)</h3>
+{html_table(con, "SELECT j.key, round(j.value::DOUBLE, 2) AS seconds FROM (SELECT timings FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1) r, json_each(r.timings) j ORDER BY j.key")}
+</div></div>
 <h3>Filter rules</h3>
 {html_table(con, 'SELECT position, "column", "min", "max", reason FROM filter_rules ORDER BY position')}
 </body></html>
