@@ -37,7 +37,7 @@ OUT/ground_truth.json (also returned as a dict):
       "exact_copy_of": NAME | null,  # byte-identical copy of NAME
       "corrupt": bool,
       "segments": [{"start": int, "end": int,   # frames [start, end)
-                    "photo": str | null,        # skimage.data name
+                    "photo": str | null,        # skimage.data name; "a+b" = side by side
                     "motion": "pan" | "zoom" | "still" | "fade_out" | "near_black",
                     "pan_px_per_frame": [dx, dy] | null}, ...],
       "encoder": {"codec": str, "crf": int | null},
@@ -80,7 +80,15 @@ REGIONS = {"retina": (0.3, 0.7, 0.08, 0.92)}
 
 
 def load_photo(name: str) -> np.ndarray:
-    """A photograph from skimage.data as RGB uint8 (grey images are stacked)."""
+    """A photograph from skimage.data as RGB uint8; "a+b" puts photos side by side.
+
+    Side by side (at the smaller height, downscaled) gives the fast pans a wide
+    view without upscaling a photo, which would make a kept clip look soft.
+    """
+    if "+" in name:
+        parts = [load_photo(p) for p in name.split("+")]
+        h = min(p.shape[0] for p in parts)
+        return np.concatenate([_cover(p, 1, h)[:h] for p in parts], axis=1)
     from skimage import data  # local: only this module needs scikit-image
 
     img = np.asarray(getattr(data, name)())
@@ -295,8 +303,8 @@ def write_sample_data(out_dir: str | Path, seed: int = 0) -> dict:
 
     # Clean pans at known speeds: all should be kept.
     videos["pan_h2.mp4"] = _single_pan(out, "pan_h2.mp4", "pan", "coffee", 125, (-2, 0), rng)
-    videos["pan_h6.mp4"] = _single_pan(out, "pan_h6.mp4", "pan", "retina", 80, (-6, 0), rng)
-    videos["pan_diag.mp4"] = _single_pan(out, "pan_diag.mp4", "pan", "immunohistochemistry", 80, (4, 3), rng)
+    videos["pan_h6.mp4"] = _single_pan(out, "pan_h6.mp4", "pan", "rocket+chelsea", 80, (-6, 0), rng)
+    videos["pan_diag.mp4"] = _single_pan(out, "pan_diag.mp4", "pan", "coins+immunohistochemistry", 80, (4, 3), rng)
 
     # Zoom into the centre at a known rate per frame.
     rate = 1.01
@@ -306,9 +314,10 @@ def write_sample_data(out_dir: str | Path, seed: int = 0) -> dict:
     videos["zoom_in.mp4"] = e
 
     # Four shots of four photos, hard cuts between them, each gently panning.
-    # Every kept segment in the set shows a different photo, so only the planted
-    # copies are duplicates.
-    shots = [("chelsea", 45, (-2, 0)), ("camera", 55, (0, -2)), ("moon", 50, (2, 0)), ("coins", 50, (0, 2))]
+    # Kept clips show different photos or other parts of one (no grass or gravel:
+    # their fine texture makes a 2 px pan look like a cut to pixel-difference
+    # detectors), so only the planted copies are duplicates.
+    shots = [("astronaut", 45, (-2, 0)), ("camera", 55, (0, -2)), ("brick", 50, (2, 0)), ("coins", 50, (0, 2))]
     frames, segs, t = [], [], 0
     for photo, n, pan in shots:
         frames += pan_shot(load_photo(photo), n, *pan, rng)
@@ -317,14 +326,14 @@ def write_sample_data(out_dir: str | Path, seed: int = 0) -> dict:
     videos["cuts.mp4"] = _entry("cuts", frames, segs, encode(out / "cuts.mp4", frames))
 
     # Content, a 1 s fade to black, 2.2 s of near-black, then a hard cut to new content.
-    a = pan_shot(load_photo("gravel"), 75, -2, 0, rng)
+    a = pan_shot(load_photo("moon"), 75, -2, 0, rng)
     content, fading = a[:50], fade_out(a[50:])
     # A night sky at 1.5% gain: pixel values <= 4, so even limited-range luma stays < 20.
     dark = scale_gain(pan_shot(load_photo("hubble_deep_field"), 55, -1, 0, rng), 0.015)
-    b = pan_shot(load_photo("brick"), 60, 0, 2, rng)
+    b = pan_shot(load_photo("immunohistochemistry"), 60, 0, 2, rng)
     frames = content + fading + dark + b
-    segs = [_seg(0, 50, "gravel", "pan", (-2, 0)), _seg(50, 25, "gravel", "fade_out", (-2, 0)),
-            _seg(75, 55, "hubble_deep_field", "near_black", (-1, 0)), _seg(130, 60, "brick", "pan", (0, 2), cut=True)]
+    segs = [_seg(0, 50, "moon", "pan", (-2, 0)), _seg(50, 25, "moon", "fade_out", (-2, 0)),
+            _seg(75, 55, "hubble_deep_field", "near_black", (-1, 0)), _seg(130, 60, "immunohistochemistry", "pan", (0, 2), cut=True)]
     e = _entry("fade", frames, segs, encode(out / "fade_black.mp4", frames), expect_drop=["black_frames"])
     e["fade_to_black_at"] = [next(a for a, b in e["near_black_frames"] if 50 <= a <= 75)]
     videos["fade_black.mp4"] = e
@@ -339,7 +348,7 @@ def write_sample_data(out_dir: str | Path, seed: int = 0) -> dict:
     videos["static.mp4"] = e
 
     # Only one thing wrong with each: blur, exposure, length.
-    videos["blurry.mp4"] = _single_pan(out, "blurry.mp4", "blur", "grass", 100, (-3, 0), rng,
+    videos["blurry.mp4"] = _single_pan(out, "blurry.mp4", "blur", "moon", 100, (-3, 0), rng,
                                        blur=5.0, expect_drop=["blurry"])
     videos["dark.mp4"] = _single_pan(out, "dark.mp4", "dark", "astronaut", 100, (-3, 0), rng,
                                      gain=0.12, expect_drop=["dark"])
