@@ -226,8 +226,10 @@ def test_empty_run_folder_builds(tmp_path):
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "r0.json").write_text(record.to_json())
     db, html = build_dashboard(str(tmp_path))
-    assert _sql(db, "SELECT stage, count FROM funnel WHERE level = 'clips'") == [
-        ("clips", 0), ("blurry", 0), ("curated", 0)]
+    assert _sql(db, "SELECT step, stage, count FROM funnel WHERE level = 'clips'") == [
+        (0, "clips", 0), (1, "blurry", 0), (2, "curated", 0)]
+    assert _sql(db, "SELECT stage, count FROM funnel WHERE level = 'inputs'") == [
+        ("inputs", 0), ("error", 0), ("dropped", 0), ("curated", 0)]
     assert "nothing_to_do" in html.read_text()
 
 

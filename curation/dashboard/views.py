@@ -136,7 +136,7 @@ clip_rows AS (
     FROM clip_steps s LEFT JOIN clip_outcomes o ON o.first_reason = s.reason
     GROUP BY s.step, s.reason, s.rule
     UNION ALL
-    SELECT 'clips', (SELECT max(step) + 1 FROM clip_steps UNION ALL SELECT 1 LIMIT 1), 'curated', 'remaining',
+    SELECT 'clips', coalesce((SELECT max(step) FROM clip_steps), 0) + 1, 'curated', 'remaining',
            count(*), coalesce(sum(duration_s), 0) / 3600,
            NULL, NULL, NULL
     FROM clips WHERE kept
