@@ -134,6 +134,11 @@ def test_database_opens_from_another_cwd_and_after_moving(runs, tmp_path):
     out.rename(tmp_path / "OUT2")
     assert _probe(elsewhere, str(tmp_path / "OUT2" / "dashboard.duckdb")) == expected
     assert _probe(tmp_path, "OUT2/dashboard.duckdb") == expected
+    cli = shutil.which("duckdb")  # not installable here (no duckdb-cli wheel, no Debian package); checked when present
+    if cli:
+        done = subprocess.run([cli, "-csv", "-noheader", "OUT2/dashboard.duckdb", "-c",
+                               "select sum(count) from funnel"], cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0 and done.stdout.strip() == expected, done.stderr
     # nothing in the database points back at the folder it was built in
     sql = " ".join(r[0] for r in _sql(tmp_path / "OUT2" / "dashboard.duckdb", "SELECT sql FROM duckdb_views()"))
     assert str(runs["a"]) not in sql and "read_parquet" not in sql
