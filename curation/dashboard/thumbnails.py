@@ -65,7 +65,7 @@ def _seek_decode(container, stream, t: float) -> tuple[np.ndarray, bool]:
             break
     if last is None:
         raise ValueError(f"no frame decoded at {t:.2f}s")
-    return last.to_ndarray(format="rgb24"), corrupt
+    return _rgb(last), corrupt
 
 
 def _sequential_decode(container, stream, times: list[float]) -> dict[float, np.ndarray]:
@@ -73,13 +73,20 @@ def _sequential_decode(container, stream, times: list[float]) -> dict[float, np.
     for frame in container.decode(stream):
         last = frame
         while pending and frame.time is not None and frame.time >= pending[0]:
-            out[pending.pop(0)] = frame.to_ndarray(format="rgb24")
+            out[pending.pop(0)] = _rgb(frame)
         if not pending:
             break
     for t in pending:  # past the last frame: the last frame is what a player shows
         if last is not None:
-            out[t] = last.to_ndarray(format="rgb24")
+            out[t] = _rgb(last)
     return out
+
+
+def _rgb(frame) -> np.ndarray:
+    """RGB pixels as displayed: display-matrix rotation applied, as curation/decode.py does."""
+    rgb = frame.to_ndarray(format="rgb24")
+    rotation = int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) * 90 % 360
+    return np.ascontiguousarray(np.rot90(rgb, k=rotation // 90)) if rotation else rgb
 
 
 def frame_at(uri: str, t: float) -> np.ndarray:
