@@ -21,7 +21,7 @@ from curation.decode import DECODER_OPENS, DecodeError, DecodePlan, Sample, deco
 from curation.hashes import phash
 from curation.motion import MotionParams, PairMotion, aggregate_motion, pair_flow, to_gray
 from curation.quality import QualityParams, aggregate_quality, frame_quality
-from curation.split import ShotDetector, SplitParams, clip_spans
+from curation.split import ShotDetector, SplitParams, clip_spans, split_black_runs
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,8 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
     else:
         width, height = info.width, info.height
     spans = clip_spans(detector.shot_starts(), n, fps, params.split.max_clip_s)
+    if params.split.black_min_s is not None:
+        spans = split_black_runs(spans, detector.black, max(1, round(params.split.black_min_s * fps)))
     for i, span in enumerate(spans):
         cid = ids.clip_id(vid, span.start, span.end)
         start_s = pts[span.start]

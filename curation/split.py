@@ -18,6 +18,8 @@ class SplitParams:
     fade_threshold: float = 12.0  # ThresholdDetector black level (0..255)
     min_scene_frames: int = 15  # shortest shot (frames)
     cut_max_structure_corr: float | None = 0.8  # reject a cut whose two sides have this edge correlation (-1..1)
+    black_min_s: float | None = 1.0  # near-black runs at least this long become clips of their own (s)
+    near_black_luma: float = 20.0  # a frame is near-black when the p99 of luma (top 80% of rows) is below (0..255)
     min_clip_s: float = 1.0  # shorter clips are kept but dropped as too_short (s)
     max_clip_s: float = 20.0  # longer shots are cut into windows (s)
 
@@ -57,6 +59,14 @@ def _gradient_magnitude(bgr: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(cv2.magnitude(gx, gy), (0, 0), 2)
 
 
+def is_near_black(bgr: np.ndarray, luma_p99: float, top_frac: float = 0.8) -> bool:
+    """p99 of luma over the top rows below `luma_p99` (the bottom is skipped: captions, logos)."""
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    top = gray[: max(1, int(gray.shape[0] * top_frac))].ravel()
+    k = int(0.99 * (top.size - 1))
+    return float(np.partition(top, k)[k]) < luma_p99
+
+
 class ShotDetector:
     """Feed BGR frames in order; `shot_starts()` returns the frame indices where shots begin."""
 
@@ -69,8 +79,10 @@ class ShotDetector:
         self._recent: deque[tuple[int, np.ndarray]] = deque(maxlen=params.adaptive_window + 4)
         self.rejected_cuts: list[int] = []
         self._flushed = False
+        self.black: list[bool] = []  # per frame: near-black?
 
     def feed(self, index: int, bgr: np.ndarray) -> None:
+        self.black.append(is_near_black(bgr, self._params.near_black_luma))
         self._recent.append((index, bgr))
         self._accept(self._detector.process_frame(index, bgr))
         self._last = index
@@ -115,3 +127,37 @@ def clip_spans(shot_starts: list[int], num_frames: int, fps: float, max_clip_s: 
         edges = [a + round(i * n / k) for i in range(k + 1)]
         spans.extend(Span(s, e, "window") for s, e in zip(edges[:-1], edges[1:]))
     return spans
+
+
+def split_black_runs(spans: list[Span], black: list[bool], min_run: int) -> list[Span]:
+    """Cut near-black runs of at least `min_run` frames out of spans as clips of their own.
+
+    A fade to black inside one shot (no cut to detect) otherwise leaves a clip
+    that is half black; this way the black part is one clip (dropped for
+    black_frames) and the picture keeps its own clip.
+    """
+    out = []
+    for span in spans:
+        edges, i = [], span.start
+        while i < span.end:
+            if i < len(black) and black[i]:
+                j = i
+                while j < span.end and j < len(black) and black[j]:
+                    j += 1
+                if j - i >= min_run:
+                    edges.append((i, j))
+                i = j
+            else:
+                i += 1
+        if not edges:
+            out.append(span)
+            continue
+        cursor = span.start
+        for a, b in edges:
+            if a > cursor:
+                out.append(Span(cursor, a, span.reason))
+            out.append(Span(a, b, "black"))
+            cursor = b
+        if cursor < span.end:
+            out.append(Span(cursor, span.end, span.reason))
+    return out

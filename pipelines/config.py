@@ -59,6 +59,7 @@ class SplitConfig(_Strict):
     fade_threshold: float = Field(12.0, ge=0, le=255)
     min_scene_frames: int = Field(15, ge=1)
     cut_max_structure_corr: float | None = Field(0.8, ge=-1, le=1)
+    black_min_s: float | None = Field(1.0, gt=0)
     min_clip_s: float = Field(1.0, ge=0)
     max_clip_s: float = Field(20.0, gt=0)
 
@@ -71,6 +72,7 @@ class SplitConfig(_Strict):
 
 class MotionConfig(_Strict):
     method: Literal["farneback", "dis"] = "dis"
+    dis_preset: int = Field(2, ge=0, le=2)
     static_threshold: float = Field(0.002, ge=0)
 
 

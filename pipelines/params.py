@@ -13,8 +13,9 @@ def scan_params(cfg: PipelineConfig) -> ScanParams:
     return ScanParams(
         decode=DecodePlan(sample_fps=d.sample_fps, analysis_short_side=d.analysis_short_side,
                           detector_width=d.detector_width, threads=d.threads),
-        split=SplitParams(**s.model_dump()),
-        motion=MotionParams(method=cfg.motion.method, static_threshold=cfg.motion.static_threshold),
+        split=SplitParams(**s.model_dump(), near_black_luma=cfg.quality.near_black_luma),
+        motion=MotionParams(method=cfg.motion.method, dis_preset=cfg.motion.dis_preset,
+                            static_threshold=cfg.motion.static_threshold),
         quality=QualityParams(black_luma_p99=cfg.quality.near_black_luma),
         keyframes_at=tuple(cfg.aesthetic.frames_at),
     )

@@ -72,7 +72,7 @@ clips_schema = pa.schema(
         _f("fps", pa.float64(), nullable=False),
         _f("width", pa.int32(), nullable=False),  # display size (after rotation)
         _f("height", pa.int32(), nullable=False),
-        _f("split_reason", pa.string(), nullable=False),  # cut | window | whole
+        _f("split_reason", pa.string(), nullable=False),  # cut | window | whole | black (a near-black run cut out)
         *_score_fields,
         # duplicates (curation/dedup)
         _f("dup_group_id", pa.string()),
