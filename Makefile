@@ -27,6 +27,7 @@ demo: setup
 	rm -rf $(DEMO)
 	$(BIN)/vidcurate sample-data $(DEMO)/input
 	$(BIN)/vidcurate run $(DEMO)/input $(DEMO)/out
+	$(BIN)/vidcurate dashboard $(DEMO)/out
 	$(BIN)/python scripts/demo_tail.py $(DEMO)
 
 test: setup browser

@@ -1,0 +1,47 @@
+"""Review verbs: `dashboard`, `compare`, `query` (DuckDB over a run folder)."""
+import sys
+
+
+def _dashboard(args) -> int:
+    from curation.dashboard import build_dashboard
+
+    db, html = build_dashboard(args.out)
+    print(f"wrote {db}\nwrote {html}")
+    print(f'try: duckdb {db} -c "select * from funnel"')
+    return 0
+
+
+def _compare(args) -> int:
+    from curation.dashboard import compare_runs
+
+    print(compare_runs(args.run_a, args.run_b))
+    return 0
+
+
+def _query(args) -> int:
+    from curation.dashboard import query
+
+    print(query(args.out, args.sql))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    d = sub.add_parser("dashboard", help="build OUT/dashboard.duckdb and OUT/dashboard.html for review",
+                       description="Views over the run's tables (funnel, score_quantiles, score_histograms, by_source, "
+                                   "by_resolution, dup_groups, error_summary, runs) and a self-contained HTML report.")
+    d.add_argument("out", metavar="OUT", help="a run folder written by `vidcurate run`")
+    d.set_defaults(func=_dashboard)
+
+    c = sub.add_parser("compare", help="what changed between two runs: counts, config, scores, flipped clips")
+    c.add_argument("run_a", metavar="RUN_A")
+    c.add_argument("run_b", metavar="RUN_B")
+    c.set_defaults(func=_compare)
+
+    q = sub.add_parser("query", help='run SQL against OUT/dashboard.duckdb, e.g. "select * from funnel"')
+    q.add_argument("out", metavar="OUT")
+    q.add_argument("sql", metavar="SQL")
+    q.set_defaults(func=_query)
+
+
+if __name__ == "__main__":
+    sys.exit("use: vidcurate dashboard|compare|query")
