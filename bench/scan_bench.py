@@ -1,0 +1,428 @@
+"""Scan throughput: decode ceiling vs ours (2-process pool and Ray) vs the multi-pass baseline.
+
+Run: python -m bench.scan_bench [--minutes 10] [--rounds 3] [--workers 2]
+
+All variants run in this one process run, on the same files, in the same
+order, with the same number of worker processes, interleaved round by round
+(a, b-pool, b-ray, c, a, b-pool, ...) so that load from other processes on a
+shared machine hits them alike; we report the median per variant.
+
+The real test videos (VIDCURATE_TEST_VIDEOS, default ../shared/data/videos)
+are listed several times over until at least --minutes of video, so fixed
+costs amortise. No copies are written; Ray's run gets symlinks in a temp dir.
+
+  a  decode ceiling: PyAV, thread_type AUTO, every frame decoded and dropped
+  b  ours: curation.scan.scan_video (decode once: split + motion + quality +
+     keyframes + pHash, no CLIP), via a plain process pool and via the real
+     pipelines.run.run_pipeline on Ray (Ray start-up reported separately)
+  c  baseline in the style of video2dataset / Open-Sora: PySceneDetect's own
+     CLI per file (subprocess, detect-adaptive), then a separate optical-flow
+     pass (OpenCV VideoCapture decode, Farneback at the same 2 fps sampling
+     and 256 px short side)
+
+Rates are video-seconds per wall-second. Peak memory: the largest sum of RSS
+over this process and all its descendants (sampled every 0.2 s from /proc),
+and the largest single process. Writes bench/results/scan.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "scan.json"
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+SAMPLE_FPS = 2.0  # the pipeline's default decode.sample_fps
+SHORT_SIDE = 256  # the pipeline's default analysis size / motion max_short_side
+# Farneback parameters: curation.motion.MotionParams' fb_* defaults
+FB = dict(pyr_scale=0.5, levels=5, winsize=15, iterations=3, poly_n=5, poly_sigma=1.1, flags=0)
+
+
+def videos_dir() -> Path:
+    return Path(os.environ.get("VIDCURATE_TEST_VIDEOS", REPO.parent / "shared" / "data" / "videos"))
+
+
+# ---------------------------------------------------------------- inputs
+
+def probe_duration(path: str) -> float:
+    """Seconds of video by the container's metadata (no decode)."""
+    import av
+
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        if s.duration and s.time_base:
+            return float(s.duration * s.time_base)
+        if c.duration:
+            return c.duration / 1e6
+        rate = float(s.average_rate or 25)
+        return (s.frames or 0) / rate
+
+
+def list_inputs(folder: Path) -> list[tuple[str, float]]:
+    """(path, seconds) of every decodable video in `folder`, sorted by name."""
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in VIDEO_EXTS:
+            try:
+                out.append((str(p), probe_duration(str(p))))
+            except Exception as e:  # a file the bench cannot use is reported, not fatal
+                print(f"skipping {p.name}: {e}", file=sys.stderr)
+    return out
+
+
+def repeated(files: list[tuple[str, float]], min_seconds: float) -> list[tuple[str, float]]:
+    """The list repeated whole until it holds at least `min_seconds` of video."""
+    total = sum(d for _, d in files)
+    if total <= 0:
+        raise ValueError("no video to benchmark")
+    times = max(1, -int(-min_seconds // total))
+    return files * times
+
+
+# ---------------------------------------------------------------- per-file work (run in workers)
+
+def decode_file(path: str) -> int:
+    """(a) Plain decode of every frame with the pipeline's library and settings; returns frames."""
+    import av
+
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        n = 0
+        for _ in c.decode(s):
+            n += 1
+    return n
+
+
+def scan_file(path: str) -> int:
+    """(b) Our per-video unit of work with default parameters; returns clips."""
+    from curation.scan import ScanParams, scan_video
+
+    r = scan_video(path, os.path.basename(path), ScanParams(), "bench")
+    if r.errors and r.video is None:
+        raise RuntimeError(f"{path}: {r.errors[0]['message']}")
+    return len(r.clips)
+
+
+def scenedetect_cli(path: str) -> None:
+    """PySceneDetect's CLI, as video2dataset / Open-Sora's scene-cut step runs it."""
+    exe = Path(sys.executable).with_name("scenedetect")
+    cmd = [str(exe) if exe.exists() else "scenedetect", "-q", "-i", path, "detect-adaptive", "list-scenes", "-n"]
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(cmd, check=True, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def farneback_pass(path: str, sample_fps: float = SAMPLE_FPS, short_side: int = SHORT_SIDE) -> float:
+    """A second decode with OpenCV and Farneback flow between samples; returns mean flow (px)."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise RuntimeError(f"OpenCV cannot open {path}")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    step = (fps if 0 < fps < 1000 else 25.0) / sample_fps  # frames between samples
+    prev, mags, i, next_i = None, [], 0, 0.0
+    while cap.grab():  # every frame is decoded; only samples are converted
+        if i >= next_i:
+            ok, bgr = cap.retrieve()
+            if not ok:
+                break
+            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+            h, w = gray.shape
+            if min(h, w) > short_side:
+                k = short_side / min(h, w)
+                gray = cv2.resize(gray, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
+            if prev is not None:
+                flow = cv2.calcOpticalFlowFarneback(prev, gray, None, **FB)
+                mags.append(float(cv2.magnitude(flow[..., 0], flow[..., 1]).mean()))
+            prev = gray
+            next_i += step
+        i += 1
+    cap.release()
+    return sum(mags) / len(mags) if mags else 0.0
+
+
+def baseline_file(path: str) -> float:
+    """(c) Multi-pass baseline for one file: scene detection CLI, then the flow pass."""
+    scenedetect_cli(path)
+    return farneback_pass(path)
+
+
+def _warm(_=None) -> int:
+    """Import what the workers need before the clock starts (pool start-up is reported apart)."""
+    import av  # noqa: F401
+    import cv2  # noqa: F401
+
+    import curation.scan  # noqa: F401
+
+    time.sleep(0.3)  # keep this worker busy so the other one takes the other warm-up task
+    return os.getpid()
+
+
+# ---------------------------------------------------------------- memory
+
+class TreeRSS:
+    """Peak RSS of this process plus its descendants, sampled from /proc in a thread."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.peak_total = 0
+        self.peak_single = 0
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        parent: dict[int, int] = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    pass
+        tree, frontier = {os.getpid()}, [os.getpid()]
+        children: dict[int, list[int]] = {}
+        for pid, ppid in parent.items():
+            children.setdefault(ppid, []).append(pid)
+        while frontier:
+            for c in children.get(frontier.pop(), []):
+                if c not in tree:
+                    tree.add(c)
+                    frontier.append(c)
+        total = 0
+        for pid in tree:
+            try:
+                with open(f"/proc/{pid}/statm") as f:
+                    rss = int(f.read().split()[1]) * self._page
+            except (OSError, IndexError, ValueError):
+                continue
+            total += rss
+            self.peak_single = max(self.peak_single, rss)
+        self.peak_total = max(self.peak_total, total)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "TreeRSS":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def as_dict(self) -> dict:
+        return {"peak_rss_tree_mb": round(self.peak_total / 2**20, 1), "peak_rss_process_mb": round(self.peak_single / 2**20, 1)}
+
+
+# ---------------------------------------------------------------- measurements
+
+def _over_files(fn, paths: list[str], workers: int) -> tuple[float, float, list]:
+    """(pool start-up s, wall s of the work, results) running fn over paths with `workers` processes.
+
+    workers=0 runs in this process (for the smoke test).
+    """
+    if workers <= 0:
+        t = time.perf_counter()
+        out = [fn(p) for p in paths]
+        return 0.0, time.perf_counter() - t, out
+    import multiprocessing as mp
+
+    t0 = time.perf_counter()
+    with mp.get_context("spawn").Pool(workers) as pool:
+        pool.map(_warm, range(workers), chunksize=1)
+        t1 = time.perf_counter()
+        out = list(pool.imap(fn, paths, chunksize=1))
+        t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, out
+
+
+def _rate(name: str, video_s: float, wall_s: float, **extra) -> dict:
+    return {"variant": name, "video_s": round(video_s, 2), "wall_s": round(wall_s, 3),
+            "rate": round(video_s / wall_s, 3) if wall_s > 0 else None, **extra}
+
+
+def measure_decode(files: list[tuple[str, float]], workers: int = 2) -> dict:
+    """(a) Decode ceiling: video-seconds per wall-second of plain PyAV decode."""
+    with TreeRSS() as mem:
+        start, wall, frames = _over_files(decode_file, [p for p, _ in files], workers)
+    return _rate("a_decode", sum(d for _, d in files), wall, startup_s=round(start, 3), frames=sum(frames), **mem.as_dict())
+
+
+def measure_ours_pool(files: list[tuple[str, float]], workers: int = 2) -> dict:
+    """(b) scan_video over the files with a plain process pool."""
+    with TreeRSS() as mem:
+        start, wall, clips = _over_files(scan_file, [p for p, _ in files], workers)
+    return _rate("b_ours_pool", sum(d for _, d in files), wall, startup_s=round(start, 3), clips=sum(clips), **mem.as_dict())
+
+
+def measure_baseline(files: list[tuple[str, float]], workers: int = 2) -> dict:
+    """(c) PySceneDetect CLI + separate Farneback pass per file, `workers` files in parallel."""
+    with TreeRSS() as mem:
+        start, wall, _ = _over_files(baseline_file, [p for p, _ in files], workers)
+    return _rate("c_baseline", sum(d for _, d in files), wall, startup_s=round(start, 3), **mem.as_dict())
+
+
+def measure_ours_ray(files: list[tuple[str, float]], workers: int = 2) -> dict:
+    """(b) The real run_pipeline on a local Ray cluster of `workers` CPUs (symlinked inputs).
+
+    The rate uses the scan stage's time (probe_split_score_s); Ray start-up and
+    the whole run (filters, dedup, tables) are reported beside it.
+    """
+    from pipelines.config import load_config
+    from pipelines.ray_runtime import shutdown_ray
+    from pipelines.run import run_pipeline
+
+    tmp = Path(tempfile.mkdtemp(prefix="vidcurate-scanbench-"))
+    try:
+        (tmp / "in").mkdir()
+        for i, (p, _) in enumerate(files):  # names keep the listing in the same order as the other variants
+            os.symlink(p, tmp / "in" / f"{i:04d}_{os.path.basename(p)}")
+        cfg = load_config(overrides={"ray": {"num_cpus": workers}})
+        with TreeRSS() as mem:
+            t = time.perf_counter()
+            record = run_pipeline(str(tmp / "in"), str(tmp / "out"), cfg, log=lambda *a: None)
+            total = time.perf_counter() - t
+            shutdown_ray()
+        tm = record.timings
+        n_videos = record.counts.get("videos")
+        if n_videos != len(files):
+            raise RuntimeError(f"Ray run scanned {n_videos} of {len(files)} files: {record.counts}")
+        return _rate("b_ours_ray", sum(d for _, d in files), tm["probe_split_score_s"],
+                     ray_start_s=round(tm.get("ray_start_s", 0.0), 3), run_total_s=round(total, 3),
+                     clips=record.counts.get("clips"), **mem.as_dict())
+    finally:
+        shutdown_ray()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+VARIANTS = {
+    "a_decode": measure_decode,
+    "b_ours_pool": measure_ours_pool,
+    "b_ours_ray": measure_ours_ray,
+    "c_baseline": measure_baseline,
+}
+
+
+# ---------------------------------------------------------------- report
+
+def summarise(runs: list[dict]) -> dict:
+    by: dict[str, list[dict]] = {}
+    for r in runs:
+        by.setdefault(r["variant"], []).append(r)
+    med = {}
+    for name, rs in by.items():
+        m = {"rate_median": statistics.median(r["rate"] for r in rs), "rates": [r["rate"] for r in rs],
+             "wall_s_median": statistics.median(r["wall_s"] for r in rs),
+             "peak_rss_tree_mb": max(r["peak_rss_tree_mb"] for r in rs),
+             "peak_rss_process_mb": max(r["peak_rss_process_mb"] for r in rs)}
+        for k in ("startup_s", "ray_start_s", "run_total_s"):
+            if k in rs[0]:
+                m[k + "_median"] = statistics.median(r[k] for r in rs)
+        med[name] = m
+    ratios = {}
+    a, c = med.get("a_decode", {}).get("rate_median"), med.get("c_baseline", {}).get("rate_median")
+    for b in ("b_ours_pool", "b_ours_ray"):
+        rb = med.get(b, {}).get("rate_median")
+        if rb and a:
+            ratios[f"{b}/a_decode"] = {"ratio": round(rb / a, 3), "target": ">= 0.5", "met": rb / a >= 0.5}
+        if rb and c:
+            ratios[f"{b}/c_baseline"] = {"ratio": round(rb / c, 3), "target": ">= 2", "met": rb / c >= 2}
+    # per-round ratios (same round = same load) show how stable the medians are
+    rounds: dict[int, dict] = {}
+    for r in runs:
+        rounds.setdefault(r["round"], {})[r["variant"]] = r["rate"]
+    per_round = []
+    for i, rr in sorted(rounds.items()):
+        row = {"round": i}
+        for b in ("b_ours_pool", "b_ours_ray"):
+            if b in rr and "a_decode" in rr:
+                row[f"{b}/a_decode"] = round(rr[b] / rr["a_decode"], 3)
+            if b in rr and "c_baseline" in rr:
+                row[f"{b}/c_baseline"] = round(rr[b] / rr["c_baseline"], 3)
+        per_round.append(row)
+    return {"variants": med, "ratios": ratios, "per_round_ratios": per_round}
+
+
+def table(summary: dict, video_s: float, workers: int) -> str:
+    lines = [f"scan throughput, {video_s / 60:.1f} min of video per variant, {workers} worker processes "
+             f"(video-s per wall-s, median; machine shared with other jobs)",
+             f"{'variant':<14}{'rate':>8}{'wall s':>9}{'start s':>9}{'peak RSS tree MB':>18}{'max proc MB':>13}   rates"]
+    for name, m in summary["variants"].items():
+        start = m.get("ray_start_s_median", m.get("startup_s_median", 0.0))
+        lines.append(f"{name:<14}{m['rate_median']:>8.2f}{m['wall_s_median']:>9.1f}{start:>9.2f}"
+                     f"{m['peak_rss_tree_mb']:>18.0f}{m['peak_rss_process_mb']:>13.0f}   {m['rates']}")
+    for k, r in summary["ratios"].items():
+        lines.append(f"{k:<26}{r['ratio']:>7.2f}  target {r['target']:<5} {'met' if r['met'] else 'NOT met'}")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, shared with other jobs "
+            f"(load average at start {os.getloadavg()[0]:.1f})")
+
+
+def run(minutes: float, rounds: int, workers: int, variants: list[str], out: Path | None = RESULTS) -> dict:
+    folder = videos_dir()
+    base = list_inputs(folder)
+    files = repeated(base, minutes * 60)
+    video_s = sum(d for _, d in files)
+    print(f"{len(base)} videos ({sum(d for _, d in base):.0f} s) from {folder}, listed {len(files) // max(1, len(base))}x: "
+          f"{len(files)} files, {video_s / 60:.1f} min per variant; {rounds} rounds of {', '.join(variants)}", flush=True)
+    runs = []
+    for i in range(rounds):
+        for name in variants:
+            r = VARIANTS[name](files, workers)
+            r["round"] = i
+            runs.append(r)
+            print(json.dumps(r), flush=True)
+    summary = summarise(runs)
+    result = {"benchmark": "scan", "machine": machine(), "python": platform.python_version(),
+              "videos_dir": str(folder), "inputs": [os.path.basename(p) for p, _ in base],
+              "repeats": len(files) // max(1, len(base)), "video_s_per_variant": round(video_s, 2),
+              "workers": workers, "rounds": rounds, **summary, "runs": runs}
+    result["summary"] = [
+        {"metric": f"scan {k} (median {v['rate_median']:.2f} video-s/s)", "value": v["rate_median"], "unit": "video-s/s"}
+        for k, v in summary["variants"].items()
+    ] + [{"metric": f"scan {k} (target {r['target']}: {'met' if r['met'] else 'NOT met'})", "value": r["ratio"], "unit": "ratio"}
+         for k, r in summary["ratios"].items()]
+    print(table(summary, video_s, workers), flush=True)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 epilog="Heavy: --minutes 30 --rounds 5. Variants: " + ", ".join(VARIANTS))
+    ap.add_argument("--minutes", type=float, default=10.0, help="video per variant (the folder listed repeatedly), default 10")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes / Ray CPUs (default 2)")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args(argv)
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        ap.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    sys.path.insert(0, str(REPO))
+    return run(args.minutes, args.rounds, args.workers, variants, Path(args.out))
+
+
+if __name__ == "__main__":
+    main()
