@@ -16,6 +16,10 @@ import numpy as np
 DECODER_OPENS = {"count": 0}
 
 
+# Demuxers of single pictures (FFmpeg names them "<codec>_pipe" when probing a file by content).
+STILL_IMAGE_FORMATS = frozenset({"image2", "image2pipe"})
+
+
 class DecodeError(RuntimeError):
     """The file is not a decodable video (no video stream, corrupt, zero frames)."""
 
@@ -53,6 +57,7 @@ class DecodeResult:
     info: StreamInfo
     pts: list[float] = field(default_factory=list)  # seconds per decoded frame
     truncated_error: str | None = None  # set when decoding stopped early on a corrupt packet
+    timing_error: str | None = None  # set when timestamps were implausible and were rebuilt
 
     @property
     def num_frames(self) -> int:
@@ -120,6 +125,10 @@ def decode(
     with open_container(fileobj) as container:
         if not container.streams.video:
             raise DecodeError("no video stream (audio-only or not a video)")
+        fmt = container.format.name if container.format else ""
+        if fmt in STILL_IMAGE_FORMATS or fmt.endswith("_pipe"):
+            # FFmpeg opens a lone JPEG/PNG as a one-frame "video": it is a picture, not footage
+            raise DecodeError(f"a still image ({fmt}), not a video")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         if plan.threads:
@@ -133,7 +142,7 @@ def decode(
         dh = _even(info.height * dw / info.width) if dw else 0
         period = 1.0 / plan.sample_fps
         next_sample_t = -math.inf
-        fallback_dt = 1.0 / info.fps if 0 < info.fps < 1000 else 1.0 / 25
+        fallback_dt = 1.0 / info.fps if 0 < info.fps < MAX_FPS else 1.0 / FALLBACK_FPS
         try:
             for frame in container.decode(stream):
                 index = len(result.pts)
@@ -162,7 +171,24 @@ def decode(
             result.truncated_error = _one_line(e)  # decoded a prefix; the caller records it
         if not result.pts:
             raise DecodeError("the video stream holds no decodable frames")
+        _check_timing(result)
         return result
+
+
+MAX_FPS = 1000.0  # above this a frame rate is a broken time base, not footage
+FALLBACK_FPS = 25.0
+
+
+def _check_timing(result: DecodeResult) -> None:
+    """Rebuild timestamps at a plausible rate when they claim more than MAX_FPS (time-base tricks)."""
+    n = result.num_frames
+    span = result.pts[-1] - result.pts[0]
+    if n < 2 or span <= 0 or (n - 1) / span <= MAX_FPS:
+        return
+    claimed = (n - 1) / span
+    fps = result.info.fps if 0 < result.info.fps <= MAX_FPS else FALLBACK_FPS
+    result.pts = [i / fps for i in range(n)]
+    result.timing_error = f"timestamps claim {claimed:.6g} frames/s (above {MAX_FPS:g}); assumed {fps:g} frames/s"
 
 
 def frame_rate(result: DecodeResult) -> float:
@@ -173,5 +199,5 @@ def frame_rate(result: DecodeResult) -> float:
         if span > 0:
             return (n - 1) / span
     fps = result.info.fps
-    return fps if 0 < fps < 1000 else 25.0
+    return fps if 0 < fps < MAX_FPS else FALLBACK_FPS
 

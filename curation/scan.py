@@ -24,6 +24,9 @@ from curation.quality import QualityParams, aggregate_quality, frame_quality
 from curation.split import ShotDetector, SplitParams, clip_spans, split_black_runs
 
 
+MIN_FLOW_SIDE_PX = 16  # analysis samples smaller than this on a side get no motion scores
+
+
 @dataclass(frozen=True)
 class ScanParams:
     decode: DecodePlan = field(default_factory=DecodePlan)
@@ -122,7 +125,9 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
 
     def on_sample(s: Sample) -> None:
         gray = to_gray(s.rgb)
-        if prev:
+        # optical flow needs a few pixels (DIS refuses frames under 12 px): a
+        # 1x1 video has no measurable motion, so its clips get null motion
+        if prev and min(gray.shape[:2]) >= MIN_FLOW_SIDE_PX:
             dt = s.t - prev["t"]
             if dt > 0:
                 pairs.append((prev["index"], s.index, pair_flow(prev["gray"], gray, dt, params.motion)))
@@ -197,6 +202,8 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
         "num_clips": len(spans),
         "decoder_opens": DECODER_OPENS["count"] - opens_before,
     }
+    if result.timing_error:
+        out.errors.append(error_row(uri, vid, "decode", "ImplausibleFrameRate", result.timing_error, run_id))
     if result.truncated_error:
         out.errors.append(
             error_row(uri, vid, "decode", "PartialDecode",
