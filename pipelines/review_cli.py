@@ -4,10 +4,14 @@ import sys
 
 def _dashboard(args) -> int:
     from curation.dashboard import build_dashboard
+    from pipelines.cli import CliError
 
-    db, html = build_dashboard(args.out)
+    try:
+        db, html = build_dashboard(args.out)
+    except FileNotFoundError as e:
+        raise CliError(f"not a run folder: {e}") from None
     print(f"wrote {db}\nwrote {html}")
-    print(f'try: duckdb {db} -c "select * from funnel"')
+    print(f'try: vidcurate query {args.out} "select * from funnel"   (or the duckdb CLI on {db})')
     return 0
 
 
@@ -19,9 +23,17 @@ def _compare(args) -> int:
 
 
 def _query(args) -> int:
-    from curation.dashboard import query
+    import duckdb
 
-    print(query(args.out, args.sql))
+    from curation.dashboard import query
+    from pipelines.cli import CliError
+
+    try:
+        print(query(args.out, args.sql))
+    except FileNotFoundError as e:
+        raise CliError(f"{e} (run `vidcurate dashboard {args.out}` first)") from None
+    except duckdb.Error as e:
+        raise CliError(f"query failed: {' '.join(str(e).split())}", code=1) from None
     return 0
 
 

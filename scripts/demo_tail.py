@@ -20,7 +20,7 @@ for line in record.get("not_configured", []):
     print(f"  not configured: {line}")
 for name, what in [
     ("dashboard.html", "report for a person (open in a browser)"),
-    ("dashboard.duckdb", 'views: duckdb demo/out/dashboard.duckdb -c "select * from funnel"'),
+    ("dashboard.duckdb", f'views: vidcurate query {out} "select * from funnel"'),
     ("curated", "the hand-off to training (Parquet)"),
     ("latents", "autoencoder latents of the curated clips"),
     ("training", "checkpoints, metrics, sample grid, spectral plots"),
