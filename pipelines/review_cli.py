@@ -31,7 +31,7 @@ def _query(args) -> int:
     try:
         print(query(args.out, args.sql))
     except FileNotFoundError as e:
-        raise CliError(f"{e} (run `vidcurate dashboard {args.out}` first)") from None
+        raise CliError(str(e)) from None
     except duckdb.Error as e:
         raise CliError(f"query failed: {' '.join(str(e).split())}", code=1) from None
     return 0

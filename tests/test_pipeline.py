@@ -129,3 +129,64 @@ def test_cli_dry_run_prints_dag():
     r = _cli("run", "--dry-run", "x", "y")
     assert r.returncode == 0
     assert r.stdout.index("probe_split_score") < r.stdout.index("filter")
+
+
+def _per_file(out):
+    rows = _tables(out)["clips"].to_pylist()
+    by = {}
+    for r in rows:
+        by.setdefault(os.path.basename(r["uri"]), []).append(r)
+    return by
+
+
+def _mean_motion(clips):
+    """Duration-weighted motion of a file's clips (clips without a measure are skipped)."""
+    m = [(c["motion"], c["duration_s"]) for c in clips if c["motion"] is not None]
+    return sum(a * d for a, d in m) / sum(d for _, d in m)
+
+
+def test_motion_orders_the_real_videos(real_run):
+    by = _per_file(real_run[0])
+    cockatoo, pedestrians, counter = (_mean_motion(by[n]) for n in ("cockatoo.mp4", "pedestrians.avi", "counter.mp4"))
+    assert cockatoo > pedestrians > counter
+    assert _mean_motion(by["fades.mp4"]) < 0.2 * counter  # ≈ 0
+    assert all(c["camera_motion"] < c["local_motion"] for c in by["pedestrians.avi"])  # fixed camera
+
+
+def test_compressed_copy_scores_lower_quality(real_run):
+    by = _per_file(real_run[0])
+    (pristine,), (distorted,) = by["carphone_pristine.mp4"], by["carphone_distorted.mp4"]
+    assert distorted["quality"] < pristine["quality"]
+    assert distorted["sharpness"] < pristine["sharpness"]
+
+
+def test_no_curated_clip_of_testvideo_is_mostly_black(real_run):
+    curated = _tables(real_run[0])["curated"].to_pylist()
+    for c in curated:
+        if c["uri"].endswith("testvideo.mp4"):
+            assert c["black_frac"] < 0.5
+    black = [c for c in _per_file(real_run[0])["testvideo.mp4"] if c["black_frac"] and c["black_frac"] > 0.5]
+    assert len(black) >= 3 and all("black_frames" in c["drop_reasons"] for c in black)
+
+
+def test_carphones_are_one_group_and_pristine_is_kept(real_run):
+    by = _per_file(real_run[0])
+    (pristine,), (distorted,) = by["carphone_pristine.mp4"], by["carphone_distorted.mp4"]
+    assert pristine["dup_group_id"] and pristine["dup_group_id"] == distorted["dup_group_id"]
+    assert distorted["dup_of"] == pristine["clip_id"] and "duplicate" in distorted["drop_reasons"]
+    assert "duplicate" not in pristine["drop_reasons"]
+    groups = {}
+    for name, clips in by.items():
+        for c in clips:
+            if c["dup_group_id"]:
+                groups.setdefault(c["dup_group_id"], set()).add(name)
+    cross_video = [g for g in groups.values() if len(g) > 1]
+    assert cross_video == [{"carphone_pristine.mp4", "carphone_distorted.mp4"}]
+
+
+def test_run_record_says_what_was_not_configured(real_run):
+    _, record = real_run
+    assert any(line.startswith("aesthetic: not configured") for line in record.not_configured)
+    assert any("semantic dedup: skipped" in n for n in record.notes)
+    curated = _tables(real_run[0])["curated"]
+    assert curated.column("aesthetic").null_count == curated.num_rows
