@@ -13,6 +13,9 @@ from pipelines.store import RunStore
 from schemas import TABLES, table_from_rows
 
 TABLE_NAMES = ("videos", "clips", "keyframes", "errors")
+# Error rows of this stage name come from `_result`: the task itself died (worker
+# crash, lost node, a bug raising in scan_video), which says nothing about the file.
+TASK_FAILED_STAGE = "scan"
 
 
 @ray.remote
@@ -21,10 +24,16 @@ def _scan_task(uri: str, relpath: str, params: ScanParams, run_id: str, storage_
 
 
 def done_uris(store: RunStore, stage_key: str) -> set[str]:
-    """Input URIs that a committed part already holds (as a video or as an error)."""
+    """Input URIs that a committed part already holds (as a video or as an error about the file).
+
+    A file whose only record is a failed task is not done: the next run retries it.
+    """
     parts = store.committed_parts(stage_key, clean=True)
     done = set(store.read_parts(stage_key, "videos", parts).column("uri").to_pylist())
-    done |= set(store.read_parts(stage_key, "errors", parts).column("uri").to_pylist())
+    errors = store.read_parts(stage_key, "errors", parts)
+    for uri, stage in zip(errors.column("uri").to_pylist(), errors.column("stage").to_pylist()):
+        if stage != TASK_FAILED_STAGE:
+            done.add(uri)
     return done
 
 
@@ -40,7 +49,8 @@ def run_scan_stage(
     max_in_flight: int,
 ) -> dict:
     """Scan every file not yet committed; returns counts for the run record."""
-    todo = [f for f in files if f.uri not in done_uris(store, stage_key)]
+    done = done_uris(store, stage_key)
+    todo = [f for f in files if f.uri not in done]
     stats = {"files": len(files), "already_done": len(files) - len(todo), "scanned": 0, "parts_written": 0}
     if not todo:
         return stats
@@ -76,7 +86,7 @@ def _result(ref, f: VideoFile, run_id: str) -> ScanResult:
     except ray.exceptions.RayError as e:
         cause = getattr(e, "cause", None) or e
         message = " ".join(str(cause).split())[:500]
-        return ScanResult(errors=[error_row(f.uri, None, "scan", type(e).__name__, f"scan task failed after retries: {message}", run_id)])
+        return ScanResult(errors=[error_row(f.uri, None, TASK_FAILED_STAGE, type(e).__name__, f"scan task failed after retries: {message}", run_id)])
 
 
 def _commit(store: RunStore, stage_key: str, results: list[ScanResult]) -> None:

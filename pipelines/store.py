@@ -30,6 +30,11 @@ class RunStore:
             raise OutputError(f"cannot open output {output_uri!r}: {e}") from None
         self.root = self.root.rstrip("/")
 
+    def fresh(self, path: str) -> None:
+        """Forget cached listings under `path`: object stores (s3fs) cache `ls`/`exists`,
+        and parts written by another process (an earlier, killed run) must not be missed."""
+        self.fs.invalidate_cache(path)
+
     def uri(self, *parts: str) -> str:
         """Full URI of a path inside the run folder."""
         return "/".join([self.output_uri, *parts])
@@ -60,6 +65,7 @@ class RunStore:
     def committed_parts(self, stage_key: str, clean: bool = False) -> list[str]:
         """Committed part folders of a stage; with `clean`, delete uncommitted ones (a killed run's)."""
         base = self.path("_work", stage_key)
+        self.fresh(base)
         if not self.fs.exists(base):
             return []
         parts = []
@@ -90,6 +96,7 @@ class RunStore:
     def replace_table(self, name: str, table: pa.Table, tag: str, rows_per_file: int = 200_000) -> list[str]:
         """Write `table` as OUT/name/part-<tag>-NNNNN.parquet, then remove the folder's older files."""
         folder = self.path(name)
+        self.fresh(folder)
         old = [p for p in self.fs.ls(folder, detail=False)] if self.fs.exists(folder) else []
         written = []
         for i, start in enumerate(range(0, max(table.num_rows, 1), rows_per_file)):
@@ -111,6 +118,7 @@ class RunStore:
 
     def read_json(self, rel: str) -> dict | None:
         path = self.path(rel)
+        self.fresh(path)
         if not self.fs.exists(path):
             return None
         with self.fs.open(path, "r") as f:
