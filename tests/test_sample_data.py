@@ -191,14 +191,15 @@ def test_hard_cuts_are_where_stated(sample):
     for name in ("cuts.mp4", "fade_black.mp4"):
         v = truth["videos"][name]
         assert v["hard_cuts"], name
-        frames = _frames(out, name).astype(np.int16)
-        diffs = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))  # diffs[i]: frame i -> i+1
+        # Compare 32x18 thumbnails: a pan moves them by a fraction of a pixel, a cut replaces them.
+        thumbs = np.stack([cv2.resize(f, (32, 18), interpolation=cv2.INTER_AREA) for f in _frames(out, name)])
+        diffs = np.abs(np.diff(thumbs.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))  # diffs[i]: frame i -> i+1
         across = [diffs[c - 1] for c in v["hard_cuts"]]
         within = np.delete(diffs, [c - 1 for c in v["hard_cuts"]])
         if name == "cuts.mp4":
             assert len(v["shot_starts"]) >= 3
             assert min(np.diff(v["shot_starts"] + [v["frames"]])) >= 1.5 * v["fps"]
-        assert min(across) > 4 * np.percentile(within, 95), (name, across)
+        assert min(across) > 5 * within.max(), (name, across, within.max())
 
 
 def test_blurry_and_dark_clips_are_only_that(sample):
@@ -214,3 +215,16 @@ def test_blurry_and_dark_clips_are_only_that(sample):
     assert np.percentile(dark[10], 99) > 20  # under-exposed, not black
     for name in ("pan_h2.mp4", "pan_h6.mp4", "pan_diag.mp4", "blurry.mp4"):
         assert 60 < luma(_frames(out, name)).mean() < 200, name
+
+
+def test_pyscenedetect_content_detector_agrees_with_the_stated_cuts(sample):
+    """An independent detector finds exactly the stated shot starts, and no cut inside fast pans."""
+    from scenedetect import ContentDetector, SceneManager, open_video
+
+    out, truth = sample
+    for name in ("cuts.mp4", "fade_black.mp4", "pan_h6.mp4", "pan_diag.mp4", "zoom_in.mp4"):
+        sm = SceneManager()
+        sm.add_detector(ContentDetector())
+        sm.detect_scenes(open_video(str(out / name), backend="pyav"))
+        starts = [s[0].get_frames() for s in sm.get_scene_list()] or [0]
+        assert starts == truth["videos"][name]["shot_starts"], name
