@@ -1,0 +1,49 @@
+"""Smoke test of the scan benchmark's measuring functions on one short real file (no timing thresholds)."""
+import os
+from pathlib import Path
+
+import pytest
+
+from bench import scan_bench
+
+VIDEOS = Path(os.environ.get("VIDCURATE_TEST_VIDEOS", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"))
+SHORT = VIDEOS / "realshort.mp4"  # 1.2 s, 320x240, 36 frames
+
+
+@pytest.fixture(scope="module")
+def files():
+    if not SHORT.exists():
+        pytest.skip(f"test video {SHORT} not present")
+    seconds = scan_bench.probe_duration(str(SHORT))
+    assert 1.0 < seconds < 1.5
+    return [(str(SHORT), seconds)]
+
+
+def test_repeated_reaches_the_requested_length(files):
+    rep = scan_bench.repeated(files, 10.0)
+    assert sum(d for _, d in rep) >= 10.0
+    assert sum(d for _, d in rep[:-1]) < 10.0 and set(p for p, _ in rep) == {str(SHORT)}
+
+
+def test_decode_ours_and_baseline_give_positive_rates(files):
+    a = scan_bench.measure_decode(files, workers=0)
+    assert a["frames"] == 36 and a["rate"] > 0
+    b = scan_bench.measure_ours_pool(files, workers=1)  # a real 1-process pool: the spawn/pickle path works
+    assert b["clips"] >= 1 and b["rate"] > 0 and b["peak_rss_tree_mb"] > 0
+    c = scan_bench.measure_baseline(files, workers=0)
+    assert c["rate"] > 0 and c["video_s"] == a["video_s"] == b["video_s"]
+
+
+def test_farneback_pass_sees_motion(files):
+    assert scan_bench.farneback_pass(files[0][0]) > 0.0
+
+
+def test_summary_ratios_and_targets():
+    runs = [
+        {"variant": "a_decode", "round": 0, "rate": 40.0, "wall_s": 1.0, "peak_rss_tree_mb": 1, "peak_rss_process_mb": 1},
+        {"variant": "b_ours_pool", "round": 0, "rate": 10.0, "wall_s": 4.0, "peak_rss_tree_mb": 1, "peak_rss_process_mb": 1},
+        {"variant": "c_baseline", "round": 0, "rate": 4.0, "wall_s": 10.0, "peak_rss_tree_mb": 1, "peak_rss_process_mb": 1},
+    ]
+    s = scan_bench.summarise(runs)
+    assert s["ratios"]["b_ours_pool/a_decode"] == {"ratio": 0.25, "target": ">= 0.5", "met": False}
+    assert s["ratios"]["b_ours_pool/c_baseline"]["ratio"] == 2.5 and s["ratios"]["b_ours_pool/c_baseline"]["met"]
