@@ -140,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         bench_args = (HEAVY_ARGS if args.heavy else QUICK_ARGS).get(name, [])
         print(f"\n--- {name} {' '.join(bench_args)}", flush=True)
         entries[name] = run_one(name, bench_args, args.timeout)
-    missing = [n for n in NAMES if n not in names]
+    missing = [n for n in NAMES if n not in available()]
     print(summary_table(entries), flush=True)
     if missing and not args.names:
-        print(f"not present: {', '.join(missing)}")
+        print(f"not present (not run): {', '.join(missing)}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     summary = {"started_at": started, "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, load average "
