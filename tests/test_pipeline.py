@@ -190,3 +190,20 @@ def test_run_record_says_what_was_not_configured(real_run):
     assert any("semantic dedup: skipped" in n for n in record.notes)
     curated = _tables(real_run[0])["curated"]
     assert curated.column("aesthetic").null_count == curated.num_rows
+
+
+def test_switch_a_stage_off_and_add_one_without_rescanning(real_run, test_videos, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(real_run[0], out)
+    stages = {"dedup": {"enabled": False},
+              "names": {"depends_on": ["filter"], "entrypoint": "custom_stage_example:drop_short_names"}}
+    record = run_pipeline(str(test_videos), str(out), load_config(overrides={"stages": stages}), log=lambda *_: None)
+    assert record.counts["scan"]["scanned"] == 0  # the scan stage's config did not change: nothing decoded
+    clips = _tables(out)["clips"].to_pylist()
+    assert all(c["dup_group_id"] is None for c in clips)
+    for c in clips:
+        short = len(os.path.basename(c["uri"])) < 10
+        assert ("short_name" in c["drop_reasons"]) == short
+    assert any("short_name" in c["drop_reasons"] for c in clips)
