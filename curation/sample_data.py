@@ -7,6 +7,26 @@ curation pipeline measures is known by construction: pan speed, zoom rate,
 hard-cut frames, fades, near-black frames, blur, exposure, duplicates and a
 corrupt file. Same seed, same bytes.
 
+The files (frames at 25 fps; every pan moves by whole pixels per frame):
+
+    pan_h2.mp4                 125  coffee, content moves 2 px/frame left        kept
+    pan_h6.mp4                  80  camera+brick, 6 px/frame left                kept
+    pan_diag.mp4                80  coins+immunohistochemistry, (4, 3) px/frame  kept
+    zoom_in.mp4                 80  rocket, zoom in x1.01 per frame              kept
+    cuts.mp4                   200  4 shots, hard cuts at 45, 100, 150           kept
+    fade_black.mp4             190  moon, fade out 50-74, near-black night sky
+                                    75-129, hard cut at 130 to gravel            black_frames
+    static.mp4                 100  grass, no motion                             static
+    blurry.mp4                 100  moon, Gaussian sigma 5 px, 3 px/frame pan    blurry
+    dark.mp4                   100  astronaut at gain 0.12, 3 px/frame pan       dark
+    short.mp4                   15  page, 0.6 s                                  too_short
+    pan_h2_half_reencoded.mp4  125  pan_h2 decoded, 256x144, crf 30              duplicate
+    pan_h2_copy.mp4            125  byte copy of pan_h2                          duplicate
+    corrupt_truncated.mp4        -  first 30% of cuts.mp4's bytes (no moov atom) an error row
+
+A duplicate group may keep any one member; the ground truth names the copies
+as the duplicates and the original as kept.
+
 OUT/ground_truth.json (also returned as a dict):
 
     {"generator": "vidcurate.sample_data v1", "seed": int, "videos": {NAME: {
@@ -272,51 +292,50 @@ def _seg(start: int, n: int, photo: str | None, motion: str, pan=None, cut: bool
 
 def _single_pan(out: Path, name: str, kind: str, photo: str, n: int, pan: tuple[int, int],
                 rng: np.random.Generator, blur: float = 0.0, gain: float = 1.0, **extra) -> dict:
+    """One panning shot of one photo, optionally blurred or under-exposed."""
     frames = pan_shot(load_photo(photo), n, *pan, rng, blur_sigma=blur)
     if gain != 1.0:
         frames = scale_gain(frames, gain)
         extra["gain"] = gain
     if blur > 0:
         extra["blur_sigma_px"] = blur
-    enc = encode(out / name, frames)
-    e = _entry(kind, frames, [_seg(0, n, photo, "pan", pan)], enc, **extra)
-    e["pan_px_per_frame"] = list(pan)
-    e["motion_norm_per_s"] = _pan_motion(*pan)
+    e = _entry(kind, frames, [_seg(0, n, photo, "pan", pan)], encode(out / name, frames), **extra)
+    e.update(pan_px_per_frame=list(pan), motion_norm_per_s=_pan_motion(*pan))
     return e
 
 
-def write_sample_data(out_dir: str | Path, seed: int = 0) -> dict:
-    """Render the demo videos and OUT/ground_truth.json into out_dir; return the ground truth."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    videos: dict[str, dict] = {}
+def _pans(out: Path, rng: np.random.Generator) -> dict:
+    """Clean pans at known speeds (all kept)."""
+    return {
+        "pan_h2.mp4": _single_pan(out, "pan_h2.mp4", "pan", "coffee", 125, (-2, 0), rng),
+        "pan_h6.mp4": _single_pan(out, "pan_h6.mp4", "pan", "camera+brick", 80, (-6, 0), rng),
+        "pan_diag.mp4": _single_pan(out, "pan_diag.mp4", "pan", "coins+immunohistochemistry", 80, (4, 3), rng),
+    }
 
-    # Clean pans at known speeds: all should be kept.
-    videos["pan_h2.mp4"] = _single_pan(out, "pan_h2.mp4", "pan", "coffee", 125, (-2, 0), rng)
-    videos["pan_h6.mp4"] = _single_pan(out, "pan_h6.mp4", "pan", "camera+brick", 80, (-6, 0), rng)
-    videos["pan_diag.mp4"] = _single_pan(out, "pan_diag.mp4", "pan", "coins+immunohistochemistry", 80, (4, 3), rng)
 
-    # Zoom into the centre at a known rate per frame.
-    rate = 1.01
-    frames = zoom_shot(load_photo("rocket"), 80, rate)
-    e = _entry("zoom", frames, [_seg(0, 80, "rocket", "zoom")], encode(out / "zoom_in.mp4", frames))
+def _zoom(out: Path, rate: float = 1.01, n: int = 80) -> dict:
+    """A zoom into the centre at a known scale factor per frame (kept)."""
+    frames = zoom_shot(load_photo("rocket"), n, rate)
+    e = _entry("zoom", frames, [_seg(0, n, "rocket", "zoom")], encode(out / "zoom_in.mp4", frames))
     e.update(zoom_per_frame=rate, motion_norm_per_s=_zoom_motion(rate))
-    videos["zoom_in.mp4"] = e
+    return {"zoom_in.mp4": e}
 
-    # Four shots of four photos, hard cuts between them, each gently panning.
+
+def _cuts(out: Path, rng: np.random.Generator) -> dict:
+    """Four gently panning shots of four photos with hard cuts between them (kept)."""
     # No two grey photos meet at a cut: HSV-based detectors (PySceneDetect's
     # ContentDetector) see only a third of a grey-to-grey change and miss it.
-    # Kept clips show different photos (coins apart), so only planted copies are duplicates.
     shots = [("astronaut", 45, (-2, 0)), ("coins", 55, (0, -2)), ("chelsea", 50, (0, 2)), ("text", 50, (2, 0))]
     frames, segs, t = [], [], 0
     for photo, n, pan in shots:
         frames += pan_shot(load_photo(photo), n, *pan, rng)
         segs.append(_seg(t, n, photo, "pan", pan, cut=t > 0))
         t += n
-    videos["cuts.mp4"] = _entry("cuts", frames, segs, encode(out / "cuts.mp4", frames))
+    return {"cuts.mp4": _entry("cuts", frames, segs, encode(out / "cuts.mp4", frames))}
 
-    # Content, a 1 s fade to black, 2.2 s of near-black, then a hard cut to new content.
+
+def _fade(out: Path, rng: np.random.Generator) -> dict:
+    """Content, a 1 s fade to black, 2.2 s of near-black, then a hard cut to new content."""
     first = pan_shot(load_photo("moon"), 75, -2, 0, rng)
     # A night sky at 1.5% gain: pixel values <= 4, so even limited-range luma stays < 20.
     night = scale_gain(pan_shot(load_photo("hubble_deep_field"), 55, -1, 0, rng), 0.015)
@@ -327,50 +346,68 @@ def write_sample_data(out_dir: str | Path, seed: int = 0) -> dict:
             _seg(130, 60, "gravel", "pan", (0, 2), cut=True)]
     e = _entry("fade", frames, segs, encode(out / "fade_black.mp4", frames), expect_drop=["black_frames"])
     e["fade_to_black_at"] = [a for a, _ in e["near_black_frames"] if fade["start"] < a <= fade["end"]]
-    videos["fade_black.mp4"] = e
+    return {"fade_black.mp4": e}
 
-    # No motion at all for 4 s.
+
+def _flawed(out: Path, rng: np.random.Generator) -> dict:
+    """One thing wrong with each: no motion, blur, exposure, length."""
     img = _cover(load_photo("grass"), WIDTH, HEIGHT)  # sharp: only the motion is missing
     y0 = (img.shape[0] - HEIGHT) // 2
     frames = [np.ascontiguousarray(img[y0 : y0 + HEIGHT, :WIDTH])] * 100
-    e = _entry("static", frames, [_seg(0, 100, "grass", "still")],
-               encode(out / "static.mp4", frames), expect_drop=["static"])
-    e.update(pan_px_per_frame=[0, 0], motion_norm_per_s=0.0)
-    videos["static.mp4"] = e
+    static = _entry("static", frames, [_seg(0, 100, "grass", "still")], encode(out / "static.mp4", frames),
+                    expect_drop=["static"], pan_px_per_frame=[0, 0], motion_norm_per_s=0.0)
+    return {
+        "static.mp4": static,
+        "blurry.mp4": _single_pan(out, "blurry.mp4", "blur", "moon", 100, (-3, 0), rng, blur=5.0,
+                                  expect_drop=["blurry"]),
+        "dark.mp4": _single_pan(out, "dark.mp4", "dark", "astronaut", 100, (-3, 0), rng, gain=0.12,
+                                expect_drop=["dark"]),
+        "short.mp4": _single_pan(out, "short.mp4", "short", "page", 15, (-2, 0), rng, expect_drop=["too_short"]),
+    }
 
-    # Only one thing wrong with each: blur, exposure, length.
-    videos["blurry.mp4"] = _single_pan(out, "blurry.mp4", "blur", "moon", 100, (-3, 0), rng,
-                                       blur=5.0, expect_drop=["blurry"])
-    videos["dark.mp4"] = _single_pan(out, "dark.mp4", "dark", "astronaut", 100, (-3, 0), rng,
-                                     gain=0.12, expect_drop=["dark"])
-    videos["short.mp4"] = _single_pan(out, "short.mp4", "short", "page", 15, (-2, 0), rng,
-                                      expect_drop=["too_short"])
 
-    # Near duplicate: pan_h2 decoded, halved and re-encoded at another quality.
-    src = "pan_h2.mp4"
+def _copies(out: Path, src: str, entry: dict) -> dict:
+    """A half-size re-encode (near duplicate) and a byte copy (exact duplicate) of src."""
     small = [cv2.resize(f, (WIDTH // 2, HEIGHT // 2), interpolation=cv2.INTER_AREA) for f in decode_rgb(out / src)]
     enc = encode(out / "pan_h2_half_reencoded.mp4", small, crf=30, preset="veryfast")
-    e = dict(videos[src], kind="near_duplicate", size=[WIDTH // 2, HEIGHT // 2], encoder=enc,
-             expect_drop=["duplicate"], duplicate_of=src, source_of=src, resize_factor=0.5,
-             pan_px_per_frame=[-1, 0], segments=[dict(videos[src]["segments"][0], pan_px_per_frame=[-1, 0])])
-    videos["pan_h2_half_reencoded.mp4"] = e
-
-    # Exact byte copy under another name.
+    half_pan = [p / 2 for p in entry["pan_px_per_frame"]]
+    half_pan = [int(p) if float(p).is_integer() else p for p in half_pan]
+    near = dict(entry, kind="near_duplicate", size=[WIDTH // 2, HEIGHT // 2], encoder=enc,
+                expect_drop=["duplicate"], duplicate_of=src, source_of=src, resize_factor=0.5,
+                pan_px_per_frame=half_pan, segments=[dict(s, pan_px_per_frame=half_pan) for s in entry["segments"]])
+    # motion_norm_per_s is unchanged: it is normalised by the (halved) diagonal.
     shutil.copyfile(out / src, out / "pan_h2_copy.mp4")
-    videos["pan_h2_copy.mp4"] = dict(videos[src], kind="exact_copy", expect_drop=["duplicate"],
-                                     duplicate_of=src, exact_copy_of=src, source_of=src)
+    exact = dict(entry, kind="exact_copy", expect_drop=["duplicate"], duplicate_of=src, exact_copy_of=src,
+                 source_of=src)
+    return {"pan_h2_half_reencoded.mp4": near, "pan_h2_copy.mp4": exact}
 
-    # A real mp4 cut to 30% of its bytes: the moov atom (at the end) is gone.
-    data = (out / "cuts.mp4").read_bytes()
-    (out / "corrupt_truncated.mp4").write_bytes(data[: int(len(data) * 0.3)])
-    videos["corrupt_truncated.mp4"] = {
+
+def _corrupt(out: Path, src: str, encoder: dict, fraction: float = 0.3) -> dict:
+    """A real mp4 cut to 30% of its bytes: the moov atom (written last) is gone."""
+    data = (out / src).read_bytes()
+    (out / "corrupt_truncated.mp4").write_bytes(data[: int(len(data) * fraction)])
+    return {"corrupt_truncated.mp4": {
         "kind": "corrupt", "frames": 0, "fps": None, "size": None, "shot_starts": [], "hard_cuts": [],
         "pan_px_per_frame": None, "motion_norm_per_s": None, "zoom_per_frame": None,
         "near_black_frames": [], "fade_to_black_at": [], "expect_drop": [], "duplicate_of": None,
-        "exact_copy_of": None, "corrupt": True, "segments": [], "encoder": videos["cuts.mp4"]["encoder"],
-        "source_of": "cuts.mp4", "truncated_fraction": 0.3,
-    }
+        "exact_copy_of": None, "corrupt": True, "segments": [], "encoder": encoder,
+        "source_of": src, "truncated_fraction": fraction,
+    }}
 
+
+def write_sample_data(out_dir: str | Path, seed: int = 0) -> dict:
+    """Render the demo videos and OUT/ground_truth.json into out_dir; return the ground truth."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    videos: dict[str, dict] = {}
+    videos.update(_pans(out, rng))
+    videos.update(_zoom(out))
+    videos.update(_cuts(out, rng))
+    videos.update(_fade(out, rng))
+    videos.update(_flawed(out, rng))
+    videos.update(_copies(out, "pan_h2.mp4", videos["pan_h2.mp4"]))
+    videos.update(_corrupt(out, "cuts.mp4", videos["cuts.mp4"]["encoder"]))
     truth = {"generator": GENERATOR, "seed": seed, "videos": videos}
     (out / "ground_truth.json").write_text(json.dumps(truth, indent=1, sort_keys=True) + "\n")
     return truth
