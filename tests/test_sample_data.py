@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from curation.sample_data import GENERATOR, luma, write_sample_data
+from curation.sample_data import GENERATOR, load_photo, luma, pan_shot, write_sample_data
 
 REASONS = {"too_short", "static", "blurry", "dark", "black_frames", "duplicate"}
 
@@ -63,11 +63,13 @@ def test_each_video_decodes_as_stated_with_pyav_and_opencv(sample):
         assert fps == pytest.approx(v["fps"]), name
         assert list(size) == v["size"], name
         cap = cv2.VideoCapture(str(out / name))
+        cv_fps = cap.get(cv2.CAP_PROP_FPS)
         n = 0
         while cap.read()[0]:
             n += 1
         cap.release()
         assert n == v["frames"], name
+        assert cv_fps == pytest.approx(v["fps"]), name
 
 
 def test_duration_and_motion_fields_are_consistent(sample):
@@ -228,3 +230,22 @@ def test_pyscenedetect_content_detector_agrees_with_the_stated_cuts(sample):
         sm.detect_scenes(open_video(str(out / name), backend="pyav"))
         starts = [s[0].get_frames() for s in sm.get_scene_list()] or [0]
         assert starts == truth["videos"][name]["shot_starts"], name
+
+
+@pytest.mark.parametrize("dx, dy", [(-2, 0), (4, 3), (0, -5)])
+def test_pan_shot_moves_content_by_exactly_dx_dy(dx, dy):
+    """Before encoding, frame t+1 is frame t shifted by (dx, dy): the sign convention of pan_px_per_frame."""
+    frames = pan_shot(load_photo("coffee"), 5, dx, dy, np.random.default_rng(0))
+    a, b = frames[1].astype(int), frames[2].astype(int)
+    h, w = a.shape[:2]
+    # b[y, x] == a[y - dy, x - dx] wherever both are inside the frame
+    ys, xs = slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0))
+    ys0, xs0 = slice(max(-dy, 0), h + min(-dy, 0)), slice(max(-dx, 0), w + min(-dx, 0))
+    assert np.array_equal(b[ys, xs], a[ys0, xs0])
+    assert not np.array_equal(a, b)
+
+
+def test_seed_moves_the_crop_window():
+    one = pan_shot(load_photo("coffee"), 5, -2, 0, np.random.default_rng(0))[0]
+    two = pan_shot(load_photo("coffee"), 5, -2, 0, np.random.default_rng(1))[0]
+    assert not np.array_equal(one, two)
