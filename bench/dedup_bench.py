@@ -162,6 +162,46 @@ def run_one(n: int) -> dict:
     return out
 
 
+def run_one_phash(n: int, max_hamming: int = 6, sub: int = 20_000) -> dict:
+    """Perceptual dedup on n clips x 3 random keyframe hashes, 1 % with a planted copy (0-6 flipped bits each)."""
+    from curation.dedup.perceptual import perceptual_edges
+
+    rng = np.random.default_rng(1)
+    h = rng.integers(0, 2**63, size=(n, 3), dtype=np.int64).astype(np.uint64) * np.uint64(2) + rng.integers(0, 2, size=(n, 3)).astype(np.uint64)
+    src = rng.choice(n, n // 100, replace=False)
+    dst = rng.choice(np.setdiff1d(np.arange(n), src), n // 100, replace=False)
+    flips = np.zeros((len(dst), 3), np.uint64)
+    for j in range(3):
+        for r in range(len(dst)):
+            for bit in rng.choice(64, rng.integers(0, max_hamming + 1), replace=False):
+                flips[r, j] |= np.uint64(1) << np.uint64(bit)
+    h[dst] = h[src] ^ flips
+    t = time.perf_counter()
+    edges = perceptual_edges(np.arange(n), h, max_hamming, 4)
+    wall = time.perf_counter() - t
+    found = _pair_keys(edges.a, edges.b, n)
+    planted = _pair_keys(src, dst, n)
+    p, r = _pr(found, planted)
+    # brute force on a subset: every pair's median Hamming distance over aligned keyframes
+    t = time.perf_counter()
+    hs, a, b = h[:sub], [], []
+    for i in range(0, len(hs), 256):
+        d = np.median(np.bitwise_count(hs[i:i + 256, None, :] ^ hs[None, :, :]), axis=2)
+        ri, ci = np.nonzero(d <= max_hamming)
+        keep = ri + i < ci
+        a.append(ri[keep] + i)
+        b.append(ci[keep])
+    truth = _pair_keys(np.concatenate(a), np.concatenate(b), n)
+    bf = time.perf_counter() - t
+    in_sub = found[(found // n < sub) & (found % n < sub)]
+    ps, rs = _pr(in_sub, truth)
+    return {"n": n, "max_hamming": max_hamming, "wall_s": round(wall, 2),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "pairs_found": int(len(found)), "planted_precision": round(p, 4), "planted_recall": round(r, 4),
+            f"brute_force_{sub}_s": round(bf, 2), "bruteforce_subset_precision": round(ps, 4),
+            "bruteforce_subset_recall": round(rs, 4), "subset_true_pairs": int(len(truth))}
+
+
 def _table(rows: list[dict]) -> str:
     head = f"{'N':>9} {'method':>15} {'wall s':>8} {'peak MiB':>9} {'k':>6} {'pairs':>8} {'planted P':>9} {'planted R':>9} {'grp R':>7} {'BF50k P':>8} {'BF50k R':>8} {'BF s':>7}"
     lines = [head, "-" * len(head)]
@@ -180,15 +220,31 @@ def _table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--phash-sizes", default="", help="also bench perceptual dedup at these sizes, e.g. 100000,1000000")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child mode: one size, JSON on stdout
+    ap.add_argument("--one-phash", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(args.one)))
         return 0
+    if args.one_phash:
+        print(json.dumps(run_one_phash(args.one_phash)))
+        return 0
     rows = []
     repo = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out_path = Path(args.out)
+    previous = json.loads(out_path.read_text()) if out_path.exists() else {}
+    for n in [int(s) for s in args.phash_sizes.split(",") if s]:
+        proc = subprocess.run([sys.executable, "-m", "bench.dedup_bench", "--one-phash", str(n)], cwd=repo, env=env,
+                              stdout=subprocess.PIPE, text=True)
+        if proc.returncode == 0:
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            previous.setdefault("perceptual", {})[str(n)] = row
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            out_path.write_text(json.dumps(previous, indent=1))
+            print(json.dumps(row), flush=True)
     for n in [int(s) for s in args.sizes.split(",") if s]:
         proc = subprocess.run([sys.executable, "-m", "bench.dedup_bench", "--one", str(n)], cwd=repo, env=env,
                               stdout=subprocess.PIPE, text=True)
@@ -197,11 +253,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores (shared)",
-                  "python": platform.python_version(), "sizes": rows}
-        Path(args.out).write_text(json.dumps(result, indent=1))  # after every size: partial results survive
+        previous.update({"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores (shared)",
+                         "python": platform.python_version(), "sizes": rows})
+        Path(args.out).write_text(json.dumps(previous, indent=1))  # after every size: partial results survive
         print(_table(rows), flush=True)
-    return 0 if rows else 1
+    return 0 if rows or args.phash_sizes else 1
 
 
 if __name__ == "__main__":

@@ -121,6 +121,9 @@ def _representatives(clips: pa.Table, root: np.ndarray, member: np.ndarray, kept
     n = clips.num_rows
     rep = np.full(n, -1, np.int64)
     rows = np.flatnonzero(member)
+    missing = [name for name, _ in params.keep_policy if name not in clips.column_names]
+    if missing:
+        raise ValueError(f"DedupParams.keep_policy names unknown clips column(s) {missing}")
     if not len(rows):
         return rep
     cols = {"_root": pa.array(root[rows]), "_dropped": pa.array((~kept_before[rows]).astype(np.int8) if params.prefer_kept else np.zeros(len(rows), np.int8))}

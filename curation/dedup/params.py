@@ -20,9 +20,12 @@ class DedupParams:
 
     kinds: tuple[str, ...] = KINDS  # which detectors run; a subset of KINDS
     # perceptual: 64-bit keyframe phashes (curation/hashes.py)
-    phash_max_hamming: int = 10  # bits out of 64; a clip pair is a perceptual duplicate when the
-    #                             median Hamming distance over aligned keyframes is <= this
-    phash_index_chunks: int = 4  # multi-index hashing: the 64 bits are split into this many tables
+    phash_max_hamming: int = 6  # bits out of 64; a clip pair is a perceptual duplicate when the
+    #                            median Hamming distance over aligned keyframes is <= this.
+    #                            Distances are even (every hash has 32 bits set), so 6 = 7.
+    #                            Re-encodes measure 0-4 (carphone pair), unrelated shots >= 22.
+    phash_index_chunks: int = 4  # multi-index hashing: 64 bits in 4 tables of 16 bits; up to
+    #                              4*2-1 = 7 bits costs 17 probes per table, more bits cost more
     # semantic: L2-normalised embeddings (SemDeDup)
     semantic_eps: float = 0.05  # cosine distance; a pair is a duplicate when cos >= 1 - eps
     n_clusters: int | None = None  # k-means clusters; None: ceil(N / points_per_cluster)

@@ -6,16 +6,17 @@ aligned keyframes (i-th with i-th), of the Hamming distance is <= t
 (`phash_max_hamming`). One odd keyframe (a flash, a subtitle) does not break a
 match; two different keyframes do.
 
-Candidates without comparing all pairs: if the median is <= t then at least
-ceil(K/2) aligned keyframes are within t, so at least one of the first
-K - ceil(K/2) + 1 positions is (pigeonhole). For each of those positions, a
-faiss IndexBinaryMultiHash splits the 64 bits into m chunks; a pair within t
-agrees on some chunk up to floor(t/m) bits, which the index finds by probing
-every chunk value within that many flips (nflip). The search is exact for
-radius t, so no pair within t is missed; each candidate is then checked on all
-K keyframes.
+Candidates without comparing all pairs (multi-index hashing, Norouzi et al.
+2012): if the median is <= t then at least ceil(K/2) aligned keyframes are
+within t, so at least one of the first K - ceil(K/2) + 1 positions is
+(pigeonhole). At such a position the 64 bits are cut into m chunks of 64/m
+bits; hashes within t bits agree on some chunk up to r = floor(t/m) bits
+(pigeonhole again). So for every chunk we look up, in a table sorted by chunk
+value, the hashes whose chunk equals ours XOR any mask of <= r bits. No pair
+within t is missed; each candidate is then checked on all K keyframes. With
+m = 4 (16-bit chunks) and t <= 7 that is 17 look-ups per chunk; cost grows with
+C(16, <= r) for larger t.
 """
-import faiss
 import numpy as np
 import pyarrow as pa
 
@@ -35,22 +36,50 @@ def phash_matrix(phash_col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.
     return rows, values.reshape(len(rows), k), k
 
 
-def _as_codes(h: np.ndarray) -> np.ndarray:
-    """uint64 hashes -> (n, 8) uint8 codes for faiss binary indexes."""
-    return np.ascontiguousarray(h.astype(">u8")).view(np.uint8).reshape(len(h), 8)
+def _flip_masks(bits: int, r: int) -> np.ndarray:
+    """Every value below 2**bits with at most r bits set (the XOR masks to probe)."""
+    values = np.arange(1 << bits, dtype=np.int64)
+    return values[np.bitwise_count(values) <= r]
 
 
-def _candidates_at(h: np.ndarray, max_hamming: int, chunks: int) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs (i < j) whose hashes h[i], h[j] differ in at most max_hamming bits."""
-    codes = _as_codes(h)
-    index = faiss.IndexBinaryMultiHash(64, chunks, 64 // chunks)
-    index.nflip = max_hamming // chunks  # pigeonhole: some chunk differs by <= this many bits
-    index.add(codes)
-    lims, _, ids = index.range_search(codes, max_hamming + 1)  # faiss radius is strict (<)
-    q = np.repeat(np.arange(len(h), dtype=np.int64), np.diff(lims).astype(np.int64))
-    ids = ids.astype(np.int64)
-    keep = q < ids
-    return q[keep], ids[keep]
+def _candidates_at(h: np.ndarray, max_hamming: int, chunks: int, max_pairs: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs (i < j) whose hashes h[i], h[j] differ in at most max_hamming bits (exact)."""
+    bits = 64 // chunks
+    masks = _flip_masks(bits, max_hamming // chunks)
+    out_a, out_b = [], []
+    for c in range(chunks):
+        key = ((h >> np.uint64(bits * c)) & np.uint64((1 << bits) - 1)).astype(np.int64)
+        order = np.argsort(key, kind="stable")
+        bucket = np.searchsorted(key[order], np.arange((1 << bits) + 1))  # bucket v = order[bucket[v]:bucket[v+1]]
+        for mask in masks:
+            probe = key ^ mask
+            lo, cnt = bucket[probe], bucket[probe + 1] - bucket[probe]
+            # expand (query, candidate) pairs in slices that keep memory bounded
+            for s, e in _slices(cnt, max_pairs):
+                c_cnt = cnt[s:e]
+                q = np.repeat(np.arange(s, e), c_cnt)
+                first = np.repeat(lo[s:e] - np.cumsum(c_cnt) + c_cnt, c_cnt)
+                cand = order[first + np.arange(len(q))]
+                keep = q < cand  # each unordered pair once (mask XOR is symmetric)
+                q, cand = q[keep], cand[keep]
+                close = np.bitwise_count(h[q] ^ h[cand]) <= max_hamming
+                out_a.append(q[close])
+                out_b.append(cand[close])
+    if not out_a:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(out_a), np.concatenate(out_b)
+
+
+def _slices(counts: np.ndarray, max_total: int):
+    """(start, end) ranges of `counts` whose sums stay near max_total."""
+    total = np.cumsum(counts)
+    start = 0
+    while start < len(counts):
+        base = total[start - 1] if start else 0
+        end = int(np.searchsorted(total, base + max_total, side="right"))
+        end = max(end, start + 1)
+        yield start, min(end, len(counts))
+        start = end
 
 
 def perceptual_edges(rows: np.ndarray, hashes: np.ndarray, max_hamming: int, chunks: int = 4) -> Edges:
@@ -58,8 +87,8 @@ def perceptual_edges(rows: np.ndarray, hashes: np.ndarray, max_hamming: int, chu
     n, k = hashes.shape
     if n < 2 or k == 0:
         return Edges.empty()
-    if 64 % chunks:
-        raise ValueError("phash_index_chunks must divide 64")
+    if 64 % chunks or 64 // chunks > 24:
+        raise ValueError("phash_index_chunks must divide 64 into chunks of at most 24 bits")
     # Identical hash lists collapse to one node first: a blob of identical hashes
     # (e.g. black frames) would otherwise make the range search quadratic.
     uniq, inverse = np.unique(hashes, axis=0, return_inverse=True)
