@@ -1,4 +1,4 @@
-"""Perceptual near-duplicates from keyframe phashes, via multi-index hashing (faiss).
+"""Perceptual near-duplicates from keyframe phashes, via multi-index hashing (sorted chunk tables).
 
 A clip is a list of K keyframe hashes (10/50/90 % of the clip, so K = 3).
 Decision rule: two clips are perceptual duplicates when the median, over
