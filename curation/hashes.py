@@ -43,11 +43,6 @@ def hamming(a: int, b: int) -> int:
     return int((int(a) ^ int(b)).bit_count())
 
 
-def hamming_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Element-wise Hamming distance of two uint64 arrays (broadcasting)."""
-    return np.bitwise_count(np.bitwise_xor(a.astype(np.uint64), b.astype(np.uint64))).astype(np.int32)
-
-
 def keyframe_indices(start_frame: int, end_frame: int, fractions: Sequence[float] = KEYFRAME_FRACTIONS) -> list[int]:
     """Decoded-frame indices of a clip's keyframes: `fractions` of the way through [start, end)."""
     n = max(1, int(end_frame) - int(start_frame))

@@ -106,3 +106,11 @@ def test_diversity_metrics():
     skew = diversity(np.r_[np.zeros(91, int), np.arange(1, 10)])
     assert even["entropy_norm"] == pytest.approx(1.0) and even["top10pct_share"] == pytest.approx(0.1)
     assert skew["top10pct_share"] == pytest.approx(0.91) and skew["entropy_norm"] < 0.5
+
+
+def test_rank_by_takes_the_best_clips_of_each_leaf(skewed):
+    clips, _ = skewed
+    res = balance(clips, BalanceParams(target_size=10, levels=(1,), rank_by="quality"))
+    q = np.array(clips.column("quality").to_pylist())
+    kept = np.array(res.table.column("kept").to_pylist())
+    assert sorted(q[kept]) == sorted(np.sort(q)[-10:])
