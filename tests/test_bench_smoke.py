@@ -1,12 +1,17 @@
 """Smoke test of the scan benchmark's measuring functions on one short real file (no timing thresholds)."""
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from bench import scan_bench
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # bench/ is a folder of scripts in the repo, not an installed package
 
-VIDEOS = Path(os.environ.get("VIDCURATE_TEST_VIDEOS", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"))
+from bench import scan_bench  # noqa: E402
+
+VIDEOS = Path(os.environ.get("VIDCURATE_TEST_VIDEOS", REPO.parent / "shared" / "data" / "videos"))
 SHORT = VIDEOS / "realshort.mp4"  # 1.2 s, 320x240, 36 frames
 
 
