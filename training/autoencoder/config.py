@@ -47,6 +47,7 @@ class LossConfig:
     gan_weight: float = 0.0  # 0 = no PatchGAN
     gan_start: int = 50_000  # step at which the adversarial term switches on
     disc_lr: float = 1e-4
+    disc_layers: int = 3  # PatchGAN depth; 3 = 70 px patches (needs crops >= ~64 px), 1 for tiny crops
     eq_prob: float = 0.0  # EQ-VAE: probability of a latent/image transform per step (arXiv 2502.09509)
 
 

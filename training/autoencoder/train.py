@@ -141,7 +141,7 @@ def make_trainer(cfg: AEConfig, device: torch.device) -> Trainer:
     opt = torch.optim.AdamW(ae.parameters(), lr=cfg.train.lr, betas=cfg.train.betas, weight_decay=cfg.train.weight_decay)
     disc = disc_opt = None
     if cfg.loss.gan_weight > 0:
-        disc = PatchDiscriminator().to(device).train()
+        disc = PatchDiscriminator(layers=cfg.loss.disc_layers).to(device).train()
         disc_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.loss.disc_lr, betas=(0.5, 0.9))
     gen = torch.Generator().manual_seed(cfg.train.seed + 1)
     return Trainer(ae, ema, disc, opt, disc_opt, gen, 0, DataPosition())

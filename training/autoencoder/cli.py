@@ -1,0 +1,104 @@
+"""`vidcurate train-ae` and `vidcurate encode`: argparse subcommands; pipelines/cli.py calls add_parsers.
+
+Each subcommand sets `func(args) -> int` (the exit code).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.autoencoder.config import AEConfig, load_config
+    from training.autoencoder.train import train_autoencoder
+
+    cfg = load_config(args.config) if args.config else AEConfig()
+    if args.manifest:
+        cfg.data.manifest = args.manifest
+    if args.out:
+        cfg.train.out_dir = args.out
+    if args.steps is not None:
+        cfg.train.steps = args.steps
+    if args.device:
+        cfg.train.device = args.device
+    if args.pretrained:
+        cfg.model.pretrained = args.pretrained
+    if args.lpips:
+        cfg.loss.lpips_path = args.lpips
+    if not cfg.data.manifest:
+        print("train-ae: no manifest (give --manifest or data.manifest in the config)", file=sys.stderr)
+        return 2
+    path = train_autoencoder(cfg)
+    print(path)
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    common = dict(
+        fps=args.fps, size=args.size, max_frames=args.max_frames, batch_size=args.batch_size,
+        table=args.table, use_ema=not args.no_ema,
+    )
+    if args.ray:
+        from training.autoencoder.encode_ray import encode_manifest_ray
+
+        summary = encode_manifest_ray(
+            args.manifest, args.checkpoint, args.out, num_actors=args.num_actors, num_gpus=args.num_gpus, **common
+        )
+    else:
+        from training.autoencoder.encode import encode_manifest
+
+        summary = encode_manifest(args.manifest, args.checkpoint, args.out, device=args.device, **common)
+    print(json.dumps({k: v for k, v in summary.items() if k != "failed"} | {"failed": len(summary["failed"])}))
+    return 0 if not summary["failed"] else 1
+
+
+def add_parsers(subparsers) -> None:
+    """Add `train-ae` and `encode` to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "train-ae",
+        help="train the latent autoencoder on a curated manifest",
+        description="Train an AutoencoderKL (L1 + perceptual + KL [+ PatchGAN] [+ EQ-VAE]) on frames of "
+        "manifest clips. Resumes from OUT/checkpoint.pt when present; metrics in OUT/metrics.jsonl.",
+    )
+    p.add_argument("--config", help="YAML with sections model/data/loss/train (see training/autoencoder/config.py)")
+    p.add_argument("--manifest", help="curated table URI (file or folder); overrides data.manifest")
+    p.add_argument("--out", help="output folder; overrides train.out_dir")
+    p.add_argument("--steps", type=int, help="total optimiser steps; overrides train.steps")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--pretrained", help="local diffusers AutoencoderKL folder to start from (SD/SDXL VAE)")
+    p.add_argument("--lpips", help="TorchScript LPIPS file; without it a weight-free gradient loss is used")
+    p.set_defaults(func=_train)
+
+    e = subparsers.add_parser(
+        "encode",
+        help="encode manifest clips into latents (posterior mean + std)",
+        description="Write OUT/latents.parquet, OUT/shards/*.safetensors and OUT/stats.json. Clips already "
+        "encoded with the same checkpoint are skipped; a different checkpoint replaces everything.",
+    )
+    e.add_argument("--manifest", required=True, help="curated table URI (file or folder)")
+    e.add_argument("--checkpoint", required=True, help="training checkpoint (.pt) or diffusers AutoencoderKL folder")
+    e.add_argument("--out", required=True, help="latents folder (any fsspec URI)")
+    e.add_argument("--table", default="curated", help="manifest table: curated (default) or clips")
+    e.add_argument("--fps", type=float, default=4.0, help="frames per second sampled within each clip (default 4)")
+    e.add_argument("--size", type=int, default=256, help="square center-crop side in pixels (default 256)")
+    e.add_argument("--max-frames", type=int, default=16, help="frames per clip at most (default 16)")
+    e.add_argument("--batch-size", type=int, default=16, help="frames per forward pass (default 16)")
+    e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (local mode)")
+    e.add_argument("--no-ema", action="store_true", help="use the raw weights of a training checkpoint, not EMA")
+    e.add_argument("--ray", action="store_true", help="encode with a Ray actor pool (one model per actor)")
+    e.add_argument("--num-actors", type=int, default=2, help="Ray actors (with --ray)")
+    e.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray actor (with --ray)")
+    e.set_defaults(func=_encode)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry for development: python -m training.autoencoder.cli {train-ae,encode} ..."""
+    parser = argparse.ArgumentParser(prog="vidcurate-ae")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
