@@ -19,10 +19,13 @@ def test_train_sample_ablate(tmp_path, capsys):
     assert summary["step"] == 3 and (tmp_path / "run" / "metrics.jsonl").exists()
 
     assert main(["sample", "--checkpoint", summary["checkpoint"], "--out", str(tmp_path / "s"), "--n", "4",
-                 "--steps", "4", "--cond", "aesthetic=0.5", "--guidance", "2"]) == 0
+                 "--steps", "4", "--cond", "aesthetic=0.5", "--guidance", "2",
+                 "--spectral-reference", str(curated)]) == 0
     latents = load_file(str(tmp_path / "s" / "samples.safetensors"))["latents"]
     assert latents.shape == (4, 2, 4, 4) and torch.isfinite(latents).all()
-    assert (tmp_path / "s" / "grid.png").exists()
+    assert (tmp_path / "s" / "grid.png").exists() and (tmp_path / "s" / "rapsd.png").exists()
+    spectral = json.loads((tmp_path / "s" / "rapsd.json").read_text())
+    assert "samples" in spectral and len(spectral["noised"]) == 6
 
     assert main(["ablate", "--curated", str(curated), "--uncurated", str(uncurated), "--out", str(tmp_path / "ab"),
                  "--steps", "4", "--batch-size", "8", "--n-samples", "32", "--sample-steps", "4",

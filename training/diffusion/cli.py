@@ -96,6 +96,14 @@ def _cmd_sample(args) -> int:
                                                   "sampler": args.sampler, "guidance": args.guidance,
                                                   "conditions": conds, "seed": args.seed,
                                                   "ae_hash": ck["latent_stats"].get("ae_hash")}))
+    if args.spectral_reference:  # RAPSD of data, noised data at several σ, and these samples
+        from training.diffusion.data import LatentDataset
+        from training.spectral import spectral_report
+
+        ref = LatentDataset(args.spectral_reference, cs.names)
+        data = ref.mean_frames()  # normalised with the reference stats, like the samples below
+        samples = ref.stats.normalize(latents)
+        spectral_report(data.numpy(), out, samples=samples.numpy())
     print(f"wrote {args.n} latents {tuple(latents.shape[1:])} to {out / 'samples.safetensors'}")
     return 0
 
@@ -134,6 +142,9 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    p.add_argument("--spectral-reference", metavar="LATENTS_DIR",
+                   help="also write OUT/rapsd.png + rapsd.json: RAPSD of these latents, of them noised at "
+                        "several σ (with the noise/signal crossover), and of the samples")
     p.set_defaults(func=_cmd_sample)
 
     p = subparsers.add_parser("ablate", help="same model and budget on curated vs uncurated latents",
