@@ -83,8 +83,9 @@ def _cmd_sample(args) -> int:
         raw, mask = conditions_tensor(conds, cs.names)
         cond = cs.normalize(raw)
     d = ck["dit"]
+    hw = (d["input_size"],) * 2 if isinstance(d["input_size"], int) else tuple(d["input_size"])
     g = torch.Generator(device=device).manual_seed(args.seed)
-    z = sample(net, (d["in_channels"], d["input_size"], d["input_size"]), args.n, cond=cond, cond_mask=mask,
+    z = sample(net, (d["in_channels"], *hw), args.n, cond=cond, cond_mask=mask,
                guidance=args.guidance, steps=args.steps, sampler=args.sampler, s_churn=args.churn, generator=g,
                device=device)
     out = Path(args.out)

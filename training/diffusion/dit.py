@@ -30,7 +30,7 @@ class DiTConfig:
     """Plain data describing a DiT; stored in checkpoints so a model can be rebuilt without code changes."""
 
     in_channels: int
-    input_size: int  # H = W of the latent frame
+    input_size: int | tuple[int, int]  # (H, W) of the latent frame; an int means square
     patch_size: int = 2
     hidden_size: int = 64
     depth: int = 2
@@ -50,11 +50,11 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
 
 
-def sincos_pos_embed_2d(dim: int, grid: int) -> torch.Tensor:
-    """Fixed 2-D sine-cosine position embedding (MAE / DiT), shape (grid*grid, dim)."""
+def sincos_pos_embed_2d(dim: int, grid_h: int, grid_w: int) -> torch.Tensor:
+    """Fixed 2-D sine-cosine position embedding (MAE / DiT), shape (grid_h*grid_w, dim)."""
     assert dim % 4 == 0, "hidden_size must be divisible by 4 for 2-D sin-cos embeddings"
     omega = 1.0 / 10000 ** (np.arange(dim // 4, dtype=np.float64) / (dim // 4))  # (D/4,)
-    ys, xs = np.meshgrid(np.arange(grid, dtype=np.float64), np.arange(grid, dtype=np.float64), indexing="ij")
+    ys, xs = np.meshgrid(np.arange(grid_h, dtype=np.float64), np.arange(grid_w, dtype=np.float64), indexing="ij")
     parts = []
     for pos in (ys.reshape(-1), xs.reshape(-1)):  # half the channels for each axis
         out = np.einsum("m,d->md", pos, omega)  # (T, D/4)
@@ -154,12 +154,13 @@ class DiT(nn.Module):
 
     def __init__(self, cfg: DiTConfig):
         super().__init__()
-        assert cfg.input_size % cfg.patch_size == 0, "input_size must be a multiple of patch_size"
+        h, w = (cfg.input_size, cfg.input_size) if isinstance(cfg.input_size, int) else tuple(cfg.input_size)
+        assert h % cfg.patch_size == 0 and w % cfg.patch_size == 0, "H and W must be multiples of patch_size"
         self.cfg = cfg
         d, p = cfg.hidden_size, cfg.patch_size
-        self.grid = cfg.input_size // p
+        self.grid_h, self.grid_w = h // p, w // p
         self.x_embedder = nn.Conv2d(cfg.in_channels, d, kernel_size=p, stride=p)  # patchify
-        self.register_buffer("pos_embed", sincos_pos_embed_2d(d, self.grid).unsqueeze(0), persistent=False)
+        self.register_buffer("pos_embed", sincos_pos_embed_2d(d, self.grid_h, self.grid_w).unsqueeze(0), persistent=False)
         self.t_embedder = FourierEmbedder(d)
         self.c_embedder = ConditionEmbedder(cfg.num_conds, d, cfg.p_uncond)
         self.blocks = nn.ModuleList(DiTBlock(d, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
@@ -183,10 +184,10 @@ class DiT(nn.Module):
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         """(N, T, p·p·C) -> (N, C, H, W)."""
-        n, p, g, c = x.shape[0], self.cfg.patch_size, self.grid, self.cfg.in_channels
-        x = x.reshape(n, g, g, p, p, c)  # (N, h, w, p, p, C)
+        n, p, gh, gw, c = x.shape[0], self.cfg.patch_size, self.grid_h, self.grid_w, self.cfg.in_channels
+        x = x.reshape(n, gh, gw, p, p, c)  # (N, h, w, p, p, C)
         x = torch.einsum("nhwpqc->nchpwq", x)  # (N, C, h, p, w, p)
-        return x.reshape(n, c, g * p, g * p)  # (N, C, H, W)
+        return x.reshape(n, c, gh * p, gw * p)  # (N, C, H, W)
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None = None,
                 cond_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -199,9 +200,9 @@ class DiT(nn.Module):
         return self.unpatchify(x)  # (N, C, H, W)
 
 
-def build_dit(size: str, in_channels: int, input_size: int, patch_size: int = 2, num_conds: int = 3,
+def build_dit(size: str, in_channels: int, input_size: int | tuple[int, int], patch_size: int = 2, num_conds: int = 3,
               p_uncond: float = 0.1) -> DiT:
-    """A DiT of a named size (see SIZES) for latents of shape (in_channels, input_size, input_size)."""
+    """A DiT of a named size (see SIZES) for latents of shape (in_channels, H, W), input_size = (H, W) or H = W."""
     return DiT(DiTConfig.named(size, in_channels=in_channels, input_size=input_size, patch_size=patch_size,
                                num_conds=num_conds, p_uncond=p_uncond))
 

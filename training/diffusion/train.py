@@ -95,8 +95,7 @@ def train(cfg: TrainConfig) -> dict:
 
     data = LatentDataset(cfg.latents_dir, cfg.conditions)
     c, h, w = data.latent_shape
-    assert h == w, f"square latents expected, got {h}x{w}"
-    dit_cfg = DiTConfig.named(cfg.model, in_channels=c, input_size=h, patch_size=cfg.patch_size,
+    dit_cfg = DiTConfig.named(cfg.model, in_channels=c, input_size=(h, w), patch_size=cfg.patch_size,
                               num_conds=len(cfg.conditions), p_uncond=cfg.p_uncond)
     torch.manual_seed(cfg.seed)  # identical init on every rank
     model = build_denoiser(dit_cfg, cfg.objective, cfg.sigma_data).to(device)
