@@ -2,10 +2,12 @@
 
 Run: python -m bench.scan_bench [--minutes 10] [--rounds 3] [--workers 2]
 
-All variants run in this one process run, on the same files, in the same
+All variants run in this one benchmark run, on the same files, in the same
 order, with the same number of worker processes, interleaved round by round
 (a, b-pool, b-ray, c, a, b-pool, ...) so that load from other processes on a
-shared machine hits them alike; we report the median per variant.
+shared machine hits them alike; we report the median per variant. Each
+measurement runs in a fresh child process, so memory and imports of one
+variant never count towards another.
 
 The real test videos (VIDCURATE_TEST_VIDEOS, default ../shared/data/videos)
 are listed several times over until at least --minutes of video, so fixed
@@ -21,8 +23,9 @@ costs amortise. No copies are written; Ray's run gets symlinks in a temp dir.
      and 256 px short side)
 
 Rates are video-seconds per wall-second. Peak memory: the largest sum of RSS
-over this process and all its descendants (sampled every 0.2 s from /proc),
-and the largest single process. Writes bench/results/scan.json.
+over the measuring child process and all its descendants (sampled every
+0.2 s from /proc; for Ray: driver, GCS, raylet, agents and workers), and the
+largest single process. Writes bench/results/scan.json.
 """
 from __future__ import annotations
 
@@ -371,6 +374,17 @@ def table(summary: dict, video_s: float, workers: int) -> str:
     return "\n".join(lines)
 
 
+def run_variant_in_child(name: str, minutes: float, workers: int) -> dict:
+    """One measurement in a fresh Python process: its memory is its own (not this driver's, nor an
+    earlier variant's imports), and every Ray run starts from a cold import, as a real run does."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-m", "bench.scan_bench", "--one", name, "--minutes", str(minutes),
+                           "--workers", str(workers)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"variant {name} failed with exit code {proc.returncode} (its errors are above)")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def machine() -> str:
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, shared with other jobs "
             f"(load average at start {os.getloadavg()[0]:.1f})")
@@ -386,7 +400,7 @@ def run(minutes: float, rounds: int, workers: int, variants: list[str], out: Pat
     runs = []
     for i in range(rounds):
         for name in variants:
-            r = VARIANTS[name](files, workers)
+            r = run_variant_in_child(name, minutes, workers)
             r["round"] = i
             runs.append(r)
             print(json.dumps(r), flush=True)
@@ -415,7 +429,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workers", type=int, default=2, help="worker processes / Ray CPUs (default 2)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # child mode: one variant, its JSON on stdout's last line
     args = ap.parse_args(argv)
+    if args.one:
+        sys.path.insert(0, str(REPO))
+        r = VARIANTS[args.one](repeated(list_inputs(videos_dir()), args.minutes * 60), args.workers)
+        print(json.dumps(r), flush=True)
+        return r
     variants = [v for v in args.variants.split(",") if v]
     unknown = set(variants) - set(VARIANTS)
     if unknown:
