@@ -5,6 +5,7 @@ what is kept per frame is a timestamp, and per analysis sample (~2 fps) small
 records from the consumers plus a JPEG of the sample for the model stages.
 """
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -100,6 +101,21 @@ def _rotation(frame) -> int:
         return 0
 
 
+# Frame threading keeps about one decoded frame per thread in flight; at 8K that is
+# 50 MB each, so a many-core worker would scale its memory with its core count.
+FRAME_THREAD_BUDGET_BYTES = 128 << 20
+
+
+def decode_threads(requested: int, width: int, height: int) -> int:
+    """Decoder threads: the plan's count (0 = FFmpeg's choice), capped so frames in flight fit the budget."""
+    frame_bytes = width * height * 3 // 2  # yuv420p
+    cap = max(1, FRAME_THREAD_BUDGET_BYTES // max(frame_bytes, 1))
+    want = requested or (os.cpu_count() or 1)
+    if want <= cap:
+        return requested  # keep 0 = FFmpeg's choice when it fits
+    return cap
+
+
 def _even(x: float) -> int:
     return max(2, int(round(x / 2)) * 2)
 
@@ -130,12 +146,13 @@ def decode(
             # FFmpeg opens a lone JPEG/PNG as a one-frame "video": it is a picture, not footage
             raise DecodeError(f"a still image ({fmt}), not a video")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        if plan.threads:
-            stream.codec_context.thread_count = plan.threads
         info = stream_info(container, stream)
         if info.width <= 0 or info.height <= 0:
             raise DecodeError(f"video stream has no frame size ({info.width}x{info.height})")
+        stream.thread_type = "AUTO"
+        threads = decode_threads(plan.threads, info.width, info.height)
+        if threads:
+            stream.codec_context.thread_count = threads
         result = DecodeResult(info=info)
         sw, sh = _scaled(info.width, info.height, plan.analysis_short_side)
         dw = plan.detector_width

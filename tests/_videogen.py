@@ -84,3 +84,54 @@ def write_vfr(path: Path, seed: int, width: int = 160, height: int = 90) -> Path
         for p in s.encode():
             out.mux(p)
     return path
+
+
+def write_flat_yuv(path: Path, width: int, height: int, n: int, codec: str = "mpeg4") -> Path:
+    """A few frames of a moving gradient built directly in YUV 4:2:0 (no colour conversion: cheap at 8K)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = (np.arange(width, dtype=np.uint32) // 16).astype(np.uint8)
+    with av.open(str(path), "w") as out:
+        s = out.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        for i in range(n):
+            yuv = np.full((height * 3 // 2, width), 128, np.uint8)
+            yuv[:height] = x + np.uint8(8 * i)
+            for p in s.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return path
+
+
+def write_timebase(path: Path, seed: int, time_base: Fraction, step: int, rate: int, n: int = 50) -> Path:
+    """Frames `step` ticks of `time_base` apart, declared at `rate` fps (time-base tricks, absurd frame rates)."""
+    path = Path(path)
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=rate)
+        s.width, s.height, s.pix_fmt = 160, 90, "yuv420p"
+        s.options = {"preset": "ultrafast", "threads": "1", "bf": "0"}
+        s.codec_context.time_base = time_base
+        for i, img in enumerate(frames(seed, 160, 90, n, n // 2)):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = i * step, time_base
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return path
+
+
+def write_audio_only(path: Path, seconds: float = 1.0) -> Path:
+    """An .mp4 holding one AAC audio stream and no video."""
+    path = Path(path)
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("aac", rate=16000)
+        for i in range(int(seconds * 16000 / 1024) + 1):
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            f.sample_rate, f.pts = 16000, i * 1024
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return path
