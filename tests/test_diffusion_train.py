@@ -1,5 +1,6 @@
 """Training loop: exact resume, metrics log, checkpoint contents; and the latent dataset contract."""
 import json
+import pickle
 
 import pytest
 import torch
@@ -62,3 +63,5 @@ def test_dataset_items(latents):
     assert not torch.equal(ds[0]["x"], ds[0]["x"])  # fresh posterior noise each time
     batch = ds.batch([0, 1, 2])
     assert batch["x"].shape == (3, 2, 4, 4)
+    clone = pickle.loads(pickle.dumps(ds))  # DataLoader workers get a copy without open shard handles
+    torch.testing.assert_close(clone.posterior(3)[0], ds.posterior(3)[0])

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import fsspec
 import torch
+from fsspec.implementations.local import LocalFileSystem
+from safetensors import safe_open
 from safetensors.torch import load as load_safetensors
 
 from schemas import read_table
@@ -72,6 +74,16 @@ def conditions_tensor(values: dict[str, float | None], names: tuple[str, ...] = 
     return torch.tensor([0.0 if v is None else float(v) for v in raw]), mask
 
 
+class _Mapped:
+    """dict-style access to a memory-mapped safetensors file."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.handle.get_tensor(name)
+
+
 class LatentDataset(torch.utils.data.Dataset):
     """Items: {"x": (C, H, W) normalised posterior sample, "cond": (K,) standardised, "cond_mask": (K,) bool}."""
 
@@ -95,18 +107,27 @@ class LatentDataset(torch.utils.data.Dataset):
                            for i, m in enumerate(self.cond_mask.T)]) if self.conditions else torch.zeros(0)
         self.cond_stats = CondStats(self.conditions, mean, std.nan_to_num(1.0).clamp_min(1e-6))
         self.cond = self.cond_stats.normalize(raw.nan_to_num(0.0)) * self.cond_mask
-        self._shards: dict[str, dict[str, torch.Tensor]] = {}
+        self._shards: dict = {}
         self.latent_shape = tuple(self.rows[0]["shape"][1:])  # (C, H, W)
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _shard(self, rel: str) -> dict[str, torch.Tensor]:
-        """Load a whole shard once and keep it (latents are small: one shard is many clips' posteriors)."""
+    def _shard(self, rel: str):
+        """A shard's tensors by name: memory-mapped for local files (only the tensors used are read, so
+        memory does not grow with the dataset); loaded whole and kept for remote URIs."""
         if rel not in self._shards:
-            with fsspec.open(posixpath.join(self.dir, rel), "rb", **self.storage_options) as f:
-                self._shards[rel] = load_safetensors(f.read())
+            fs, path = fsspec.core.url_to_fs(posixpath.join(self.dir, rel), **self.storage_options)
+            if isinstance(fs, LocalFileSystem):
+                handle = safe_open(path, framework="pt")
+                self._shards[rel] = _Mapped(handle)
+            else:
+                with fs.open(path, "rb") as f:
+                    self._shards[rel] = load_safetensors(f.read())
         return self._shards[rel]
+
+    def __getstate__(self):  # picklable for DataLoader workers: open shard handles are not
+        return {**self.__dict__, "_shards": {}}
 
     def posterior(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, std) of clip i, each (T, C, H, W)."""
