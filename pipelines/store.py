@@ -94,13 +94,20 @@ class RunStore:
 
     # --- final tables -----------------------------------------------------
     def replace_table(self, name: str, table: pa.Table, tag: str, rows_per_file: int = 200_000) -> list[str]:
-        """Write `table` as OUT/name/part-<tag>-NNNNN.parquet, then remove the folder's older files."""
+        """Write `table` as OUT/name/part-NNNNN.parquet, then remove the folder's older files.
+
+        File names do not depend on the run or config (`tag` is not used in them): each
+        new file replaces the old one of the same name by an atomic rename, so a run
+        killed here leaves readers the old table or the new one, never both side by
+        side (a table under `rows_per_file` rows is a single file). `tag` is accepted
+        for callers and ignored.
+        """
         folder = self.path(name)
         self.fresh(folder)
         old = [p for p in self.fs.ls(folder, detail=False)] if self.fs.exists(folder) else []
         written = []
         for i, start in enumerate(range(0, max(table.num_rows, 1), rows_per_file)):
-            fname = f"part-{tag}-{i:05d}.parquet"
+            fname = f"part-{i:05d}.parquet"
             write_table(table.slice(start, rows_per_file), name, self.uri(name, fname), self.storage_options)
             written.append(posixpath.join(folder, fname))
         for p in old:

@@ -240,3 +240,31 @@ def test_uncommitted_part_is_discarded_on_resume(corpus, ray_local, tmp_path):
     assert not ghost.exists()
     videos = read_table(str(out / "videos"), "videos")
     assert sorted(videos.column("relpath").to_pylist()) == ["a.mp4", "b.mp4", "c.mp4"]
+
+
+def test_replacing_a_table_killed_before_cleanup_never_shows_two_versions(tmp_path, monkeypatch):
+    """A config change (new tag) and a kill right after the new file is written: readers see one table."""
+    import pyarrow as pa
+
+    from pipelines.store import RunStore
+    from schemas import TABLES, table_from_rows
+
+    def errors(n, label):
+        rows = [{"uri": f"file{i}", "video_id": None, "stage": "decode", "error_type": "X", "message": label, "run_id": label}
+                for i in range(n)]
+        return table_from_rows(rows, TABLES["errors"], "errors")
+
+    store = RunStore(str(tmp_path / "out"))
+    store.replace_table("errors", errors(3, "old"), tag="aaaa1111")
+
+    real_mv = store.fs.mv  # write_table gets the same cached LocalFileSystem instance
+
+    def mv_then_die(*a, **k):
+        real_mv(*a, **k)  # the new file is in place...
+        raise KeyboardInterrupt("...and the run is killed before removing the older files")
+
+    monkeypatch.setattr(store.fs, "mv", mv_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        store.replace_table("errors", errors(2, "new"), tag="bbbb2222")
+    seen = read_table(str(tmp_path / "out" / "errors"), "errors")
+    assert isinstance(seen, pa.Table) and seen.column("message").to_pylist() == ["new", "new"]
