@@ -14,7 +14,8 @@ def init_ray(address: str | None, num_cpus: int | None) -> dict:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+        # "local": always a fresh cluster, never whichever `ray start` cluster ran last on this machine
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)
     return ray.cluster_resources()
 
 

@@ -212,9 +212,8 @@ def test_real_videos_only_the_carphones_match(test_videos, expected):
 
 
 @pytest.mark.slow
-def test_ray_stage_matches_local(planted):
+def test_ray_stage_matches_local(planted, ray_local):
     """The distributed path (map: assign per batch, reduce: pairs per shard) finds the same groups."""
-    ray = pytest.importorskip("ray")
     from pipelines.dedup_stage import run_dedup_on_ray
 
     clips, videos, expected = planted
@@ -223,11 +222,7 @@ def test_ray_stage_matches_local(planted):
     clips = pa.concat_tables([clips, table_from_rows(extra, clips_schema, "clips")])
     params = DedupParams(points_per_cluster=10, kmeans_points_per_centroid=8)
     local = find_duplicates(clips, videos, params)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        dist = run_dedup_on_ray(clips, videos, params, min_rows_distributed=0, batch_rows=16, num_shards=3)
-    finally:
-        ray.shutdown()
+    dist = run_dedup_on_ray(clips, videos, params, min_rows_distributed=0, batch_rows=16, num_shards=3)
     assert any("on Ray" in n for n in dist.notes)
     assert dist.stats["semantic"]["map_tasks"] == 5 and dist.stats["semantic"]["reduce_tasks"] == 3
     assert _groups(dist.table) == _groups(local.table) == set(expected)
