@@ -3,6 +3,7 @@ import time
 from dataclasses import asdict
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 from tqdm import tqdm
 
@@ -76,7 +77,37 @@ def run_scan_stage(
                 stats["parts_written"] += 1
                 buffer = []
     stats["scan_s"] = time.perf_counter() - t0
+    stats["task_failures_retired"] = _retire_task_failures(store, stage_key)
     return stats
+
+
+def _retire_task_failures(store: RunStore, stage_key: str) -> int:
+    """Drop task-failure error rows of files that now have a real result (a retry on a later run succeeded).
+
+    Parts are immutable, so a part holding such rows is rewritten without them: the
+    copy is committed before the original is removed, and a kill in between only
+    leaves duplicate rows, which the final assembly drops (it keeps one row per key).
+    """
+    parts = store.committed_parts(stage_key)
+    errors = {p: store.read_parts(stage_key, "errors", [p]) for p in parts}
+    failed = {u for t in errors.values() for u, s in zip(t.column("uri").to_pylist(), t.column("stage").to_pylist())
+              if s == TASK_FAILED_STAGE}
+    if not failed:
+        return 0
+    resolved = failed & done_uris(store, stage_key)
+    retired = 0
+    for part, table in errors.items():
+        stale = pc.and_(pc.equal(table.column("stage"), TASK_FAILED_STAGE),
+                        pc.is_in(table.column("uri"), value_set=pa.array(sorted(resolved), pa.string())))
+        n = pc.sum(stale).as_py() or 0
+        if not n:
+            continue
+        tables = {name: store.read_parts(stage_key, name, [part]) for name in TABLE_NAMES}
+        tables["errors"] = table.filter(pc.invert(stale))
+        store.write_part(stage_key, tables)
+        store.remove_part(stage_key, part)
+        retired += n
+    return retired
 
 
 def _result(ref, f: VideoFile, run_id: str) -> ScanResult:

@@ -79,6 +79,12 @@ class RunStore:
                 self.fs.rm(p, recursive=True)
         return parts
 
+    def remove_part(self, stage_key: str, part: str) -> None:
+        """Delete a part: its marker first, so a kill mid-delete leaves an uncommitted (ignored) folder."""
+        base = self.path("_work", stage_key, part)
+        self.fs.rm(posixpath.join(base, COMMITTED))
+        self.fs.rm(base, recursive=True)
+
     def read_parts(self, stage_key: str, name: str, parts: list[str] | None = None) -> pa.Table:
         parts = self.committed_parts(stage_key) if parts is None else parts
         tables = [

@@ -268,3 +268,33 @@ def test_replacing_a_table_killed_before_cleanup_never_shows_two_versions(tmp_pa
         store.replace_table("errors", errors(2, "new"), tag="bbbb2222")
     seen = read_table(str(tmp_path / "out" / "errors"), "errors")
     assert isinstance(seen, pa.Table) and seen.column("message").to_pylist() == ["new", "new"]
+
+
+def test_failed_task_is_retried_next_run_and_its_error_row_retired(ray_local, tmp_path):
+    """A task that died (worker crash, lost node) marks nothing done: the next run rescans the file,
+    and the failure row goes away once the file has a real result."""
+    from curation.scan import ScanResult, error_row
+    from curation.sources import list_videos
+    from pipelines.params import scan_params
+    from pipelines.scan_stage import _commit, done_uris, run_scan_stage
+    from pipelines.store import RunStore
+
+    inp = tmp_path / "in"
+    write_video(inp / "ok.mp4", seed=700)
+    write_video(inp / "crashed.mp4", seed=701)
+    files, _ = list_videos(str(inp), [".mp4"])
+    crashed = next(f for f in files if f.relpath == "crashed.mp4")
+    cfg = load_config()
+    store = RunStore(str(tmp_path / "out"))
+    # an earlier run: ok.mp4 scanned, crashed.mp4's task died after its retries
+    run_scan_stage([f for f in files if f is not crashed], store, "scan-x", scan_params(cfg), cfg.stages["probe_split_score"],
+                   "run1", {}, 1, 2)
+    _commit(store, "scan-x", [ScanResult(errors=[error_row(crashed.uri, None, "scan", "WorkerCrashedError", "worker died", "run1")])])
+    assert crashed.uri not in done_uris(store, "scan-x")
+
+    stats = run_scan_stage(files, store, "scan-x", scan_params(cfg), cfg.stages["probe_split_score"], "run2", {}, 1, 2)
+    assert stats["scanned"] == 1 and stats["already_done"] == 1 and stats["task_failures_retired"] == 1
+    videos = store.read_parts("scan-x", "videos")
+    errors = store.read_parts("scan-x", "errors")
+    assert sorted(videos.column("relpath").to_pylist()) == ["crashed.mp4", "ok.mp4"]
+    assert errors.num_rows == 0
