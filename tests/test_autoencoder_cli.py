@@ -1,0 +1,30 @@
+"""The `train-ae` and `encode` subcommands parse and route to their handlers."""
+import argparse
+
+import pytest
+
+from training.autoencoder.cli import add_parsers
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="vidcurate")
+    add_parsers(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def test_subcommands_parse():
+    a = _parser().parse_args(["encode", "--manifest", "m", "--checkpoint", "c.pt", "--out", "o", "--size", "64"])
+    assert a.command == "encode" and a.size == 64 and a.fps == 4.0 and a.func.__name__ == "_encode"
+    t = _parser().parse_args(["train-ae", "--manifest", "m", "--steps", "5"])
+    assert t.steps == 5 and t.func.__name__ == "_train"
+
+
+def test_encode_requires_checkpoint(capsys):
+    with pytest.raises(SystemExit) as e:
+        _parser().parse_args(["encode", "--manifest", "m", "--out", "o"])
+    assert e.value.code == 2 and "--checkpoint" in capsys.readouterr().err
+
+
+def test_train_without_manifest_is_a_clear_error(capsys):
+    a = _parser().parse_args(["train-ae"])
+    assert a.func(a) == 2 and "no manifest" in capsys.readouterr().err
