@@ -40,3 +40,9 @@ def test_spectral_report_files(tmp_path):
     crossings = [n["crossover_freq"] for n in saved["noised"]]
     assert crossings[0] > crossings[1] > crossings[2]  # more noise → hinge at lower frequency
     assert rep["samples"]["fit"]["alpha"] < rep["data"]["fit"]["alpha"]
+    # independent noise adds σ² to the data's power (averaged over the upper half of the band)
+    p_data = np.array(saved["data"]["power"])
+    hi = slice(len(p_data) // 2, None)
+    for n in saved["noised"]:
+        added = (np.array(n["power"])[hi] - p_data[hi]).mean()
+        assert added == pytest.approx(n["sigma"] ** 2, rel=0.15)

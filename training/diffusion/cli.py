@@ -5,6 +5,7 @@ The lead's pipelines/cli.py calls `add_parsers(subparsers)`; each subcommand set
 """
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,8 +49,9 @@ def _cmd_train(args) -> int:
     from training.diffusion.train import train
 
     result = train(_train_config(args, latents_dir=args.latents, out_dir=args.out))
-    print(json.dumps({k: v for k, v in result.items() if k != "losses"} | {"final_loss": result["losses"][-1]
-                                                                            if result["losses"] else None}))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary line
+        print(json.dumps({k: v for k, v in result.items() if k != "losses"}
+                         | {"final_loss": result["losses"][-1] if result["losses"] else None}))
     return 0
 
 
