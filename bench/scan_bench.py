@@ -22,7 +22,9 @@ costs amortise. No copies are written; Ray's run gets symlinks in a temp dir.
      pass (OpenCV VideoCapture decode, Farneback at the same 2 fps sampling
      and 256 px short side)
 
-Rates are video-seconds per wall-second. Peak memory: the largest sum of RSS
+Rates are video-seconds per wall-second; CPU s/video s (all processes of the
+variant, user + system) is reported beside them, as it is less disturbed by
+other jobs on a shared machine. Peak memory: the largest sum of RSS
 over the measuring child process and all its descendants (sampled every
 0.2 s from /proc; for Ray: driver, GCS, raylet, agents and workers), and the
 largest single process. Writes bench/results/scan.json.
@@ -183,6 +185,8 @@ class TreeRSS:
         self.peak_single = 0
         self._stop = threading.Event()
         self._page = os.sysconf("SC_PAGE_SIZE")
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (what it is, CPU seconds last seen)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
@@ -208,6 +212,13 @@ class TreeRSS:
             try:
                 with open(f"/proc/{pid}/statm") as f:
                     rss = int(f.read().split()[1]) * self._page
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                cpu_s = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+                if pid not in self.cpu or self.cpu[pid][0] == "ray::IDLE":  # a Ray worker names itself by its task
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        self.cpu[pid] = (_process_kind(f.read()), cpu_s)
+                self.cpu[pid] = (self.cpu[pid][0], cpu_s)
             except (OSError, IndexError, ValueError):
                 continue
             total += rss
@@ -229,7 +240,29 @@ class TreeRSS:
         self._sample()
 
     def as_dict(self) -> dict:
-        return {"peak_rss_tree_mb": round(self.peak_total / 2**20, 1), "peak_rss_process_mb": round(self.peak_single / 2**20, 1)}
+        by_kind: dict[str, list] = {}
+        for kind, cpu_s in self.cpu.values():
+            k = by_kind.setdefault(kind, [0.0, 0])
+            k[0] += cpu_s
+            k[1] += 1
+        top = {f"{k} x{n}": round(v, 1) for k, (v, n) in sorted(by_kind.items(), key=lambda kv: -kv[1][0])[:8]}
+        return {"peak_rss_tree_mb": round(self.peak_total / 2**20, 1), "peak_rss_process_mb": round(self.peak_single / 2**20, 1),
+                "cpu_s_by_process": top}  # CPU seconds (as last sampled) of the tree's processes, by kind
+
+
+def _process_kind(cmdline: bytes) -> str:
+    """A short name for a process from its command line (Ray workers and daemons by role)."""
+    args = [a.decode(errors="replace") for a in cmdline.split(b"\0") if a]
+    if not args:
+        return "?"
+    if args[0].startswith("ray::"):
+        return args[0].split()[0]  # ray::_scan_task, ray::IDLE
+    joined = " ".join(args)
+    for key in ("gcs_server", "raylet", "dashboard/agent", "runtime_env/agent", "log_monitor", "monitor.py",
+                "dashboard.py", "multiprocessing", "scenedetect", "bench.scan_bench"):
+        if key in joined:
+            return key
+    return os.path.basename(args[0])
 
 
 # ---------------------------------------------------------------- measurements
@@ -332,7 +365,9 @@ def summarise(runs: list[dict]) -> dict:
         m = {"rate_median": statistics.median(r["rate"] for r in rs), "rates": [r["rate"] for r in rs],
              "wall_s_median": statistics.median(r["wall_s"] for r in rs),
              "peak_rss_tree_mb": max(r["peak_rss_tree_mb"] for r in rs),
-             "peak_rss_process_mb": max(r["peak_rss_process_mb"] for r in rs)}
+             "peak_rss_process_mb": max(r["peak_rss_process_mb"] for r in rs),
+             # CPU seconds of the whole process tree per second of video: less sensitive to other jobs than wall time
+             "cpu_s_per_video_s_median": statistics.median(sum(r.get("cpu_s_by_process", {}).values()) / r["video_s"] for r in rs)}
         for k in ("startup_s", "ray_start_s", "run_total_s"):
             if k in rs[0]:
                 m[k + "_median"] = statistics.median(r[k] for r in rs)
@@ -364,10 +399,10 @@ def summarise(runs: list[dict]) -> dict:
 def table(summary: dict, video_s: float, workers: int) -> str:
     lines = [f"scan throughput, {video_s / 60:.1f} min of video per variant, {workers} worker processes "
              f"(video-s per wall-s, median; machine shared with other jobs)",
-             f"{'variant':<14}{'rate':>8}{'wall s':>9}{'start s':>9}{'peak RSS tree MB':>18}{'max proc MB':>13}   rates"]
+             f"{'variant':<14}{'rate':>8}{'wall s':>9}{'start s':>9}{'CPU s/video s':>15}{'peak RSS tree MB':>18}{'max proc MB':>13}   rates"]
     for name, m in summary["variants"].items():
         start = m.get("ray_start_s_median", m.get("startup_s_median", 0.0))
-        lines.append(f"{name:<14}{m['rate_median']:>8.2f}{m['wall_s_median']:>9.1f}{start:>9.2f}"
+        lines.append(f"{name:<14}{m['rate_median']:>8.2f}{m['wall_s_median']:>9.1f}{start:>9.2f}{m['cpu_s_per_video_s_median']:>15.3f}"
                      f"{m['peak_rss_tree_mb']:>18.0f}{m['peak_rss_process_mb']:>13.0f}   {m['rates']}")
     for k, r in summary["ratios"].items():
         lines.append(f"{k:<26}{r['ratio']:>7.2f}  target {r['target']:<5} {'met' if r['met'] else 'NOT met'}")
