@@ -69,7 +69,7 @@ def autoencoder_loss(
     generator: torch.Generator,
     disc: torch.nn.Module | None = None,
     use_gan: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
     """The generator-side loss for images x (N, 3, H, W); returns (loss, reconstruction, target, logs)."""
     post, z = encode_sample(ae, x, generator)
     target, eq = x, 0.0
