@@ -136,3 +136,17 @@ def test_credentials_appear_nowhere(s3_run, moto_server, ray_local):
         if f.is_file() and f.stat().st_size < 50 << 20:
             text = f.read_bytes()
             assert KEY.encode() not in text and SECRET.encode() not in text, f
+
+
+def test_missing_bucket_fails_fast_without_leaking_credentials(moto_server):
+    from curation.sources import InputError, list_videos
+    from pipelines.store import OutputError, RunStore
+
+    with pytest.raises(OutputError) as out_err:
+        RunStore("s3://no-such-bucket/out", _options(moto_server)).check_writable()
+    with pytest.raises(InputError) as in_err:
+        list_videos("s3://no-such-bucket/in", [".mp4"], _options(moto_server))
+    for e in (out_err.value, in_err.value):
+        text = str(e)
+        assert "no-such-bucket" in text and "\n" not in text
+        assert KEY not in text and SECRET not in text
