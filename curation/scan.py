@@ -5,6 +5,7 @@ plain rows for the videos, clips, keyframes and errors tables; it never raises
 for a bad file (errors are data), only for bugs.
 """
 import contextlib
+import math
 import hashlib
 import os
 import tempfile
@@ -202,6 +203,14 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
         "num_clips": len(spans),
         "decoder_opens": DECODER_OPENS["count"] - opens_before,
     }
+    missing = _frames_missing(info.num_frames_meta, n)
+    if missing and not result.truncated_error:
+        # a cut-off file often decodes cleanly up to where it ends: only the count tells
+        out.errors.append(
+            error_row(uri, vid, "decode", "FramesMissing",
+                      f"decoded {n} of the {info.num_frames_meta} frames the container declares ({missing} missing): "
+                      "the file ends early (truncated or damaged); clips cover the decoded frames", run_id)
+        )
     if result.timing_error:
         out.errors.append(error_row(uri, vid, "decode", "ImplausibleFrameRate", result.timing_error, run_id))
     if result.truncated_error:
@@ -209,6 +218,15 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
             error_row(uri, vid, "decode", "PartialDecode",
                       f"stream is damaged after frame {n - 1}; clips cover the {n} frames before it: {result.truncated_error}", run_id)
         )
+
+
+def _frames_missing(declared: int | None, decoded: int) -> int:
+    """Frames the container declares but the decoder never produced, beyond a small tolerance
+    (declared counts of some containers are estimates; edit lists can trim a frame or two)."""
+    if not declared or declared <= decoded:
+        return 0
+    gap = declared - decoded
+    return gap if gap >= max(2, math.ceil(0.02 * declared)) else 0
 
 
 def _keyframes(inside: list[_SampleRecord], start: int, end: int, fractions) -> list[tuple[float, _SampleRecord]]:

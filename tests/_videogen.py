@@ -46,12 +46,13 @@ def _cache(seed: int, h: int, w: int) -> np.ndarray:
 
 def write_video(path: Path, seed: int, width: int = 160, height: int = 90, seconds: float = 2.0, fps: int = 25,
                 cut: bool = True, codec: str = "libx264", pix_fmt: str = "yuv420p", options: dict | None = None,
-                rotation: int | None = None) -> Path:
-    """Write a short video; `rotation` sets display-matrix rotation metadata (degrees)."""
+                rotation: int | None = None, container_options: dict | None = None) -> Path:
+    """Write a short video; `rotation` sets display-matrix rotation metadata (degrees);
+    `container_options` go to the muxer (e.g. {"movflags": "faststart"})."""
     n = max(1, int(round(seconds * fps)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", options=container_options or {}) as out:
         s = out.add_stream(codec, rate=fps)
         s.width, s.height, s.pix_fmt = width, height, pix_fmt
         s.options = {"preset": "ultrafast", "threads": "1", **(options or {})} if codec == "libx264" else dict(options or {})
