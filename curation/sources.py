@@ -36,12 +36,17 @@ def list_videos(input_uri: str, extensions: list[str], storage_options: dict | N
         if fs.isfile(root):
             info = fs.info(root)
             return [VideoFile(_unstrip(fs, protocol, root), posixpath.basename(root), int(info.get("size") or -1))], []
-        entries = fs.find(root, detail=True, withdirs=False)
+        if protocol in ("file", "local"):
+            entries, unlistable = _find_local(fs, root)
+        else:  # object stores list a prefix flat, in pages: there are no folders to be denied
+            entries, unlistable = fs.find(root, detail=True, withdirs=False), []
     except InputError:
         raise
     except (OSError, PermissionError) as e:
         raise InputError(f"cannot list input {input_uri!r}: {e}") from None
     videos, skipped = [], []
+    for folder, e in unlistable:
+        skipped.append((_unstrip(fs, protocol, folder), f"cannot list folder: {e.strerror or e}"))
     root_prefix = root.rstrip("/") + "/"
     for path in sorted(entries):
         info = entries[path]
@@ -63,6 +68,35 @@ def list_videos(input_uri: str, extensions: list[str], storage_options: dict | N
                 continue
         videos.append(VideoFile(_unstrip(fs, protocol, path), rel, int(size if size is not None else -1)))
     return videos, skipped
+
+
+def _find_local(fs, root: str) -> tuple[dict[str, dict], list[tuple[str, OSError]]]:
+    """Files under `root` with their info, and the folders that could not be listed.
+
+    Like fs.find(detail=True), whose walk silently omits a sub-folder it may not
+    read (its on_error is not passed down the recursion). Symbolic links to folders
+    are not followed (their type is "other"), so a link loop cannot recurse forever.
+    """
+    files: dict[str, dict] = {}
+    failed: list[tuple[str, OSError]] = []
+    stack = [root.rstrip("/")]
+    while stack:
+        folder = stack.pop()
+        try:
+            listing = fs.ls(folder, detail=True)
+        except OSError as e:
+            if folder == root.rstrip("/"):
+                raise
+            failed.append((folder, e))
+            continue
+        for info in listing:
+            name = info["name"].rstrip("/")
+            if info["type"] == "directory":
+                if name != folder:
+                    stack.append(name)
+            else:
+                files[name] = info
+    return files, failed
 
 
 def _unstrip(fs, protocol: str, path: str) -> str:

@@ -265,3 +265,25 @@ def test_yaml_and_weights_load_safely():
             if "weights_only=True" not in call[:400]:
                 bad.append(f"{f.relative_to(REPO)}: torch.load without weights_only=True")
     assert not bad, "unsafe loading:\n" + "\n".join(bad)
+
+
+def test_unlistable_subfolder_becomes_an_error_not_a_silent_gap(tmp_path, monkeypatch):
+    """A folder we may not list (chmod 000 for a non-root user) is reported; root cannot be denied, so the
+    listing error is injected at the filesystem layer."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    from curation.sources import list_videos
+
+    write_video(tmp_path / "in" / "ok.mp4", seed=11)
+    write_video(tmp_path / "in" / "private" / "hidden.mp4", seed=12)
+    real_ls = LocalFileSystem.ls
+
+    def ls(self, path, detail=False, **kw):
+        if str(path).rstrip("/").endswith("private"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_ls(self, path, detail=detail, **kw)
+
+    monkeypatch.setattr(LocalFileSystem, "ls", ls)
+    videos, skipped = list_videos(str(tmp_path / "in"), [".mp4"])
+    assert [v.relpath for v in videos] == ["ok.mp4"]
+    assert skipped == [(str(tmp_path / "in" / "private"), "cannot list folder: Permission denied")]
