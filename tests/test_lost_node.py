@@ -81,6 +81,10 @@ def _main(inp: str, work: str) -> None:
                 "errors": read_table(str(path / "errors"), "errors").select(["uri", "stage", "error_type"]).to_pylist(),
                 "motion": clips.column("motion").to_pylist(),
             }
+        # the GCS marks a node dead after its health checks fail, which may come after the run
+        deadline = time.monotonic() + 120
+        while sum(1 for n in ray.nodes() if n["Alive"]) > 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
         report["alive_nodes"] = sum(1 for n in ray.nodes() if n["Alive"])
     finally:
         ray.shutdown()
