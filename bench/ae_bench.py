@@ -43,23 +43,26 @@ def throughput(cfg: AEConfig, x: torch.Tensor, steps: int) -> dict:
     trainer = make_trainer(cfg, CPU)
     perc = perceptual_loss(None)
     train_step(trainer, x, cfg, perc, CPU)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(steps):
         train_step(trainer, x, cfg, perc, CPU)
-    train_ips = steps * x.shape[0] / (time.perf_counter() - t)
+    n = steps * x.shape[0]
+    train_ips, train_ipc = n / (time.perf_counter() - t), n / (time.process_time() - c)
     with torch.no_grad():
         trainer.ae.encode(x)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for _ in range(steps):
             trainer.ae.encode(x).latent_dist.mean
-        enc_ips = steps * x.shape[0] / (time.perf_counter() - t)
+        enc_ips, enc_ipc = n / (time.perf_counter() - t), n / (time.process_time() - c)
     params = sum(p.numel() for p in trainer.ae.parameters())
-    return {"train_img_per_s": train_ips, "encode_img_per_s": enc_ips, "params": params,
+    # img per CPU-second is the figure that survives a shared, busy box; img/s is wall clock
+    return {"train_img_per_s": train_ips, "encode_img_per_s": enc_ips,
+            "train_img_per_cpu_s": train_ipc, "encode_img_per_cpu_s": enc_ipc, "params": params,
             "size": x.shape[-1], "batch": x.shape[0], "steps": steps}
 
 
 def quality(budget_s: float, size: int) -> dict:
-    """Train a tiny f8c4 model for budget_s seconds; held-out PSNR/SSIM vs bicubic from 1/8."""
+    """Train a tiny f8c4 model for budget_s CPU seconds (process time, all threads); held-out PSNR/SSIM vs bicubic."""
     cfg = tiny_config(lr=2e-3, grad_clip=1.0)
     cfg.model = ModelConfig(block_out_channels=(16, 32, 64, 64), latent_channels=4, layers_per_block=1, norm_num_groups=8)
     train_x = frames(TRAIN_VIDEOS, size, per_video=16, stride=12)
@@ -67,8 +70,8 @@ def quality(budget_s: float, size: int) -> dict:
     trainer = make_trainer(cfg, CPU)
     perc = perceptual_loss(None)
     g = torch.Generator().manual_seed(0)
-    t0, steps = time.perf_counter(), 0
-    while time.perf_counter() - t0 < budget_s:
+    t0, steps = time.process_time(), 0  # CPU time: the budget means the same on a busy box
+    while time.process_time() - t0 < budget_s:
         batch = train_x[torch.randint(0, len(train_x), (8,), generator=g)]
         batch = torch.where(torch.rand(8, 1, 1, 1, generator=g) < 0.5, batch, batch.flip(-1))  # h-flip
         train_step(trainer, batch, cfg, perc, CPU)
@@ -84,7 +87,7 @@ def quality(budget_s: float, size: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--budget-s", type=float, default=60.0, help="CPU seconds of training for the PSNR figure")
+    ap.add_argument("--budget-s", type=float, default=120.0, help="CPU seconds (process time) of training for the PSNR figure")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "ae.json"))
     args = ap.parse_args(argv)
@@ -102,10 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"{'model':<16}{'size':>6}{'params':>12}{'train img/s':>14}{'encode img/s':>14}")
+    print(f"{'model':<16}{'size':>6}{'params':>12}{'train img/s':>13}{'img/CPU-s':>11}{'encode img/s':>14}{'img/CPU-s':>11}")
     for name, r in result["throughput"].items():
-        print(f"{name:<16}{r['size']:>6}{r['params']:>12,}{r['train_img_per_s']:>14.2f}{r['encode_img_per_s']:>14.2f}")
-    print(f"\nheld-out PSNR after {q['budget_s']:.0f} s CPU ({q['steps']} steps, {q['size']} px): "
+        print(f"{name:<16}{r['size']:>6}{r['params']:>12,}{r['train_img_per_s']:>13.2f}{r['train_img_per_cpu_s']:>11.2f}"
+              f"{r['encode_img_per_s']:>14.2f}{r['encode_img_per_cpu_s']:>11.2f}")
+    print(f"\nheld-out PSNR after {q['budget_s']:.0f} CPU-s ({q['steps']} steps, {q['size']} px): "
           f"tiny f8c4 AE {q['ae_psnr_db']['mean']:.2f} ± {q['ae_psnr_db']['std']:.2f} dB  vs  "
           f"bicubic from 1/8 {q['bicubic_from_1_8_psnr_db']['mean']:.2f} ± {q['bicubic_from_1_8_psnr_db']['std']:.2f} dB")
     print(f"wrote {args.out}")
