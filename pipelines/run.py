@@ -18,7 +18,7 @@ from pipelines.dedup_stage import run_dedup_on_ray
 from pipelines.embed_stage import join_embeddings, run_embed_stage
 from pipelines.params import embed_config_subset, filter_rules, scan_config_subset, scan_params
 from pipelines.ray_runtime import init_ray
-from pipelines.scan_stage import run_scan_stage
+from pipelines.scan_stage import done_uris, run_scan_stage
 from pipelines.store import RunStore
 from schemas import TABLES, RunRecord, table_from_rows
 
@@ -28,6 +28,14 @@ _PACKAGES = ("vidcurate", "ray", "pyarrow", "duckdb", "av", "opencv-python-headl
 
 def _short_hash(data) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def tables_config_hash(cfg: PipelineConfig) -> str:
+    """Hash of the config that decides the final tables: where Ray runs or how parts are sized does not."""
+    d = cfg.public_dict()
+    d.pop("ray", None)
+    d["output"].pop("videos_per_part", None)
+    return _short_hash(d)
 
 
 def versions() -> dict:
@@ -78,6 +86,25 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
     embed_key = f"embed-{_short_hash(embed_config_subset(cfg))}"
     scanned = 0
 
+    embed_on = "embed" in order and cfg.aesthetic.clip_checkpoint is not None
+
+    def fingerprint() -> dict:
+        return {
+            "config_hash": tables_config_hash(cfg),
+            "inputs": sorted(f.uri for f in files),
+            "scan_parts": store.committed_parts(scan_key),
+            "embed_parts": store.committed_parts(embed_key) if embed_on else [],
+        }
+
+    # a finished job is recognised before Ray starts: same inputs, config and parts as the last assembly
+    previous = store.read_json("_work/final.json")
+    if (previous == fingerprint() and store.fs.exists(store.path("curated"))
+            and {f.uri for f in files} <= done_uris(store, scan_key)):  # a crashed task's file is retried
+        record.status = "nothing_to_do"
+        record.finished_at = dt.datetime.now(dt.timezone.utc).isoformat()
+        log(f"nothing to do: all {len(files)} input files are already processed with this config ({output_uri})")
+        return record
+
     t = time.perf_counter()
     resources = init_ray(cfg.ray.address, cfg.ray.num_cpus)
     timings["ray_start_s"] = time.perf_counter() - t
@@ -94,7 +121,6 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
         if stats["already_done"]:
             log(f"resuming: {stats['already_done']} of {stats['files']} files already scanned")
 
-    embed_on = "embed" in order and cfg.aesthetic.clip_checkpoint is not None
     if "embed" in order and not cfg.aesthetic.clip_checkpoint:
         record.not_configured += ["embedding: not configured (aesthetic.clip_checkpoint is null)",
                                   "aesthetic: not configured (aesthetic.clip_checkpoint is null)"]
@@ -108,14 +134,8 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
         record.counts["embed"] = stats
         timings["embed_s"] = time.perf_counter() - t
 
-    fingerprint = {
-        "config_hash": config_hash,
-        "inputs": sorted(f.uri for f in files),
-        "scan_parts": store.committed_parts(scan_key),
-        "embed_parts": store.committed_parts(embed_key) if embed_on else [],
-    }
-    previous = store.read_json("_work/final.json")
-    if scanned == 0 and embedded == 0 and previous == fingerprint and store.fs.exists(store.path("curated")):
+    final_fingerprint = fingerprint()
+    if scanned == 0 and embedded == 0 and store.read_json("_work/final.json") == final_fingerprint:
         record.status = "nothing_to_do"
         record.finished_at = dt.datetime.now(dt.timezone.utc).isoformat()
         log(f"nothing to do: all {len(files)} input files are already processed with this config ({output_uri})")
@@ -127,7 +147,6 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
     t = time.perf_counter()
     for name in FINAL_TABLES:
         store.replace_table(name, tables[name], tag=config_hash[:8])
-    store.write_json("_work/final.json", fingerprint)
     timings["write_s"] = time.perf_counter() - t
 
     clips, curated = tables["clips"], tables["curated"]
@@ -146,6 +165,8 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
     record.status = "succeeded"
     record.finished_at = dt.datetime.now(dt.timezone.utc).isoformat()
     store.write_json(f"runs/{run_id}.json", json.loads(record.to_json()))
+    # written last: a kill before this point means the next run assembles again (and records it)
+    store.write_json("_work/final.json", final_fingerprint)
     return record
 
 
