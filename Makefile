@@ -28,6 +28,15 @@ demo: setup
 	$(BIN)/vidcurate sample-data $(DEMO)/input
 	$(BIN)/vidcurate run $(DEMO)/input $(DEMO)/out
 	$(BIN)/vidcurate dashboard $(DEMO)/out
+	# training hand-off: a tiny autoencoder on the curated clips, their latents, a tiny diffusion model on those
+	$(BIN)/vidcurate train-ae --config training/configs/ae_demo.yaml --manifest $(DEMO)/out/curated --out $(DEMO)/out/training/ae
+	$(BIN)/vidcurate eval-ae --checkpoint $(DEMO)/out/training/ae/checkpoint.pt --manifest $(DEMO)/out/clips --table clips \
+	  --holdout-fraction 0.2 --out $(DEMO)/out/training/ae/report.json
+	$(BIN)/vidcurate encode --manifest $(DEMO)/out/curated --checkpoint $(DEMO)/out/training/ae/checkpoint.pt \
+	  --out $(DEMO)/out/latents --fps 4 --size 64 --max-frames 16
+	$(BIN)/vidcurate train-diffusion --latents $(DEMO)/out/latents --out $(DEMO)/out/training/dit --model tiny --steps 4000 --batch-size 32 --no-progress
+	$(BIN)/vidcurate sample --checkpoint $(DEMO)/out/training/dit/ckpt.pt --out $(DEMO)/out/training/samples --n 16 \
+	  --autoencoder $(DEMO)/out/training/ae/checkpoint.pt --spectral-reference $(DEMO)/out/latents
 	$(BIN)/python scripts/demo_tail.py $(DEMO)
 
 test: setup browser

@@ -53,6 +53,17 @@ def _encode(args: argparse.Namespace) -> int:
     return 0 if not summary["failed"] else 1
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from training.autoencoder.evaluate import evaluate_autoencoder
+
+    report = evaluate_autoencoder(args.checkpoint, args.manifest, args.out, size=args.size, fps=args.fps,
+                                  max_clips=args.max_clips, holdout_fraction=args.holdout_fraction, table=args.table)
+    keys = [k for k in report if "psnr" in k or "ssim" in k]
+    print(json.dumps({k: report[k] for k in keys}, indent=1, default=str))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def add_parsers(subparsers) -> None:
     """Add `train-ae` and `encode` to an argparse subparsers object."""
     p = subparsers.add_parser(
@@ -90,6 +101,22 @@ def add_parsers(subparsers) -> None:
     e.add_argument("--num-actors", type=int, default=2, help="Ray actors (with --ray)")
     e.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray actor (with --ray)")
     e.set_defaults(func=_encode)
+
+    e = subparsers.add_parser(
+        "eval-ae",
+        help="held-out PSNR/SSIM, equivariance error, latent statistics and spectra of an autoencoder",
+        description="Evaluate on the clips the training split held out (same clip_id hash rule); write a JSON report.",
+    )
+    e.add_argument("--checkpoint", required=True, help="training checkpoint (.pt) or diffusers AutoencoderKL folder")
+    e.add_argument("--manifest", required=True, help="curated table URI (file or folder)")
+    e.add_argument("--out", required=True, help="report JSON path")
+    e.add_argument("--table", default="curated", help="curated (default) or clips")
+    e.add_argument("--size", type=int, default=64, help="square crop side in pixels (default 64)")
+    e.add_argument("--fps", type=float, default=1.0, help="frames per second sampled per clip (default 1)")
+    e.add_argument("--max-clips", type=int, default=64)
+    e.add_argument("--holdout-fraction", type=float, default=0.02,
+                   help="must match the training config's data.holdout_fraction")
+    e.set_defaults(func=_evaluate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,6 +99,17 @@ def _cmd_sample(args) -> int:
                                                   "sampler": args.sampler, "guidance": args.guidance,
                                                   "conditions": conds, "seed": args.seed,
                                                   "ae_hash": ck["latent_stats"].get("ae_hash")}))
+    if args.autoencoder:  # decode through the autoencoder the latents came from: frames, not latent channels
+        from training.autoencoder.model import checkpoint_hash, load_autoencoder
+
+        ae_hash = ck["latent_stats"].get("ae_hash")
+        if ae_hash and checkpoint_hash(args.autoencoder) != ae_hash:
+            print(f"warning: {args.autoencoder} is not the autoencoder these latents were encoded with")
+        ae = load_autoencoder(args.autoencoder).to(device)
+        with torch.no_grad():
+            frames = ae.decode(latents.to(device)).sample.clamp(-1, 1).cpu()  # (N, 3, H, W) in [-1, 1]
+        save_grid(frames, out / "frames_grid.png")
+        print(f"decoded {args.n} samples to frames: {out / 'frames_grid.png'}")
     if args.spectral_reference:  # RAPSD of data, noised data at several σ, and these samples
         from training.diffusion.data import LatentDataset
         from training.spectral import spectral_report
@@ -145,6 +156,8 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    p.add_argument("--autoencoder", metavar="CHECKPOINT",
+                   help="decode the samples to frames with this autoencoder and write OUT/frames_grid.png")
     p.add_argument("--spectral-reference", metavar="LATENTS_DIR",
                    help="also write OUT/rapsd.png + rapsd.json: RAPSD of these latents, of them noised at "
                         "several σ (with the noise/signal crossover), and of the samples")
