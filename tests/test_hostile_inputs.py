@@ -257,8 +257,8 @@ def test_yaml_and_weights_load_safely():
                 bad.append(f"{f.relative_to(REPO)}:{i}: {line.strip()}")
             if re.search(r"pickle\.loads?\(|marshal\.loads?\(", line):
                 bad.append(f"{f.relative_to(REPO)}:{i}: {line.strip()}")
-    # model weights taken from a config (curation/): safetensors or torch.load(weights_only=True), never pickle
-    for f in _source_files("curation", "pipelines"):
+    # model weights and checkpoints: safetensors or torch.load(weights_only=True), never pickle
+    for f in _source_files("curation", "pipelines", "training"):
         text = f.read_text()
         for m in re.finditer(r"torch\.load\(", text):
             call = text[m.start(): text.find(")", text.find("weights_only", m.start())) + 1]

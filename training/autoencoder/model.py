@@ -44,7 +44,7 @@ def load_autoencoder(checkpoint: str | Path, use_ema: bool = True) -> Autoencode
     if path.is_dir():
         ae = AutoencoderKL.from_pretrained(str(path))
     else:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         ae = AutoencoderKL.from_config(state["ae_config"])
         key = "ema" if use_ema and state.get("ema") is not None else "model"
         ae.load_state_dict(state[key])

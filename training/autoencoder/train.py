@@ -215,7 +215,7 @@ def train_autoencoder(cfg: AEConfig) -> Path:
     ckpt = out / CHECKPOINT_NAME
     metrics = out / "metrics.jsonl"
     if ckpt.exists():
-        trainer.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False))
+        trainer.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
         log.info("resumed from %s at step %d", ckpt, trainer.step)
     _truncate_metrics(metrics, trainer.step)
     if trainer.step >= t.steps:

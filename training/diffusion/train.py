@@ -66,7 +66,7 @@ def build_denoiser(dit_cfg: DiTConfig, objective: str = "edm", sigma_data: float
 
 def load_checkpoint(path: str | Path, ema: bool = True, device="cpu"):
     """(denoiser in eval mode, checkpoint dict) from a train() checkpoint; EMA weights by default."""
-    ck = torch.load(path, map_location=device, weights_only=False)
+    ck = torch.load(path, map_location=device, weights_only=True)
     net = build_denoiser(DiTConfig(**ck["dit"]), ck["config"]["objective"], ck["config"]["sigma_data"]).to(device)
     net.load_state_dict(ck["ema" if ema else "model"])
     return net.eval().requires_grad_(False), ck
@@ -105,7 +105,7 @@ def train(cfg: TrainConfig) -> dict:
 
     step, ckpt_path, metrics_path = 0, out / "ckpt.pt", out / "metrics.jsonl"
     if ckpt_path.exists():  # resume exactly where the checkpoint left off
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(ck["model"]), ema.load_state_dict(ck["ema"]), opt.load_state_dict(ck["opt"])
         step = ck["step"]
         if rank == 0 and metrics_path.exists():  # drop metrics logged after the checkpoint
