@@ -37,6 +37,12 @@ demo: setup
 	$(BIN)/vidcurate train-diffusion --latents $(DEMO)/out/latents --out $(DEMO)/out/training/dit --model tiny --steps 4000 --batch-size 32 --no-progress
 	$(BIN)/vidcurate sample --checkpoint $(DEMO)/out/training/dit/ckpt.pt --out $(DEMO)/out/training/samples --n 16 \
 	  --autoencoder $(DEMO)/out/training/ae/checkpoint.pt --spectral-reference $(DEMO)/out/latents
+	# the curation experiment: same model and budget on curated latents vs a random sample of all clips of the same size
+	$(BIN)/vidcurate encode --manifest $(DEMO)/out/clips --table clips --checkpoint $(DEMO)/out/training/ae/checkpoint.pt \
+	  --out $(DEMO)/out/latents_uncurated --fps 4 --size 64 --max-frames 16 \
+	  --max-clips $$($(BIN)/python -c "import schemas; print(schemas.read_table('$(DEMO)/out/curated', 'curated').num_rows)")
+	$(BIN)/vidcurate ablate --curated $(DEMO)/out/latents --uncurated $(DEMO)/out/latents_uncurated \
+	  --out $(DEMO)/out/training/ablation --model tiny --steps 2000 --batch-size 32 --n-samples 128 --no-progress
 	$(BIN)/python scripts/demo_tail.py $(DEMO)
 
 test: setup browser

@@ -23,8 +23,23 @@ for name, what in [
     ("dashboard.duckdb", f'views: vidcurate query {out} "select * from funnel"'),
     ("curated", "the hand-off to training (Parquet)"),
     ("latents", "autoencoder latents of the curated clips"),
-    ("training", "checkpoints, metrics, sample grid, spectral plots"),
+    ("training/ae/report.json", "autoencoder held-out report"),
+    ("training/samples/frames_grid.png", "diffusion samples decoded to frames (CPU demo: not expected to look good)"),
+    ("training/samples/rapsd.png", "spectra of data, noised data and samples"),
+    ("training/ablation/ablation.json", "curated vs uncurated, same model and budget"),
 ]:
     if (out / name).exists():
         print(f"  {out / name}: {what}")
+report = out / "training/ae/report.json"
+if report.exists():
+    r = json.loads(report.read_text())
+    print(f"  autoencoder, held-out: PSNR {r['psnr_db']['mean']:.2f} ± {r['psnr_db']['std']:.2f} dB, "
+          f"SSIM {r['ssim']['mean']:.3f} (n={r['psnr_db']['n']} frames)")
+ablation = out / "training/ablation/ablation.json"
+if ablation.exists():
+    side = json.loads(ablation.read_text())["side_by_side"]
+    print("  ablation (lower is better for kid/frechet):")
+    for metric, v in side.items():
+        fmt = lambda x: "n/a" if x is None else f"{x:.4g}"
+        print(f"    {metric:<22} curated {fmt(v['curated']):>10}   uncurated {fmt(v['uncurated']):>10}")
 print("=" * 72)

@@ -42,13 +42,18 @@ def _encode(args: argparse.Namespace) -> int:
     if args.ray:
         from training.autoencoder.encode_ray import encode_manifest_ray
 
+        if args.max_clips is not None:
+            print("encode: --max-clips is not supported with --ray", file=sys.stderr)
+            return 2
+
         summary = encode_manifest_ray(
             args.manifest, args.checkpoint, args.out, num_actors=args.num_actors, num_gpus=args.num_gpus, **common
         )
     else:
         from training.autoencoder.encode import encode_manifest
 
-        summary = encode_manifest(args.manifest, args.checkpoint, args.out, device=args.device, **common)
+        summary = encode_manifest(args.manifest, args.checkpoint, args.out, device=args.device,
+                                  max_clips=args.max_clips, **common)
     print(json.dumps({k: v for k, v in summary.items() if k != "failed"} | {"failed": len(summary["failed"])}))
     return 0 if not summary["failed"] else 1
 
@@ -100,6 +105,8 @@ def add_parsers(subparsers) -> None:
     e.add_argument("--ray", action="store_true", help="encode with a Ray actor pool (one model per actor)")
     e.add_argument("--num-actors", type=int, default=2, help="Ray actors (with --ray)")
     e.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray actor (with --ray)")
+    e.add_argument("--max-clips", type=int, default=None,
+                   help="encode only the first N clips by clip_id (a deterministic random sample)")
     e.set_defaults(func=_encode)
 
     e = subparsers.add_parser(

@@ -209,9 +209,12 @@ class LatentStore:
         _write_bytes(self._uri(STATS_FILE), json.dumps(stats, indent=2).encode(), self.storage_options)
 
 
-def manifest_rows(manifest_uri: str, table: str = "curated", storage_options: dict | None = None) -> list[dict]:
+def manifest_rows(manifest_uri: str, table: str = "curated", storage_options: dict | None = None,
+                  max_clips: int | None = None) -> list[dict]:
+    """Manifest rows sorted by clip_id; `max_clips` keeps the first N, a deterministic random sample
+    (clip ids are hashes), e.g. an uncurated set of the curated set's size for the ablation."""
     t = schemas.read_table(manifest_uri, table, storage_options)
-    return sorted(t.select(_ROW_COLUMNS).to_pylist(), key=lambda r: r["clip_id"])
+    return sorted(t.select(_ROW_COLUMNS).to_pylist(), key=lambda r: r["clip_id"])[:max_clips]
 
 
 def encode_manifest(
@@ -229,12 +232,13 @@ def encode_manifest(
     table: str = "curated",
     storage_options: dict | None = None,
     progress: bool = True,
+    max_clips: int | None = None,
 ) -> dict:
     """Encode every clip of the manifest not yet encoded with this checkpoint; return a summary dict."""
     ae_hash = checkpoint_hash(checkpoint)
     settings = EncodeSettings(fps, size, max_frames)
     store = LatentStore(out_dir, ae_hash, settings, storage_options)
-    rows = manifest_rows(manifest_uri, table, storage_options)
+    rows = manifest_rows(manifest_uri, table, storage_options, max_clips)
     todo = [r for r in rows if r["clip_id"] not in store.done]
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     failures: list[dict] = []
