@@ -68,8 +68,18 @@ def error_row(uri: str, video_id: str | None, stage: str, error_type: str, messa
 
 
 @contextlib.contextmanager
-def local_copy(uri: str, storage_options: dict | None) -> Iterator[tuple[str, str, int]]:
-    """Yield (local path, sha256 hex, size): remote files are fetched once, hashed on the way."""
+def local_copy(uri: str, storage_options: dict | None, payload: bytes | None = None) -> Iterator[tuple[str, str, int]]:
+    """Yield (local path, sha256 hex, size): remote files are fetched once, hashed on the way.
+
+    `payload` is the file's bytes when the caller had to read them itself (a process-local
+    filesystem such as memory:// that a worker process cannot open).
+    """
+    if payload is not None:
+        with tempfile.NamedTemporaryFile(suffix=os.path.splitext(uri)[1]) as tmp:
+            tmp.write(payload)
+            tmp.flush()
+            yield tmp.name, hashlib.sha256(payload).hexdigest(), len(payload)
+        return
     fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
     if "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)):
         h, size = hashlib.sha256(), 0
@@ -90,12 +100,13 @@ def local_copy(uri: str, storage_options: dict | None) -> Iterator[tuple[str, st
         yield tmp.name, h.hexdigest(), size
 
 
-def scan_video(uri: str, relpath: str, params: ScanParams, run_id: str, storage_options: dict | None = None) -> ScanResult:
+def scan_video(uri: str, relpath: str, params: ScanParams, run_id: str, storage_options: dict | None = None,
+               payload: bytes | None = None) -> ScanResult:
     """Probe, split and score one file; a bad file gives an error row, not an exception."""
     out = ScanResult()
     t0 = time.perf_counter()
     try:
-        ctx = local_copy(uri, storage_options)
+        ctx = local_copy(uri, storage_options, payload)
         path, digest, size = ctx.__enter__()
     except (OSError, PermissionError) as e:
         out.errors.append(error_row(uri, None, "read", type(e).__name__, f"cannot read file: {e}", run_id))

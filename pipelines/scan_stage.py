@@ -2,6 +2,7 @@
 import time
 from dataclasses import asdict
 
+import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
@@ -19,9 +20,22 @@ TABLE_NAMES = ("videos", "clips", "keyframes", "errors")
 TASK_FAILED_STAGE = "scan"
 
 
+# Filesystems that live inside one process: workers cannot open their paths, so the driver
+# reads the bytes and ships them through the object store.
+_PROCESS_LOCAL_PROTOCOLS = ("memory",)
+
+
 @ray.remote
-def _scan_task(uri: str, relpath: str, params: ScanParams, run_id: str, storage_options: dict) -> dict:
-    return asdict(scan_video(uri, relpath, params, run_id, storage_options))
+def _scan_task(uri: str, relpath: str, params: ScanParams, run_id: str, storage_options: dict,
+               payload: bytes | None = None) -> dict:
+    return asdict(scan_video(uri, relpath, params, run_id, storage_options, payload))
+
+
+def _payload(uri: str, storage_options: dict) -> bytes | None:
+    if uri.split("://", 1)[0] not in _PROCESS_LOCAL_PROTOCOLS:
+        return None
+    with fsspec.open(uri, "rb", **storage_options) as f:
+        return f.read()
 
 
 def done_uris(store: RunStore, stage_key: str) -> set[str]:
@@ -65,7 +79,8 @@ def run_scan_stage(
         while queue or pending:
             while queue and len(pending) < max_in_flight:
                 f = queue.pop(0)
-                pending[task.remote(f.uri, f.relpath, params_ref, run_id, storage_options)] = f
+                pending[task.remote(f.uri, f.relpath, params_ref, run_id, storage_options,
+                                    _payload(f.uri, storage_options))] = f
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 f = pending.pop(ref)

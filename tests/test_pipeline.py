@@ -207,3 +207,18 @@ def test_switch_a_stage_off_and_add_one_without_rescanning(real_run, test_videos
         short = len(os.path.basename(c["uri"])) < 10
         assert ("short_name" in c["drop_reasons"]) == short
     assert any("short_name" in c["drop_reasons"] for c in clips)
+
+
+def test_memory_uri_input_and_output(ray_local, test_videos):
+    """memory:// lives in one process: the driver ships the bytes to the workers and writes the tables."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for name in ("counter.mp4", "realshort.mp4"):
+        fs.pipe(f"/in/{name}", (test_videos / name).read_bytes())
+    fs.pipe("/in/broken.mp4", b"not a video")
+    record = run_pipeline("memory://in", "memory://out", load_config(), log=lambda *_: None)
+    assert record.counts["videos"] == 2 and record.counts["errors"] == 1
+    clips = read_table("memory://out/clips", "clips")
+    assert sorted({u.rsplit("/", 1)[-1] for u in clips.column("uri").to_pylist()}) == ["counter.mp4", "realshort.mp4"]
+    assert [(c["start_frame"], c["end_frame"]) for c in clips.to_pylist() if c["uri"].endswith("counter.mp4")] == [(0, 30)]
