@@ -271,7 +271,24 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     except ValidationError as e:
         raise ConfigError(_explain(e)) from None
     _check_files(cfg)
+    _check_entrypoints(cfg)
     return cfg
+
+
+def _check_entrypoints(cfg: PipelineConfig) -> None:
+    """A custom stage's "module:function" must import before any work starts."""
+    import importlib
+
+    for name, st in cfg.stages.items():
+        if not (st.enabled and st.entrypoint):
+            continue
+        module, _, func = st.entrypoint.partition(":")
+        try:
+            ok = callable(getattr(importlib.import_module(module), func, None))
+        except ImportError as e:
+            raise ConfigError(f"config key 'stages.{name}.entrypoint': cannot import {module!r}: {e}") from None
+        if not ok:
+            raise ConfigError(f"config key 'stages.{name}.entrypoint': {module!r} has no function {func!r}")
 
 
 def _explain(e: ValidationError) -> str:

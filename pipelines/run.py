@@ -9,10 +9,10 @@ import time
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curation.balance import balance
 from curation.filters import apply_filters, rule_counts
 from curation.scan import error_row
 from curation.sources import list_videos
-from curation.balance import balance
 from pipelines.config import BUILTIN_STAGES, PipelineConfig, balance_params, dedup_params, stage_order
 from pipelines.dedup_stage import run_dedup_on_ray
 from pipelines.embed_stage import join_embeddings, run_embed_stage
@@ -20,7 +20,7 @@ from pipelines.params import embed_config_subset, filter_rules, scan_config_subs
 from pipelines.ray_runtime import init_ray
 from pipelines.scan_stage import done_uris, run_scan_stage
 from pipelines.store import RunStore
-from schemas import TABLES, RunRecord, table_from_rows
+from schemas import TABLES, RunRecord, table_from_rows, validate_table
 
 FINAL_TABLES = ("videos", "clips", "curated", "errors", "keyframes")
 _PACKAGES = ("vidcurate", "ray", "pyarrow", "duckdb", "av", "opencv-python-headless", "scenedetect", "torch", "open_clip_torch", "numpy")
@@ -175,20 +175,18 @@ def _assemble(store, scan_key, embed_key, files, skipped, cfg, order, run_id, re
     wanted = pa.array(sorted(f.uri for f in files), pa.string())
     parts = store.committed_parts(scan_key)
 
-    def current(name: str, sort: list[tuple[str, str]]) -> pa.Table:
+    def current(name: str, key: str, values: pa.Array, sort: list[tuple[str, str]]) -> pa.Table:
+        """Rows of the committed parts whose `key` is among `values` (inputs no longer listed drop out)."""
         t = store.read_parts(scan_key, name, parts)
-        if "uri" in t.column_names:
-            t = t.filter(pc.is_in(t.column("uri"), value_set=wanted))
-        else:
-            t = t.filter(pc.is_in(t.column("video_id"), value_set=videos_ids))
+        t = t.filter(pc.is_in(t.column(key), value_set=values))
         return t.sort_by(sort) if t.num_rows else t
 
-    videos = current("videos", [("relpath", "ascending")])
-    videos_ids = pa.array(videos.column("video_id").to_pylist(), pa.string())
-    videos = _dedupe_rows(videos, "uri")
-    clips = _dedupe_rows(current("clips", [("uri", "ascending"), ("clip_index", "ascending")]), "clip_id")
-    keyframes = _dedupe_rows(current("keyframes", [("clip_id", "ascending"), ("position", "ascending")]), ("clip_id", "position"))
-    errors = current("errors", [("uri", "ascending"), ("stage", "ascending")])
+    videos = _dedupe_rows(current("videos", "uri", wanted, [("relpath", "ascending")]), "uri")
+    video_ids = pa.array(videos.column("video_id").to_pylist(), pa.string())
+    clips = _dedupe_rows(current("clips", "uri", wanted, [("uri", "ascending"), ("clip_index", "ascending")]), "clip_id")
+    keyframes = _dedupe_rows(current("keyframes", "video_id", video_ids, [("clip_id", "ascending"), ("position", "ascending")]),
+                             ("clip_id", "position"))
+    errors = current("errors", "uri", wanted, [("uri", "ascending"), ("stage", "ascending")])
     list_errors = [error_row(uri, None, "list", "Unreadable", reason, run_id) for uri, reason in skipped]
     if list_errors:
         errors = pa.concat_tables([errors, table_from_rows(list_errors, TABLES["errors"], "errors")])
@@ -196,22 +194,21 @@ def _assemble(store, scan_key, embed_key, files, skipped, cfg, order, run_id, re
 
     if embed_key:
         clips = join_embeddings(clips, store.read_parts(embed_key, "embeddings"))
-    if "filter" in order:
-        clips = apply_filters(clips, filter_rules(cfg))
-    if "dedup" in order:
-        result = run_dedup_on_ray(clips, videos, dedup_params(cfg.dedup))
-        clips = result.table
-        record.notes.extend(result.notes)
-        record.counts["dedup"] = result.stats
-    if "balance" in order:
-        result = balance(clips, balance_params(cfg.balance))
-        clips = result.table
-        record.notes.extend(result.notes)
-        record.counts["balance"] = result.report
-    for name in order:
-        entry = cfg.stages[name].entrypoint
-        if entry:
-            clips = _custom_stage(name, entry, clips, cfg)
+    for name in order:  # the table stages, in DAG order
+        if cfg.stages[name].entrypoint:
+            clips = _custom_stage(name, cfg.stages[name].entrypoint, clips, cfg)
+        elif name == "filter":
+            clips = apply_filters(clips, filter_rules(cfg))
+        elif name == "dedup":
+            result = run_dedup_on_ray(clips, videos, dedup_params(cfg.dedup))
+            clips = result.table
+            record.notes.extend(result.notes)
+            record.counts["dedup"] = result.stats
+        elif name == "balance":
+            result = balance(clips, balance_params(cfg.balance))
+            clips = result.table
+            record.notes.extend(result.notes)
+            record.counts["balance"] = result.report
     curated = clips.filter(pc.equal(clips.column("kept"), True)) if "curate" in order else TABLES["curated"].empty_table()
     return {"videos": videos, "clips": clips, "curated": curated, "errors": errors, "keyframes": keyframes}
 
@@ -234,6 +231,4 @@ def _custom_stage(name: str, entrypoint: str, clips: pa.Table, cfg: PipelineConf
     module, _, func = entrypoint.partition(":")
     fn = getattr(importlib.import_module(module), func)
     out = fn(clips, cfg.stages[name].model_dump())
-    from schemas import validate_table
-
     return validate_table(out, TABLES["clips"], f"clips after stage {name}")

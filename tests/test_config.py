@@ -49,7 +49,9 @@ def test_credentials_never_in_public_config(tmp_path):
 def test_unknown_stage_needs_an_entrypoint(tmp_path):
     with pytest.raises(ConfigError, match="stages.caption"):
         load_config(_write(tmp_path, "stages:\n  caption: {depends_on: [filter]}\n"))
-    cfg = load_config(_write(tmp_path, "stages:\n  caption: {depends_on: [filter], entrypoint: 'mymod:fn'}\n"))
+    with pytest.raises(ConfigError, match="stages.caption.entrypoint"):
+        load_config(_write(tmp_path, "stages:\n  caption: {depends_on: [filter], entrypoint: 'nomodule:fn'}\n"))
+    cfg = load_config(_write(tmp_path, "stages:\n  caption: {depends_on: [filter], entrypoint: 'custom_stage_example:drop_short_names'}\n"))
     assert "caption" in stage_order(cfg)
 
 
