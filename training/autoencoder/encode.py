@@ -257,6 +257,11 @@ def encode_manifest(
         bar.close()
     elif store.invalidated or not store.rows:
         store.commit()
+    return encode_summary(ae_hash, rows, todo, failures, store, out_dir)
+
+
+def encode_summary(ae_hash: str, rows: list, todo: list, failures: list, store: "LatentStore", out_dir: str) -> dict:
+    """What an encode call did, for the CLI and the caller (local and Ray encoders alike)."""
     return {
         "ae_hash": ae_hash,
         "clips": len(rows),

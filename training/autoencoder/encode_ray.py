@@ -10,7 +10,7 @@ import ray
 import torch
 from ray.util import ActorPool
 
-from training.autoencoder.encode import EncodeSettings, LatentStore, encode_clips_to_shard, manifest_rows
+from training.autoencoder.encode import EncodeSettings, LatentStore, encode_clips_to_shard, encode_summary, manifest_rows
 from training.autoencoder.model import checkpoint_hash, load_autoencoder
 
 
@@ -69,12 +69,4 @@ def encode_manifest_ray(
             ray.kill(a)
     elif store.invalidated or not store.rows:
         store.commit()
-    return {
-        "ae_hash": ae_hash,
-        "clips": len(rows),
-        "encoded": len(todo) - len(failures),
-        "skipped": len(rows) - len(todo),
-        "failed": failures,
-        "invalidated": store.invalidated,
-        "out_dir": out_dir,
-    }
+    return encode_summary(ae_hash, rows, todo, failures, store, out_dir)
