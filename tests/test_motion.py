@@ -1,12 +1,12 @@
 """Motion scores: synthetic pans/zooms of real photos at known speed, and the real test videos."""
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
 import skimage.data
 
+from _samples import analysis_samples
 from curation.motion import MotionParams, PairMotion, aggregate_motion, pair_flow, to_gray
 
 PARAMS = MotionParams()
@@ -99,21 +99,8 @@ def test_rejects_bad_inputs():
 
 
 def _gray_samples(path: Path, fps: float = 2.0, max_s: float = 10.0):
-    """(t, gray) analysis samples: ~fps per second, short side 256, first max_s seconds."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        next_t = 0.0
-        for frame in container.decode(stream):
-            t = float(frame.pts * frame.time_base)
-            if t > max_s:
-                break
-            if t + 1e-6 < next_t:
-                continue
-            next_t = t + 1.0 / fps
-            g = frame.to_ndarray(format="gray")
-            k = 256 / min(g.shape)
-            size = (round(g.shape[1] * k), round(g.shape[0] * k))
-            yield t, cv2.resize(g, size, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+    """(t, gray) analysis samples of the first max_s seconds."""
+    return ((t, g) for _, t, g in analysis_samples(path, fps, max_s, fmt="gray"))
 
 
 def _video_motion(path: Path, max_s: float = 10.0) -> dict:

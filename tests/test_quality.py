@@ -1,12 +1,12 @@
 """Technical quality: real photos degraded in known ways, bars, and the real test videos."""
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
 import skimage.data
 
+from _samples import analysis_samples
 from curation.quality import QualityParams, aggregate_quality, combined_quality, frame_quality
 
 P = QualityParams()
@@ -139,22 +139,9 @@ def test_combined_quality_is_monotone():
     assert combined_quality(1e9, 128.0, 0.0, 1e3, P) == pytest.approx(1.0)
 
 
-def _rgb_samples(path: Path, fps: float = 2.0, max_s: float = 1e9):
-    """(frame_index, rgb) analysis samples: ~fps per second, short side 256."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        next_t = 0.0
-        for i, frame in enumerate(container.decode(stream)):
-            t = float(frame.pts * frame.time_base)
-            if t > max_s:
-                break
-            if t + 1e-6 < next_t:
-                continue
-            next_t = t + 1.0 / fps
-            rgb = frame.to_ndarray(format="rgb24")
-            k = 256 / min(rgb.shape[:2])
-            size = (round(rgb.shape[1] * k), round(rgb.shape[0] * k))
-            yield i, cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+def _rgb_samples(path: Path):
+    """(frame_index, rgb) analysis samples of the whole video."""
+    return ((i, f) for i, _, f in analysis_samples(path))
 
 
 def test_compressed_copy_scores_lower(test_videos, expected):
