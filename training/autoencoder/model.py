@@ -33,6 +33,35 @@ def build_autoencoder(cfg: ModelConfig) -> AutoencoderKL:
     )
 
 
+def is_video_autoencoder(ae: torch.nn.Module) -> bool:
+    """True for causal 3-D autoencoders (inputs (N, 3, T, H, W)); False for per-frame 2-D ones (N, 3, H, W)."""
+    return not isinstance(ae, AutoencoderKL)
+
+
+def encode_video(ae: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior (mean, std) of clips x (N, 3, T, H, W) in [-1, 1], each (N, C, T', H', W').
+
+    A 2-D autoencoder encodes every frame on its own (T' = T); a video autoencoder
+    compresses time as well (T' = 1 + (T - 1) / temporal factor).
+    """
+    if is_video_autoencoder(ae):
+        post = ae.encode(x).latent_dist
+        return post.mean, post.std
+    n, c, t, h, w = x.shape
+    post = ae.encode(x.transpose(1, 2).reshape(n * t, c, h, w)).latent_dist  # (N·T, C, h, w)
+    fold = lambda z: z.reshape(n, t, *z.shape[1:]).transpose(1, 2)  # noqa: E731 - (N, C, T, h, w)
+    return fold(post.mean), fold(post.std)
+
+
+def decode_video(ae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """Clips (N, 3, T, H, W) from latents z (N, C, T', H', W'); the inverse of `encode_video`."""
+    if is_video_autoencoder(ae):
+        return ae.decode(z).sample
+    n, c, t, h, w = z.shape
+    x = ae.decode(z.transpose(1, 2).reshape(n * t, c, h, w)).sample  # (N·T, 3, H, W)
+    return x.reshape(n, t, *x.shape[1:]).transpose(1, 2)
+
+
 def downsampling_factor(ae: AutoencoderKL) -> int:
     """Pixels per latent cell along one side: 2 ** (levels - 1)."""
     return 2 ** (len(ae.config.block_out_channels) - 1)
