@@ -63,18 +63,25 @@ def _rotation(frame: av.VideoFrame) -> int:
         return 0
 
 
-def _rotate_yuv420p(frame: av.VideoFrame, rotation: int) -> av.VideoFrame:
-    """Rotate a yuv420p frame counter-clockwise by `rotation` degrees (as curation.decode rotates samples)."""
-    k = rotation // 90
-    a = frame.to_ndarray()  # (H*3/2, W): Y, then U and V as H/4 rows each
-    h, w = frame.height, frame.width
-    y = a[:h]
-    u = a[h:h + h // 4].reshape(h // 2, w // 2)
-    v = a[h + h // 4:].reshape(h // 2, w // 2)
-    y, u, v = (np.rot90(p, k) for p in (y, u, v))
-    nh, nw = y.shape
-    out = np.concatenate([y, u.reshape(nh // 4, nw), v.reshape(nh // 4, nw)])
-    return av.VideoFrame.from_ndarray(np.ascontiguousarray(out), format="yuv420p")
+class Rotator:
+    """Turns yuv420p frames counter-clockwise by 90/180/270 degrees (as curation.decode turns its samples)."""
+
+    FILTERS = {90: [("transpose", "cclock")], 180: [("hflip", None), ("vflip", None)], 270: [("transpose", "clock")]}
+
+    def __init__(self, rotation: int, width: int, height: int, time_base: Fraction):
+        self.graph = av.filter.Graph()
+        node = self.graph.add_buffer(width=width, height=height, format="yuv420p", time_base=time_base)
+        for name, arg in self.FILTERS[rotation]:
+            nxt = self.graph.add(name, arg) if arg else self.graph.add(name)
+            node.link_to(nxt)
+            node = nxt
+        sink = self.graph.add("buffersink")
+        node.link_to(sink)
+        self.graph.configure()
+
+    def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
+        self.graph.push(frame)
+        return self.graph.pull()
 
 
 def write_clip(reader: ClipReader, span: ClipSpan, dest_path: str, params: ExportParams,
@@ -122,15 +129,17 @@ def _encode(reader: ClipReader, span: ClipSpan, dest_path: str, params: ExportPa
                       "flags": "+bitexact"}
         astream = _add_audio_stream(out, audio, params) if audio is not None else None
         scaler = VideoReformatter()
+        rotate = Rotator(rotation, pre_w, pre_h, tb) if rotation else None
         frame = first
         while frame is not None:
-            pic = scaler.reformat(frame, width=pre_w, height=pre_h, format="yuv420p", interpolation="BICUBIC")
-            if rotation:
-                pic = _rotate_yuv420p(pic, rotation)
             pts = (frame.pts - base) if trusted else n
             if last_pts is not None and pts <= last_pts:
                 raise DecodeError(f"frame {span.start_frame + n} has pts {pts} after {last_pts}")
-            pic.pts, pic.time_base, last_pts = pts, tb, pts
+            last_pts = pts
+            pic = scaler.reformat(frame, width=pre_w, height=pre_h, format="yuv420p", interpolation="BICUBIC")
+            pic.pts, pic.time_base = pts, tb  # pic may be `frame` itself (nothing to convert)
+            if rotate is not None:
+                pic = rotate(pic)
             for packet in vs.encode(pic):
                 out.mux(packet)
             n += 1

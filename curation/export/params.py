@@ -12,7 +12,8 @@ class ExportConfigError(ValueError):
 @dataclass(frozen=True)
 class ExportParams:
     format: str = "webdataset"  # webdataset | csv
-    shard_size: int = 1 << 30  # bytes per WebDataset tar shard (a shard closes before it would exceed this)
+    shard_size: int = 1 << 30  # bytes per WebDataset tar shard: a shard closes before a sample would take it past
+    # this, so only a single sample larger than this makes a larger shard
     crf: int = 18  # libx264 constant rate factor (0 lossless .. 51; 18 ~ visually lossless)
     preset: str = "fast"  # libx264 speed/size trade-off (same quality at a given crf)
     encoder_threads: int = 1  # libx264 threads per clip; fixed so the bytes do not depend on the machine's cores
@@ -23,7 +24,7 @@ class ExportParams:
     def __post_init__(self):
         checks = [
             (self.format in FORMATS, f"format must be one of {', '.join(FORMATS)}, got {self.format!r}"),
-            (self.shard_size >= 1 << 20, f"shard size must be at least 1 MiB (1048576 bytes), got {self.shard_size}"),
+            (self.shard_size >= 1, f"shard size must be a positive number of bytes, got {self.shard_size}"),
             (0 <= self.crf <= 51, f"crf must be 0..51, got {self.crf}"),
             (self.preset in X264_PRESETS, f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}"),
             (1 <= self.encoder_threads <= 64, f"encoder threads must be 1..64, got {self.encoder_threads}"),
