@@ -304,3 +304,69 @@ def test_cli_export_webdataset(run_dir, tmp_path, capsys):
     assert code == 2 and "crf" in err and len(err.strip().splitlines()) == 1
     code, _, err = _cli(capsys, "export", str(tmp_path / "no_run"), "--dest", str(tmp_path / "d"))
     assert code == 2 and "not a run folder" in err
+
+
+@pytest.fixture(scope="module")
+def moto_s3():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    options = {"key": "AKIAEXPORTTESTKEY000", "secret": "export-test-secret",
+               "client_kwargs": {"endpoint_url": f"http://{host}:{port}", "region_name": "us-east-1"}}
+    import boto3
+
+    boto3.client("s3", endpoint_url=f"http://{host}:{port}", aws_access_key_id=options["key"],
+                 aws_secret_access_key=options["secret"], region_name="us-east-1").create_bucket(Bucket="exports")
+    yield options
+    server.stop()
+
+
+def test_s3_destination_writes_readable_shards_and_resumes(run_dir, moto_s3, tmp_path):
+    import s3fs
+    import webdataset as wds
+
+    params = ExportParams(shard_size=150_000, **FAST)  # a few samples per shard
+    summary = export_run(str(run_dir), params, "s3://exports/run1", dest_options=moto_s3)
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, **moto_s3)
+    tars = sorted(p for p in fs.ls("exports/run1") if p.endswith(".tar"))
+    manifest = _manifest(run_dir)
+    assert 1 < len(tars) < len(manifest) == summary["counts"]["exported"]
+    assert not [p for p in fs.find("exports/run1") if "/.tmp-" in p]
+    local = []
+    for t in tars:
+        local.append(str(tmp_path / t.split("/")[-1]))
+        fs.get_file(t, local[-1])
+    keys = []
+    for sample in wds.WebDataset(local, shardshuffle=False):
+        assert _count_frames(sample["mp4"])[0] == manifest[sample["__key__"]]["num_frames"]
+        keys.append(sample["__key__"])
+    assert sorted(keys) == sorted(manifest)
+    again = export_run(str(run_dir), params, "s3://exports/run1", dest_options=moto_s3)
+    assert again["counts"]["exported_this_run"] == 0 and again["counts"]["already_exported"] == len(manifest)
+    for blob in (fs.cat_file(p) for p in fs.find("exports/run1")):
+        assert moto_s3["secret"].encode() not in blob
+    with pytest.raises(DestinationError, match="not writable"):
+        export_run(str(run_dir), params, "s3://no-such-bucket/x", dest_options=moto_s3)
+
+
+def test_caption_goes_to_json_txt_and_csv_text():
+    """A manifest with a caption column (the caption stage's) carries it; a null caption writes no text."""
+    from curation.export.clip_writer import EncodedClip
+    from curation.export.exporter import sample_members
+    from curation.export.opensora_csv import csv_row
+
+    enc = EncodedClip(num_frames=10, width=64, height=48, fps=25.0, audio=True, audio_error=None,
+                      read_method="seek", encode_s=0.1)
+    clip = {"clip_id": "abc", "uri": "/v.mp4", "caption": "a red kite over a beach", "aesthetic": 5.5, "motion": 0.01,
+            "text_area_frac": 0.02, "embedding": [0.1, 0.2]}
+    meta, members = sample_members(clip, enc, ExportParams(), "/tmp/x.mp4")
+    assert dict(members)["txt"] == b"a red kite over a beach" and json.loads(dict(members)["json"])["caption"] == clip["caption"]
+    row = csv_row("s3://b/abc.mp4", meta)
+    assert row["text"] == clip["caption"] and row["aes"] == 5.5 and row["text_area_frac"] == 0.02 and "embedding" not in row
+    meta, members = sample_members(dict(clip, caption=None), enc, ExportParams(), "/tmp/x.mp4")
+    assert "txt" not in dict(members) and json.loads(dict(members)["json"])["caption"] is None
+    assert csv_row("p", meta)["text"] is None
+    meta, members = sample_members({k: v for k, v in clip.items() if k != "caption"}, enc, ExportParams(), "/tmp/x.mp4")
+    assert "txt" not in dict(members) and csv_row("p", meta)["text"] is None

@@ -112,6 +112,15 @@ def sample_metadata(clip: dict, enc: EncodedClip, params: ExportParams) -> dict:
     }
 
 
+def sample_members(clip: dict, enc: EncodedClip, params: ExportParams, mp4_path: str) -> tuple[dict, list]:
+    """(metadata, WebDataset members): `<key>.mp4`, `<key>.json`, and `<key>.txt` when the clip has a caption."""
+    meta = sample_metadata(clip, enc, params)
+    members: list[tuple[str, bytes | str]] = [("mp4", mp4_path), ("json", dumps(meta).encode())]
+    if isinstance(clip.get("caption"), str) and clip["caption"]:
+        members.append(("txt", clip["caption"].encode()))
+    return meta, members
+
+
 def _report_fields(enc: EncodedClip, nbytes: int) -> dict:
     return {"bytes": nbytes, "num_frames": enc.num_frames, "width": enc.width, "height": enc.height, "fps": enc.fps,
             "audio": enc.audio, "audio_error": enc.audio_error, "read_method": enc.read_method, "encode_s": enc.encode_s}
@@ -191,13 +200,10 @@ def _deliver(o: ClipOutcome, params: ExportParams, dest: Destination, writer: Sh
     if o.error_type:
         return error_row(o.clip, o.error_type, o.message)
     cid = o.clip["clip_id"]
-    meta = sample_metadata(o.clip, o.encoded, params)
+    meta, members = sample_members(o.clip, o.encoded, params, o.file)
     nbytes = os.path.getsize(o.file)
     try:
         if writer is not None:
-            members = [("mp4", o.file), ("json", dumps(meta).encode())]
-            if isinstance(o.clip.get("caption"), str) and o.clip["caption"]:
-                members.append(("txt", o.clip["caption"].encode()))
             row = ok_row(o.clip, path=f"{cid}.mp4", **_report_fields(o.encoded, nbytes))
             return dict(row, shard=writer.add(cid, members, row))
         dest.write_json(f"{CLIPS_DIR}/{cid}.json", meta)
