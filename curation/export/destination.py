@@ -18,6 +18,8 @@ class Destination:
         except (ImportError, ValueError) as e:
             raise DestinationError(f"cannot open destination {uri!r}: {e}") from None
         self.root = root.rstrip("/")
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, (tuple, list)) else (self.fs.protocol,)
+        self.has_folders = bool({"file", "local"} & set(protocols))  # object stores: keys only, and no bucket creation
 
     def path(self, rel: str) -> str:
         return posixpath.join(self.root, rel)
@@ -29,7 +31,8 @@ class Destination:
         """Fail fast, with one line, when nothing can be written there."""
         probe = self.path(f".write-probe-{uuid.uuid4().hex}")
         try:
-            self.fs.makedirs(self.root, exist_ok=True)
+            if self.has_folders:
+                self.fs.makedirs(self.root, exist_ok=True)
             self.fs.pipe_file(probe, b"ok")
             self.fs.rm(probe)
         except Exception as e:  # PermissionError, read-only fs, missing bucket, bad credentials...
@@ -51,7 +54,8 @@ class Destination:
 
     def _tmp(self, rel: str) -> str:
         parent = posixpath.dirname(self.path(rel))
-        self.fs.makedirs(parent, exist_ok=True)
+        if self.has_folders:
+            self.fs.makedirs(parent, exist_ok=True)
         return posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(rel)}")
 
     def put_file(self, local_path: str, rel: str) -> None:
