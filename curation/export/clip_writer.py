@@ -107,6 +107,11 @@ def _encode(reader: ClipReader, span: ClipSpan, dest_path: str, params: ExportPa
             audio_error = f"audio not kept: {' '.join(str(e).split())}"
         if audio is not None and audio.samples.shape[1] == 0:
             audio, audio_error = None, "audio not kept: the audio track has no samples in the clip's span"
+        if audio is not None:
+            try:
+                layout = aac_layout(audio, params)
+            except ValueError as e:
+                audio, audio_error = None, f"audio not kept: {e}"
     frames = reader.frames(span.start_frame, span.end_frame)
     try:
         first = next(frames)
@@ -127,7 +132,7 @@ def _encode(reader: ClipReader, span: ClipSpan, dest_path: str, params: ExportPa
         vs.codec_context.time_base = tb
         vs.options = {"crf": str(params.crf), "preset": params.preset, "threads": str(params.encoder_threads),
                       "flags": "+bitexact"}
-        astream = _add_audio_stream(out, audio, params) if audio is not None else None
+        astream = _add_audio_stream(out, audio, layout, params) if audio is not None else None
         scaler = VideoReformatter()
         rotate = Rotator(rotation, pre_w, pre_h, tb) if rotation else None
         frame = first
@@ -215,15 +220,25 @@ def _planar_float(frame: av.AudioFrame) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
-def _add_audio_stream(out, audio: ClipAudio, params: ExportParams):
-    if audio.samples.shape[1] == 0:
-        return None
+def aac_layout(audio: ClipAudio, params: ExportParams) -> str:
+    """The channel layout AAC will encode: the source's, else stereo/mono; raises ValueError when AAC refuses both."""
     channels = audio.samples.shape[0]
+    tried = []
+    for layout in dict.fromkeys([audio.layout, "stereo" if channels > 1 else "mono"]):
+        cc = av.CodecContext.create("aac", "w")
+        try:
+            cc.layout, cc.sample_rate, cc.format = layout, audio.rate, "fltp"
+            cc.bit_rate = params.audio_bitrate_per_channel * cc.layout.nb_channels
+            cc.open()  # the encoder says here, not mid-clip, whether it takes this layout and rate
+            return layout
+        except (ValueError, av.FFmpegError) as e:
+            tried.append(f"{layout} at {audio.rate} Hz: {' '.join(str(e).split())}")
+    raise ValueError("AAC cannot encode " + "; ".join(tried))
+
+
+def _add_audio_stream(out, audio: ClipAudio, layout: str, params: ExportParams):
     s = out.add_stream("aac", rate=audio.rate)
-    try:
-        s.layout = audio.layout
-    except (ValueError, av.FFmpegError):
-        s.layout = "stereo" if channels > 1 else "mono"
+    s.layout = layout
     s.bit_rate = params.audio_bitrate_per_channel * s.layout.nb_channels
     s.options = {"flags": "+bitexact"}
     s.codec_context.time_base = Fraction(1, audio.rate)
