@@ -369,6 +369,6 @@ def test_caption_goes_to_json_txt_and_csv_text():
     assert row["text"] == clip["caption"] and row["aes"] == 5.5 and row["text_area_frac"] == 0.02 and "embedding" not in row
     meta, members = sample_members(dict(clip, caption=None), enc, ExportParams(), "/tmp/x.mp4")
     assert "txt" not in dict(members) and json.loads(dict(members)["json"])["caption"] is None
-    assert csv_row("p", meta)["text"] is None
+    assert csv_row("p", meta)["text"] is None and "embedding" not in csv_row("p", dict(meta, embedding=None))
     meta, members = sample_members({k: v for k, v in clip.items() if k != "caption"}, enc, ExportParams(), "/tmp/x.mp4")
     assert "txt" not in dict(members) and csv_row("p", meta)["text"] is None

@@ -10,9 +10,15 @@ differs. The remaining scalar manifest columns follow under their own names.
 import csv
 import io
 
+import pyarrow as pa
+
+from schemas import curated_schema
+
 OPENSORA_COLUMNS = ("path", "text", "num_frames", "height", "width", "aspect_ratio", "fps", "resolution", "aes", "motion")
 RENAMED = {"uri": "source_uri"}  # manifest column -> CSV column
 SKIPPED = {"caption", "aesthetic", "num_frames", "width", "height", "fps", "motion"}  # already in the Open-Sora part
+# list columns (embedding, phash, drop_reasons) stay in the json: a CSV cell is no place for them, null or not
+LIST_COLUMNS = {f.name for f in curated_schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)}
 
 
 def csv_row(path: str, meta: dict) -> dict:
@@ -32,7 +38,7 @@ def csv_row(path: str, meta: dict) -> dict:
         "has_audio": e["audio"],
     }
     for k, v in meta.items():
-        if k in SKIPPED or k == "export" or isinstance(v, (list, dict)):
+        if k in SKIPPED or k in LIST_COLUMNS or k == "export" or isinstance(v, (list, dict)):
             continue
         row[RENAMED.get(k, k)] = v
     return row
