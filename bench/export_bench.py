@@ -28,7 +28,6 @@ import platform
 import statistics
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
