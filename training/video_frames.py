@@ -183,7 +183,7 @@ def rotation_quarter_turns(frame) -> int:
         return 0
 
 
-class _Display:
+class DisplayFrames:
     """Converts decoded frames to RGB at display geometry; swscale contexts are kept across frames."""
 
     def __init__(self, sar: Fraction):
@@ -204,7 +204,7 @@ class _Display:
 # -------------------------------------------------------------------------------------------------- reading
 
 
-def _decode_sequential(container, stream, wanted: list[int], display: _Display) -> tuple[dict[int, np.ndarray], int]:
+def _decode_sequential(container, stream, wanted: list[int], display: DisplayFrames) -> tuple[dict[int, np.ndarray], int]:
     """Decode from the start, counting frames; convert the wanted ones. (frames by index, frames decoded)."""
     got: dict[int, np.ndarray] = {}
     want, last, decoded = set(wanted), wanted[-1], 0
@@ -217,7 +217,7 @@ def _decode_sequential(container, stream, wanted: list[int], display: _Display) 
     return got, decoded
 
 
-def _decode_seeking(container, stream, table: FrameTable, wanted: list[int], display: _Display) -> tuple[dict[int, np.ndarray], int]:
+def _decode_seeking(container, stream, table: FrameTable, wanted: list[int], display: DisplayFrames) -> tuple[dict[int, np.ndarray], int]:
     """Seek to the keyframe at or before the first wanted frame, decode forward, identify frames by pts."""
     first_pts = table.pts[wanted[0]]
     key = int(table.key_pts[np.searchsorted(table.key_pts, first_pts, side="right") - 1])
@@ -284,7 +284,7 @@ def _read(uri: str, indices: Sequence[int], storage_options: dict | None, fps: f
             raise ValueError(f"{uri}: no frame indices requested")
         if wanted[0] < 0:
             raise ValueError(f"{uri}: negative frame index {wanted[0]}")
-        display = _Display(sample_aspect_ratio(stream))
+        display = DisplayFrames(sample_aspect_ratio(stream))
         reason = table.inexact
         if reason is None and wanted[-1] >= table.num_frames:
             reason = f"frame {wanted[-1]} is past the {table.num_frames} frames demuxed"
