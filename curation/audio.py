@@ -26,6 +26,7 @@ BLOCK_WINDOWS = 4  # a 400 ms gating block = 4 windows (BS.1770-4, 75 % overlap)
 ABSOLUTE_GATE_LKFS = -70.0  # BS.1770-4 eq. 6: blocks below this are ignored
 RELATIVE_GATE_LU = -10.0  # BS.1770-4 eq. 6: relative to the absolutely gated level
 SURROUND_GAIN = 1.41  # BS.1770-4 Table 3: weight of the surround channels
+BATCH_WINDOWS = 10  # windows measured together (1 s): few lfilter calls and few list entries per hour
 LOUDNESS_FLOOR_LUFS = ABSOLUTE_GATE_LKFS  # reported when every block is below the absolute gate (silence)
 
 
@@ -84,10 +85,13 @@ class AudioMeter:
         self._window = 0
         self._gains: np.ndarray | None = None
         self._filters: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]] = []  # (b, a, gain, state)
-        self._carry: np.ndarray | None = None  # samples short of a whole window, (C, n)
-        self._kweighted_ms: list[np.ndarray] = []  # per window (C,): K-weighted mean square
-        self._raw_ms: list[np.ndarray] = []  # per window: mean square over all channels
-        self._clipped: list[np.ndarray] = []  # per window: samples at full scale, all channels
+        self._pending: list[np.ndarray] = []  # decoded samples not yet measured, (C, n) each
+        self._pending_n = 0
+        # per 100 ms window, in chunks as decoded (a partial window ends the stream):
+        self._kweighted_ss: list[np.ndarray] = []  # (K, C) sum of squares of the K-weighted signal
+        self._raw_ss: list[np.ndarray] = []  # (K,) sum of squares over all channels
+        self._clipped: list[np.ndarray] = []  # (K,) samples at full scale, all channels
+        self._counts: list[np.ndarray] = []  # (K,) samples per channel in the window
         self.speech_probs: np.ndarray | None = None  # per 32 ms VAD frame, set by finish()
 
     @property
@@ -110,7 +114,10 @@ class AudioMeter:
                 self._vad.feed(f.to_ndarray())
 
     def finish(self) -> None:
-        """Flush the VAD resampler and model (the last partial 100 ms window is not scored)."""
+        """Score the last partial window; flush the VAD resampler and model."""
+        rest = self._measure()
+        if rest.shape[1]:
+            self._windows(rest[:, None, :])  # (C, 1, n)
         if self._vad is not None:
             if self._to_vad is not None:
                 for f in self._to_vad.resample(None):
@@ -131,23 +138,35 @@ class AudioMeter:
             self._filters.append((np.asarray(stage.b), np.asarray(stage.a), float(stage.passband_gain), state))
 
     def _add(self, x: np.ndarray) -> None:
-        if self._carry is not None and self._carry.shape[1]:
-            x = np.concatenate((self._carry, x), axis=1)
+        self._pending.append(x)
+        self._pending_n += x.shape[1]
+        if self._pending_n >= BATCH_WINDOWS * self._window:
+            rest = self._measure()
+            self._pending, self._pending_n = [rest], rest.shape[1]
+
+    def _measure(self) -> np.ndarray:
+        """Measure the whole windows among the pending samples; return the rest (C, n < window)."""
+        if not self._pending:
+            return np.zeros((self.channels or 1, 0))
+        x = np.concatenate(self._pending, axis=1)
+        self._pending, self._pending_n = [], 0
         whole = x.shape[1] // self._window * self._window
-        self._carry = x[:, whole:]
-        if not whole:
-            return
-        x = x[:, :whole]
-        c, w = x.shape[0], self._window
-        windows = x.reshape(c, -1, w)  # (C, K, W)
-        self._raw_ms.append(np.mean(windows**2, axis=(0, 2)))
+        if whole:
+            self._windows(x[:, :whole].reshape(x.shape[0], -1, self._window))
+        return x[:, whole:]
+
+    def _windows(self, windows: np.ndarray) -> None:
+        """Statistics of consecutive windows (C, K, W); the K-weighting filter state runs on."""
+        c, k, w = windows.shape
+        self._raw_ss.append(np.sum(windows**2, axis=(0, 2)))
         self._clipped.append(np.count_nonzero(np.abs(windows) >= self.params.full_scale, axis=(0, 2)))
-        y = x
+        self._counts.append(np.full(k, w))
+        y = windows.reshape(c, k * w)
         for i, (b, a, gain, state) in enumerate(self._filters):
             y, state = lfilter(b, a, y, axis=1, zi=state)
             y = gain * y
             self._filters[i] = (b, a, gain, state)
-        self._kweighted_ms.append(np.mean(y.reshape(c, -1, w) ** 2, axis=2).T)  # (K, C)
+        self._kweighted_ss.append(np.sum(y.reshape(c, k, w) ** 2, axis=2).T)  # (K, C)
 
     def clip_scores(self, start_s: float, end_s: float) -> dict:
         """Scores on the windows whose centre lies in [start_s, end_s); null when none has audio."""
@@ -155,21 +174,22 @@ class AudioMeter:
                "audio_clipping_frac": None, "speech_frac": None}
         if not self.has_audio or end_s <= start_s:
             return out
-        n_win = sum(len(r) for r in self._raw_ms)
+        counts = np.concatenate(self._counts) if self._counts else np.zeros(0, int)
         win_s = self._window / self.rate
-        lo = max(0, math.ceil((start_s - self.start_s) / win_s - 0.5))
-        hi = min(n_win, math.ceil((end_s - self.start_s) / win_s - 0.5))
-        out["audio_coverage"] = float(min(1.0, max(0, hi - lo) * win_s / (end_s - start_s)))
-        if hi <= lo:
+        lo = max(0, math.ceil((start_s - self.start_s) / win_s - 0.5))  # windows whose centre is in the span
+        hi = min(len(counts), math.ceil((end_s - self.start_s) / win_s - 0.5))
+        n = counts[lo:hi]
+        out["audio_coverage"] = float(min(1.0, n.sum() / self.rate / (end_s - start_s)))
+        if not n.sum():
             return out
-        raw = np.concatenate(self._raw_ms)[lo:hi]
+        raw = np.concatenate(self._raw_ss)[lo:hi] / (n * self.channels)
         with np.errstate(divide="ignore"):
             out["silence_frac"] = float(np.mean(10.0 * np.log10(raw) < self.params.silence_dbfs))
-        clipped = np.concatenate(self._clipped)[lo:hi]
-        out["audio_clipping_frac"] = float(clipped.sum() / (len(clipped) * self._window * self.channels))
-        kw = np.concatenate(self._kweighted_ms)[lo:hi]  # (K, C)
+        out["audio_clipping_frac"] = float(np.concatenate(self._clipped)[lo:hi].sum() / (n.sum() * self.channels))
+        kw = np.concatenate(self._kweighted_ss)[lo:hi]  # (K, C)
         if len(kw) >= BLOCK_WINDOWS:
-            blocks = np.lib.stride_tricks.sliding_window_view(kw, BLOCK_WINDOWS, axis=0).mean(axis=2)  # (K-3, C)
+            # a block's mean square over its full 400 ms (a short last window counts as zero-padded, as pyloudnorm does)
+            blocks = np.lib.stride_tricks.sliding_window_view(kw, BLOCK_WINDOWS, axis=0).sum(axis=2) / (BLOCK_WINDOWS * self._window)
             out["loudness_lufs"] = gated_loudness(blocks, self._gains)
         if self.speech_probs is not None and len(self.speech_probs):
             frame_s = FRAME / VAD_RATE
