@@ -222,3 +222,18 @@ def test_shared_videos_with_and_without_audio(test_videos):
     r = scan_video(str(test_videos / "counter.mp4"), "counter.mp4", ScanParams(), "t")
     assert r.video["has_audio"] is False
     assert all(c["loudness_lufs"] is None for c in r.clips)
+
+
+def test_config_audio_section_and_rules():
+    from pipelines.config import ConfigError, load_config
+    from pipelines.params import filter_rules, scan_params
+
+    cfg = load_config(overrides={"audio": {"silence_dbfs": -50.0, "vad": False}})
+    assert scan_params(cfg).audio == AudioParams(silence_dbfs=-50.0, vad=False)
+    reasons = {r.reason: r for r in filter_rules(cfg)}
+    assert reasons["av_gap"].column == "audio_coverage" and reasons["audio_clipped"].column == "audio_clipping_frac"
+    assert "no_audio" not in reasons and "silent" not in reasons  # off by default
+    cfg = load_config(overrides={"filters": [{"column": "audio_channels", "min": 1, "reason": "no_audio"}]})
+    assert [r.reason for r in filter_rules(cfg)] == ["no_audio"]
+    with pytest.raises(ConfigError, match="audio.full_scale"):
+        load_config(overrides={"audio": {"full_scale": 1.5}})
