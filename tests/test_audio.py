@@ -237,3 +237,44 @@ def test_config_audio_section_and_rules():
     assert [r.reason for r in filter_rules(cfg)] == ["no_audio"]
     with pytest.raises(ConfigError, match="audio.full_scale"):
         load_config(overrides={"audio": {"full_scale": 1.5}})
+
+
+def test_dashboard_shows_audio(tmp_path, test_videos):
+    """Audio presence per input, with_audio in the funnel, audio columns in by_source, an Audio section."""
+    import duckdb
+
+    from curation.dashboard import build_dashboard
+    from schemas import read_table, write_table
+    from schemas.tables import videos_schema
+    from tests.test_dashboard_synthetic import make_run
+
+    out = make_run(tmp_path / "OUT", tmp_path / "inputs", test_videos, "a")
+    videos = read_table(str(out / "videos" / "part-0.parquet"), "videos").to_pylist()
+    clips = read_table(str(out / "clips" / "part-0.parquet"), "clips").to_pylist()
+    sound = {"nature/cockatoo.mp4": (1, -30.0, 0.1, 0.0), "city/pedestrians.avi": (2, -20.0, 0.6, 0.8)}
+    uris = {v["uri"]: v["relpath"] for v in videos}
+    for v in videos:
+        s = sound.get(v["relpath"])
+        v.update(has_audio=s is not None, audio_codec="aac" if s else None, audio_channels=s[0] if s else None)
+    for c in clips:
+        s = sound.get(uris[c["uri"]])
+        c["audio_channels"] = s[0] if s else 0
+        if s:
+            c.update(audio_coverage=1.0, loudness_lufs=s[1], silence_frac=s[2], speech_frac=s[3], audio_clipping_frac=0.0)
+    write_table(table_from_rows(videos, videos_schema, "videos"), "videos", str(out / "videos" / "part-0.parquet"))
+    write_table(table_from_rows(clips, clips_schema, "clips"), "clips", str(out / "clips" / "part-0.parquet"))
+    db, html = build_dashboard(str(out))
+    con = duckdb.connect(str(db), read_only=True)
+    presence = {r[0]: r[1:3] for r in con.execute("SELECT audio, inputs, clips FROM audio_presence").fetchall()}
+    assert presence == {"audio": (2, 12), "no audio stream": (2, 12)}
+    (total,) = con.execute("SELECT with_audio FROM funnel WHERE level = 'clips' AND kind = 'total'").fetchone()
+    assert total == 12
+    (inputs_with_audio,) = con.execute("SELECT with_audio FROM funnel WHERE level = 'inputs' AND kind = 'total'").fetchone()
+    assert inputs_with_audio == 2
+    by = {r[0]: r[1:] for r in con.execute(
+        "SELECT source, inputs_with_audio, clips_with_audio, median_loudness_lufs, mean_speech_frac FROM by_source").fetchall()}
+    assert by["city"] == (1, 6, -20.0, pytest.approx(0.8))
+    assert by["nature"][:3] == (1, 6, -30.0)
+    con.close()
+    page = html.read_text()
+    assert "<h2>Audio</h2>" in page and 'href="#score-loudness_lufs"' in page and 'id="score-speech_frac"' in page
