@@ -120,9 +120,12 @@ def _sample_aspect(stream) -> float:
 def audio_probe(info: StreamInfo, stream) -> None:
     """Record the audio stream's codec, rate and channels in `info`."""
     cc = stream.codec_context
-    info.audio_codec = cc.name if cc else None
+    if cc is None:  # a codec this FFmpeg build does not know
+        info.audio_codec = "unknown"
+        return
+    info.audio_codec = cc.name
     info.audio_sample_rate = int(cc.sample_rate or 0) or None
-    info.audio_channels = len(cc.layout.channels) if cc and cc.layout else None
+    info.audio_channels = len(cc.layout.channels) if cc.layout else None
 
 
 def _rotation(frame) -> int:
