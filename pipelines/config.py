@@ -80,6 +80,16 @@ class QualityConfig(_Strict):
     near_black_luma: float = Field(20.0, ge=0, le=255)
 
 
+# --- audio (curation/audio.py) ---
+class AudioConfig(_Strict):
+    enabled: bool = True
+    silence_dbfs: float = Field(-60.0, lt=0)
+    full_scale: float = Field(0.999, gt=0, le=1)
+    vad: bool = True
+    vad_threshold: float = Field(0.5, gt=0, lt=1)
+# --- end audio ---
+
+
 class AestheticConfig(_Strict):
     clip_model: str = "ViT-L-14"
     clip_checkpoint: str | None = None
@@ -150,6 +160,7 @@ class PipelineConfig(_Strict):
     split: SplitConfig = SplitConfig()
     motion: MotionConfig = MotionConfig()
     quality: QualityConfig = QualityConfig()
+    audio: AudioConfig = AudioConfig()
     aesthetic: AestheticConfig = AestheticConfig()
     filters: list[FilterRule] = []
     dedup: dict = {}  # fields of curation.dedup.DedupParams

@@ -211,6 +211,21 @@ def _funnel_section(con) -> str:
     )
 
 
+# --- audio ---
+AUDIO_SCORES = ("loudness_lufs", "silence_frac", "audio_clipping_frac", "speech_frac", "audio_coverage")
+
+
+def _audio_section(con, measured: list[str]) -> str:
+    """Audio presence per input and links to the audio score histograms (drawn under Scores)."""
+    links = " · ".join(f'<a href="#score-{esc(s)}">{esc(s)}</a>' for s in AUDIO_SCORES if s in measured)
+    return (
+        html_table(con, "SELECT * FROM audio_presence")
+        + f"<p>Histograms: {links or '<span class=muted>no clip had sound</span>'}. "
+        "Loudness is BS.1770 integrated LUFS (-70 = silent); null scores mean the clip has no sound.</p>"
+    )
+# --- end audio ---
+
+
 def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = None) -> str:
     """The whole report for the run whose dashboard database is `con`."""
     thumbs = thumbs or Thumbnailer()
@@ -245,6 +260,8 @@ def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = Non
 <p>{nav}</p>
 <p class="muted">Not measured in this run (all null): {esc(", ".join(unmeasured) or "none")}</p>
 {score_html}
+<h2>Audio</h2>
+{_audio_section(con, measured)}
 <h2>By source (top folder)</h2>
 {html_table(con, "SELECT * FROM by_source")}
 <h2>By resolution</h2>
