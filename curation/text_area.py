@@ -53,7 +53,8 @@ def covered_fraction(boxes: Sequence[TextBox], width: int, height: int) -> float
     if not boxes:
         return 0.0
     mask = np.zeros((height, width), np.uint8)
-    cv2.fillPoly(mask, [np.round(b.points).astype(np.int32) for b in boxes], 1)
+    for b in boxes:  # one call per box: fillPoly given several polygons leaves their overlaps unfilled (even-odd)
+        cv2.fillConvexPoly(mask, np.round(b.points).astype(np.int32), 1)
     return float(mask.mean())
 
 

@@ -33,18 +33,21 @@ class _CaptionWorker:
         )
 
     def caption(self, batch: list[tuple[str, list[bytes]]]) -> list[dict]:
-        """{"clip_id", "caption"} or {"clip_id", "error"} per clip: one bad clip does not lose the batch."""
+        """{"clip_id", "caption", "s"} or {"clip_id", "error"} per clip: one bad clip does not lose the batch."""
         frames = [[decode_jpeg(j) for j in jpegs] for _, jpegs in batch]
+        t0 = time.perf_counter()
         try:
             texts = self.captioner.caption_clips(frames)
-            return [{"clip_id": cid, "caption": text} for (cid, _), text in zip(batch, texts)]
+            s = (time.perf_counter() - t0) / len(batch)  # generation seconds per clip, model load excluded
+            return [{"clip_id": cid, "caption": text, "s": s} for (cid, _), text in zip(batch, texts)]
         except Exception:
             if len(batch) == 1:
                 raise
         out = []
         for (cid, _), f in zip(batch, frames):  # the batch failed: find the clip(s) that make it fail
             try:
-                out.append({"clip_id": cid, "caption": self.captioner.caption_clips([f])[0]})
+                t0 = time.perf_counter()
+                out.append({"clip_id": cid, "caption": self.captioner.caption_clips([f])[0], "s": time.perf_counter() - t0})
             except Exception as e:
                 out.append({"clip_id": cid, "error": f"{type(e).__name__}: {e}"})
         return out
@@ -66,7 +69,8 @@ def run_caption_stage(clips: pa.Table, keyframes: pa.Table, store: RunStore, cap
         t0 = time.perf_counter()
         new = _caption_on_ray(items, store, caption_key, c, stage, storage_options)
         stats.update(caption_s=time.perf_counter() - t0, clips_captioned=sum("caption" in r for r in new))
-        stats["caption_s_per_clip"] = stats["caption_s"] / len(items)
+        generated = [r["s"] for r in new if "caption" in r]
+        stats["generate_s_per_clip"] = sum(generated) / len(generated) if generated else None
         captions.update({r["clip_id"]: r["caption"] for r in new if "caption" in r})
         failures = {r["clip_id"]: r["error"] for r in new if "error" in r}
     ids = clips.column("clip_id").to_pylist()
@@ -95,7 +99,7 @@ def _caption_on_ray(items, store: RunStore, caption_key: str, c: CaptionConfig, 
     results, pending = [], []
 
     def commit() -> None:
-        ok = [r for r in pending if "caption" in r]
+        ok = [{"clip_id": r["clip_id"], "caption": r["caption"]} for r in pending if "caption" in r]
         if ok:  # failed clips are not cached: the next run tries them again
             store.write_part(caption_key, {"captions": table_from_rows(ok, TABLES["captions"], "captions")})
         pending.clear()
