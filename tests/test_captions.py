@@ -122,6 +122,17 @@ def test_every_kept_clip_gets_a_caption_and_reruns_reuse_them(ray_local, demo_da
     assert record.counts["caption"]["clips_to_caption"] == len(captioned)
     assert record.counts["caption"]["caption_errors"] == 0
 
+    # the dashboard shows captions under thumbnails and counts them
+    import duckdb
+    from curation.dashboard.build import build_dashboard
+
+    db, html = build_dashboard(str(out))
+    with duckdb.connect(str(db), read_only=True) as con:
+        captioned_n, curated_n = con.execute("SELECT captioned, captioned_curated FROM caption_counts").fetchone()
+    assert captioned_n == len(captioned) and curated_n == curated.num_rows
+    page = html.read_text()
+    assert "<h3>Captions</h3>" in page and page.count('<q class="caption">') >= 1
+
     # a rerun that has to assemble again finds every caption in the cache
     (out / "_work" / "final.json").unlink()
     again = run_pipeline(str(data), str(out), load_config(cfg_path), log=lambda *_: None)

@@ -132,3 +132,7 @@ def test_default_run_measures_every_clip_and_drops_the_text_page(ray_local, demo
     assert record.counts["text"]["clips_measured"] == clips.num_rows
     assert clips.column("caption").null_count == clips.num_rows
     assert "caption: not configured (caption.model is null)" in record.not_configured
+    from curation.dashboard.build import build_dashboard
+
+    page = build_dashboard(str(tmp_path / "out"))[1].read_text()
+    assert 'id="score-text_area_frac"' in page and "too_much_text" in page
