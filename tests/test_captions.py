@@ -49,6 +49,44 @@ def build_tiny_vlm(folder) -> None:
     processor.save_pretrained(folder)
 
 
+QWEN_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}{% if c['type'] == 'image' %}"
+                 "<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+                 "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def build_tiny_qwen2_vl(folder) -> None:
+    """A tiny Qwen2-VL (another family: dynamic resolution, M-RoPE), tokenizer built offline, saved to `folder`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(["a dog on the beach", "the camera pans over a street"],
+                            trainers.BpeTrainer(vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", extra_special_tokens={
+        "image_token": "<|image_pad|>", "video_token": "<|video_pad|>", "vision_start_token": "<|vision_start|>",
+        "vision_end_token": "<|vision_end|>"})
+    ids = {t: tok.convert_tokens_to_ids(t) for t in specials}
+    image_processor = Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=56 * 56 * 4, patch_size=14, merge_size=2, temporal_patch_size=2)
+    processor = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tok, video_processor=Qwen2VLVideoProcessor(),
+                                 chat_template=QWEN_TEMPLATE)
+    config = Qwen2VLConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=1, max_position_embeddings=1024, rope_scaling={"type": "mrope", "mrope_section": [2, 2, 4]},
+                         bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]),
+        vision_config=dict(depth=1, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=14, spatial_merge_size=2,
+                           temporal_patch_size=2, in_channels=3),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    torch.manual_seed(0)
+    Qwen2VLForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+
+
 @pytest.fixture(scope="module")
 def tiny_vlm(tmp_path_factory):
     folder = tmp_path_factory.mktemp("vlm") / "tiny-llava"
@@ -61,8 +99,13 @@ def _frames(n: int, seed: int) -> list[np.ndarray]:
     return [rng.integers(0, 256, (72, 128, 3), dtype=np.uint8) for _ in range(n)]
 
 
-def test_tiny_vlm_captions_clips_through_the_chat_template(tiny_vlm):
-    cap = VlmCaptioner(str(tiny_vlm), "Describe this clip.", frames_per_clip=2, max_new_tokens=12, batch_size=2)
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
+def test_tiny_vlm_captions_clips_through_the_chat_template(family, tiny_vlm, tmp_path):
+    folder = tiny_vlm
+    if family == "qwen2_vl":
+        folder = tmp_path / "tiny-qwen2-vl"
+        build_tiny_qwen2_vl(folder)
+    cap = VlmCaptioner(str(folder), "Describe this clip.", frames_per_clip=2, max_new_tokens=12, batch_size=2)
     clips = [_frames(3, 0), _frames(1, 1), _frames(2, 2)]  # 3 clips: two batches, different frame counts
     texts = cap.caption_clips(clips)
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
