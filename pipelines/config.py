@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from schemas.tables import clips_schema
 
 DEFAULT_CONFIG = "default.yaml"
-BUILTIN_STAGES = ("probe_split_score", "embed", "filter", "dedup", "balance", "curate")
+BUILTIN_STAGES = ("probe_split_score", "embed", "text", "filter", "dedup", "caption", "balance", "curate")
 
 
 class ConfigError(ValueError):
@@ -115,6 +115,38 @@ class AestheticConfig(_Strict):
         return v
 
 
+# --- on-screen text and captions (curation/text_area.py, curation/captions.py) ---
+def _check_device(v: str) -> str:
+    if v != "cpu" and not v.startswith("cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {v!r}")
+    return v
+
+
+class TextConfig(_Strict):
+    detector_short_side: int = Field(256, ge=32, le=2160)
+    min_box_score: float = Field(0.6, ge=0, le=1)
+    min_box_aspect: float = Field(1.2, ge=1)
+    max_box_height_frac: float = Field(0.3, gt=0, le=1)
+    max_box_area_frac: float = Field(0.25, gt=0, le=1)
+    aggregate: Literal["median", "mean", "max"] = "median"
+    clips_per_task: int = Field(16, ge=1, le=100_000)
+
+
+class CaptionConfig(_Strict):
+    model: str | None = None
+    prompt: str = Field("Describe this video clip in one or two sentences: the subject, the action, the setting and the camera.",
+                        min_length=1)
+    frames_per_clip: int = Field(3, ge=1, le=64)
+    batch_size: int = Field(4, ge=1, le=1024)
+    max_new_tokens: int = Field(96, ge=1, le=4096)
+    device: str = "cpu"
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    repetition_ngram: int = Field(3, ge=1, le=16)
+
+    _device = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
+# --- end text and captions ---
+
+
 _NUMERIC_COLUMNS = {
     f.name for f in clips_schema if str(f.type) in ("float", "double", "int32", "int64")
 }
@@ -162,6 +194,8 @@ class PipelineConfig(_Strict):
     quality: QualityConfig = QualityConfig()
     audio: AudioConfig = AudioConfig()
     aesthetic: AestheticConfig = AestheticConfig()
+    text: TextConfig = TextConfig()
+    caption: CaptionConfig = CaptionConfig()
     filters: list[FilterRule] = []
     dedup: dict = {}  # fields of curation.dedup.DedupParams
     balance: dict = {}  # fields of curation.balance.BalanceParams
@@ -282,8 +316,24 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     except ValidationError as e:
         raise ConfigError(_explain(e)) from None
     _check_files(cfg)
+    _check_caption(cfg)
     _check_entrypoints(cfg)
     return cfg
+
+
+def _check_caption(cfg: PipelineConfig) -> None:
+    """A configured VLM must be a model folder, and there must be keyframes enough to show it."""
+    c = cfg.caption
+    if c.model is None or not cfg.stages.get("caption", StageConfig(enabled=False)).enabled:
+        return
+    from curation.captions import vlm_folder_problem
+
+    problem = vlm_folder_problem(c.model, cfg.input.storage_options)
+    if problem:
+        raise ConfigError(f"config key 'caption.model': {problem}")
+    if c.frames_per_clip > len(cfg.aesthetic.frames_at):
+        raise ConfigError(f"config key 'caption.frames_per_clip': {c.frames_per_clip} frames, but each clip has "
+                          f"{len(cfg.aesthetic.frames_at)} keyframes (aesthetic.frames_at)")
 
 
 def _check_entrypoints(cfg: PipelineConfig) -> None:

@@ -77,6 +77,13 @@ _score_fields = [
     _f("audio_clipping_frac", pa.float32()),  # share of samples at or above audio.full_scale
     _f("speech_frac", pa.float32()),  # share of 32 ms frames Silero VAD marks as speech
     # --- end audio ---
+    # --- on-screen text and captions (curation/text_area.py, captions.py, caption_hygiene.py) ---
+    _f("text_area_frac", pa.float32()),  # share of the frame covered by detected text lines, median over keyframes, 0..1
+    _f("caption", pa.string()),  # VLM caption of a kept clip (null: not captioned or not configured)
+    _f("caption_words", pa.int32()),  # words in the caption (0 = empty output)
+    _f("caption_repetition", pa.float32()),  # share of the caption's word n-grams that repeat an earlier one, 0..1
+    _f("caption_boilerplate_words", pa.int32()),  # words of a boilerplate opening ("The video shows"), 0 = none
+    # --- end text and captions ---
 ]
 
 clips_schema = pa.schema(
@@ -135,6 +142,23 @@ embeddings_schema = pa.schema(
     ]
 )
 
+# --- text and caption stage results per clip, cached between runs (work tables under _work/) ---
+text_areas_schema = pa.schema(
+    [
+        _f("clip_id", pa.string(), nullable=False),
+        _f("text_area_frac", pa.float32()),  # as in clips
+        _f("ocr_s", pa.float32()),  # wall seconds the text detector spent on this clip's keyframes
+    ]
+)
+
+captions_schema = pa.schema(
+    [
+        _f("clip_id", pa.string(), nullable=False),
+        _f("caption", pa.string(), nullable=False),
+    ]
+)
+# --- end text and caption work tables ---
+
 errors_schema = pa.schema(
     [
         _f("uri", pa.string(), nullable=False),
@@ -154,4 +178,6 @@ TABLES: dict[str, pa.Schema] = {
     "keyframes": keyframes_schema,
     "embeddings": embeddings_schema,
     "latents": latents_schema,
+    "text_areas": text_areas_schema,
+    "captions": captions_schema,
 }

@@ -5,7 +5,7 @@ Materialised tables (snapshots of the run folder, see database.py for why):
 Views, for people and for the HTML report:
   inputs, clip_outcomes, reason_steps, clip_scores, funnel, score_quantiles,
   score_histograms, by_source, by_resolution, dup_groups, error_summary, runs,
-  audio_presence.
+  audio_presence, caption_counts.
 """
 
 HISTOGRAM_BINS = 20
@@ -304,6 +304,21 @@ SELECT stage, error_type, count(*) AS errors, count(DISTINCT uri) AS inputs,
 FROM errors GROUP BY stage, error_type ORDER BY errors DESC, stage, error_type
 """
 
+# --- captions ---
+CAPTION_COUNTS = """
+CREATE VIEW caption_counts AS
+-- Captions (written for clips that filter and dedup kept) and what caption hygiene found in them.
+SELECT count(caption) AS captioned,
+       count(caption) FILTER (WHERE kept) AS captioned_curated,
+       count(*) FILTER (WHERE caption_words = 0) AS empty,
+       count(*) FILTER (WHERE caption_boilerplate_words > 0) AS boilerplate_opening,
+       count(*) FILTER (WHERE contains(',' || array_to_string(drop_reasons, ','), ',caption_')) AS dropped_by_caption_rules,
+       round(median(caption_words), 1) AS median_words,
+       round(max(caption_repetition), 3) AS max_repetition
+FROM clips
+"""
+# --- end captions ---
+
 RUNS = """
 CREATE VIEW runs AS
 SELECT run_id, status, started_at, finished_at, input_uri, output_uri, config_hash,
@@ -328,5 +343,5 @@ def all_views(score_columns: list[str]) -> list[str]:
     return [
         INPUTS, REASON_STEPS, CLIP_OUTCOMES, clip_scores_sql(score_columns), FUNNEL,
         SCORE_QUANTILES, SCORE_HISTOGRAMS, BY_SOURCE, BY_RESOLUTION, DUP_GROUPS,
-        ERROR_SUMMARY, RUNS, AUDIO_PRESENCE,
+        ERROR_SUMMARY, RUNS, AUDIO_PRESENCE, CAPTION_COUNTS,
     ]
