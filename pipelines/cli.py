@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_sample_data)
 
-    for module in ("pipelines.review_cli", "training.autoencoder.cli", "training.diffusion.cli"):
+    for module in ("pipelines.review_cli", "pipelines.export_cli", "training.autoencoder.cli", "training.diffusion.cli"):
         try:
             mod = __import__(module, fromlist=["add_parsers"])
         except ImportError:
