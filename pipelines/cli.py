@@ -56,6 +56,20 @@ def _print_summary(record) -> None:
 
 
 def _cmd_sample_data(args) -> int:
+    # --- sample-data --size (evalcorpus) ---
+    if args.size == "large":
+        from curation.defect_corpus import DEFAULT_COUNT, write_defect_corpus
+
+        try:
+            truth = write_defect_corpus(args.out, count=args.count or DEFAULT_COUNT, seed=args.seed)
+        except ValueError as e:
+            raise CliError(str(e)) from None
+        rates = ", ".join(f"{k}={v}" for k, v in truth["kind_counts"].items())
+        print(f"wrote {len(truth['videos'])} defect-labelled videos and ground_truth.json to {args.out} ({rates})")
+        return EXIT_OK
+    if args.count is not None:
+        raise CliError("--count applies to --size large only")
+    # --- end sample-data --size ---
     from curation.sample_data import write_sample_data
 
     truth = write_sample_data(args.out, seed=args.seed)
@@ -80,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample-data", help="write the deterministic demo videos and their ground truth")
     s.add_argument("out", metavar="OUT", help="folder to write into")
     s.add_argument("--seed", type=int, default=0)
+    # --- sample-data --size (evalcorpus) ---
+    s.add_argument("--size", choices=("small", "large"), default="small",
+                   help="small: the 13-file demo set; large: a defect-labelled corpus of a few hundred clips")
+    s.add_argument("--count", type=int, metavar="N", help="--size large: base videos (default 240, plus copies)")
+    # --- end sample-data --size ---
     s.set_defaults(func=_cmd_sample_data)
 
     for module in ("pipelines.review_cli", "training.autoencoder.cli", "training.diffusion.cli"):
