@@ -6,7 +6,7 @@ base video shows its own source: a crop of a scikit-image photo (random region,
 scale, mirror and colour variant) or a procedural scene (gradient, shapes,
 lines, grain), moved by a whole-pixel pan, an exact zoom, or (the `static`
 defect) not at all. Defects are assigned by exact counts from KIND_WEIGHTS
-(largest remainder, at least one of each), so their rates are known:
+(one of each, the rest by weight, largest remainder), so their rates are known:
 
     clean       one shot, nothing wrong                      (kept)
     cuts        2-3 shots of different sources, hard cuts    (kept; cuts at known frames)
@@ -355,15 +355,14 @@ def _copy(out: Path, name: str, src: str, truth: dict, how: str, rng: np.random.
 
 
 def kind_counts(count: int) -> dict[str, int]:
-    """Exact number of base videos of each kind: largest remainder, at least one each."""
+    """Exact number of base videos of each kind: one each, the rest by weight (largest remainder)."""
     total = sum(KIND_WEIGHTS.values())
-    want = {k: count * w / total for k, w in KIND_WEIGHTS.items()}
-    got = {k: max(1, math.floor(v)) for k, v in want.items()}
+    rest = count - len(KIND_WEIGHTS)
+    want = {k: rest * w / total for k, w in KIND_WEIGHTS.items()}
+    got = {k: 1 + math.floor(v) for k, v in want.items()}
     by_remainder = sorted(want, key=lambda k: (-(want[k] - math.floor(want[k])), k))
-    i = 0
-    while sum(got.values()) < count:
-        got[by_remainder[i % len(by_remainder)]] += 1
-        i += 1
+    for k in by_remainder[: count - sum(got.values())]:
+        got[k] += 1
     return got
 
 
