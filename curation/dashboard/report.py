@@ -231,6 +231,20 @@ def _audio_section(con, measured: list[str]) -> str:
         "Loudness is BS.1770 integrated LUFS (-70 = silent); null scores mean the clip has no sound.</p>"
     )
 # --- end audio ---
+# --- evaluation against ground truth (evalcorpus) ---
+def _evaluation_section(con) -> str:
+    """Precision and recall per defect, when the run has a truth file (else nothing)."""
+    if not con.execute("SELECT count(*) FROM evaluation").fetchone()[0]:
+        return ""
+    return (
+        "<h2>Curation quality against ground truth</h2>"
+        '<p class="muted">From vidcurate evaluate: per defect, the precision and recall of the drop reason meant '
+        "to catch it (a clip has a defect when it covers at least half its frames); status says when no rule "
+        "catches it yet.</p>"
+        + html_table(con, "SELECT section, name, reason, status, positives, flagged, tp, fp, fn, "
+                     'round("precision", 3) AS "precision", round(recall, 3) AS recall, note FROM evaluation')
+    )
+# --- end evaluation ---
 
 
 def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = None) -> str:
@@ -269,6 +283,7 @@ def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = Non
 {score_html}
 <h2>Audio</h2>
 {_audio_section(con, measured)}
+{_evaluation_section(con)}
 <h2>By source (top folder)</h2>
 {html_table(con, "SELECT * FROM by_source")}
 <h2>By resolution</h2>

@@ -1,11 +1,11 @@
 """SQL of the dashboard's views, over the tables that database.py materialises.
 
 Materialised tables (snapshots of the run folder, see database.py for why):
-  run_records, filter_rules, score_columns, videos, clips, curated, errors.
+  run_records, filter_rules, score_columns, videos, clips, curated, errors, evaluation_rows.
 Views, for people and for the HTML report:
   inputs, clip_outcomes, reason_steps, clip_scores, funnel, score_quantiles,
   score_histograms, by_source, by_resolution, dup_groups, error_summary, runs,
-  audio_presence, caption_counts.
+  audio_presence, caption_counts, evaluation.
 """
 
 HISTOGRAM_BINS = 20
@@ -299,9 +299,22 @@ GROUP BY dup_group_id ORDER BY clips DESC, dup_group_id
 
 ERROR_SUMMARY = """
 CREATE VIEW error_summary AS
+-- The example message and file come from one row: the first by (uri, message).
+WITH numbered AS (
+    SELECT *, row_number() OVER (PARTITION BY stage, error_type ORDER BY uri, message) AS k FROM errors
+)
 SELECT stage, error_type, count(*) AS errors, count(DISTINCT uri) AS inputs,
-       min(message) AS example_message, min(uri) AS example_uri
-FROM errors GROUP BY stage, error_type ORDER BY errors DESC, stage, error_type
+       any_value(message) FILTER (WHERE k = 1) AS example_message,
+       any_value(uri) FILTER (WHERE k = 1) AS example_uri
+FROM numbered GROUP BY stage, error_type ORDER BY errors DESC, stage, error_type
+"""
+
+EVALUATION = """
+CREATE VIEW evaluation AS
+-- Curation quality against ground truth (vidcurate evaluate; empty without a truth file):
+-- per defect the precision and recall of its drop reason, then shot boundaries and duplicate pairs.
+SELECT section, name, reason, status, positives, flagged, tp, fp, fn, "precision", recall, note
+FROM evaluation_rows ORDER BY position
 """
 
 # --- captions ---
@@ -343,5 +356,5 @@ def all_views(score_columns: list[str]) -> list[str]:
     return [
         INPUTS, REASON_STEPS, CLIP_OUTCOMES, clip_scores_sql(score_columns), FUNNEL,
         SCORE_QUANTILES, SCORE_HISTOGRAMS, BY_SOURCE, BY_RESOLUTION, DUP_GROUPS,
-        ERROR_SUMMARY, RUNS, AUDIO_PRESENCE, CAPTION_COUNTS,
+        ERROR_SUMMARY, RUNS, AUDIO_PRESENCE, CAPTION_COUNTS, EVALUATION,
     ]
