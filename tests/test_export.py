@@ -26,7 +26,8 @@ from curation.scan import ScanParams, scan_video
 from schemas import curated_schema, table_from_rows, write_table, TABLES
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = dict(preset="ultrafast", crf=23)  # small, quick encodes: the tests check frames and bytes, not quality
+FAST = dict(preset="ultrafast", crf=23)
+CAPTION = "a slow pan across a blurred colour texture"  # small, quick encodes: the tests check frames and bytes, not quality
 
 
 def write_av(path: Path, seed: int, seconds: float = 2.0, fps: int = 25, rate: int = 44100, audio_s: float | None = None,
@@ -67,6 +68,9 @@ def make_run(root: Path, videos: list[Path]) -> Path:
         assert r.video is not None, r.errors
         rows["videos"].append(r.video)
         rows["clips"] += r.clips
+    for c in rows["clips"]:  # one captioned clip (the caption stage's column); the rest stay null
+        if "caption" in curated_schema.names and c["uri"].endswith("tone.mp4") and c["clip_index"] == 0:
+            c["caption"] = CAPTION
     for name in ("videos", "clips"):
         write_table(table_from_rows(rows[name], TABLES[name], name), name, str(out / name / "part-00000.parquet"))
     write_table(table_from_rows(rows["clips"], curated_schema, "curated"), "curated", str(out / "curated" / "part-00000.parquet"))
@@ -130,9 +134,11 @@ def test_webdataset_shards_read_back_with_exact_frames_and_audio(run_dir, wds_ex
         assert n == row["end_frame"] - row["start_frame"] == meta["export"]["num_frames"]
         assert (w, h) == (meta["export"]["width"], meta["export"]["height"])
         assert meta["uri"] == row["uri"] and meta["start_frame"] == row["start_frame"] and meta["clip_id"] == row["clip_id"]
-        assert meta["caption"] is None if "caption" in meta else True
+        assert sample.get("txt") == (meta["caption"].encode() if meta.get("caption") else None)
         seen[sample["__key__"]] = (meta, audio_s, (w, h))
     assert set(seen) == set(manifest)
+    if "caption" in curated_schema.names:
+        assert sorted(m.get("caption") or "" for m, _, _ in seen.values())[-1] == CAPTION
     for meta, audio_s, (w, h) in seen.values():
         dur = meta["end_s"] - meta["start_s"]
         if "rotated" in meta["uri"]:
@@ -211,7 +217,7 @@ def test_csv_points_at_clip_files_with_opensora_columns(run_dir, tmp_path):
         assert int(r["num_frames"]) == n == m["end_frame"] - m["start_frame"]
         assert (int(r["width"]), int(r["height"])) == (w, h)
         assert float(r["aspect_ratio"]) == pytest.approx(h / w) and int(r["resolution"]) == h * w
-        assert r["source_uri"] == m["uri"] and r["text"] == ""  # no captioner ran: empty text, never made up
+        assert r["source_uri"] == m["uri"] and r["text"] == (m.get("caption") or "")  # null caption: empty, never made up
         assert float(r["motion"]) == pytest.approx(m["motion"], rel=1e-6)
     # rerun: every clip file is there, nothing is encoded again
     again = export_run(str(run_dir), ExportParams(format="csv", **FAST), str(dest))
