@@ -31,6 +31,7 @@ evaluate.py scores the group, not the choice).
 OUT/ground_truth.json:
 
     {"generator": GENERATOR, "seed": int, "count": int, "kind_counts": {kind: n},
+     "weights": {kind: share} (only when not the default mix),
      "videos": {NAME: {
         "kind": str, "frames": int, "fps": 25.0, "size": [w, h],
         "defects": [str, ...],                  # every defect anywhere in the video
@@ -354,11 +355,12 @@ def _copy(out: Path, name: str, src: str, truth: dict, how: str, rng: np.random.
 # --------------------------------------------------------------------------- the corpus
 
 
-def kind_counts(count: int) -> dict[str, int]:
+def kind_counts(count: int, weights: dict[str, float] | None = None) -> dict[str, int]:
     """Exact number of base videos of each kind: one each, the rest by weight (largest remainder)."""
-    total = sum(KIND_WEIGHTS.values())
-    rest = count - len(KIND_WEIGHTS)
-    want = {k: rest * w / total for k, w in KIND_WEIGHTS.items()}
+    weights = weights or KIND_WEIGHTS
+    total = sum(weights.values())
+    rest = count - len(weights)
+    want = {k: rest * w / total for k, w in weights.items()}
     got = {k: 1 + math.floor(v) for k, v in want.items()}
     by_remainder = sorted(want, key=lambda k: (-(want[k] - math.floor(want[k])), k))
     for k in by_remainder[: count - sum(got.values())]:
@@ -366,23 +368,31 @@ def kind_counts(count: int) -> dict[str, int]:
     return got
 
 
-def kind_sequence(count: int, seed: int) -> list[str]:
+def kind_sequence(count: int, seed: int, weights: dict[str, float] | None = None) -> list[str]:
     """Kinds of the base videos in file order (a seeded shuffle of kind_counts)."""
-    kinds = [k for k, n in kind_counts(count).items() for _ in range(n)]
+    kinds = [k for k, n in kind_counts(count, weights).items() for _ in range(n)]
     order = np.random.default_rng([seed, 7]).permutation(len(kinds))
     return [kinds[i] for i in order]
 
 
 def write_defect_corpus(out_dir: str | Path, count: int = DEFAULT_COUNT, seed: int = 0,
-                        progress=None) -> dict:
-    """Render `count` base videos plus their copies and OUT/ground_truth.json; return the truth."""
-    if count < len(KIND_WEIGHTS):
-        raise ValueError(f"count must be at least {len(KIND_WEIGHTS)} (one video of each kind), got {count}")
+                        weights: dict[str, float] | None = None, copies: bool = True, progress=None) -> dict:
+    """Render `count` base videos plus their copies and OUT/ground_truth.json; return the truth.
+
+    `weights` (kind -> share, kinds from KIND_WEIGHTS) changes the mix, e.g.
+    {"clean": 1}, copies=False and another seed give a clean held-out set.
+    """
+    weights = weights or KIND_WEIGHTS
+    unknown = sorted(set(weights) - set(KIND_WEIGHTS))
+    if unknown:
+        raise ValueError(f"unknown kinds {unknown}; kinds are {sorted(KIND_WEIGHTS)}")
+    if count < len(weights):
+        raise ValueError(f"count must be at least {len(weights)} (one video of each kind), got {count}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     videos: dict[str, dict] = {}
     clean_seen = 0
-    kinds = kind_sequence(count, seed)
+    kinds = kind_sequence(count, seed, weights)
     for i, kind in enumerate(kinds):
         rng = np.random.default_rng([seed, i])  # per video: the set is stable under a larger count
         frames, truth = _video(kind, rng)
@@ -390,11 +400,10 @@ def write_defect_corpus(out_dir: str | Path, count: int = DEFAULT_COUNT, seed: i
         crf = 48 if kind == "blocky" else None
         truth["encoder"] = encode(out / name, frames, **({"crf": crf} if crf else {}))
         videos[name] = truth
-        if kind == "clean":
+        if kind == "clean" and copies:
             clean_seen += 1
             if clean_seen % DUP_EVERY == 1:
-                copies = 1 + (clean_seen // DUP_EVERY) % 3
-                for j in range(copies):
+                for j in range(1 + (clean_seen // DUP_EVERY) % 3):
                     how = COPY_KINDS[(clean_seen // DUP_EVERY + j) % len(COPY_KINDS)]
                     cname = f"v{i:04d}_copy{j}_{how}.mp4"
                     videos[cname] = _copy(out, cname, name, truth, how, rng)
@@ -405,5 +414,7 @@ def write_defect_corpus(out_dir: str | Path, count: int = DEFAULT_COUNT, seed: i
         counts[v["kind"]] = counts.get(v["kind"], 0) + 1
     truth = {"generator": GENERATOR, "seed": seed, "count": count, "kind_counts": dict(sorted(counts.items())),
              "videos": videos}
+    if weights is not KIND_WEIGHTS:
+        truth["weights"] = dict(weights)
     (out / "ground_truth.json").write_text(json.dumps(truth, indent=1, sort_keys=True) + "\n")
     return truth

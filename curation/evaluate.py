@@ -12,7 +12,8 @@ A run's clips are matched to the truth of the file they come from (by relpath):
 - **Shot boundaries.** Predicted cuts are clip starts, except boundaries of a
   near-black clip (split_reason "black") and between two windows of one shot;
   a truth cut matches one prediction within BOUNDARY_TOLERANCE frames. Boundaries
-  next to black or fade segments (truth "ignore_boundaries") count neither way.
+  next to black or fade segments (truth "ignore_boundaries"), predicted or true,
+  count neither way: the black-run split decides those, not the shot detector.
 - **Duplicate pairs.** Truth: every pair of files in one copy group. Predicted:
   every pair of files whose clips share a dup_group_id.
 
@@ -209,8 +210,11 @@ def _boundary_scores(by_video: dict[str, list[dict]], videos: dict[str, dict], t
     for name, vclips in by_video.items():
         v = videos[name]
         ignore = v["ignore_boundaries"]
-        pred = [p for p in predicted_cuts(vclips) if all(abs(p - b) > tol for b in ignore)]
-        a, b, c = match_boundaries(v["hard_cuts"], pred, tol)
+        def counted(f: int) -> bool:
+            return all(abs(f - b) > tol for b in ignore)
+
+        pred = [p for p in predicted_cuts(vclips) if counted(p)]
+        a, b, c = match_boundaries([t for t in v["hard_cuts"] if counted(t)], pred, tol)
         tp, fp, fn = tp + a, fp + b, fn + c
     return {"tolerance_frames": tol, **_pr(tp, fp, fn)}
 

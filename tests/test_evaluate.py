@@ -159,3 +159,12 @@ def test_end_to_end_on_a_small_defect_corpus(ray_local, tmp_path, capsys):
     assert result["shot_boundaries"]["tp"] >= 1
     assert main(["evaluate", str(out), "--truth", str(tmp_path / "nope.json")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    # The dashboard shows the table: from evaluation.json, or from the truth next to the run's input.
+    from curation.dashboard import build_dashboard, query
+
+    for source in ("evaluation.json", "ground truth next to the input"):
+        db, html = build_dashboard(str(out))
+        rows = query(str(out), "select section, name, tp from evaluation where name in ('black', 'file pairs')")
+        assert "black" in rows and "file pairs" in rows, source
+        assert "Curation quality against ground truth" in html.read_text(encoding="utf-8"), source
+        (out / "evaluation.json").unlink(missing_ok=True)

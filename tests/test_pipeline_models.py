@@ -9,7 +9,7 @@ import yaml
 from safetensors.torch import save_file
 
 from curation.aesthetics import AestheticHead
-from pipelines.config import load_config
+from pipelines.config import default_config_dict, load_config
 from pipelines.run import run_pipeline
 from schemas import read_table
 
@@ -34,8 +34,9 @@ def model_config_file(tmp_path_factory):
         "aesthetic": {"clip_model": TINY_NAME, "clip_checkpoint": str(d / "clip.pt"),
                       "head_checkpoint": str(d / "head.safetensors"), "model_config_file": str(d / "arch.json"),
                       "batch_size": 8},
-        # random weights: do not drop anything on their scores
-        "filters": [{"column": "duration_s", "min": 1.0, "reason": "too_short"}],
+        # random weights: do not drop anything on their scores (rules merge by reason: keep only too_short)
+        "filters": [{"reason": r["reason"], "enabled": False} for r in default_config_dict()["filters"]
+                    if r["reason"] != "too_short"],
         "dedup": {"kinds": ["exact", "perceptual", "semantic"], "semantic_eps": 0.0},
     }
     path = d / "config.yaml"

@@ -97,6 +97,7 @@ def test_query_cannot_leave_the_run(run, tmp_path, sql, cli):
 
 def test_query_still_reads_the_views(run, cli):
     assert "InvalidDataError" in query(run, "select * from error_summary")
+    assert "(0 rows)" in query(run, "select * from evaluation")  # no truth file next to this run
     done = cli("query", run, "select count(*) AS n from clips")
     assert done.returncode == 0 and "2" in done.stdout
 

@@ -275,6 +275,15 @@ def test_corpus_is_byte_deterministic(corpus, tmp_path):
         assert _sha(tmp_path / name) == _sha(out / name), name
 
 
+def test_clean_held_out_set(tmp_path):
+    from curation.defect_corpus import write_defect_corpus
+
+    truth = write_defect_corpus(tmp_path, count=4, seed=1, weights={"clean": 1}, copies=False)
+    assert truth["kind_counts"] == {"clean": 4} and all(not v["defects"] for v in truth["videos"].values())
+    with pytest.raises(ValueError, match="unknown kinds"):
+        write_defect_corpus(tmp_path, count=4, weights={"sparkly": 1})
+
+
 def test_corpus_has_every_kind_at_known_counts(corpus):
     from curation.defect_corpus import KIND_WEIGHTS, kind_counts
 

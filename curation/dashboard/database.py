@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 import uuid
-from pathlib import Path
 
 import duckdb
 import fsspec
@@ -103,11 +102,3 @@ def _publish(local: str, target: str, storage_options: dict) -> None:
     tmp = f"{os.path.dirname(path)}/.tmp-{uuid.uuid4().hex}-{os.path.basename(path)}"
     fs.put_file(local, tmp)
     fs.mv(tmp, path)
-
-
-def connect(out_dir: str, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open a local run folder's dashboard database."""
-    path = Path(out_dir) / DATABASE_NAME
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: build it first with `vidcurate dashboard {out_dir}`")
-    return duckdb.connect(str(path), read_only=read_only)
