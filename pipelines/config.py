@@ -133,7 +133,10 @@ class CaptionConfig(_Strict):
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     repetition_ngram: int = Field(3, ge=1, le=16)
 
-    _device = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return _check_device(v)
 # --- end text and captions ---
 
 
