@@ -36,12 +36,17 @@ def vlm_folder_problem(uri: str, storage_options: dict | None = None) -> str | N
             return f"{uri!r} has no config.json: not a transformers model folder"
         with fs.open(f"{path.rstrip('/')}/config.json", "r") as f:
             model_type = json.load(f).get("model_type")
+        names = {n.rstrip("/").rsplit("/", 1)[-1] for n in fs.ls(path, detail=False)}
     except json.JSONDecodeError as e:
         return f"{uri!r}: config.json is not valid JSON ({e})"
     except Exception as e:  # unknown protocol, unreachable store
         return f"cannot reach {uri!r}: {e}"
     if model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
         return f"{uri!r} holds a {model_type!r} model, not an image-text-to-text model that transformers knows"
+    if not any(n.endswith((".safetensors", ".bin")) for n in names):
+        return f"{uri!r} has no weights (*.safetensors or *.bin)"
+    if not names & {"processor_config.json", "preprocessor_config.json"}:
+        return f"{uri!r} has no processor (processor_config.json or preprocessor_config.json)"
     return None
 
 

@@ -143,7 +143,10 @@ class CaptionConfig(_Strict):
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     repetition_ngram: int = Field(3, ge=1, le=16)
 
-    _device = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return _check_device(v)
 # --- end text and captions ---
 
 
@@ -394,6 +397,8 @@ def _check_caption(cfg: PipelineConfig) -> None:
     problem = vlm_folder_problem(c.model, cfg.input.storage_options)
     if problem:
         raise ConfigError(f"config key 'caption.model': {problem}")
+    if c.device.startswith("cuda") and cfg.stages["caption"].num_gpus == 0:  # Ray hides GPUs from an actor that asked for none
+        raise ConfigError(f"config key 'caption.device': {c.device!r} needs stages.caption.num_gpus > 0 (GPUs per caption actor)")
     if c.frames_per_clip > len(cfg.aesthetic.frames_at):
         raise ConfigError(f"config key 'caption.frames_per_clip': {c.frames_per_clip} frames, but each clip has "
                           f"{len(cfg.aesthetic.frames_at)} keyframes (aesthetic.frames_at)")

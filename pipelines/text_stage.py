@@ -18,6 +18,8 @@ from schemas import TABLES, table_from_rows
 def decode_jpeg(data: bytes) -> np.ndarray:
     """RGB uint8 frame of a keyframe JPEG."""
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"keyframe is not a decodable JPEG ({len(data)} bytes)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -40,10 +42,15 @@ class _TextWorker:
         self.meter = TextAreaMeter(TextAreaParams(**fields, threads=threads))
 
     def measure(self, batch: list[tuple[str, list[bytes]]]) -> list[dict]:
+        """{"clip_id", "text_area_frac", "ocr_s"} per clip, or {"clip_id", "error"}: one bad clip does not stop the stage."""
         rows = []
         for cid, jpegs in batch:
             t0 = time.perf_counter()
-            frac = self.meter.clip_text_area([decode_jpeg(j) for j in jpegs])
+            try:
+                frac = self.meter.clip_text_area([decode_jpeg(j) for j in jpegs])
+            except Exception as e:  # a keyframe that does not decode: null for this clip, retried next run
+                rows.append({"clip_id": cid, "error": f"{type(e).__name__}: {e}"})
+                continue
             rows.append({"clip_id": cid, "text_area_frac": frac, "ocr_s": time.perf_counter() - t0})
         return rows
 
@@ -61,9 +68,11 @@ def run_text_stage(store: RunStore, scan_key: str, text_key: str, t: TextConfig,
     pool = ActorPool(actors)
     t0 = time.perf_counter()
     rows: list[dict] = []
-    ocr_s = 0.0
+    ocr_s, failed = 0.0, []
     with tqdm(total=len(items), desc="text", unit="clip", dynamic_ncols=True) as bar:
         for result in pool.map_unordered(lambda actor, b: actor.measure.remote(b), batches):
+            failed += [r for r in result if "error" in r]
+            result = [r for r in result if "error" not in r]
             rows.extend(result)
             ocr_s += sum(r["ocr_s"] for r in result)
             bar.update(len(result))
@@ -74,7 +83,9 @@ def run_text_stage(store: RunStore, scan_key: str, text_key: str, t: TextConfig,
         store.write_part(text_key, {"text_areas": table_from_rows(rows, TABLES["text_areas"], "text_areas")})
     for actor in actors:
         ray.kill(actor)
-    stats.update(text_s=time.perf_counter() - t0, clips_measured=len(items), ocr_s_per_clip=ocr_s / len(items))
+    measured = len(items) - len(failed)
+    stats.update(text_s=time.perf_counter() - t0, clips_measured=measured, ocr_s_per_clip=ocr_s / measured if measured else None,
+                 text_errors=[f"{r['clip_id']}: {r['error']}" for r in failed[:20]], clips_failed=len(failed))
     return stats
 
 

@@ -129,13 +129,19 @@ def test_a_path_that_is_not_a_vlm_fails_config_validation(tmp_path, tiny_vlm):
     (tmp_path / "bert").mkdir()
     (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
     (tmp_path / "weights.bin").write_bytes(b"x")
+    (tmp_path / "no_weights").mkdir()
+    (tmp_path / "no_weights" / "config.json").write_text((tiny_vlm / "config.json").read_text())
     for path, says in [(tmp_path / "missing", "not a folder"), (tmp_path / "weights.bin", "not a folder"),
-                       (tmp_path / "empty", "no config.json"), (tmp_path / "bert", "not an image-text-to-text model")]:
+                       (tmp_path / "empty", "no config.json"), (tmp_path / "bert", "not an image-text-to-text model"),
+                       (tmp_path / "no_weights", "no weights")]:
         with pytest.raises(ConfigError, match=says) as e:
             load_config(overrides={"caption": {"model": str(path)}})
         assert str(e.value).startswith("config key 'caption.model'") and "\n" not in str(e.value)
     with pytest.raises(ConfigError, match="frames_per_clip"):
         load_config(overrides={"caption": {"model": str(tiny_vlm), "frames_per_clip": 4}})
+    with pytest.raises(ConfigError, match="num_gpus"):
+        load_config(overrides={"caption": {"model": str(tiny_vlm), "device": "cuda"}})
+    load_config(overrides={"caption": {"model": str(tiny_vlm), "device": "cuda"}, "stages": {"caption": {"num_gpus": 1}}})
     with pytest.raises(ConfigError, match="caption.device"):
         load_config(overrides={"caption": {"device": "tpu"}})
 

@@ -136,3 +136,13 @@ def test_default_run_measures_every_clip_and_drops_the_text_page(ray_local, demo
 
     page = build_dashboard(str(tmp_path / "out"))[1].read_text()
     assert 'id="score-text_area_frac"' in page and "too_much_text" in page
+
+
+def test_a_bad_keyframe_gives_an_error_for_its_clip_only():
+    from pipelines.text_stage import _TextWorker
+
+    worker = _TextWorker(load_config().text.model_dump(), threads=1)
+    good = cv2.imencode(".jpg", _title()[..., ::-1])[1].tobytes()
+    rows = worker.measure([("a", [good]), ("b", [b"not a jpeg"])])
+    assert rows[0]["clip_id"] == "a" and rows[0]["text_area_frac"] > 0.1
+    assert rows[1] == {"clip_id": "b", "error": "ValueError: keyframe is not a decodable JPEG (10 bytes)"}
