@@ -115,6 +115,8 @@ class ConditionEmbedder(nn.Module):
         self.null = nn.Parameter(torch.zeros(num_conds, hidden_size))
 
     def forward(self, cond: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if not self.embedders:  # a model without scalar conditions
+            return self.null.new_zeros(cond.shape[0], self.null.shape[1])  # (N, D)
         cond = torch.where(mask, cond, torch.zeros_like(cond))  # (N, K), NaN-safe for missing values
         embs = torch.stack([e(cond[:, i]) for i, e in enumerate(self.embedders)], dim=1)  # (N, K, D)
         embs = torch.where(mask.unsqueeze(2), embs, self.null.unsqueeze(0).to(embs.dtype))  # (N, K, D)
