@@ -225,11 +225,3 @@ class LatentDataset(torch.utils.data.Dataset):
         shape = tuple(shape or self.common_shape)
         idx = [i for i, s in enumerate(self.shapes) if s == shape]
         return torch.stack([self.stats.normalize(self.posterior(i)[0].float()) for i in idx])
-
-    def mean_frames(self) -> torch.Tensor:
-        """Every latent frame's posterior mean, normalised, of every window: (Σ T', C, H', W') if all windows share
-        H' and W' (the spatial reference set for RAPSD); raises otherwise."""
-        frames = [self.stats.normalize(self.posterior(i)[0].float()).transpose(0, 1) for i in range(len(self))]
-        if len({f.shape[1:] for f in frames}) > 1:
-            raise ValueError("windows of different H', W': use mean_windows(shape)")
-        return torch.cat(frames)

@@ -111,12 +111,13 @@ class ConditionEmbedder(nn.Module):
 
     def __init__(self, num_conds: int, hidden_size: int):
         super().__init__()
+        self.hidden_size = hidden_size
         self.embedders = nn.ModuleList(FourierEmbedder(hidden_size) for _ in range(num_conds))
-        self.null = nn.Parameter(torch.zeros(num_conds, hidden_size))
+        self.null = nn.Parameter(torch.zeros(num_conds, hidden_size)) if num_conds else None  # DDP: no unused params
 
     def forward(self, cond: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if not self.embedders:  # a model without scalar conditions
-            return self.null.new_zeros(cond.shape[0], self.null.shape[1])  # (N, D)
+        if self.null is None:  # a model without scalar conditions
+            return cond.new_zeros(cond.shape[0], self.hidden_size)  # (N, D)
         cond = torch.where(mask, cond, torch.zeros_like(cond))  # (N, K), NaN-safe for missing values
         embs = torch.stack([e(cond[:, i]) for i, e in enumerate(self.embedders)], dim=1)  # (N, K, D)
         embs = torch.where(mask.unsqueeze(2), embs, self.null.unsqueeze(0).to(embs.dtype))  # (N, K, D)

@@ -158,11 +158,13 @@ def evaluate_checkpoint(checkpoint: str, reference_dir: str, train_dir: str | No
     z = sample(net, shape, n_samples, steps=steps, sampler=sampler, generator=g)
     samples = ref.stats.normalize(own.denormalize(z))
     tr = LatentDataset(train_dir, tuple(ck["config"]["conditions"])) if train_dir is not None else None
-    if tr is not None and shape in tr.shapes:
+    own_train = tr is not None and shape in tr.shapes  # else the training set has no windows of this shape
+    if own_train:
         train = ref.stats.normalize(tr.stats.denormalize(tr.mean_windows(shape)))[:max_reference]
     else:
         train = ref.stats.normalize(ref_raw)
     metrics = distribution_metrics(samples, ref.stats.normalize(ref_raw), train, seed=seed)
+    metrics["nearest_neighbour"]["train_set"] = "train" if own_train else "reference"
     metrics["loss_per_sigma"] = loss_per_sigma(net, own.normalize(ref_raw), seed=seed)
     metrics["sampler"] = {"name": sampler, "steps": steps}
     metrics["window_shape"] = list(shape)
