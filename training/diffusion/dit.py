@@ -300,18 +300,20 @@ class DiT(nn.Module):
             cond = x.new_zeros(n, self.cfg.num_conds)
             cond_mask = torch.zeros(n, self.cfg.num_conds, dtype=torch.bool, device=x.device)
         cond_mask = torch.ones_like(cond, dtype=torch.bool) if cond_mask is None else cond_mask.bool()  # (N, K)
+        if self.text_embedder is not None and text is None:  # no caption: only the null token will be visible
+            text = x.new_zeros(n, 1, self.cfg.text_dim)  # (N, 1, D_text)
+            text_mask = torch.zeros(n, 1, dtype=torch.bool, device=x.device)  # (N, 1)
+        if text is not None:
+            text_mask = torch.ones(text.shape[:2], dtype=torch.bool, device=x.device) if text_mask is None \
+                else text_mask.bool()  # (N, S)
         if self.training and self.cfg.p_uncond > 0:  # CFG dropout: the scores and the caption together
             keep = torch.rand(n, device=x.device) >= self.cfg.p_uncond  # (N,)
             cond_mask = cond_mask & keep.unsqueeze(1)  # (N, K)
-            text_mask = None if text_mask is None else text_mask.bool() & keep.unsqueeze(1)  # (N, S)
+            text_mask = None if text is None else text_mask & keep.unsqueeze(1)  # (N, S)
         c = self.t_embedder(c_noise) + self.c_embedder(cond, cond_mask)  # (N, D)
 
         ctx = ctx_mask = None
         if self.text_embedder is not None:
-            if text is None:  # no caption: only the null token
-                text = x.new_zeros(n, 1, self.cfg.text_dim)
-                text_mask = torch.zeros(n, 1, dtype=torch.bool, device=x.device)
-            text_mask = torch.ones(text.shape[:2], dtype=torch.bool, device=x.device) if text_mask is None else text_mask.bool()
             ctx, ctx_mask, pooled = self.text_embedder(text.to(x.dtype), text_mask)  # (N, S+1, D), (N, S+1), (N, D)
             c = c + pooled  # (N, D)
 
