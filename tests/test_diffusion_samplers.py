@@ -4,7 +4,8 @@ import json
 import pytest
 import torch
 
-from training.diffusion.samplers import get_sigmas_karras, guided, sample, sample_euler, sample_heun, save_grid
+from training.diffusion.media import save_contact_sheet
+from training.diffusion.samplers import get_sigmas_karras, guided, sample, sample_euler, sample_heun
 
 torch.set_num_threads(1)
 S = 0.5
@@ -73,12 +74,22 @@ def test_guidance_extrapolates_conditional_from_unconditional():
     torch.testing.assert_close(guided(den, cond, mask, 0.0)(x, s), torch.zeros(2, 1))
 
 
-def test_sample_shape_and_grid(tmp_path):
-    den = lambda x, sigma, cond, mask: x * S**2 / (S**2 + sigma.view(-1, 1, 1, 1) ** 2)  # noqa: E731
-    z = sample(den, (3, 8, 8), 9, steps=8, generator=torch.Generator().manual_seed(0))
-    assert z.shape == (9, 3, 8, 8) and torch.isfinite(z).all()
-    p = save_grid(z, tmp_path / "grid.png")
+def test_guidance_drops_the_caption_too():
+    def den(x, sigma, cond, mask, text=None, text_mask=None):  # D = x + (number of visible caption tokens)
+        return x + (text_mask.sum(1, keepdim=True).float() if text is not None else 0.0)
+
+    x, s = torch.zeros(2, 1), torch.ones(2)
+    text, tmask = torch.randn(2, 4, 3), torch.tensor([[True, True, False, False], [True, True, True, True]])
+    torch.testing.assert_close(guided(den, None, None, 2.0, text, tmask)(x, s), torch.tensor([[4.0], [8.0]]))
+    torch.testing.assert_close(guided(den, None, None, 1.0, text, tmask)(x, s), torch.tensor([[2.0], [4.0]]))
+
+
+def test_sample_video_shape_and_contact_sheet(tmp_path):
+    den = lambda x, sigma, cond, mask: x * S**2 / (S**2 + sigma.view(-1, 1, 1, 1, 1) ** 2)  # noqa: E731
+    z = sample(den, (3, 5, 8, 6), 4, steps=8, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (4, 3, 5, 8, 6) and torch.isfinite(z).all()
+    p = save_contact_sheet(z, tmp_path / "sheet.png", max_frames=3)
     import matplotlib.image
 
     img = matplotlib.image.imread(p)
-    assert img.shape[:2] == (3 * 9 + 1, 3 * 9 + 1)
+    assert img.shape[:2] == (4 * 9 + 1, 3 * 7 + 1)  # 4 rows (samples) × 3 frames (evenly spaced of 5)

@@ -1,5 +1,5 @@
-"""The curation experiment: the same small model, the same budget, trained on curated vs uncurated latents,
-evaluated against the same reference (the curated set), reported side by side."""
+"""The curation experiment: the same small model, the same budget, trained on curated vs uncurated video latents
+(windows (C, T', H', W')), evaluated against the same reference (the curated set), reported side by side."""
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -32,7 +32,8 @@ def ablate(curated_latents_dir: str, uncurated_latents_dir: str, cfg: TrainConfi
         result[arm] = {"latents_dir": str(latents), "final_train_loss": sum(tail) / len(tail),
                        "train_seconds": run["seconds"], **metrics}
     result["side_by_side"] = {k: {"curated": result["curated"][k], "uncurated": result["uncurated"][k]}
-                              for k in ("kid", "frechet", "rapsd_alpha_samples", "final_train_loss")}
+                              for k in ("kid", "frechet", "rapsd_alpha_samples", "temporal_alpha_samples",
+                                        "final_train_loss")}
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps(result, indent=1, default=str))
     return result

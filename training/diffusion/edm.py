@@ -42,10 +42,11 @@ class EDMPrecond(nn.Module):
         """λ(σ) = (σ² + σ_d²) / (σ·σ_d)² = 1 / c_out²   (Table 1; makes the effective target unit-variance, eq. 8)."""
         return (sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2
 
-    def forward(self, x, sigma, cond=None, cond_mask=None):
+    def forward(self, x, sigma, cond=None, cond_mask=None, **text):
+        """x of any shape (N, ...): (N, C, H, W) frames or (N, C, T', H', W') clips; `text` goes to the net as is."""
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).expand(x.shape[0])
         s = _bcast(sigma, x)
-        f = self.net(self.c_in(s) * x, self.c_noise(sigma), cond, cond_mask)  # F_θ: the raw network
+        f = self.net(self.c_in(s) * x, self.c_noise(sigma), cond, cond_mask, **text)  # F_θ: the raw network
         return self.c_skip(s) * x + self.c_out(s) * f.to(x.dtype)  # eq. 7
 
 
@@ -95,13 +96,13 @@ class DenoisingLoss:
     def __init__(self, sigma_sampler: LogNormalSigma):
         self.sigma_sampler = sigma_sampler
 
-    def __call__(self, denoiser, y, cond=None, cond_mask=None, generator=None) -> torch.Tensor:
-        """Per-sample loss, shape (N,)."""
+    def __call__(self, denoiser, y, cond=None, cond_mask=None, generator=None, **text) -> torch.Tensor:
+        """Per-sample loss, shape (N,), for y of any shape (N, ...); `text` (text, text_mask) goes to the denoiser."""
         sigma = self.sigma_sampler(y.shape[0], device=y.device, generator=generator)
         n = torch.randn(y.shape, generator=generator, device="cpu" if generator is not None else y.device)
         n = n.to(device=y.device, dtype=y.dtype)
         s = _bcast(sigma, y)
-        d = denoiser(y + s * n, sigma, cond, cond_mask)
+        d = denoiser(y + s * n, sigma, cond, cond_mask, **text)
         w = _bcast(_precond(denoiser).weight(sigma), y)
         return (w * (d.float() - y) ** 2).flatten(1).mean(1)
 
@@ -119,7 +120,6 @@ def RFLoss(loc: float = 0.0, scale: float = 1.0) -> DenoisingLoss:
 def _precond(denoiser) -> EDMPrecond:
     """The EDMPrecond inside a (possibly DDP-wrapped) denoiser."""
     return denoiser.module if hasattr(denoiser, "module") else denoiser
-
 
 
 __all__ = ["EDMPrecond", "RFPrecond", "LogNormalSigma", "DenoisingLoss", "EDMLoss", "RFLoss"]

@@ -1,11 +1,13 @@
-"""Evaluation of a latent diffusion model, all in latent space (no decoder needed):
+"""Evaluation of a latent video diffusion model, all in latent space (no decoder needed), on windows
+(N, C, T', H', W'):
 
 - loss per σ bin (which noise levels the model has learned),
 - a distribution distance: KID (Bińkowski et al. 2018) and Fréchet distance (Heusel et al. 2017) on the
-  features of a small *fixed, randomly initialised* conv net (no pretrained weights exist here, so the
-  numbers compare runs with each other, not with published FID/KID),
-- RAPSD power-law slope of samples vs data,
+  features of a small *fixed, randomly initialised* 3-D conv net (no pretrained video features such as I3D for
+  FVD exist here, so the numbers compare runs with each other, not with published FVD/KID),
+- spatial RAPSD and temporal power-law slopes of samples vs data,
 - nearest-neighbour distance samples → training latents, against training → training (memorisation).
+Windows of several shapes are compared within one shape: the reference set's most common bucket.
 """
 import math
 
@@ -14,25 +16,26 @@ import torch
 from torch import nn
 
 from training.diffusion.edm import _bcast, _precond
-from training.spectral import fit_power_law, rapsd
+from training.spectral import fit_power_law, rapsd, temporal_psd
 
 FEATURE_SEED = 0
 FEATURE_DIM = 64
 
 
 class RandomConvFeatures(nn.Module):
-    """Fixed random conv net (seed FEATURE_SEED): conv3×3(C→32)-GELU-conv3×3 s2(32→64)-GELU-conv3×3(64→64), then
-    global mean and std pooling → 2·64 = 128 features per latent. Random conv features preserve much of the
-    structure of their input; they are a stand-in, stated as such, for a trained feature network."""
+    """Fixed random 3-D conv net (seed FEATURE_SEED): conv3³(C→32)-GELU-conv3³ s(1,2,2)(32→64)-GELU-conv3³(64→64),
+    then global mean and std pooling over (T', H', W') → 2·64 = 128 features per window (any shape; T' = 1 works).
+    Random conv features preserve much of the structure of their input; they are a stand-in, stated as such,
+    for a trained feature network (I3D for FVD)."""
 
     def __init__(self, in_channels: int):
         super().__init__()
         g = torch.Generator().manual_seed(FEATURE_SEED)
-        self.net = nn.Sequential(nn.Conv2d(in_channels, 32, 3, padding=1), nn.GELU(),
-                                 nn.Conv2d(32, FEATURE_DIM, 3, stride=2, padding=1), nn.GELU(),
-                                 nn.Conv2d(FEATURE_DIM, FEATURE_DIM, 3, padding=1))
+        self.net = nn.Sequential(nn.Conv3d(in_channels, 32, 3, padding=1), nn.GELU(),
+                                 nn.Conv3d(32, FEATURE_DIM, 3, stride=(1, 2, 2), padding=1), nn.GELU(),
+                                 nn.Conv3d(FEATURE_DIM, FEATURE_DIM, 3, padding=1))
         for m in self.net:
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv3d):
                 fan_in = m.weight[0].numel()
                 m.weight.data = torch.randn(m.weight.shape, generator=g) / math.sqrt(fan_in)
                 m.bias.data.zero_()
@@ -40,8 +43,8 @@ class RandomConvFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.net(x.float())  # (N, 64, H/2, W/2)
-        return torch.cat([h.mean((2, 3)), h.std((2, 3))], dim=1)  # (N, 128)
+        h = self.net(x.float())  # (N, 64, T', H'/2, W'/2)
+        return torch.cat([h.mean((2, 3, 4)), h.std((2, 3, 4))], dim=1)  # (N, 128)
 
 
 def kid(fa: torch.Tensor, fb: torch.Tensor, subsets: int = 20, subset_size: int = 200, seed: int = 0) -> dict:
@@ -106,8 +109,16 @@ def loss_per_sigma(denoiser, x: torch.Tensor, cond=None, cond_mask=None, edges=(
 
 
 def rapsd_slope(x: torch.Tensor) -> float | None:
-    """Power-law exponent α of the RAPSD (P ∝ f^-α) of (N, C, H, W) latents; None below 3 frequency bins."""
+    """Power-law exponent α of the spatial RAPSD (P ∝ f^-α) of (..., H, W) latents; None below 3 frequency bins."""
     f, p = rapsd(x.detach().double().cpu().numpy())
+    return fit_power_law(f, p)["alpha"]
+
+
+def temporal_slope(x: torch.Tensor) -> float | None:
+    """Power-law exponent α_t of the temporal spectrum of (N, C, T', H', W') latents; None below 3 bins (T' < 6)."""
+    if x.shape[-3] < 3:
+        return None
+    f, p = temporal_psd(x.detach().double().cpu().numpy())
     return fit_power_law(f, p)["alpha"]
 
 
@@ -119,7 +130,8 @@ def distribution_metrics(samples: torch.Tensor, reference: torch.Tensor, train: 
     out = {"n_samples": int(len(samples)), "n_reference": int(len(reference)),
            "features": f"RandomConvFeatures(seed={FEATURE_SEED}, dim={2 * FEATURE_DIM})",
            **kid(fs, fr, seed=seed), "frechet": frechet_distance(fs, fr),
-           "rapsd_alpha_samples": rapsd_slope(samples), "rapsd_alpha_reference": rapsd_slope(reference)}
+           "rapsd_alpha_samples": rapsd_slope(samples), "rapsd_alpha_reference": rapsd_slope(reference),
+           "temporal_alpha_samples": temporal_slope(samples), "temporal_alpha_reference": temporal_slope(reference)}
     out["nearest_neighbour"] = nearest_neighbour(samples, train if train is not None else reference)
     return out
 
@@ -128,8 +140,9 @@ def evaluate_checkpoint(checkpoint: str, reference_dir: str, train_dir: str | No
                         steps: int = 32, sampler: str = "heun", max_reference: int = 2000, seed: int = 0) -> dict:
     """All metrics for one checkpoint against a reference latents folder (unconditional samples).
 
-    Samples are mapped back to raw latents with the checkpoint's stats and compared with the reference in
-    the reference's normalisation, so models trained on differently normalised sets are comparable.
+    Samples are drawn at the reference's most common window shape (C, T', H', W') and compared with the reference
+    windows of that shape. They are mapped back to raw latents with the checkpoint's stats and compared in the
+    reference's normalisation, so models trained on differently normalised sets are comparable.
     """
     from training.diffusion.data import LatentDataset
     from training.diffusion.samplers import sample
@@ -139,16 +152,20 @@ def evaluate_checkpoint(checkpoint: str, reference_dir: str, train_dir: str | No
     own = latent_stats_of(ck)
     ref = LatentDataset(reference_dir, tuple(ck["config"]["conditions"]))
     g = torch.Generator().manual_seed(seed)
-    ref_raw = ref.stats.denormalize(ref.mean_frames())
+    shape = ref.common_shape
+    ref_raw = ref.stats.denormalize(ref.mean_windows(shape))
     ref_raw = ref_raw[torch.randperm(len(ref_raw), generator=g)[:max_reference]]
-    z = sample(net, ref.latent_shape, n_samples, steps=steps, sampler=sampler, generator=g)
+    z = sample(net, shape, n_samples, steps=steps, sampler=sampler, generator=g)
     samples = ref.stats.normalize(own.denormalize(z))
-    if train_dir is not None:
-        tr = LatentDataset(train_dir, tuple(ck["config"]["conditions"]))
-        train = ref.stats.normalize(tr.stats.denormalize(tr.mean_frames()))[:max_reference]
+    tr = LatentDataset(train_dir, tuple(ck["config"]["conditions"])) if train_dir is not None else None
+    own_train = tr is not None and shape in tr.shapes  # else the training set has no windows of this shape
+    if own_train:
+        train = ref.stats.normalize(tr.stats.denormalize(tr.mean_windows(shape)))[:max_reference]
     else:
         train = ref.stats.normalize(ref_raw)
     metrics = distribution_metrics(samples, ref.stats.normalize(ref_raw), train, seed=seed)
+    metrics["nearest_neighbour"]["train_set"] = "train" if own_train else "reference"
     metrics["loss_per_sigma"] = loss_per_sigma(net, own.normalize(ref_raw), seed=seed)
     metrics["sampler"] = {"name": sampler, "steps": steps}
+    metrics["window_shape"] = list(shape)
     return metrics

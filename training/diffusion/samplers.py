@@ -5,9 +5,7 @@ s(t)=1, σ(t)=t) down a decreasing σ schedule that ends at 0. A denoiser here i
 sigma of shape (N,); wrap conditions in with `guided` (classifier-free guidance).
 """
 import math
-from pathlib import Path
 
-import numpy as np
 import torch
 
 
@@ -73,26 +71,43 @@ def sample_heun(model, x, sigmas, s_churn=0.0, s_tmin=0.0, s_tmax=float("inf"), 
 SAMPLERS = {"euler": sample_euler, "heun": sample_heun}
 
 
-def guided(denoiser, cond: torch.Tensor | None, cond_mask: torch.Tensor | None, scale: float = 1.0):
-    """Classifier-free guidance: D_u + w·(D_c - D_u)   (Ho & Salimans 2022, eq. 6); D_u drops every condition.
+def guided(denoiser, cond: torch.Tensor | None, cond_mask: torch.Tensor | None, scale: float = 1.0,
+           text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None):
+    """Classifier-free guidance: D_u + w·(D_c - D_u)   (Ho & Salimans 2022, eq. 6); D_u drops every condition,
+    the caption included.
 
     w=1 is plain conditional sampling, w=0 unconditional; both halves run as one batch.
     """
-    if cond is None or scale == 0.0:
+    if (cond is None and text is None) or scale == 0.0:
         return lambda x, sigma: denoiser(x, sigma, None, None)
-    if cond_mask is None:
+    if cond is not None and cond_mask is None:
         cond_mask = torch.ones_like(cond, dtype=torch.bool)
+    if text is not None and text_mask is None:
+        text_mask = torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
+    kw = {} if text is None else {"text": text, "text_mask": text_mask}
     if scale == 1.0:
-        return lambda x, sigma: denoiser(x, sigma, cond, cond_mask)
+        return lambda x, sigma: denoiser(x, sigma, cond, cond_mask, **kw)
 
     def model(x, sigma):
         x2, s2 = torch.cat([x, x]), torch.cat([sigma, sigma])
-        c2 = torch.cat([cond, cond])
-        m2 = torch.cat([cond_mask, torch.zeros_like(cond_mask)])  # second half: all conditions "missing"
-        d_c, d_u = denoiser(x2, s2, c2, m2).chunk(2)
+        c2 = m2 = None
+        if cond is not None:
+            c2 = torch.cat([cond, cond])
+            m2 = torch.cat([cond_mask, torch.zeros_like(cond_mask)])  # second half: all conditions "missing"
+        kw2 = {} if text is None else {"text": torch.cat([text, text]),
+                                       "text_mask": torch.cat([text_mask, torch.zeros_like(text_mask)])}
+        d_c, d_u = denoiser(x2, s2, c2, m2, **kw2).chunk(2)
         return d_u + scale * (d_c - d_u)
 
     return model
+
+
+def _per_sample(t: torch.Tensor | None, n: int, ndim: int, device) -> torch.Tensor | None:
+    """Broadcast one condition (ndim dims) to n samples, or pass a batch of them through."""
+    if t is None:
+        return None
+    t = t.to(device)
+    return t.unsqueeze(0).expand(n, *t.shape) if t.ndim == ndim else t
 
 
 @torch.no_grad()
@@ -100,38 +115,14 @@ def sample(denoiser, shape: tuple[int, ...], n: int, cond: torch.Tensor | None =
            cond_mask: torch.Tensor | None = None, guidance: float = 1.0, steps: int = 32, sampler: str = "heun",
            sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0, s_churn: float = 0.0,
            s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0,
-           generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
-    """Draw n latents of `shape` (C, H, W) in the denoiser's (normalised) space; x_0 ~ N(0, σ_max² I)."""
+           generator: torch.Generator | None = None, device="cpu", text: torch.Tensor | None = None,
+           text_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Draw n latents of `shape` ((C, T', H', W') clips, or any shape) in the denoiser's normalised space,
+    from x_0 ~ N(0, σ_max² I). cond (K,) / text (S, D_text) apply to all samples, or give one per sample."""
     sigmas = get_sigmas_karras(steps, sigma_min, sigma_max, rho, device=device).float()
     x = _randn_like(torch.empty((n, *shape), device=device), generator) * sigma_max
-    if cond is not None:
-        cond = cond.to(device).expand(n, -1) if cond.ndim == 1 else cond.to(device)
-        if cond_mask is not None:
-            cond_mask = cond_mask.to(device).expand(n, -1) if cond_mask.ndim == 1 else cond_mask.to(device)
-    model = guided(denoiser, cond, cond_mask, guidance)
+    cond, cond_mask = _per_sample(cond, n, 1, device), _per_sample(cond_mask, n, 1, device)
+    text, text_mask = _per_sample(text, n, 2, device), _per_sample(text_mask, n, 1, device)
+    model = guided(denoiser, cond, cond_mask, guidance, text, text_mask)
     return SAMPLERS[sampler](model, x, sigmas, s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax,
                              s_noise=s_noise, generator=generator)
-
-
-def save_grid(images, path: str | Path, nrow: int | None = None) -> Path:
-    """Save (N, C, H, W) images (any range; C=1 or 3 shown as is, else the first 3 channels) as one PNG grid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.image
-
-    a = images.detach().float().cpu().numpy() if torch.is_tensor(images) else np.asarray(images, np.float32)
-    a = a[:, :3] if a.shape[1] >= 3 else a[:, :1]
-    lo, hi = np.percentile(a, 1), np.percentile(a, 99)  # one scale for the grid: panels stay comparable
-    a = np.clip((a - lo) / max(hi - lo, 1e-8), 0, 1)
-    n, c, h, w = a.shape
-    nrow = nrow or int(math.ceil(math.sqrt(n)))
-    ncol = int(math.ceil(n / nrow))
-    grid = np.ones((ncol * (h + 1) + 1, nrow * (w + 1) + 1, c), np.float32)
-    for i in range(n):
-        r, q = divmod(i, nrow)
-        grid[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + q * (w + 1): 1 + q * (w + 1) + w] = a[i].transpose(1, 2, 0)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    matplotlib.image.imsave(path, grid[..., 0] if c == 1 else grid, cmap="gray" if c == 1 else None)
-    return path
