@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_evaluate)
     # --- end evaluate verb ---
 
-    for module in ("pipelines.review_cli", "pipelines.export_cli", "training.autoencoder.cli", "training.diffusion.cli"):
+    for module in ("pipelines.review_cli", "pipelines.export_cli", "training.autoencoder.cli", "training.diffusion.cli",
+                   "pipelines.ablation_study"):
         try:
             mod = __import__(module, fromlist=["add_parsers"])
         except ImportError:

@@ -1,0 +1,257 @@
+"""`vidcurate ablation-study`: does curation pay? Three arms, several seeds, intervals, an honest verdict.
+
+Arms (same DiT size, steps, batch size and seeds in each; only the data differs):
+  curated  the curated latents;
+  random   a random sample of all clips' latents of the curated size (a new draw per seed);
+  all      every clip's latents.
+Reference: latents of a clean held-out set (`vidcurate heldout-data`: rendered clean, never filtered by us and
+never an arm's training set), encoded with the same autoencoder and settings.
+Metrics per arm: Fréchet distance and KID on RandomConvFeatures (a fixed, randomly initialised 3-D conv net over
+latent windows, training/diffusion/evaluate.py) against the reference, and the defect rate of the samples
+decoded to frames and scored with the pipeline's own quality and motion scorers and filter rules, per reason.
+Statistics: percentile bootstrap over seeds and samples (training/diffusion/bootstrap.py), paired differences.
+Writes OUT/ablation.json and OUT/ablation.png and prints a table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from curation.filters import Rule
+from curation.sample_defects import applicable_rules, defect_rates, drop_reasons, score_sample, to_uint8_frames
+from training.diffusion.ablate import sample_arm, subset_latents, train_arm
+from training.diffusion.bootstrap import bootstrap, frechet_stat, kid_stat, mean_stat, overlap
+from training.diffusion.evaluate import FEATURE_DIM, FEATURE_SEED, RandomConvFeatures
+from training.diffusion.train import TrainConfig
+
+ARMS = ("curated", "random", "all")
+METRICS = ("frechet", "kid", "defect_rate")  # lower is better for each
+RESULT_NAME = "ablation.json"
+
+
+def _rows(latents_dir: str) -> int:
+    import schemas
+
+    return schemas.read_table(str(Path(latents_dir) / "latents.parquet"), "latents").num_rows
+
+
+def _encode_fps(latents_dir: str, default: float = 4.0) -> float:
+    """Frames/s of the encoded frames: the encode settings in stats.json, else the table's fps column."""
+    stats = json.loads((Path(latents_dir) / "stats.json").read_text())
+    fps = (stats.get("settings") or {}).get("fps")
+    return float(fps) if fps else default
+
+
+@torch.no_grad()
+def decode_and_score(ae, raw: torch.Tensor, fps: float, rules: list[Rule], quality=None, motion=None,
+                     batch: int = 4) -> list[dict]:
+    """Decode raw latents (N, C, T', H', W') with the autoencoder; score each clip; rows with their drop reasons."""
+    from training.autoencoder.model import decode_video
+
+    rows = []
+    for i in range(0, len(raw), batch):
+        clips = decode_video(ae, raw[i:i + batch].float()).clamp(-1, 1).cpu().numpy()  # (n, 3, T, H, W)
+        rows += [score_sample(to_uint8_frames(c), fps, quality, motion) for c in clips]
+    for row, reasons in zip(rows, drop_reasons(rows, rules)):
+        row["drop_reasons"] = reasons
+    return rows
+
+
+def _pipeline_scorers(config: str | None):
+    from pipelines.config import load_config
+    from pipelines.params import filter_rules, scan_params
+
+    cfg = load_config(config)
+    p = scan_params(cfg)
+    return filter_rules(cfg), p.quality, p.motion
+
+
+def run_study(curated_dir: str, all_dir: str, reference_dir: str, autoencoder: str, out_dir: str,
+              train_cfg: TrainConfig, seeds: tuple[int, ...] = (0, 1, 2), n_samples: int = 64,
+              sample_steps: int = 16, n_boot: int = 1000, pipeline_config: str | None = None,
+              log=print) -> dict:
+    """Train every arm with every seed, sample, score against the reference; write and return OUT/ablation.json."""
+    from training.autoencoder.model import load_autoencoder
+    from training.diffusion.data import LatentDataset
+
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rules, qp, mp = _pipeline_scorers(pipeline_config)
+    on, off = applicable_rules(rules)
+    fps = _encode_fps(reference_dir)
+    ae = load_autoencoder(autoencoder)
+    ref = LatentDataset(reference_dir, ())
+    ref_norm = ref.mean_windows()  # (M, C, T', H', W'), the reference's normalisation
+    feats = RandomConvFeatures(ref.channels)
+    ref_f = feats(ref_norm)
+    ref_rows = decode_and_score(ae, ref.stats.denormalize(ref_norm), fps, rules, qp, mp)
+    size = _rows(curated_dir)
+    result = {"arms": {}, "reference": {"latents_dir": reference_dir, "windows": len(ref_norm),
+                                        "window_shape": list(ref_norm.shape[1:]),
+                                        "defects": defect_rates([r["drop_reasons"] for r in ref_rows], rules)},
+              "budget": {"model": train_cfg.model, "steps": train_cfg.steps, "batch_size": train_cfg.batch_size,
+                         "samples_seen": train_cfg.steps * train_cfg.batch_size, "seeds": list(seeds),
+                         "n_samples_per_seed": n_samples, "sample_steps": sample_steps},
+              "features": f"RandomConvFeatures(seed={FEATURE_SEED}, dim={2 * FEATURE_DIM}): a fixed random 3-D conv "
+                          "net on latent windows, mean+std pooled; compares runs with each other, not with FVD",
+              "defect_scoring": {"fps": fps, "rules": [asdict(r) for r in on],
+                                 "not_applicable": sorted({r.reason for r in off})},
+              "train_config": asdict(train_cfg)}
+    per_arm = {a: {"features": [], "dropped": [], "reasons": [], "seeds": []} for a in ARMS}
+    for arm in ARMS:
+        for seed in seeds:
+            if arm == "curated":
+                data = curated_dir
+            elif arm == "all":
+                data = all_dir
+            else:
+                data = str(subset_latents(all_dir, out / "data" / f"random_seed{seed}", size, seed))
+            log(f"ablation: {arm} seed {seed}: training on {_rows(data)} windows")
+            run = train_arm(data, train_cfg, out / arm / f"seed{seed}", seed)
+            s = sample_arm(run["checkpoint"], reference_dir, n_samples, sample_steps, seed=seed)
+            f = feats(s["normalized"])
+            rows = decode_and_score(ae, s["raw"], fps, rules, qp, mp)
+            reasons = [r["drop_reasons"] for r in rows]
+            per_arm[arm]["features"].append(f)
+            per_arm[arm]["reasons"] += reasons
+            per_arm[arm]["seeds"].append({"seed": seed, "windows": _rows(data), **run,
+                                          "frechet": frechet_stat(f, ref_f)(np.arange(len(f))),
+                                          "kid": kid_stat(f, ref_f)(np.arange(len(f))),
+                                          "defects": defect_rates(reasons, rules)})
+    sizes = {a: [len(f) for f in per_arm[a]["features"]] for a in ARMS}
+    pooled = {a: torch.cat(per_arm[a]["features"]) for a in ARMS}
+    stats = {
+        "frechet": {a: frechet_stat(pooled[a], ref_f) for a in ARMS},
+        "kid": {a: kid_stat(pooled[a], ref_f) for a in ARMS},
+        "defect_rate": {a: mean_stat([bool(r) for r in per_arm[a]["reasons"]]) for a in ARMS},
+    }
+    for reason in sorted({r.reason for r in on}):
+        stats[f"defect_rate:{reason}"] = {a: mean_stat([reason in r for r in per_arm[a]["reasons"]]) for a in ARMS}
+    result["metrics"] = {}
+    for k, (name, st) in enumerate(stats.items()):
+        b = bootstrap(st, sizes, n_boot=n_boot, seed=k)
+        for pair, diff in b["differences"].items():
+            a1, a2 = pair.split(" - ")
+            diff["verdict"] = verdict(b["arms"][a1], b["arms"][a2], a1, a2)
+        result["metrics"][name] = b
+    for arm in ARMS:
+        result["arms"][arm] = {"windows": size if arm != "all" else _rows(all_dir), "seeds": per_arm[arm]["seeds"]}
+    result["arms"]["curated"]["latents_dir"], result["arms"]["all"]["latents_dir"] = curated_dir, all_dir
+    result["seconds"] = time.perf_counter() - t0
+    (out / RESULT_NAME).write_text(json.dumps(result, indent=1, default=float))
+    plot(result, out / "ablation.png")
+    return result
+
+
+def verdict(a: dict, b: dict, name_a: str, name_b: str) -> str:
+    """"inconclusive" when the two 95% intervals overlap, else which arm is lower (better)."""
+    if overlap(a, b):
+        return "inconclusive"
+    return f"{name_a} lower" if a["hi"] < b["lo"] else f"{name_b} lower"
+
+
+def format_table(result: dict) -> str:
+    """Mean [95% CI] per arm and metric, then the differences with their CI and verdict."""
+    lines = [f"{'metric':<28}" + "".join(f"{a:>28}" for a in ARMS)]
+    for name, m in result["metrics"].items():
+        cells = "".join(f"{_ci(m['arms'][a]):>28}" for a in ARMS)
+        lines.append(f"{name:<28}{cells}")
+    ref = result["reference"]["defects"]
+    lines.append(f"reference (clean held-out, decoded) defect rate: {ref['dropped']:.3f}  "
+                 + ", ".join(f"{k}={v:.3f}" for k, v in ref["by_reason"].items()))
+    lines.append("")
+    lines.append(f"{'difference':<28}{'pair':<18}{'mean [95% CI]':>30}  verdict")
+    for name, m in result["metrics"].items():
+        for pair, d in m["differences"].items():
+            lines.append(f"{name:<28}{pair:<18}{_ci(d):>30}  {d['verdict']}")
+    return "\n".join(lines)
+
+
+def _ci(d: dict) -> str:
+    return f"{d['mean']:.4g} [{d['lo']:.4g}, {d['hi']:.4g}]"
+
+
+def plot(result: dict, path: Path) -> None:
+    """One panel per headline metric: each arm's mean with its 95% CI; the reference's defect rate dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3))
+    for ax, name in zip(axes, METRICS):
+        m = result["metrics"][name]["arms"]
+        mean = [m[a]["mean"] for a in ARMS]
+        err = [[m[a]["mean"] - m[a]["lo"] for a in ARMS], [m[a]["hi"] - m[a]["mean"] for a in ARMS]]
+        ax.errorbar(range(len(ARMS)), mean, yerr=np.maximum(err, 0), fmt="o", capsize=4)
+        ax.set_xticks(range(len(ARMS)), ARMS)
+        ax.set_title(name + " (lower is better)", fontsize=9)
+        if name == "defect_rate":
+            ax.axhline(result["reference"]["defects"]["dropped"], ls="--", c="grey", lw=1, label="clean reference")
+            ax.legend(fontsize=7)
+    fig.suptitle(f"{len(result['budget']['seeds'])} seeds x {result['budget']['n_samples_per_seed']} samples, "
+                 f"95% bootstrap CI", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------- CLI
+def _cmd_study(args) -> int:
+    from training.diffusion.cli import _train_config
+
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+    if len(seeds) < 2:
+        raise SystemExit("ablation-study: give at least 2 seeds (--seeds 0,1,2); intervals need them")
+    result = run_study(args.curated, args.all, args.reference, args.autoencoder, args.out,
+                       _train_config(args, out_dir=args.out), seeds=seeds, n_samples=args.n_samples,
+                       sample_steps=args.sample_steps, n_boot=args.bootstrap, pipeline_config=args.pipeline_config)
+    print(format_table(result))
+    print(f"wrote {Path(args.out) / RESULT_NAME} and {Path(args.out) / 'ablation.png'}")
+    return 0
+
+
+def _cmd_heldout(args) -> int:
+    from curation.defect_corpus import write_defect_corpus
+
+    truth = write_defect_corpus(args.out, count=args.count, seed=args.seed, weights={"clean": 1}, copies=False)
+    print(f"wrote {len(truth['videos'])} clean held-out videos (seed {args.seed}) and ground_truth.json to {args.out}")
+    return 0
+
+
+def add_parsers(subparsers) -> None:
+    """Add `ablation-study` and `heldout-data` to the vidcurate subcommands."""
+    from training.diffusion.cli import _add_train_options
+
+    p = subparsers.add_parser("ablation-study", help="curated vs random-same-size vs all clips, several seeds, CIs",
+                              description="Train the same DiT with the same budget on three arms and several seeds; "
+                                          "Fréchet/KID against a clean held-out reference and the defect rate of "
+                                          "decoded samples under the pipeline's filters, with bootstrap CIs. "
+                                          "Writes OUT/ablation.json and OUT/ablation.png.")
+    p.add_argument("--curated", required=True, help="latents folder of the curated clips")
+    p.add_argument("--all", required=True, help="latents folder of all clips (the random arm samples from it)")
+    p.add_argument("--reference", required=True, help="latents folder of a clean held-out set (same autoencoder)")
+    p.add_argument("--autoencoder", required=True, help="the autoencoder checkpoint the latents were encoded with")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated training/sampling seeds (default 0,1,2)")
+    p.add_argument("--n-samples", type=int, default=64, help="samples per arm and seed")
+    p.add_argument("--sample-steps", type=int, default=16, help="Heun sampling steps")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws")
+    p.add_argument("--pipeline-config", help="YAML of the curation run (its filter rules and scorer settings)")
+    _add_train_options(p)
+    p.set_defaults(func=_cmd_study)
+
+    h = subparsers.add_parser("heldout-data", help="write a clean held-out video set (the ablation's reference)",
+                              description="Render COUNT clean defect-corpus videos (one shot, no defect, no copies) "
+                                          "with SEED; use a seed the training corpus does not use.")
+    h.add_argument("out", metavar="OUT")
+    h.add_argument("--count", type=int, default=24, help="videos (default 24)")
+    h.add_argument("--seed", type=int, default=1000, help="corpus seed (default 1000)")
+    h.set_defaults(func=_cmd_heldout)

@@ -1,0 +1,114 @@
+"""The ablation study: bootstrap intervals on known data, the defect scoring of decoded samples, and a tiny
+end-to-end run (three arms, two seeds) on toy latents through a random 2-D autoencoder."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKL
+
+from curation.filters import Rule
+from curation.sample_defects import defect_rates, drop_reasons, score_sample, to_uint8_frames
+from pipelines.cli import main as cli_main
+from training.diffusion.bootstrap import bootstrap, frechet_stat, kid_stat, mean_stat
+from training.diffusion.toy import write_gmm_latents
+
+torch.set_num_threads(1)
+RULES = [Rule("motion", 0.002, None, "static"), Rule("motion", None, 0.25, "too_much_motion"),
+         Rule("sharpness", 2.5, None, "blurry"), Rule("luma_mean", 30.0, None, "dark"),
+         Rule("black_frac", None, 0.5, "black_frames"), Rule("duration_s", 1.0, None, "too_short")]
+
+
+def _arm(mean, seeds=3, n=300, rng=None):
+    return [rng.normal(mean, 1.0, n) for _ in range(seeds)]
+
+
+def test_bootstrap_ci_and_difference_on_known_data():
+    rng = np.random.default_rng(0)
+    arms = {"low": _arm(0.0, rng=rng), "high": _arm(0.5, rng=rng), "twin": _arm(0.0, rng=rng)}
+    b = bootstrap({a: mean_stat(np.concatenate(v)) for a, v in arms.items()},
+                  {a: [len(s) for s in v] for a, v in arms.items()}, n_boot=400, seed=0)
+    for name, true in (("low", 0.0), ("high", 0.5), ("twin", 0.0)):
+        ci = b["arms"][name]
+        assert ci["lo"] < true < ci["hi"] and ci["hi"] - ci["lo"] < 0.3  # 900 samples: SE ≈ 0.033
+    d = b["differences"]["low - high"]
+    assert d["hi"] < 0 and d["excludes_zero"] and abs(d["mean"] + 0.5) < 0.15
+    assert not b["differences"]["low - twin"]["excludes_zero"]
+    with pytest.raises(ValueError, match="same number of seeds"):
+        bootstrap({"a": mean_stat(np.zeros(4)), "b": mean_stat(np.zeros(2))}, {"a": [2, 2], "b": [2]})
+
+
+def test_seed_variation_widens_the_interval():
+    """Samples that agree within each seed but not across seeds: the interval reflects the seeds, not n."""
+    rng = np.random.default_rng(1)
+    vals = np.concatenate([np.full(500, m) + rng.normal(0, 0.01, 500) for m in (0.0, 1.0, 2.0)])
+    ci = bootstrap({"a": mean_stat(vals)}, {"a": [500] * 3}, n_boot=300)["arms"]["a"]
+    assert ci["hi"] - ci["lo"] > 0.8  # a sample-only bootstrap would give ~0.002
+
+
+def test_feature_distances_grow_with_a_shift():
+    g = torch.Generator().manual_seed(0)
+    ref, same, shifted = (torch.randn(200, 8, generator=g) for _ in range(3))
+    shifted += 1.0
+    idx = np.arange(200)
+    assert frechet_stat(same, ref)(idx) < 1.0 < frechet_stat(shifted, ref)(idx)
+    assert abs(kid_stat(same, ref)(idx)) < 0.1 * kid_stat(shifted, ref)(idx)
+
+
+def _texture(h=96, w=160, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.kron(rng.integers(30, 225, (h // 4, w // 4, 3)), np.ones((4, 4, 1))).astype(np.uint8)
+
+
+def test_sample_defect_scoring():
+    tex = _texture()
+    moving = np.stack([tex[:64, 2 * t:2 * t + 64] for t in range(6)])  # a pan of 2 px/frame, sharp
+    blurry = np.stack([np.full((64, 64, 3), 120, np.uint8) + (t % 2) for t in range(6)])  # flat and still
+    black = np.zeros((6, 64, 64, 3), np.uint8)
+    rows = [score_sample(x, fps=4.0) for x in (moving, blurry, black)]
+    reasons = drop_reasons(rows, RULES)
+    assert reasons[0] == [], rows[0]
+    assert "blurry" in reasons[1] and "static" in reasons[1]
+    assert "black_frames" in reasons[2] and "dark" in reasons[2]
+    rates = defect_rates(reasons, RULES)
+    assert rates["dropped"] == pytest.approx(2 / 3) and rates["by_reason"]["blurry"] == pytest.approx(2 / 3)
+    assert "too_short" not in rates["by_reason"]  # duration is not a picture score
+    clip = torch.from_numpy(moving).permute(3, 0, 1, 2).float() / 127.5 - 1  # (3, T, H, W) in [-1, 1]
+    assert np.abs(to_uint8_frames(clip.numpy()).astype(int) - moving).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def autoencoder(tmp_path_factory):
+    torch.manual_seed(0)
+    ae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+                       up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 8), layers_per_block=1,
+                       latent_channels=2, norm_num_groups=4)
+    path = tmp_path_factory.mktemp("ae") / "ae"
+    ae.save_pretrained(str(path))
+    return path
+
+
+def test_study_end_to_end(tmp_path, capsys, autoencoder):
+    kw = dict(frames=3, shape=(2, 8, 8))
+    curated = write_gmm_latents(tmp_path / "curated", n_clips=8, **kw)
+    everything = write_gmm_latents(tmp_path / "all", n_clips=8, junk_fraction=1.0, **kw)
+    reference = write_gmm_latents(tmp_path / "reference", n_clips=6, seed=5, **kw)
+    out = tmp_path / "study"
+    assert cli_main(["ablation-study", "--curated", str(curated), "--all", str(everything), "--reference",
+                     str(reference), "--autoencoder", str(autoencoder), "--out", str(out), "--seeds", "0,1",
+                     "--n-samples", "3", "--sample-steps", "2", "--bootstrap", "30", "--steps", "2",
+                     "--batch-size", "4", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "defect_rate" in printed and "curated - random" in printed
+    r = json.loads((out / "ablation.json").read_text())
+    assert r["arms"]["curated"]["windows"] == r["arms"]["random"]["windows"] == 8 and r["arms"]["all"]["windows"] == 16
+    assert [s["seed"] for s in r["arms"]["random"]["seeds"]] == [0, 1]
+    for name in ("frechet", "kid", "defect_rate"):
+        m = r["metrics"][name]
+        assert set(m["arms"]) == {"curated", "random", "all"}
+        for ci in m["arms"].values():
+            assert ci["lo"] <= ci["hi"] and np.isfinite(ci["mean"])
+        assert all(d["verdict"] in ("inconclusive", "curated lower", "random lower", "all lower")
+                   for d in m["differences"].values())
+    assert 0 <= r["reference"]["defects"]["dropped"] <= 1 and "too_short" in r["defect_scoring"]["not_applicable"]
+    assert (out / "ablation.png").stat().st_size > 0
