@@ -88,6 +88,10 @@ def run_study(curated_dir: str, all_dir: str, reference_dir: str, autoencoder: s
     fps = _encode_fps(reference_dir)
     ae = load_autoencoder(autoencoder)
     ref = LatentDataset(reference_dir, ())
+    ae_channels = getattr(ae.config, "latent_channels", None) or getattr(ae.config, "z_dim", None)
+    if ae_channels is not None and ref.channels != ae_channels:
+        raise ValueError(f"{reference_dir}: windows have {ref.channels} channels, the autoencoder {ae_channels}: "
+                         "latents must be (C, T', H', W') windows of this autoencoder")
     ref_norm = ref.mean_windows()  # (M, C, T', H', W'), the reference's normalisation
     feats = RandomConvFeatures(ref.channels)
     ref_f = feats(ref_norm)
@@ -218,11 +222,34 @@ def _cmd_study(args) -> int:
     return 0
 
 
-def _cmd_heldout(args) -> int:
+def write_heldout(out_dir: str, count: int = 24, seed: int = 1000) -> dict:
+    """Render `count` clean one-shot videos and OUT/clips.parquet: one whole-video clip per file, from the
+    generator's truth (not from our shot detector or filters), the manifest `vidcurate encode --table clips` reads."""
+    import hashlib
+
+    import schemas
+    from curation import ids
     from curation.defect_corpus import write_defect_corpus
 
-    truth = write_defect_corpus(args.out, count=args.count, seed=args.seed, weights={"clean": 1}, copies=False)
-    print(f"wrote {len(truth['videos'])} clean held-out videos (seed {args.seed}) and ground_truth.json to {args.out}")
+    truth = write_defect_corpus(out_dir, count=count, seed=seed, weights={"clean": 1}, copies=False)
+    rows = []
+    for name, v in sorted(truth["videos"].items()):
+        path = Path(out_dir) / name
+        vid = ids.video_id(hashlib.sha256(path.read_bytes()).hexdigest(), name)
+        n, fps = int(v["frames"]), float(v["fps"])
+        rows.append({"clip_id": ids.clip_id(vid, 0, n), "video_id": vid, "uri": str(path.resolve()), "clip_index": 0,
+                     "start_frame": 0, "end_frame": n, "num_frames": n, "start_s": 0.0, "end_s": n / fps,
+                     "duration_s": n / fps, "fps": fps, "width": int(v["size"][0]), "height": int(v["size"][1]),
+                     "split_reason": "whole", "drop_reasons": [], "kept": True})
+    table = schemas.table_from_rows(rows, schemas.TABLES["clips"], "clips")
+    schemas.write_table(table, "clips", str(Path(out_dir) / "clips.parquet"))
+    return truth
+
+
+def _cmd_heldout(args) -> int:
+    truth = write_heldout(args.out, args.count, args.seed)
+    print(f"wrote {len(truth['videos'])} clean held-out videos (seed {args.seed}), ground_truth.json and "
+          f"clips.parquet (encode it with --manifest {Path(args.out) / 'clips.parquet'} --table clips) to {args.out}")
     return 0
 
 
@@ -250,7 +277,8 @@ def add_parsers(subparsers) -> None:
 
     h = subparsers.add_parser("heldout-data", help="write a clean held-out video set (the ablation's reference)",
                               description="Render COUNT clean defect-corpus videos (one shot, no defect, no copies) "
-                                          "with SEED; use a seed the training corpus does not use.")
+                                          "with SEED (use one the training corpus does not use) and OUT/clips.parquet, "
+                                          "one whole-video clip per file, for `vidcurate encode --table clips`.")
     h.add_argument("out", metavar="OUT")
     h.add_argument("--count", type=int, default=24, help="videos (default 24)")
     h.add_argument("--seed", type=int, default=1000, help="corpus seed (default 1000)")

@@ -1,0 +1,136 @@
+"""The full curation ablation, end to end through the CLI verbs: the defect-labelled corpus → `vidcurate run` →
+a small autoencoder on the curated clips → latents of the curated clips, of all clips and of a clean held-out set
+→ `vidcurate ablation-study` (curated / random-same-size / all, several seeds, bootstrap CIs). Writes
+bench/results/ablation.json (the study's ablation.json plus timings) and bench/results/ablation.png, prints the table.
+
+Usage: .venv/bin/python -m bench.ablation_bench [--count 240] [--heldout 32] [--seeds 0,1,2] [--dit-steps 400]
+Defaults aim at about 30 CPU minutes on the large corpus; the JSON records what ran and how long each step took.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "bench" / "results"
+
+
+def _vidcurate(*argv: str) -> None:
+    from pipelines.cli import main
+
+    code = main([str(a) for a in argv])
+    if code:
+        raise SystemExit(f"vidcurate {argv[0]} exited {code}")
+
+
+def _encode_flags(fps: float, frames: int, size: int) -> list[str]:
+    """Window flags of `vidcurate encode`: --frames on the video-autoencoder encoder, --max-frames before it."""
+    from pipelines.cli import build_parser
+
+    encode = build_parser()._subparsers._group_actions[0].choices["encode"]
+    opts = {s for a in encode._actions for s in a.option_strings}
+    window = ["--frames", frames] if "--frames" in opts else ["--max-frames", frames]
+    return ["--fps", fps, "--size", size, *window]
+
+
+def _as_windows(latents_dir: Path) -> None:
+    """Per-frame latents (T, C, H, W) from the 2-D encoder before the video encoder landed → (C, T, H, W) windows,
+    in place; a no-op on folders the video encoder wrote (their settings have no `max_frames`)."""
+    import schemas
+    from safetensors.torch import load_file, save_file
+
+    stats = json.loads((latents_dir / "stats.json").read_text())
+    if "max_frames" not in (stats.get("settings") or {}):
+        return
+    table = schemas.read_table(str(latents_dir / "latents.parquet"), "latents")
+    for shard in sorted({r for r in table.column("shard").to_pylist()}):
+        path = latents_dir / shard
+        save_file({k: v.transpose(0, 1).contiguous() for k, v in load_file(str(path)).items()}, str(path))
+    rows = table.to_pylist()
+    for r in rows:
+        t, c, h, w = r["shape"]
+        r["shape"] = [c, t, h, w]
+    schemas.write_table(schemas.table_from_rows(rows, schemas.latents_schema, "latents"), "latents",
+                        str(latents_dir / "latents.parquet"))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="bench.ablation_bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--count", type=int, default=240, help="base videos of the defect corpus (default 240: large)")
+    ap.add_argument("--heldout", type=int, default=32, help="clean held-out videos (the reference)")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--ae-steps", type=int, default=300)
+    ap.add_argument("--dit-steps", type=int, default=400)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--n-samples", type=int, default=32, help="samples per arm and seed")
+    ap.add_argument("--sample-steps", type=int, default=12)
+    ap.add_argument("--fps", type=float, default=4.0, help="encode frame rate (frames/s)")
+    ap.add_argument("--frames", type=int, default=5, help="frames per window (1 + 4k for the video autoencoder)")
+    ap.add_argument("--size", type=int, default=64, help="encode crop side (px)")
+    ap.add_argument("--work", help="keep the work folder here (default: a temporary folder, removed)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="vidcurate-ablation-"))
+    work.mkdir(parents=True, exist_ok=True)
+    timings, t0 = {}, time.perf_counter()
+
+    def step(name, fn, *a):
+        t = time.perf_counter()
+        fn(*a)
+        timings[name] = round(time.perf_counter() - t, 1)
+        print(f"[ablation bench] {name}: {timings[name]} s", flush=True)
+
+    corpus, run, ae = work / "corpus", work / "run", work / "ae"
+    config = work / "pipeline.yaml"
+    config.write_text(f"ray: {{num_cpus: {args.threads}}}\n")
+    enc = _encode_flags(args.fps, args.frames, args.size)
+    ckpt = ae / "checkpoint.pt"
+    try:
+        if not (corpus / "ground_truth.json").exists():
+            step("corpus", _vidcurate, "sample-data", corpus, "--size", "large", "--count", args.count)
+        if not (run / "curated").exists():
+            step("curation run", _vidcurate, "run", corpus, run, "--config", config)
+        if not ckpt.exists():
+            step("autoencoder", _vidcurate, "train-ae", "--config", REPO / "training/configs/ae_demo.yaml",
+                 "--manifest", run / "curated", "--out", ae, "--steps", args.ae_steps)
+        step("heldout videos", _vidcurate, "heldout-data", work / "heldout", "--count", args.heldout)
+        for name, manifest, table in (("curated", run / "curated", "curated"), ("all", run / "clips", "clips"),
+                                      ("reference", work / "heldout" / "clips.parquet", "clips")):
+            step(f"encode {name}", _vidcurate, "encode", "--manifest", manifest, "--table", table, "--checkpoint",
+                 ckpt, "--out", work / f"latents_{name}", *enc)
+            _as_windows(work / f"latents_{name}")
+        study = work / "study"
+        step("study", _vidcurate, "ablation-study", "--curated", work / "latents_curated", "--all",
+             work / "latents_all", "--reference", work / "latents_reference", "--autoencoder", ckpt, "--out", study,
+             "--seeds", args.seeds, "--n-samples", args.n_samples, "--sample-steps", args.sample_steps,
+             "--model", "tiny", "--steps", args.dit_steps, "--batch-size",
+             args.batch_size, "--no-progress", "--pipeline-config", config)
+        result = json.loads((study / "ablation.json").read_text())
+        result["bench"] = {"args": vars(args), "timings_s": timings, "total_s": round(time.perf_counter() - t0, 1),
+                           "threads": args.threads, "cpu_count": os.cpu_count()}
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "ablation.json").write_text(json.dumps(result, indent=1))
+        shutil.copy(study / "ablation.png", RESULTS / "ablation.png")
+        return {"status": "ok", "total_s": result["bench"]["total_s"],
+                **{f"{m}_{a}": result["metrics"][m]["arms"][a]["mean"]
+                   for m in ("frechet", "kid", "defect_rate") for a in ("curated", "random", "all")},
+                **{f"{m}: curated - random": result["metrics"][m]["differences"]["curated - random"]["verdict"]
+                   for m in ("frechet", "kid", "defect_rate")}}
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=1))
