@@ -64,9 +64,9 @@ def _as_windows(latents_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="bench.ablation_bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=240, help="base videos of the defect corpus (default 240: large)")
-    ap.add_argument("--heldout", type=int, default=32, help="clean held-out videos (the reference)")
+    ap.add_argument("--heldout", type=int, default=48, help="clean held-out videos (the reference)")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--ae-steps", type=int, default=300)
+    ap.add_argument("--ae-steps", type=int, default=200)
     ap.add_argument("--dit-steps", type=int, default=400)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--n-samples", type=int, default=32, help="samples per arm and seed")

@@ -103,7 +103,7 @@ def test_study_end_to_end(tmp_path, capsys, autoencoder):
     r = json.loads((out / "ablation.json").read_text())
     assert r["arms"]["curated"]["windows"] == r["arms"]["random"]["windows"] == 8 and r["arms"]["all"]["windows"] == 16
     assert [s["seed"] for s in r["arms"]["random"]["seeds"]] == [0, 1]
-    for name in ("frechet", "kid", "defect_rate"):
+    for name in ("frechet", "kid", "defect_rate", "defect_rate_informative"):
         m = r["metrics"][name]
         assert set(m["arms"]) == {"curated", "random", "all"}
         for ci in m["arms"].values():
@@ -111,4 +111,19 @@ def test_study_end_to_end(tmp_path, capsys, autoencoder):
         assert all(d["verdict"] in ("inconclusive", "curated lower", "random lower", "all lower")
                    for d in m["differences"].values())
     assert 0 <= r["reference"]["defects"]["dropped"] <= 1 and "too_short" in r["defect_scoring"]["not_applicable"]
-    assert (out / "ablation.png").stat().st_size > 0
+    ds = r["defect_scoring"]  # every applicable reason is either informative or autoencoder-limited
+    assert sorted(ds["informative_reasons"] + ds["autoencoder_limited"]) == sorted(r["reference"]["defects"]["by_reason"])
+    assert (out / "ablation.png").stat().st_size > 0 and (out / "features.safetensors").exists()
+    scored = [json.loads(line) for line in (out / "sample_scores.jsonl").read_text().splitlines()]
+    assert len(scored) == 6 + 3 * 2 * 3 and {s["arm"] for s in scored} == {"reference", "curated", "random", "all"}
+
+
+def test_heldout_set_is_clean_and_encodable(tmp_path):
+    """The reference: clean one-shot videos and a clips manifest the encoder reads (one whole clip per file)."""
+    from pipelines.ablation_study import write_heldout
+    from training.autoencoder.encode import manifest_rows
+
+    truth = write_heldout(str(tmp_path / "h"), count=2, seed=1000)
+    assert {v["kind"] for v in truth["videos"].values()} == {"clean"} and len(truth["videos"]) == 2
+    rows = manifest_rows(str(tmp_path / "h" / "clips.parquet"), "clips")
+    assert len(rows) == 2 and all(r["start_frame"] == 0 and r["end_frame"] > 25 for r in rows)
