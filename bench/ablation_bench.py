@@ -3,7 +3,7 @@ a small autoencoder on the curated clips → latents of the curated clips, of al
 → `vidcurate ablation-study` (curated / random-same-size / all, several seeds, bootstrap CIs). Writes
 bench/results/ablation.json (the study's ablation.json plus timings) and bench/results/ablation.png, prints the table.
 
-Usage: .venv/bin/python -m bench.ablation_bench [--count 240] [--heldout 32] [--seeds 0,1,2] [--dit-steps 400]
+Usage: .venv/bin/python -m bench.ablation_bench [--count 240] [--heldout 48] [--seeds 0,1,2] [--dit-steps 200]
 Defaults aim at about 30 CPU minutes on the large corpus; the JSON records what ran and how long each step took.
 """
 from __future__ import annotations
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--count", type=int, default=240, help="base videos of the defect corpus (default 240: large)")
     ap.add_argument("--heldout", type=int, default=48, help="clean held-out videos (the reference)")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--ae-steps", type=int, default=200)
-    ap.add_argument("--dit-steps", type=int, default=400)
+    ap.add_argument("--ae-steps", type=int, default=150)
+    ap.add_argument("--dit-steps", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--n-samples", type=int, default=32, help="samples per arm and seed")
     ap.add_argument("--sample-steps", type=int, default=12)
@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     import torch
+
+    import schemas
+    from training.diffusion.ablate import subset_latents
 
     torch.set_num_threads(args.threads)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="vidcurate-ablation-"))
@@ -105,11 +108,13 @@ def main(argv: list[str] | None = None) -> dict:
             step("autoencoder", _vidcurate, "train-ae", "--config", REPO / "training/configs/ae_demo.yaml",
                  "--manifest", run / "curated", "--out", ae, "--steps", args.ae_steps)
         step("heldout videos", _vidcurate, "heldout-data", work / "heldout", "--count", args.heldout)
-        for name, manifest, table in (("curated", run / "curated", "curated"), ("all", run / "clips", "clips"),
-                                      ("reference", work / "heldout" / "clips.parquet", "clips")):
-            step(f"encode {name}", _vidcurate, "encode", "--manifest", manifest, "--table", table, "--checkpoint",
+        for name, manifest in (("all", run / "clips"), ("reference", work / "heldout" / "clips.parquet")):
+            step(f"encode {name}", _vidcurate, "encode", "--manifest", manifest, "--table", "clips", "--checkpoint",
                  ckpt, "--out", work / f"latents_{name}", *enc)
             _as_windows(work / f"latents_{name}")
+        # the curated clips are a subset of all clips, encoded identically: select their windows, do not re-encode
+        curated_ids = set(schemas.read_table(str(run / "curated"), "curated").column("clip_id").to_pylist())
+        subset_latents(work / "latents_all", work / "latents_curated", clip_ids=curated_ids)
         study = work / "study"
         step("study", _vidcurate, "ablation-study", "--curated", work / "latents_curated", "--all",
              work / "latents_all", "--reference", work / "latents_reference", "--autoencoder", ckpt, "--out", study,

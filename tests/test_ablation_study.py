@@ -127,3 +127,18 @@ def test_heldout_set_is_clean_and_encodable(tmp_path):
     assert {v["kind"] for v in truth["videos"].values()} == {"clean"} and len(truth["videos"]) == 2
     rows = manifest_rows(str(tmp_path / "h" / "clips.parquet"), "clips")
     assert len(rows) == 2 and all(r["start_frame"] == 0 and r["end_frame"] > 25 for r in rows)
+
+
+def test_subset_latents(tmp_path):
+    """A random arm draws n windows without replacement, seeded; by clip ids it selects those clips' windows."""
+    from training.diffusion.ablate import subset_latents
+    from training.diffusion.data import LatentDataset
+
+    src = write_gmm_latents(tmp_path / "src", n_clips=10, frames=2)
+    a, b = (LatentDataset(str(subset_latents(src, tmp_path / d, 4, seed=3))) for d in ("a", "b"))
+    ids = [r["clip_id"] for r in a.rows]
+    assert len(set(ids)) == 4 and ids == [r["clip_id"] for r in b.rows] and a.mean_windows().shape[0] == 4
+    c = LatentDataset(str(subset_latents(src, tmp_path / "c", clip_ids={"clip00001", "clip00007"})))
+    assert sorted(r["clip_id"] for r in c.rows) == ["clip00001", "clip00007"]
+    with pytest.raises(ValueError, match="cannot draw"):
+        subset_latents(src, tmp_path / "d", 11, seed=0)

@@ -49,17 +49,24 @@ def ablate(curated_latents_dir: str, uncurated_latents_dir: str, cfg: TrainConfi
     return result
 
 
-def subset_latents(src_dir: str | Path, dst_dir: str | Path, n: int, seed: int) -> Path:
-    """A latents folder of n windows of src drawn at random without replacement (numpy seed `seed`).
+def subset_latents(src_dir: str | Path, dst_dir: str | Path, n: int | None = None, seed: int = 0,
+                   clip_ids: set[str] | None = None) -> Path:
+    """A latents folder of n windows of src drawn at random without replacement (numpy seed `seed`), or of the
+    windows of the given clips.
 
     The table is rewritten; stats.json is copied (the normalisation of the whole set) and shards/ is a symlink,
     so no tensor is copied.
     """
     src, dst = Path(src_dir), Path(dst_dir)
     table = schemas.read_table(str(src / "latents.parquet"), "latents")
-    if not 0 < n <= table.num_rows:
+    if clip_ids is not None:
+        keep = np.array([i for i, c in enumerate(table.column("clip_id").to_pylist()) if c in clip_ids], dtype=int)
+        if not len(keep):
+            raise ValueError(f"none of the {len(clip_ids)} clips has latents in {src}")
+    elif n is None or not 0 < n <= table.num_rows:
         raise ValueError(f"cannot draw {n} windows from {src} ({table.num_rows} windows)")
-    keep = np.sort(np.random.default_rng(seed).choice(table.num_rows, n, replace=False))
+    else:
+        keep = np.sort(np.random.default_rng(seed).choice(table.num_rows, n, replace=False))
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
