@@ -79,7 +79,11 @@ def subset_latents(src_dir: str | Path, dst_dir: str | Path, n: int | None = Non
 def train_arm(latents_dir: str | Path, cfg: TrainConfig, out_dir: str | Path, seed: int) -> dict:
     """train() on one arm's latents with cfg's model, steps and batch size and this seed; summary without losses."""
     run = train(replace(cfg, latents_dir=str(latents_dir), out_dir=str(out_dir), seed=seed))
-    tail = run["losses"][-max(1, len(run["losses"]) // 10):]
+    losses = run["losses"]
+    if not losses and (Path(out_dir) / "metrics.jsonl").exists():  # a finished run resumed: its logged losses
+        lines = (Path(out_dir) / "metrics.jsonl").read_text().splitlines()
+        losses = [json.loads(ln)["loss"] for ln in lines]
+    tail = losses[-max(1, len(losses) // 10):]
     return {"checkpoint": run["checkpoint"], "seconds": run["seconds"], "steps": run["step"],
             "final_train_loss": sum(tail) / len(tail) if tail else None}
 
