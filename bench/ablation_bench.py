@@ -61,6 +61,20 @@ def _as_windows(latents_dir: Path) -> None:
                         str(latents_dir / "latents.parquet"))
 
 
+def summary_rows(result: dict) -> list[dict]:
+    """The bench table's rows: mean [95% CI] per metric and arm, curated - random with its verdict, total time."""
+    summary = []
+    for m in ("frechet", "kid", "defect_rate", "defect_rate_informative"):
+        arms = result["metrics"][m]["arms"]
+        summary += [{"metric": f"{m} {a}", "value": f"{arms[a]['mean']:.4g} [{arms[a]['lo']:.4g}, {arms[a]['hi']:.4g}]"}
+                    for a in ("curated", "random", "all")]
+        d = result["metrics"][m]["differences"]["curated - random"]
+        summary.append({"metric": f"{m} curated - random",
+                        "value": f"{d['mean']:.4g} [{d['lo']:.4g}, {d['hi']:.4g}] {d['verdict']}"})
+    summary.append({"metric": "total", "value": result.get("bench", {}).get("total_s"), "unit": "s"})
+    return summary
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="bench.ablation_bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=240, help="base videos of the defect corpus (default 240: large)")
@@ -127,11 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "ablation.json").write_text(json.dumps(result, indent=1))
         shutil.copy(study / "ablation.png", RESULTS / "ablation.png")
-        return {"status": "ok", "total_s": result["bench"]["total_s"],
-                **{f"{m}_{a}": result["metrics"][m]["arms"][a]["mean"]
-                   for m in ("frechet", "kid", "defect_rate") for a in ("curated", "random", "all")},
-                **{f"{m}: curated - random": result["metrics"][m]["differences"]["curated - random"]["verdict"]
-                   for m in ("frechet", "kid", "defect_rate")}}
+        return {"status": "ok", "summary": summary_rows(result)}
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
