@@ -9,8 +9,9 @@ clip near its start and one near its end with training.video_frames.read_clip
 reader (decodes from the file's start), in CPU seconds (decoder threads
 included), median of --repeats with the four cases interleaved. Both clips
 start at the same offset into their GOP, so the only difference between them
-is their position in the file. The frame table (one demux of the whole file, cached per process) is timed
-separately as the cold first read. Writes bench/results/read.json.
+is their position in the file. The frame table (one demux of the whole file,
+cached per process) is timed separately as the cold first read. Writes
+bench/results/read.json.
 """
 from __future__ import annotations
 
