@@ -42,8 +42,14 @@ class _EmbedWorker:
 
     def embed_part(self, scan_key: str, embed_key: str, part: str, run_id: str) -> dict:
         """Embed one scan part's clips and commit the result as the embed part of the same name."""
-        keyframes = self.store.read_parts(scan_key, "keyframes", [part]).sort_by([("clip_id", "ascending"), ("position", "ascending")])
-        owners = _clip_owners(self.store, scan_key, part)
+        keyframes = self.store.read_parts(scan_key, "keyframes", [part])
+        rows, errors = self.embed_keyframes(keyframes, _clip_owners(self.store, scan_key, part), run_id)
+        commit_embed_part(self.store, embed_key, part, rows, errors)
+        return {"clips_embedded": len(rows), "errors": len(errors)}
+
+    def embed_keyframes(self, keyframes: pa.Table, owners: dict, run_id: str) -> tuple[list[dict], list[dict]]:
+        """(embedding rows, error rows) for the clips of a keyframes table, in batches of clips."""
+        keyframes = keyframes.sort_by([("clip_id", "ascending"), ("position", "ascending")])
         by_clip: dict[str, list[bytes]] = {}
         for cid, jpg in zip(keyframes.column("clip_id").to_pylist(), keyframes.column("jpeg").to_pylist()):
             by_clip.setdefault(cid, []).append(jpg)
@@ -57,8 +63,7 @@ class _EmbedWorker:
                 errors += [embed_error(owners, cid, type(e).__name__, f"embedding failed for this batch: {e}", run_id) for cid, _ in batch]
                 continue
             rows += [{"clip_id": cid, "embedding": emb, "aesthetic": aes} for (cid, _), (emb, aes) in zip(batch, scored)]
-        commit_embed_part(self.store, embed_key, part, rows, errors)
-        return {"clips_embedded": len(rows), "errors": len(errors)}
+        return rows, errors
 
 
 def _decode_jpeg(data: bytes) -> np.ndarray:
@@ -106,11 +111,19 @@ def run_embed_stage(store: RunStore, scan_key: str, embed_key: str, a: Aesthetic
         while queue or pending:
             while queue and idle:
                 i, part = idle.pop(), queue.pop()
-                pending[actors[i].embed_part.remote(scan_key, embed_key, part, run_id)] = (i, part)
+                if store.process_local:  # memory://: only the driver can read and write the parts
+                    ref = actors[i].embed_keyframes.remote(store.read_parts(scan_key, "keyframes", [part]),
+                                                           _clip_owners(store, scan_key, part), run_id)
+                else:
+                    ref = actors[i].embed_part.remote(scan_key, embed_key, part, run_id)
+                pending[ref] = (i, part)
             [ref], _ = ray.wait(list(pending), num_returns=1)
             i, part = pending.pop(ref)
             try:
                 result = ray.get(ref)
+                if store.process_local:
+                    commit_embed_part(store, embed_key, part, *result)
+                    result = {"clips_embedded": len(result[0]), "errors": len(result[1])}
             except ray.exceptions.RayError as e:  # the actor died past its restarts: its part's clips get error rows
                 result = _fail_part(store, scan_key, embed_key, part, e, run_id)
                 ray.kill(actors[i])

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from curation.scan import ScanParams, error_row
 from curation.sources import VideoFile
 from pipelines.config import StageConfig
-from pipelines.scan_task import TABLE_NAMES, TASK_FAILED_STAGE, _commit_task, _scan_task, _warm_task, commit_results
+from pipelines.scan_task import TABLE_NAMES, TASK_FAILED_STAGE, _commit_task, _scan_task, _warm_task, commit_results, resolve_items
 from pipelines.store import RunStore
 
 STAGE = "probe_split_score"
@@ -84,7 +84,10 @@ def run_scan_stage(
     t0 = time.perf_counter()
 
     def commit() -> None:
-        commits.append(_commit_task.remote(store.output_uri, store.storage_options, stage_key, list(buffer), run_id))
+        if store.process_local:  # a worker cannot write into the driver's memory://
+            commit_results(store, stage_key, resolve_items(buffer, run_id))
+        else:
+            commits.append(_commit_task.remote(store.output_uri, store.storage_options, stage_key, list(buffer), run_id))
         buffer.clear()
         stats["parts_written"] += 1
 

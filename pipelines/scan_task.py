@@ -44,6 +44,14 @@ def _commit_task(output_uri: str, storage_options: dict, stage_key: str, items: 
     wrapped in a list so that Ray does not resolve them first: a task that died gives
     an error row here instead of failing the commit.
     """
+    results = resolve_items(items, run_id)
+    commit_results(RunStore(output_uri, storage_options), stage_key, results)
+    return {"videos": sum(r.video is not None for r in results), "clips": sum(len(r.clips) for r in results),
+            "errors": sum(len(r.errors) for r in results)}
+
+
+def resolve_items(items: list[Item], run_id: str) -> list[ScanResult]:
+    """The scan results of commit items; a task that died gives a task-failure error row."""
     results = []
     for uri, wrapped, error in items:
         if error is not None:
@@ -56,9 +64,7 @@ def _commit_task(output_uri: str, storage_options: dict, stage_key: str, items: 
             message = " ".join(str(cause).split())[:500]
             results.append(ScanResult(errors=[error_row(uri, None, TASK_FAILED_STAGE, type(e).__name__,
                                                         f"scan task failed after retries: {message}", run_id)]))
-    commit_results(RunStore(output_uri, storage_options), stage_key, results)
-    return {"videos": sum(r.video is not None for r in results), "clips": sum(len(r.clips) for r in results),
-            "errors": sum(len(r.errors) for r in results)}
+    return results
 
 
 def commit_results(store: RunStore, stage_key: str, results: list[ScanResult]) -> str:

@@ -33,6 +33,12 @@ class RunStore:
             raise OutputError(f"cannot open output {output_uri!r}: {e}") from None
         self.root = self.root.rstrip("/")
 
+    @property
+    def process_local(self) -> bool:
+        """True for filesystems that live inside one process (memory://): only the driver can write them."""
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return protocol == "memory"
+
     def fresh(self, path: str) -> None:
         """Forget cached listings under `path`: object stores (s3fs) cache `ls`/`exists`,
         and parts written by another process (an earlier, killed run) must not be missed."""
