@@ -72,8 +72,12 @@ def check_reachable(address: str, timeout_s: float) -> None:
         raise ClusterError(f"{address} does not answer as a Ray cluster: {' '.join(str(e).split())[:200]}") from None
 
 
-def init_ray(address: str | None, num_cpus: int | None, connect_timeout_s: float = 20.0) -> dict:
-    """Connect (or start locally); returns what the run record says about the cluster."""
+def init_ray(address: str | None, num_cpus: int | None, connect_timeout_s: float = 20.0, worker_niceness: int = 0) -> dict:
+    """Connect (or start locally); returns what the run record says about the cluster.
+
+    `worker_niceness` applies to a cluster started here; a joined cluster's workers run
+    at the niceness its nodes were started with (`RAY_worker_niceness=0 ray start ...`).
+    """
     how = "already connected"
     if not ray.is_initialized():
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
@@ -87,7 +91,7 @@ def init_ray(address: str | None, num_cpus: int | None, connect_timeout_s: float
         else:
             # "local": always a fresh cluster, never whichever `ray start` cluster ran last on this machine
             how = "local (started for this run)"
-            ray.init(address="local", num_cpus=num_cpus, **kwargs)
+            ray.init(address="local", num_cpus=num_cpus, _system_config={"worker_niceness": worker_niceness}, **kwargs)
     return cluster_info(how)
 
 

@@ -6,6 +6,7 @@ object store straight to storage), and cancels a task that runs past its
 timeout, which becomes a `Timeout` error row.
 """
 import collections
+import dataclasses
 import time
 
 import fsspec
@@ -76,6 +77,8 @@ def run_scan_stage(
     stats["workers_start_s"] = time.perf_counter() - t0
 
     task = _scan_task.options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_retries=stage.max_retries)
+    if params.decode.threads == 0:  # "FFmpeg's choice" is every core of the node: give a task the CPUs it holds
+        params = dataclasses.replace(params, decode=dataclasses.replace(params.decode, threads=max(1, round(stage.num_cpus))))
     params_ref = ray.put(params)
     max_in_flight = slots + max(1, slots // 2)  # a few queued so a worker never waits for the driver
     pending: dict[ray.ObjectRef, tuple[VideoFile, float | None]] = {}  # insertion order = submission order

@@ -19,7 +19,17 @@ TASK_FAILED_STAGE = "scan"
 @ray.remote
 def _scan_task(uri: str, relpath: str, params, run_id: str, storage_options: dict,
                payload: bytes | None = None) -> ScanResult:
+    _use_threads(params.decode.threads)
     return scan_video(uri, relpath, params, run_id, storage_options, payload)
+
+
+def _use_threads(n: int) -> None:
+    """OpenCV's thread pool to the task's CPUs: more threads than the task was given only contend with
+    the other tasks on the node (Ray already sets OMP_NUM_THREADS to the task's num_cpus)."""
+    if n > 0:
+        import cv2
+
+        cv2.setNumThreads(n)
 
 
 @ray.remote
