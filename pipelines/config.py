@@ -43,6 +43,7 @@ class RayConfig(_Strict):
     num_cpus: int | None = Field(None, ge=1)
     connect_timeout_s: float = Field(20.0, gt=0, le=600)
     worker_niceness: int = Field(0, ge=0, le=19)
+    observability: bool = False
 
 
 class DecodeConfig(_Strict):

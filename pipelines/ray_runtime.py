@@ -72,11 +72,12 @@ def check_reachable(address: str, timeout_s: float) -> None:
         raise ClusterError(f"{address} does not answer as a Ray cluster: {' '.join(str(e).split())[:200]}") from None
 
 
-def init_ray(address: str | None, num_cpus: int | None, connect_timeout_s: float = 20.0, worker_niceness: int = 0) -> dict:
+def init_ray(address: str | None, num_cpus: int | None, connect_timeout_s: float = 20.0, worker_niceness: int = 0,
+             observability: bool = False) -> dict:
     """Connect (or start locally); returns what the run record says about the cluster.
 
-    `worker_niceness` applies to a cluster started here; a joined cluster's workers run
-    at the niceness its nodes were started with (`RAY_worker_niceness=0 ray start ...`).
+    `worker_niceness` and `observability` apply to a cluster started here; a joined cluster
+    runs with the settings its nodes were started with (e.g. `RAY_worker_niceness=0 ray start ...`).
     """
     how = "already connected"
     if not ray.is_initialized():
@@ -91,7 +92,10 @@ def init_ray(address: str | None, num_cpus: int | None, connect_timeout_s: float
         else:
             # "local": always a fresh cluster, never whichever `ray start` cluster ran last on this machine
             how = "local (started for this run)"
-            ray.init(address="local", num_cpus=num_cpus, _system_config={"worker_niceness": worker_niceness}, **kwargs)
+            system = {"worker_niceness": worker_niceness}
+            if not observability:  # per-task events, metrics and event stats cost driver and raylet CPU all run long
+                system.update(enable_metrics_collection=False, task_events_report_interval_ms=0, event_stats=False)
+            ray.init(address="local", num_cpus=num_cpus, _system_config=system, **kwargs)
     return cluster_info(how)
 
 

@@ -189,7 +189,8 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
         log(f"nothing to do: all {len(run.files)} input files are already processed with this config ({output_uri})")
         return _finish(run, "nothing_to_do")
     t = time.perf_counter()
-    record.cluster = init_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.ray.connect_timeout_s, cfg.ray.worker_niceness)
+    record.cluster = init_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.ray.connect_timeout_s,
+                              cfg.ray.worker_niceness, cfg.ray.observability)
     record.timings["ray_start_s"] = time.perf_counter() - t
     record.notes.append(f"ray: {record.cluster['how']}, {record.cluster.get('address')}, {record.cluster['nodes']} nodes, "
                         f"{int(record.cluster['cpus'])} CPUs, {int(record.cluster['gpus'])} GPUs")
