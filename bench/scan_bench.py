@@ -14,8 +14,8 @@ are listed several times over until at least --minutes of video, so fixed
 costs amortise. No copies are written; Ray's run gets symlinks in a temp dir.
 
   a  decode ceiling: PyAV, thread_type AUTO, every frame decoded and dropped
-  b  ours: curation.scan.scan_video (decode once: split + motion + quality +
-     keyframes + pHash, no CLIP), via a plain process pool and via the real
+  b  ours: curation.scan.scan_video with the default config's parameters (decode
+     once: split + motion + quality + keyframes + pHash, no CLIP), via a plain process pool and via the real
      pipelines.run.run_pipeline on Ray (Ray start-up reported separately)
   c  baseline in the style of video2dataset / Open-Sora: PySceneDetect's own
      CLI per file (subprocess, detect-adaptive), then a separate optical-flow
@@ -33,6 +33,7 @@ largest single process. Writes bench/results/scan.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -110,11 +111,24 @@ def decode_file(path: str) -> int:
     return n
 
 
-def scan_file(path: str) -> int:
-    """(b) Our per-video unit of work with default parameters; returns clips."""
-    from curation.scan import ScanParams, scan_video
+@functools.lru_cache(maxsize=1)
+def pipeline_scan_params():
+    """The scan parameters `vidcurate run` uses (the default config), so pool and Ray do the same work.
 
-    r = scan_video(path, os.path.basename(path), ScanParams(), "bench")
+    (Until 2026-11 the pool used ScanParams(), whose DIS preset is 1 (fast) where the config's is 2
+    (medium): the pool did cheaper motion work than the Ray run it was compared with.)
+    """
+    from pipelines.config import load_config
+    from pipelines.params import scan_params
+
+    return scan_params(load_config())
+
+
+def scan_file(path: str) -> int:
+    """(b) Our per-video unit of work with the pipeline's default config; returns clips."""
+    from curation.scan import scan_video
+
+    r = scan_video(path, os.path.basename(path), pipeline_scan_params(), "bench")
     if r.errors and r.video is None:
         raise RuntimeError(f"{path}: {r.errors[0]['message']}")
     return len(r.clips)
@@ -171,6 +185,7 @@ def _warm(_=None) -> int:
 
     import curation.scan  # noqa: F401
 
+    pipeline_scan_params()
     time.sleep(0.3)  # keep this worker busy so the other one takes the other warm-up task
     return os.getpid()
 
