@@ -6,7 +6,6 @@ object store straight to storage), and cancels a task that runs past its
 timeout, which becomes a `Timeout` error row.
 """
 import collections
-import dataclasses
 import time
 
 import fsspec
@@ -77,9 +76,8 @@ def run_scan_stage(
     stats["workers_start_s"] = time.perf_counter() - t0
 
     task = _scan_task.options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_retries=stage.max_retries)
-    if params.decode.threads == 0:  # "FFmpeg's choice" is every core of the node: give a task the CPUs it holds
-        params = dataclasses.replace(params, decode=dataclasses.replace(params.decode, threads=max(1, round(stage.num_cpus))))
     params_ref = ray.put(params)
+    cv2_threads = max(1, round(stage.num_cpus))  # OpenCV's pool sized to the CPUs a task holds, not the node's
     max_in_flight = slots + max(1, slots // 2)  # a few queued so a worker never waits for the driver
     pending: dict[ray.ObjectRef, tuple[VideoFile, float | None]] = {}  # insertion order = submission order
     buffer: list = []
@@ -98,7 +96,8 @@ def run_scan_stage(
         while todo or pending:
             while todo and len(pending) < max_in_flight:
                 f = todo.popleft()
-                pending[task.remote(f.uri, f.relpath, params_ref, run_id, storage_options, _payload(f.uri, storage_options))] = (f, None)
+                pending[task.remote(f.uri, f.relpath, params_ref, run_id, storage_options, _payload(f.uri, storage_options),
+                                    cv2_threads)] = (f, None)
             now = time.monotonic()
             # a task's clock starts once it is among the first `slots` in flight (Ray runs them in order)
             for ref in list(pending)[:slots]:

@@ -18,8 +18,8 @@ TASK_FAILED_STAGE = "scan"
 
 @ray.remote
 def _scan_task(uri: str, relpath: str, params, run_id: str, storage_options: dict,
-               payload: bytes | None = None) -> ScanResult:
-    _use_threads(params.decode.threads)
+               payload: bytes | None = None, cv2_threads: int = 0) -> ScanResult:
+    _use_threads(cv2_threads)
     return scan_video(uri, relpath, params, run_id, storage_options, payload)
 
 
