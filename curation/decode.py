@@ -1,4 +1,4 @@
-"""Decode a video once, feeding the shot detector and the analysis samples in one pass.
+"""Decode a video once, feeding the shot detector, the analysis samples and the audio meter in one pass.
 
 Memory stays bounded: full-resolution frames live only inside the decode loop;
 what is kept per frame is a timestamp, and per analysis sample (~2 fps) small
@@ -33,13 +33,23 @@ class StreamInfo:
     width: int  # as stored
     height: int
     rotation: int  # degrees, counter-clockwise display rotation from metadata
+    sar: float  # sample (pixel) aspect ratio, pixel width / pixel height (1.0 = square)
     fps: float  # average frame rate from the container (may be absurd; we check)
     num_frames_meta: int | None  # frame count the container claims
+    audio_codec: str | None = None  # first audio stream, from the probe (None = no audio stream)
+    audio_sample_rate: int | None = None  # Hz
+    audio_channels: int | None = None
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as shown: sample aspect ratio applied to the width, then rotation."""
+        w, h = max(1, round(self.width * self.sar)), self.height
+        return (h, w) if self.rotation in (90, 270) else (w, h)
 
 
 @dataclass
 class Sample:
-    """An analysis frame: RGB uint8, short side ~analysis_short_side, rotation applied."""
+    """An analysis frame: RGB uint8, short side ~analysis_short_side, at display geometry (SAR and rotation applied)."""
 
     index: int  # decoded-frame index
     t: float  # seconds
@@ -60,6 +70,7 @@ class DecodeResult:
     pts: list[float] = field(default_factory=list)  # seconds per decoded frame
     truncated_error: str | None = None  # set when decoding stopped early on a corrupt packet
     timing_error: str | None = None  # set when timestamps were implausible and were rebuilt
+    audio_error: str | None = None  # set when the audio stream stopped decoding; the picture went on
 
     @property
     def num_frames(self) -> int:
@@ -89,9 +100,32 @@ def stream_info(container, stream) -> StreamInfo:
         width=int(cc.width or 0),
         height=int(cc.height or 0),
         rotation=0,  # known from the first decoded frame
+        sar=_sample_aspect(stream),
         fps=fps,
         num_frames_meta=int(stream.frames) if stream.frames else None,
     )
+
+
+MAX_SAR = 4.0  # a pixel wider or taller than this is broken metadata, not a real format
+
+
+def _sample_aspect(stream) -> float:
+    """Pixel aspect ratio as FFmpeg guesses it: the container's, else the codec's, else square."""
+    for sar in (getattr(stream, "sample_aspect_ratio", None), getattr(stream.codec_context, "sample_aspect_ratio", None)):
+        if sar and sar.numerator > 0 and 1 / MAX_SAR <= float(sar) <= MAX_SAR:
+            return float(sar)
+    return 1.0
+
+
+def audio_probe(info: StreamInfo, stream) -> None:
+    """Record the audio stream's codec, rate and channels in `info`."""
+    cc = stream.codec_context
+    if cc is None:  # a codec this FFmpeg build does not know
+        info.audio_codec = "unknown"
+        return
+    info.audio_codec = cc.name
+    info.audio_sample_rate = int(cc.sample_rate or 0) or None
+    info.audio_channels = len(cc.layout.channels) if cc.layout else None
 
 
 def _rotation(frame) -> int:
@@ -133,11 +167,14 @@ def decode(
     plan: DecodePlan,
     on_detector_frame: Callable[[int, np.ndarray], None] | None = None,
     on_sample: Callable[[Sample], None] | None = None,
+    on_audio: Callable[[av.AudioFrame], None] | None = None,
 ) -> DecodeResult:
     """Decode every frame once; call the consumers as frames arrive.
 
     `on_detector_frame(index, bgr)` gets every frame at `detector_width` (BGR, as
-    PySceneDetect expects); `on_sample(sample)` gets frames at `sample_fps`.
+    PySceneDetect expects); `on_sample(sample)` gets frames at `sample_fps`;
+    `on_audio(frame)` gets the first audio stream's decoded frames, demuxed from the
+    same container (None = the audio packets are not decoded).
     """
     with open_container(fileobj) as container:
         if not container.streams.video:
@@ -154,10 +191,16 @@ def decode(
         threads = decode_threads(plan.threads, info.width, info.height)
         if threads:
             stream.codec_context.thread_count = threads
+        astream = container.streams.audio[0] if container.streams.audio else None
+        if astream is not None:
+            audio_probe(info, astream)
+        if on_audio is None:
+            astream = None
         result = DecodeResult(info=info)
-        sw, sh = _scaled(info.width, info.height, plan.analysis_short_side)
+        wide = info.width * info.sar  # stored width at display aspect (before rotation)
+        sw, sh = _scaled(wide, info.height, plan.analysis_short_side)
         dw = plan.detector_width
-        dh = _even(info.height * dw / info.width) if dw else 0
+        dh = _even(info.height * dw / wide) if dw else 0
         period = 1.0 / plan.sample_fps
         next_sample_t = -math.inf
         fallback_dt = 1.0 / info.fps if 0 < info.fps < MAX_FPS else 1.0 / FALLBACK_FPS
@@ -165,7 +208,7 @@ def decode(
         # context (a fresh one per frame, as frame.reformat makes, costs ~4 ms at 720p); same pixels
         det_scale, det_bgr, smp_scale, smp_rgb = (VideoReformatter() for _ in range(4))
         try:
-            for frame in container.decode(stream):
+            for frame in _video_frames(container, stream, astream, on_audio, result):
                 index = len(result.pts)
                 t = float(frame.time) if frame.time is not None else index * fallback_dt
                 if result.pts and t <= result.pts[-1]:
@@ -210,6 +253,26 @@ def _check_timing(result: DecodeResult) -> None:
     fps = result.info.fps if 0 < result.info.fps <= MAX_FPS else FALLBACK_FPS
     result.pts = [i / fps for i in range(n)]
     result.timing_error = f"timestamps claim {claimed:.6g} frames/s (above {MAX_FPS:g}); assumed {fps:g} frames/s"
+
+
+def _video_frames(container, stream, astream, on_audio, result: DecodeResult):
+    """Demux video (and audio) packets once; decode audio into `on_audio`, yield video frames.
+
+    An audio packet that fails to decode stops the audio (recorded in `result.audio_error`),
+    never the picture; a damaged video packet or container raises FFmpegError as before.
+    """
+    if astream is None:
+        yield from container.decode(stream)
+        return
+    for packet in container.demux(stream, astream):
+        if packet.stream.index != astream.index:
+            yield from packet.decode()
+        elif result.audio_error is None:
+            try:
+                for frame in packet.decode():
+                    on_audio(frame)
+            except (av.FFmpegError, ValueError) as e:  # ValueError: the resampler met a changed format mid-stream
+                result.audio_error = _one_line(e)
 
 
 def frame_rate(result: DecodeResult) -> float:

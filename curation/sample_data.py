@@ -131,10 +131,12 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 
 
 def pan_shot(
-    img: np.ndarray, n: int, dx: int, dy: int, rng: np.random.Generator, blur_sigma: float = 0.0
+    img: np.ndarray, n: int, dx: int, dy: int, rng: np.random.Generator, blur_sigma: float = 0.0,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
 ) -> Frames:
-    """n frames of a crop window moving over img so content moves (dx, dy) px per frame."""
-    need_w, need_h = WIDTH + abs(dx) * (n - 1), HEIGHT + abs(dy) * (n - 1)
+    """n frames of a (w, h) = size crop window moving over img so content moves (dx, dy) px per frame."""
+    width, height = size
+    need_w, need_h = width + abs(dx) * (n - 1), height + abs(dy) * (n - 1)
     base = _cover(img, need_w, need_h)
     if blur_sigma > 0:  # blur the photo once, at frame scale, before cropping
         base = cv2.GaussianBlur(base, (0, 0), blur_sigma)
@@ -147,25 +149,26 @@ def pan_shot(
     frames = []
     for t in range(n):
         x, y = x0 - dx * t, y0 - dy * t
-        frames.append(np.ascontiguousarray(base[y : y + HEIGHT, x : x + WIDTH]))
+        frames.append(np.ascontiguousarray(base[y : y + height, x : x + width]))
     return frames
 
 
-def zoom_shot(img: np.ndarray, n: int, rate: float) -> Frames:
-    """n frames zooming into the centre of img by `rate` per frame (exact affine scale)."""
-    base = _cover(img, WIDTH, HEIGHT)
+def zoom_shot(img: np.ndarray, n: int, rate: float, size: tuple[int, int] = (WIDTH, HEIGHT)) -> Frames:
+    """n frames of size (w, h) zooming into the centre of img by `rate` per frame (exact affine scale)."""
+    width, height = size
+    base = _cover(img, width, height)
     bh, bw = base.shape[:2]
     # Start from the largest window of the frame's aspect inside the photo.
-    s0 = min(bw / WIDTH, bh / HEIGHT)  # source pixels per output pixel at t=0
+    s0 = min(bw / width, bh / height)  # source pixels per output pixel at t=0
     cx, cy = (bw - 1) / 2, (bh - 1) / 2
-    ox, oy = (WIDTH - 1) / 2, (HEIGHT - 1) / 2
+    ox, oy = (width - 1) / 2, (height - 1) / 2
     frames = []
     for t in range(n):
         s = s0 / rate**t
         # output p -> source c + s * (p - o)
         m = np.array([[s, 0, cx - s * ox], [0, s, cy - s * oy]], dtype=np.float64)
         frames.append(
-            cv2.warpAffine(base, m, (WIDTH, HEIGHT), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+            cv2.warpAffine(base, m, (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REFLECT)
         )
     return frames
@@ -194,12 +197,12 @@ def _codec() -> tuple[str, int | None]:
         return "mpeg4", None
 
 
-def encode(path: Path, frames: Frames, crf: int = CRF, preset: str = "fast") -> dict:
+def encode(path: Path, frames: Frames, crf: int = CRF, preset: str = "fast", fps: int = FPS) -> dict:
     """Encode RGB frames to an mp4 at FPS, single-threaded so the bytes are deterministic."""
     codec, default_crf = _codec()
     h, w = frames[0].shape[:2]
     with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream(codec, rate=FPS)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         cc = stream.codec_context
         cc.gop_size = GOP

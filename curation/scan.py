@@ -1,4 +1,4 @@
-"""One video, one decode: probe, shot detection, motion, quality, keyframes and hashes.
+"""One video, one decode: probe, shot detection, motion, quality, sound, keyframes and hashes.
 
 `scan_video` is the unit of work the pipeline runs per input file. It returns
 plain rows for the videos, clips, keyframes and errors tables; it never raises
@@ -18,6 +18,7 @@ import fsspec
 import numpy as np
 
 from curation import ids
+from curation.audio import AudioMeter, AudioParams
 from curation.decode import DECODER_OPENS, DecodeError, DecodePlan, Sample, decode, frame_rate
 from curation.hashes import phash
 from curation.motion import MotionParams, PairMotion, aggregate_motion, pair_flow, to_gray
@@ -34,6 +35,7 @@ class ScanParams:
     split: SplitParams = field(default_factory=SplitParams)
     motion: MotionParams = field(default_factory=MotionParams)
     quality: QualityParams = field(default_factory=QualityParams)
+    audio: AudioParams = field(default_factory=AudioParams)
     keyframes_at: tuple[float, ...] = (0.1, 0.5, 0.9)  # fractions of the clip
     jpeg_quality: int = 90  # keyframe JPEGs (0..100)
 
@@ -149,17 +151,17 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
             _SampleRecord(s.index, s.t, frame_quality(s.rgb, params.quality), phash(s.rgb), jpg.tobytes(), (s.rgb.shape[1], s.rgb.shape[0]))
         )
 
+    meter = AudioMeter(params.audio) if params.audio.enabled else None
     opens_before = DECODER_OPENS["count"]
     with open(path, "rb") as f:
-        result = decode(f, params.decode, detector.feed, on_sample)
+        result = decode(f, params.decode, detector.feed, on_sample, meter.feed if meter else None)
     info = result.info
     fps = frame_rate(result)
     n = result.num_frames
     pts = result.pts
-    if info.rotation in (90, 270):
-        width, height = info.height, info.width
-    else:
-        width, height = info.width, info.height
+    width, height = info.display_size
+    if meter is not None:
+        meter.finish()
     spans = clip_spans(detector.shot_starts(), n, fps, params.split.max_clip_s)
     if params.split.black_min_s is not None:
         spans = split_black_runs(spans, detector.black, max(1, round(params.split.black_min_s * fps)))
@@ -188,6 +190,9 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
         }
         row.update(aggregate_motion([m for a, b, m in pairs if span.start <= a and b < span.end], params.motion))
         row.update(aggregate_quality([s.quality for s in inside], params.quality))
+        if meter is not None:
+            row["audio_channels"] = meter.channels if meter.has_audio else 0
+            row.update(meter.clip_scores(start_s, end_s))
         keys = _keyframes(inside, span.start, span.end, params.keyframes_at)
         row["phash"] = [s.phash for _, s in keys] or None
         out.clips.append(row)
@@ -207,13 +212,28 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
         "width": info.width,
         "height": info.height,
         "rotation": info.rotation,
+        "sar": info.sar,
+        "display_width": width,
+        "display_height": height,
+        "display_aspect": width / height,
         "fps": fps,
         "num_frames": n,
         "num_frames_meta": info.num_frames_meta,
         "duration_s": (pts[-1] - pts[0]) + 1.0 / fps,
         "num_clips": len(spans),
         "decoder_opens": DECODER_OPENS["count"] - opens_before,
+        "audio_codec": info.audio_codec,
+        "audio_sample_rate": info.audio_sample_rate,
+        "audio_channels": info.audio_channels,
     }
+    if meter is not None:
+        out.video.update(meter.video_columns(out.video["duration_s"], pts[0]))
+        if result.audio_error or (info.audio_codec and not meter.has_audio):
+            out.errors.append(
+                error_row(uri, vid, "audio", "AudioDecodeError",
+                          f"the {info.audio_codec} audio stream stopped decoding after {meter.duration_s:.2f} s "
+                          f"({result.audio_error or 'no audio frame decoded'}); the picture was processed", run_id)
+            )
     missing = _frames_missing(info.num_frames_meta, n)
     if missing and not result.truncated_error:
         # a cut-off file often decodes cleanly up to where it ends: only the count tells

@@ -56,11 +56,52 @@ def _print_summary(record) -> None:
 
 
 def _cmd_sample_data(args) -> int:
+    # --- sample-data --size (evalcorpus) ---
+    if args.size == "large":
+        from curation.defect_corpus import DEFAULT_COUNT, write_defect_corpus
+
+        try:
+            truth = write_defect_corpus(args.out, count=args.count or DEFAULT_COUNT, seed=args.seed)
+        except ValueError as e:
+            raise CliError(str(e)) from None
+        rates = ", ".join(f"{k}={v}" for k, v in truth["kind_counts"].items())
+        print(f"wrote {len(truth['videos'])} defect-labelled videos and ground_truth.json to {args.out} ({rates})")
+        return EXIT_OK
+    if args.count is not None:
+        raise CliError("--count applies to --size large only")
+    # --- end sample-data --size ---
     from curation.sample_data import write_sample_data
 
     truth = write_sample_data(args.out, seed=args.seed)
     print(f"wrote {len(truth['videos'])} demo videos and ground_truth.json to {args.out}")
     return EXIT_OK
+
+
+# --- evaluate verb (evalcorpus) ---
+def _cmd_evaluate(args) -> int:
+    import json
+
+    from curation.evaluate import EVALUATION_NAME, evaluate_run, format_evaluation
+    from pipelines.review_cli import require_run, storage_options
+
+    options = storage_options(args)
+    require_run(args.out, options)
+    mapping = {}
+    for item in args.reason or []:
+        defect, sep, reason = item.partition("=")
+        if not sep or not defect:
+            raise CliError(f"--reason wants DEFECT=REASON (REASON may be empty for none), got {item!r}")
+        mapping[defect] = reason or None
+    try:
+        result = evaluate_run(args.out, args.truth, mapping, options)
+    except FileNotFoundError as e:
+        raise CliError(f"truth file not found: {e}") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CliError(f"{args.truth} is not a ground-truth file (vidcurate sample-data writes one): {e}") from None
+    print(format_evaluation(result))
+    print(f"wrote {args.out.rstrip('/')}/{EVALUATION_NAME}")
+    return EXIT_OK
+# --- end evaluate verb ---
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,9 +121,28 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample-data", help="write the deterministic demo videos and their ground truth")
     s.add_argument("out", metavar="OUT", help="folder to write into")
     s.add_argument("--seed", type=int, default=0)
+    # --- sample-data --size (evalcorpus) ---
+    s.add_argument("--size", choices=("small", "large"), default="small",
+                   help="small: the 13-file demo set; large: a defect-labelled corpus of a few hundred clips")
+    s.add_argument("--count", type=int, metavar="N", help="--size large: base videos (default 240, plus copies)")
+    # --- end sample-data --size ---
     s.set_defaults(func=_cmd_sample_data)
 
-    for module in ("pipelines.review_cli", "training.autoencoder.cli", "training.diffusion.cli"):
+    # --- evaluate verb (evalcorpus) ---
+    e = sub.add_parser("evaluate", help="precision and recall of a run's drop reasons, cuts and duplicates against ground truth",
+                       description="Score run folder OUT against a ground-truth file (vidcurate sample-data writes one): "
+                                   "per defect the precision and recall of its drop reason, shot boundaries (±2 frames) "
+                                   "and duplicate pairs. Writes OUT/evaluation.json.")
+    e.add_argument("out", metavar="OUT", help="a run folder written by `vidcurate run`")
+    e.add_argument("--truth", required=True, metavar="FILE", help="ground_truth.json of the input")
+    e.add_argument("--reason", action="append", metavar="DEFECT=REASON",
+                   help="which drop reason catches a defect (repeatable), e.g. letterbox=letterboxed")
+    e.add_argument("--config", metavar="FILE", help="YAML whose input/output storage_options reach OUT")
+    e.add_argument("--storage-option", action="append", metavar="KEY=VALUE", help="fsspec option for OUT (repeatable)")
+    e.set_defaults(func=_cmd_evaluate)
+    # --- end evaluate verb ---
+
+    for module in ("pipelines.review_cli", "pipelines.export_cli", "training.autoencoder.cli", "training.diffusion.cli"):
         try:
             mod = __import__(module, fromlist=["add_parsers"])
         except ImportError:

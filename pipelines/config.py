@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from schemas.tables import clips_schema
 
 DEFAULT_CONFIG = "default.yaml"
-BUILTIN_STAGES = ("probe_split_score", "embed", "filter", "dedup", "balance", "curate")
+BUILTIN_STAGES = ("probe_split_score", "embed", "text", "filter", "dedup", "caption", "balance", "curate")
 
 
 class ConfigError(ValueError):
@@ -80,6 +80,16 @@ class QualityConfig(_Strict):
     near_black_luma: float = Field(20.0, ge=0, le=255)
 
 
+# --- audio (curation/audio.py) ---
+class AudioConfig(_Strict):
+    enabled: bool = True
+    silence_dbfs: float = Field(-60.0, lt=0)
+    full_scale: float = Field(0.999, gt=0, le=1)
+    vad: bool = True
+    vad_threshold: float = Field(0.5, gt=0, lt=1)
+# --- end audio ---
+
+
 class AestheticConfig(_Strict):
     clip_model: str = "ViT-L-14"
     clip_checkpoint: str | None = None
@@ -105,9 +115,51 @@ class AestheticConfig(_Strict):
         return v
 
 
+# --- on-screen text and captions (curation/text_area.py, curation/captions.py) ---
+def _check_device(v: str) -> str:
+    if v != "cpu" and not v.startswith("cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {v!r}")
+    return v
+
+
+class TextConfig(_Strict):
+    detector_short_side: int = Field(256, ge=32, le=2160)
+    min_box_score: float = Field(0.6, ge=0, le=1)
+    min_box_aspect: float = Field(1.2, ge=1)
+    max_box_height_frac: float = Field(0.3, gt=0, le=1)
+    max_box_area_frac: float = Field(0.25, gt=0, le=1)
+    aggregate: Literal["median", "mean", "max"] = "median"
+    clips_per_task: int = Field(16, ge=1, le=100_000)
+
+
+class CaptionConfig(_Strict):
+    model: str | None = None
+    prompt: str = Field("Describe this video clip in one or two sentences: the subject, the action, the setting and the camera.",
+                        min_length=1)
+    frames_per_clip: int = Field(3, ge=1, le=64)
+    batch_size: int = Field(4, ge=1, le=1024)
+    max_new_tokens: int = Field(96, ge=1, le=4096)
+    device: str = "cpu"
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    repetition_ngram: int = Field(3, ge=1, le=16)
+
+    _device = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
+# --- end text and captions ---
+
+
 _NUMERIC_COLUMNS = {
     f.name for f in clips_schema if str(f.type) in ("float", "double", "int32", "int64")
 }
+# --- filter bounds (evalcorpus) ---
+# Scores that cannot be negative: a negative bound on them is a typo, not a rule.
+# (A signed score added later, e.g. loudness in LUFS, is simply not listed here.)
+_NON_NEGATIVE_COLUMNS = {
+    "duration_s", "num_frames", "fps", "width", "height", "start_s", "end_s", "start_frame", "end_frame",
+    "motion", "camera_motion", "local_motion", "sharpness", "luma_mean", "clipped_dark_frac",
+    "clipped_bright_frac", "contrast", "colorfulness", "black_frac", "letterbox_frac", "quality", "aesthetic",
+    "dup_similarity", "sample_weight",
+} & _NUMERIC_COLUMNS
+# --- end filter bounds ---
 
 
 class FilterRule(_Strict):
@@ -127,8 +179,15 @@ class FilterRule(_Strict):
     def _bounds(self):
         if self.min is None and self.max is None:
             raise ValueError(f"filter on {self.column!r} needs min or max")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"filter on {self.column!r}: min {self.min} > max {self.max}")
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"filter on {self.column!r}: min {self.min} must be below max {self.max}")
+        # --- filter bounds (evalcorpus) ---
+        for name in ("min", "max"):
+            value = getattr(self, name)
+            if value is not None and value < 0 and self.column in _NON_NEGATIVE_COLUMNS:
+                raise ValueError(f"filter on {self.column!r}: {name} {value} is negative, "
+                                 f"but {self.column} is never below 0")
+        # --- end filter bounds ---
         return self
 
 
@@ -150,7 +209,10 @@ class PipelineConfig(_Strict):
     split: SplitConfig = SplitConfig()
     motion: MotionConfig = MotionConfig()
     quality: QualityConfig = QualityConfig()
+    audio: AudioConfig = AudioConfig()
     aesthetic: AestheticConfig = AestheticConfig()
+    text: TextConfig = TextConfig()
+    caption: CaptionConfig = CaptionConfig()
     filters: list[FilterRule] = []
     dedup: dict = {}  # fields of curation.dedup.DedupParams
     balance: dict = {}  # fields of curation.balance.BalanceParams
@@ -249,8 +311,54 @@ def default_config_dict() -> dict:
     return yaml.safe_load(text)
 
 
+# --- filter merge (evalcorpus) ---
+def merge_filters(base: list[dict], user, where: str = "filters") -> list[dict]:
+    """Filter rules keyed by reason: a user rule replaces the rule with its reason in place,
+    a new reason is added at the end, and `{reason: R, enabled: false}` removes rule R."""
+    if not isinstance(user, list):
+        raise ConfigError(f"config key '{where}': a list of rules, got {type(user).__name__}")
+    merged = {r["reason"]: r for r in base}
+    seen = set()
+    for i, rule in enumerate(user):
+        key = f"{where}.{i}"
+        if not isinstance(rule, dict) or not isinstance(rule.get("reason"), str):
+            raise ConfigError(f"config key '{key}': a rule needs a reason, e.g. {{column: sharpness, min: 2.5, reason: blurry}}")
+        reason = rule["reason"]
+        if reason in seen:
+            raise ConfigError(f"config key '{key}': a second rule for reason {reason!r} (one rule per reason)")
+        seen.add(reason)
+        if rule.get("enabled", True) is False:
+            if set(rule) - {"reason", "enabled"}:
+                raise ConfigError(f"config key '{key}': a disabled rule takes only reason and enabled: false")
+            if reason not in merged:
+                raise ConfigError(f"config key '{key}': no rule with reason {reason!r} to disable; "
+                                  f"rules are {sorted(merged)}")
+            del merged[reason]
+            continue
+        body = {k: v for k, v in rule.items() if k != "enabled"}
+        try:
+            FilterRule.model_validate(body)
+        except ValidationError as e:
+            raise ConfigError(_explain(e, prefix=key)) from None
+        merged[reason] = body
+    return list(merged.values())
+
+
+def _merge_with_filters(data: dict, over: dict) -> dict:
+    """_deep_merge, except that `filters` merges rule by rule (merge_filters)."""
+    rest = {k: v for k, v in over.items() if k != "filters"}
+    out = _deep_merge(data, rest)
+    if "filters" in over:
+        out["filters"] = merge_filters(data.get("filters") or [], over["filters"] if over["filters"] is not None else [])
+    return out
+# --- end filter merge ---
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> PipelineConfig:
-    """Defaults, merged with the YAML at `path`, merged with `overrides`; validated."""
+    """Defaults, merged with the YAML at `path`, merged with `overrides`; validated.
+
+    Filter rules merge by reason (see merge_filters); every other list replaces the default.
+    """
     data = default_config_dict()
     if path is not None:
         try:
@@ -263,16 +371,32 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
             user = {}
         if not isinstance(user, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
-        data = _deep_merge(data, user)
+        data = _merge_with_filters(data, user)
     if overrides:
-        data = _deep_merge(data, overrides)
+        data = _merge_with_filters(data, overrides)
     try:
         cfg = PipelineConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_explain(e)) from None
     _check_files(cfg)
+    _check_caption(cfg)
     _check_entrypoints(cfg)
     return cfg
+
+
+def _check_caption(cfg: PipelineConfig) -> None:
+    """A configured VLM must be a model folder, and there must be keyframes enough to show it."""
+    c = cfg.caption
+    if c.model is None or not cfg.stages.get("caption", StageConfig(enabled=False)).enabled:
+        return
+    from curation.captions import vlm_folder_problem
+
+    problem = vlm_folder_problem(c.model, cfg.input.storage_options)
+    if problem:
+        raise ConfigError(f"config key 'caption.model': {problem}")
+    if c.frames_per_clip > len(cfg.aesthetic.frames_at):
+        raise ConfigError(f"config key 'caption.frames_per_clip': {c.frames_per_clip} frames, but each clip has "
+                          f"{len(cfg.aesthetic.frames_at)} keyframes (aesthetic.frames_at)")
 
 
 def _check_entrypoints(cfg: PipelineConfig) -> None:
@@ -291,12 +415,14 @@ def _check_entrypoints(cfg: PipelineConfig) -> None:
             raise ConfigError(f"config key 'stages.{name}.entrypoint': {module!r} has no function {func!r}")
 
 
-def _explain(e: ValidationError) -> str:
+def _explain(e: ValidationError, prefix: str = "") -> str:
     lines = []
     for err in e.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]]) or "(top level)"
         msg = "unknown key (not a setting)" if err["type"] == "extra_forbidden" else err["msg"]
         lines.append(f"config key '{key}': {msg}")
+    if len(lines) == 1:  # one problem, one line
+        return f"invalid config: {lines[0]}"
     return "invalid config:\n  " + "\n  ".join(lines)
 
 

@@ -1,4 +1,5 @@
 """Config sections → the plain parameter objects curation/ takes."""
+from curation.audio import AudioParams
 from curation.decode import DecodePlan
 from curation.filters import Rule
 from curation.motion import MotionParams
@@ -18,12 +19,13 @@ def scan_params(cfg: PipelineConfig) -> ScanParams:
                             static_threshold=cfg.motion.static_threshold),
         quality=QualityParams(black_luma_p99=cfg.quality.near_black_luma),
         keyframes_at=tuple(cfg.aesthetic.frames_at),
+        audio=AudioParams(**cfg.audio.model_dump()),
     )
 
 
 def scan_config_subset(cfg: PipelineConfig) -> dict:
     """The config that decides the scan stage's output: a change here means rescanning."""
-    return {k: cfg.public_dict()[k] for k in ("decode", "split", "motion", "quality")} | {
+    return {k: cfg.public_dict()[k] for k in ("decode", "split", "motion", "quality", "audio")} | {
         "frames_at": cfg.aesthetic.frames_at
     }
 

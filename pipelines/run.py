@@ -20,10 +20,13 @@ from pipelines.params import embed_config_subset, filter_rules, scan_config_subs
 from pipelines.ray_runtime import init_ray
 from pipelines.scan_stage import done_uris, run_scan_stage
 from pipelines.store import RunStore
+from pipelines.caption_stage import caption_cache_key, run_caption_stage  # text and captions
+from pipelines.text_stage import join_text_areas, run_text_stage, text_cache_key  # text and captions
 from schemas import TABLES, RunRecord, table_from_rows, validate_table
 
 FINAL_TABLES = ("videos", "clips", "curated", "errors", "keyframes")
-_PACKAGES = ("vidcurate", "ray", "pyarrow", "duckdb", "av", "opencv-python-headless", "scenedetect", "torch", "open_clip_torch", "numpy")
+_PACKAGES = ("vidcurate", "ray", "pyarrow", "duckdb", "av", "opencv-python-headless", "scenedetect", "torch", "open_clip_torch", "numpy",
+             "transformers", "rapidocr", "onnxruntime")
 
 
 def _short_hash(data) -> str:
@@ -60,6 +63,10 @@ def describe_dag(cfg: PipelineConfig) -> str:
             res += f" actors={st.concurrency} batch={cfg.aesthetic.batch_size} device={cfg.aesthetic.device}"
             if not cfg.aesthetic.clip_checkpoint:
                 res += " (skipped: aesthetic.clip_checkpoint not configured)"
+        if name == "caption":  # text and captions
+            res += f" actors={st.concurrency} batch={cfg.caption.batch_size} device={cfg.caption.device}"
+            if not cfg.caption.model:
+                res += " (skipped: caption.model not configured)"
         lines.append(f"{name:<20} after: {deps:<28} {kind:<10} {res}")
     off = [n for n, s in cfg.stages.items() if not s.enabled]
     if off:
@@ -87,6 +94,7 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
     scanned = 0
 
     embed_on = "embed" in order and cfg.aesthetic.clip_checkpoint is not None
+    text_key = text_cache_key(cfg) if "text" in order else None  # text and captions
 
     def fingerprint() -> dict:
         return {
@@ -94,6 +102,7 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
             "inputs": sorted(f.uri for f in files),
             "scan_parts": store.committed_parts(scan_key),
             "embed_parts": store.committed_parts(embed_key) if embed_on else [],
+            "text_parts": store.committed_parts(text_key) if text_key else [],
         }
 
     # a finished job is recognised before Ray starts: same inputs, config and parts as the last assembly
@@ -134,15 +143,25 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
         record.counts["embed"] = stats
         timings["embed_s"] = time.perf_counter() - t
 
+    measured = 0
+    if text_key:  # --- text and captions: on-screen text area from keyframes ---
+        t = time.perf_counter()
+        stats = run_text_stage(store, scan_key, text_key, cfg.text, cfg.stages["text"])
+        measured = stats.get("clips_measured", 0)
+        record.counts["text"] = stats
+        timings["text_s"] = time.perf_counter() - t
+    if "caption" in order and not cfg.caption.model:
+        record.not_configured.append("caption: not configured (caption.model is null)")
+
     final_fingerprint = fingerprint()
-    if scanned == 0 and embedded == 0 and store.read_json("_work/final.json") == final_fingerprint:
+    if scanned == 0 and embedded == 0 and measured == 0 and store.read_json("_work/final.json") == final_fingerprint:
         record.status = "nothing_to_do"
         record.finished_at = dt.datetime.now(dt.timezone.utc).isoformat()
         log(f"nothing to do: all {len(files)} input files are already processed with this config ({output_uri})")
         return record
 
     t = time.perf_counter()
-    tables = _assemble(store, scan_key, embed_key if embed_on else None, files, skipped, cfg, order, run_id, record)
+    tables = _assemble(store, scan_key, embed_key if embed_on else None, files, skipped, cfg, order, run_id, record, text_key)
     timings["assemble_s"] = time.perf_counter() - t
     t = time.perf_counter()
     for name in FINAL_TABLES:
@@ -170,7 +189,7 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
     return record
 
 
-def _assemble(store, scan_key, embed_key, files, skipped, cfg, order, run_id, record) -> dict[str, pa.Table]:
+def _assemble(store, scan_key, embed_key, files, skipped, cfg, order, run_id, record, text_key=None) -> dict[str, pa.Table]:
     """Global stages over the committed parts: join, filter, dedup, custom stages, curate."""
     wanted = pa.array(sorted(f.uri for f in files), pa.string())
     parts = store.committed_parts(scan_key)
@@ -194,6 +213,8 @@ def _assemble(store, scan_key, embed_key, files, skipped, cfg, order, run_id, re
 
     if embed_key:
         clips = join_embeddings(clips, store.read_parts(embed_key, "embeddings"))
+    if text_key:  # text and captions
+        clips = join_text_areas(clips, store.read_parts(text_key, "text_areas"))
     for name in order:  # the table stages, in DAG order
         if cfg.stages[name].entrypoint:
             clips = _custom_stage(name, cfg.stages[name].entrypoint, clips, cfg)
@@ -209,6 +230,12 @@ def _assemble(store, scan_key, embed_key, files, skipped, cfg, order, run_id, re
             clips = result.table
             record.notes.extend(result.notes)
             record.counts["balance"] = result.report
+        elif name == "caption" and cfg.caption.model:  # --- text and captions ---
+            clips, caption_errors, record.counts["caption"] = run_caption_stage(
+                clips, keyframes, store, caption_cache_key(cfg), cfg.caption, cfg.stages["caption"],
+                cfg.input.storage_options, filter_rules(cfg), run_id)
+            if caption_errors:
+                errors = pa.concat_tables([errors, table_from_rows(caption_errors, TABLES["errors"], "errors")])
     curated = clips.filter(pc.equal(clips.column("kept"), True)) if "curate" in order else TABLES["curated"].empty_table()
     return {"videos": videos, "clips": clips, "curated": curated, "errors": errors, "keyframes": keyframes}
 

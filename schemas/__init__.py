@@ -13,6 +13,7 @@ from schemas.tables import (
     videos_schema,
 )
 from schemas.latents import latents_schema
+from schemas.export import export_report_schema
 from schemas.validate import SchemaError, validate_table, table_from_rows
 from schemas.io import read_table, write_table
 from schemas.run_record import RunRecord
@@ -26,6 +27,7 @@ __all__ = [
     "errors_schema",
     "keyframes_schema",
     "latents_schema",
+    "export_report_schema",
     "SchemaError",
     "validate_table",
     "table_from_rows",

@@ -32,6 +32,20 @@ videos_schema = pa.schema(
         _f("num_clips", pa.int32()),
         _f("decode_s", pa.float64()),  # wall seconds spent decoding + scoring this file
         _f("decoder_opens", pa.int32()),  # times the file was opened by a decoder in this run (1 = decoded once)
+        # --- display geometry (curation/decode.py): what a viewer sees ---
+        _f("sar", pa.float64()),  # sample (pixel) aspect ratio, pixel width / height; 1.0 = square pixels
+        _f("display_width", pa.int32()),  # pixels as shown: width x sar, then rotation applied
+        _f("display_height", pa.int32()),
+        _f("display_aspect", pa.float64()),  # display_width / display_height
+        # --- audio (curation/audio.py): first audio stream; null = not analysed (audio.enabled false) ---
+        _f("has_audio", pa.bool_()),  # an audio stream that decoded at least one sample
+        _f("audio_codec", pa.string()),  # e.g. "aac", "mp3float"; null = no audio stream
+        _f("audio_sample_rate", pa.int32()),  # Hz
+        _f("audio_channels", pa.int32()),  # count (5.1 = 6)
+        _f("audio_start_s", pa.float64()),  # first audio sample minus first video frame, seconds
+        _f("audio_duration_s", pa.float64()),  # seconds of decoded audio
+        _f("av_duration_gap_s", pa.float64()),  # video duration_s - audio_duration_s, seconds (> 0: audio shorter)
+        # --- end audio ---
     ]
 )
 
@@ -55,6 +69,21 @@ _score_fields = [
     _f("aesthetic", pa.float32()),  # LAION improved-aesthetic head, ~1..10
     _f("embedding", pa.list_(pa.float32())),  # L2-normalised CLIP image embedding
     _f("phash", pa.list_(pa.uint64())),  # 64-bit DCT perceptual hash of keyframes
+    # --- audio (curation/audio.py), on the clip's span; null = no audio in the span or not analysed ---
+    _f("audio_channels", pa.int32()),  # channels of the video's decoded audio; 0 = none (rule no_audio)
+    _f("audio_coverage", pa.float32()),  # share of the clip's span with decoded audio, 0..1 (rule av_gap)
+    _f("loudness_lufs", pa.float32()),  # BS.1770-4 integrated loudness, LUFS; -70 = all blocks below the absolute gate
+    _f("silence_frac", pa.float32()),  # share of 100 ms windows with RMS below audio.silence_dbfs
+    _f("audio_clipping_frac", pa.float32()),  # share of samples at or above audio.full_scale
+    _f("speech_frac", pa.float32()),  # share of 32 ms frames Silero VAD marks as speech
+    # --- end audio ---
+    # --- on-screen text and captions (curation/text_area.py, captions.py, caption_hygiene.py) ---
+    _f("text_area_frac", pa.float32()),  # share of the frame covered by detected text lines, median over keyframes, 0..1
+    _f("caption", pa.string()),  # VLM caption of a kept clip (null: not captioned or not configured)
+    _f("caption_words", pa.int32()),  # words in the caption (0 = empty output)
+    _f("caption_repetition", pa.float32()),  # share of the caption's word n-grams that repeat an earlier one, 0..1
+    _f("caption_boilerplate_words", pa.int32()),  # words of a boilerplate opening ("The video shows"), 0 = none
+    # --- end text and captions ---
 ]
 
 clips_schema = pa.schema(
@@ -113,6 +142,23 @@ embeddings_schema = pa.schema(
     ]
 )
 
+# --- text and caption stage results per clip, cached between runs (work tables under _work/) ---
+text_areas_schema = pa.schema(
+    [
+        _f("clip_id", pa.string(), nullable=False),
+        _f("text_area_frac", pa.float32()),  # as in clips
+        _f("ocr_s", pa.float32()),  # wall seconds the text detector spent on this clip's keyframes
+    ]
+)
+
+captions_schema = pa.schema(
+    [
+        _f("clip_id", pa.string(), nullable=False),
+        _f("caption", pa.string(), nullable=False),
+    ]
+)
+# --- end text and caption work tables ---
+
 errors_schema = pa.schema(
     [
         _f("uri", pa.string(), nullable=False),
@@ -132,4 +178,6 @@ TABLES: dict[str, pa.Schema] = {
     "keyframes": keyframes_schema,
     "embeddings": embeddings_schema,
     "latents": latents_schema,
+    "text_areas": text_areas_schema,
+    "captions": captions_schema,
 }

@@ -47,12 +47,12 @@ def test_credentials_never_in_public_config(tmp_path):
 
 
 def test_unknown_stage_needs_an_entrypoint(tmp_path):
-    with pytest.raises(ConfigError, match="stages.caption"):
-        load_config(_write(tmp_path, "stages:\n  caption: {depends_on: [filter]}\n"))
-    with pytest.raises(ConfigError, match="stages.caption.entrypoint"):
-        load_config(_write(tmp_path, "stages:\n  caption: {depends_on: [filter], entrypoint: 'nomodule:fn'}\n"))
-    cfg = load_config(_write(tmp_path, "stages:\n  caption: {depends_on: [filter], entrypoint: 'custom_stage_example:drop_short_names'}\n"))
-    assert "caption" in stage_order(cfg)
+    with pytest.raises(ConfigError, match="stages.summary"):
+        load_config(_write(tmp_path, "stages:\n  summary: {depends_on: [filter]}\n"))
+    with pytest.raises(ConfigError, match="stages.summary.entrypoint"):
+        load_config(_write(tmp_path, "stages:\n  summary: {depends_on: [filter], entrypoint: 'nomodule:fn'}\n"))
+    cfg = load_config(_write(tmp_path, "stages:\n  summary: {depends_on: [filter], entrypoint: 'custom_stage_example:drop_short_names'}\n"))
+    assert "summary" in stage_order(cfg)
 
 
 def test_cycle_is_rejected(tmp_path):

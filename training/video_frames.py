@@ -1,19 +1,41 @@
-"""Read frames of a clip for training: fsspec + PyAV, decoded-frame indices.
+"""Read frames of a clip for training: fsspec + PyAV, exact decoded-frame indices, display geometry.
 
 training/ may not import curation/, so this is its own small reader. Frame
 numbers follow the manifest convention: 0-based indices of decoded frames,
 `start_frame` inclusive, `end_frame` exclusive.
+
+A clip is read by seeking: the packets of a file are demuxed once (no
+decoding) into a frame table (presentation timestamps in order = decoded-frame
+indices; keyframes), cached per (uri, size, mtime) in the process. A read seeks
+to the keyframe at or before the first wanted frame, decodes forward and
+identifies frames by their timestamps, so it returns exactly what sequential
+decoding returns. Where the timestamps cannot be trusted for that (missing or
+duplicate, B-frames without reordered timestamps as in AVI, a frame count that
+disagrees) the reader decodes sequentially from the start instead, says so in
+`ClipRead.seeked`, and logs it once per file.
+
+Frames come out at display geometry, as FFmpeg displays them: rotation
+metadata (display matrix, multiples of 90 degrees) applied, and the sample
+aspect ratio applied by resizing the width (display width = width x SAR).
 """
 from __future__ import annotations
 
+import logging
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import fsspec
 import numpy as np
 import torch
 import torch.nn.functional as F
+from av.video.reformatter import VideoReformatter
+
+log = logging.getLogger(__name__)
 
 
 def sample_indices(start_frame: int, end_frame: int, src_fps: float, target_fps: float | None) -> list[int]:
@@ -27,34 +49,300 @@ def sample_indices(start_frame: int, end_frame: int, src_fps: float, target_fps:
     return [start_frame + int(math.floor(k * step)) for k in range(count)]
 
 
-def read_frames(uri: str, indices: Sequence[int], storage_options: dict | None = None) -> np.ndarray:
-    """Decode the frames at `indices` (sorted or not) of the video at `uri` as uint8 RGB (T, H, W, 3).
+@dataclass(frozen=True)
+class FrameTable:
+    """One file's video frames in presentation order, from its packets (demuxed, not decoded)."""
 
-    Decodes sequentially from the start and stops after the last wanted frame:
-    seeking by timestamp would not give exact decoded-frame indices in general.
-    Raises if any index is past the end of the stream.
-    """
-    wanted = sorted(set(int(i) for i in indices))
-    if not wanted:
-        raise ValueError(f"{uri}: no frame indices requested")
-    last = wanted[-1]
+    pts: np.ndarray  # int64 (N,): pts[i] is the timestamp of decoded frame i (stream time base)
+    key_pts: np.ndarray  # int64 (K,): timestamps of keyframe packets, ascending
+    time_base: Fraction
+    average_fps: float  # the container's average rate (0 if unknown)
+    inexact: str | None  # None when seeking by timestamp is exact; else why it is not
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.pts)
+
+
+@dataclass
+class ClipRead:
+    """Frames of one clip at display geometry, and how they were read."""
+
+    frames: np.ndarray  # uint8 (T, H, W, 3), display geometry
+    indices: list[int]  # decoded-frame index of each returned frame
+    fps: float  # effective frame rate after resampling
+    seeked: bool  # False: decoded sequentially from the start (the timestamps could not be trusted)
+    decoded_frames: int = 0  # frames the decoder produced for this read (cost)
+    fallback_reason: str | None = None  # why it did not seek, when it did not
+
+
+_TABLES: OrderedDict[tuple, FrameTable] = OrderedDict()
+_TABLES_LOCK = threading.Lock()
+MAX_CACHED_TABLES = 512  # files; a table costs ~16 bytes per frame
+
+
+class _NotExact(Exception):
+    """Seeking would not reproduce sequential decoding for this file."""
+
+
+def frame_table(container, stream) -> FrameTable:
+    """Demux every packet of `stream` (no decoding) into a FrameTable, judging whether its timestamps allow exact seeks."""
+    pts, keys, decode_order = [], [], []
+    all_pts_known, packets = True, 0
+    for packet in container.demux(stream):
+        if packet.size == 0:  # the demuxer's end-of-stream marker
+            continue
+        packets += 1
+        if packet.pts is None:
+            all_pts_known = False
+            continue
+        if packet.is_keyframe:
+            keys.append(packet.pts)
+        if packet.is_discard:  # edit-list padding: the decoder drops these frames
+            continue
+        decode_order.append(packet.pts)
+    order = np.asarray(decode_order, dtype=np.int64)
+    table_pts = np.sort(order)
+    rate = stream.average_rate or stream.guessed_rate
+    inexact = None
+    if not packets:
+        inexact = "no video packets"
+    elif not all_pts_known:
+        inexact = "packets without timestamps"
+    elif len(np.unique(table_pts)) != len(table_pts):
+        inexact = "duplicate timestamps"
+    elif not keys:
+        inexact = "no keyframes flagged"
+    elif stream.codec_context.has_b_frames and len(order) > 2 and bool(np.all(np.diff(order) > 0)):
+        # a reordering codec whose packets carry decode-order timestamps (AVI): frames cannot be told apart by pts
+        inexact = "B-frames with timestamps in decode order"
+    elif stream.frames and int(stream.frames) != packets:
+        inexact = f"container claims {int(stream.frames)} frames, demuxed {packets}"
+    return FrameTable(pts=table_pts, key_pts=np.unique(np.asarray(keys, dtype=np.int64)),
+                      time_base=stream.time_base or Fraction(1, 1), average_fps=float(rate) if rate else 0.0,
+                      inexact=inexact)
+
+
+def _cache_key(fs, path: str, uri: str) -> tuple:
+    info = fs.info(path)
+    stamp = next((info[k] for k in ("mtime", "LastModified", "last_modified", "ETag", "etag", "created") if k in info), None)
+    return (uri, info.get("size"), str(stamp))
+
+
+def _cached_table(key: tuple, fs, path: str, uri: str) -> FrameTable:
+    with _TABLES_LOCK:
+        table = _TABLES.get(key)
+        if table is not None:
+            _TABLES.move_to_end(key)
+            return table
+    with fs.open(path, "rb") as f, av.open(f) as container:
+        if not container.streams.video:
+            raise ValueError(f"{uri}: no video stream")
+        table = frame_table(container, container.streams.video[0])
+    if table.inexact:
+        log.warning("%s: cannot seek exactly (%s); its clips are decoded sequentially from the start", uri, table.inexact)
+    _remember(key, table)
+    return table
+
+
+def _remember(key: tuple, table: FrameTable) -> None:
+    with _TABLES_LOCK:
+        _TABLES[key] = table
+        _TABLES.move_to_end(key)
+        while len(_TABLES) > MAX_CACHED_TABLES:
+            _TABLES.popitem(last=False)
+
+
+def clear_frame_tables() -> None:
+    """Forget every cached frame table (tests, benchmarks)."""
+    with _TABLES_LOCK:
+        _TABLES.clear()
+
+
+# ----------------------------------------------------------------------------------------------- geometry
+
+
+def sample_aspect_ratio(stream) -> Fraction:
+    """The stream's sample (pixel) aspect ratio, container first then codec, as FFmpeg guesses it; 1 if unknown."""
+    for sar in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if sar is not None and sar.numerator > 0 and sar.denominator > 0:
+            return Fraction(sar)
+    return Fraction(1)
+
+
+def display_width(width: int, sar: Fraction) -> int:
+    """Stored width to display width: width x SAR (FFmpeg keeps the height and stretches the width)."""
+    return max(1, int(round(width * sar)))
+
+
+def rotation_quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns that bring a frame upright, from its display-matrix rotation."""
+    try:
+        return int(round(float(frame.rotation or 0) / 90.0)) % 4
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+class DisplayFrames:
+    """Converts decoded frames to RGB at display geometry; swscale contexts are kept across frames."""
+
+    def __init__(self, sar: Fraction):
+        self.sar = sar
+        self.scale, self.rgb = VideoReformatter(), VideoReformatter()
+
+    def __call__(self, frame) -> np.ndarray:
+        w = display_width(frame.width, self.sar)
+        if w != frame.width:  # scale in YUV, then convert (as curation does: swscale's fused path shifts dark hues)
+            frame_ = self.scale.reformat(frame, width=w, height=frame.height, interpolation="BICUBIC")
+        else:
+            frame_ = frame
+        rgb = self.rgb.reformat(frame_, format="rgb24").to_ndarray()  # (H, W, 3)
+        k = rotation_quarter_turns(frame)
+        return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
+
+
+# -------------------------------------------------------------------------------------------------- reading
+
+
+def _decode_sequential(container, stream, wanted: list[int], display: DisplayFrames) -> tuple[dict[int, np.ndarray], int]:
+    """Decode from the start, counting frames; convert the wanted ones. (frames by index, frames decoded)."""
     got: dict[int, np.ndarray] = {}
-    with fsspec.open(uri, "rb", **(storage_options or {})) as f, av.open(f) as container:
+    want, last, decoded = set(wanted), wanted[-1], 0
+    for i, frame in enumerate(container.decode(stream)):
+        decoded += 1
+        if i in want:
+            got[i] = display(frame)
+        if i >= last:
+            break
+    return got, decoded
+
+
+def _decode_seeking(container, stream, table: FrameTable, wanted: list[int], display: DisplayFrames) -> tuple[dict[int, np.ndarray], int]:
+    """Seek to the keyframe at or before the first wanted frame, decode forward, identify frames by pts."""
+    first_pts = table.pts[wanted[0]]
+    key = int(table.key_pts[np.searchsorted(table.key_pts, first_pts, side="right") - 1])
+    if key > table.key_pts[0]:  # else decode from the start as it is: nothing to skip
+        _prime(container, stream)
+        container.seek(key, stream=stream, backward=True)
+    got: dict[int, np.ndarray] = {}
+    want, last, decoded = set(wanted), wanted[-1], 0
+    landed = expected = None
+    for packet in container.demux(stream):
+        if landed is None and packet.size:
+            landed = packet.pts
+            if landed is None or landed > key or not packet.is_keyframe:
+                raise _NotExact(f"seek to pts {key} landed on packet pts {landed} (keyframe: {packet.is_keyframe})")
+            expected = int(np.searchsorted(table.pts, landed))  # first frame at or after the keyframe
+        for frame in packet.decode():
+            decoded += 1
+            if frame.pts is None:
+                raise _NotExact("a decoded frame has no timestamp")
+            if landed is None or frame.pts < landed:
+                continue  # the primer, or a leading picture of an open GOP: shown before the keyframe, never wanted
+            i = int(np.searchsorted(table.pts, frame.pts))
+            if i != expected or i >= table.num_frames or table.pts[i] != frame.pts:
+                raise _NotExact(f"decoded pts {frame.pts} is not frame {expected} of the table")
+            expected = i + 1
+            if i in want:
+                got[i] = display(frame)
+            if i >= last:
+                return got, decoded
+    raise _NotExact(f"the stream ended at frame {expected} of the table's {table.num_frames}")
+
+
+def _prime(container, stream) -> None:
+    """Feed the decoder the stream's first packet before seeking away from it.
+
+    Some decoder state is set only at the start of a stream: FFmpeg's H.264
+    decoder reads x264's version from an SEI in the first packet and turns on
+    workarounds for old x264 bugs with it (cockatoo.mp4, 4:4:4, decodes
+    differently without). The seek then flushes the frames but keeps that state.
+    """
+    for packet in container.demux(stream):
+        if packet.size:
+            try:
+                packet.decode()
+            except av.FFmpegError:
+                pass  # a broken first packet: the consistency checks after the seek still apply
+            return
+
+
+def _read(uri: str, indices: Sequence[int], storage_options: dict | None, fps: float | None = None,
+          span: tuple[int, int] | None = None) -> ClipRead:
+    """Open `uri` once; read `indices` (or the span resampled to `fps`) by seeking when exact, else sequentially."""
+    fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+    key = _cache_key(fs, path, uri)
+    table = _cached_table(key, fs, path, uri)
+    with fs.open(path, "rb") as f, av.open(f) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        next_wanted = 0
-        for i, frame in enumerate(container.decode(stream)):
-            if i == wanted[next_wanted]:
-                got[i] = frame.to_ndarray(format="rgb24")
-                next_wanted += 1
-                if next_wanted == len(wanted):
-                    break
-            if i >= last:
-                break
+        src_fps = _source_fps(table, span)
+        if span is not None:
+            indices = sample_indices(span[0], span[1], src_fps, fps)
+        wanted = sorted(set(int(i) for i in indices))
+        if not wanted:
+            raise ValueError(f"{uri}: no frame indices requested")
+        if wanted[0] < 0:
+            raise ValueError(f"{uri}: negative frame index {wanted[0]}")
+        display = DisplayFrames(sample_aspect_ratio(stream))
+        reason = table.inexact
+        if reason is None and wanted[-1] >= table.num_frames:
+            reason = f"frame {wanted[-1]} is past the {table.num_frames} frames demuxed"
+        elif reason is None and _before_first_keyframe(table, wanted[0]):
+            reason = "the clip starts before the first keyframe"
+        got = None
+        if reason is None:
+            try:
+                got, decoded = _decode_seeking(container, stream, table, wanted, display)
+            except _NotExact as e:
+                reason = str(e)
+                log.warning("%s: cannot seek exactly (%s); decoding sequentially from now on", uri, reason)
+                _remember(key, FrameTable(table.pts, table.key_pts, table.time_base, table.average_fps, reason))
+    if got is None:
+        with fs.open(path, "rb") as f, av.open(f) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            got, decoded = _decode_sequential(container, stream, wanted, display)
+        log.debug("%s: read sequentially (%s)", uri, reason)
     missing = [i for i in wanted if i not in got]
     if missing:
         raise ValueError(f"{uri}: stream ended before frame(s) {missing[:5]} (decoded {len(got)} of {len(wanted)})")
-    return np.stack([got[int(i)] for i in indices])
+    frames = np.stack([got[int(i)] for i in indices])
+    eff_fps = src_fps if not fps or fps >= src_fps else float(fps)
+    return ClipRead(frames=frames, indices=[int(i) for i in indices], fps=eff_fps, seeked=reason is None,
+                    decoded_frames=decoded, fallback_reason=reason)
+
+
+def _before_first_keyframe(table: FrameTable, index: int) -> bool:
+    """True when frame `index` comes before the file's first keyframe (nothing to seek back to)."""
+    return bool(table.pts[index] < table.key_pts[0])
+
+
+def _source_fps(table: FrameTable, span: tuple[int, int] | None) -> float:
+    """Frames per second over the clip's own span from its timestamps (VFR-aware), else the container's rate."""
+    if span is not None and table.inexact is None and span[1] - span[0] >= 2 and span[1] <= table.num_frames:
+        seconds = float((table.pts[span[1] - 1] - table.pts[span[0]]) * table.time_base)
+        if seconds > 0:
+            return (span[1] - 1 - span[0]) / seconds
+    return table.average_fps
+
+
+def read_clip(uri: str, start_frame: int, end_frame: int, fps: float | None = None,
+              storage_options: dict | None = None) -> ClipRead:
+    """Frames [start_frame, end_frame) of the video at `uri`, resampled to `fps` (None: all), at display geometry."""
+    if end_frame <= start_frame:
+        raise ValueError(f"{uri}: empty clip [{start_frame}, {end_frame})")
+    return _read(uri, (), storage_options, fps=fps, span=(int(start_frame), int(end_frame)))
+
+
+def read_frames(uri: str, indices: Sequence[int], storage_options: dict | None = None) -> np.ndarray:
+    """Decode the frames at `indices` (any order, repeats allowed) as uint8 RGB (T, H, W, 3) at display geometry.
+
+    Seeks when the file's timestamps allow an exact seek, else decodes
+    sequentially; the frames are the same either way. Raises if any index is
+    past the end of the stream.
+    """
+    return _read(uri, indices, storage_options).frames
 
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:

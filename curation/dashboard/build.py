@@ -14,22 +14,26 @@ from curation.dashboard.thumbnails import Thumbnailer
 HTML_NAME = "dashboard.html"
 
 
-def build_dashboard(out_dir: str) -> tuple[Path, Path]:
-    """Write OUT/dashboard.duckdb and OUT/dashboard.html; return their paths (database, html)."""
-    db_uri = build_database(out_dir)
-    fs, db_path = fsspec.core.url_to_fs(db_uri)
+def build_dashboard(out_dir: str, storage_options: dict | None = None) -> tuple[Path | str, Path | str]:
+    """Write OUT/dashboard.duckdb and OUT/dashboard.html; return (database, html): local paths, or URIs when remote."""
+    options = storage_options or {}
+    db_uri = build_database(out_dir, options)
+    fs, db_path = fsspec.core.url_to_fs(db_uri, **options)
     local_copy = None
     if not isinstance(fs, LocalFileSystem):
-        local_copy = fsspec.open_local(f"simplecache::{db_uri}")  # the HTML reads a local copy
+        protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
+        local_copy = fsspec.open_local(f"simplecache::{db_uri}", **{protocol: options})  # the HTML reads a local copy
     con = duckdb.connect(local_copy or db_path, read_only=True)
     try:
         html = render_html(con, Thumbnailer())
     finally:
         con.close()
     html_uri = f"{out_dir.rstrip('/')}/{HTML_NAME}"
-    fs_html, html_path = fsspec.core.url_to_fs(html_uri)
+    fs_html, html_path = fsspec.core.url_to_fs(html_uri, **options)
     tmp = f"{os.path.dirname(html_path)}/.tmp-{uuid.uuid4().hex}-{HTML_NAME}"
     with fs_html.open(tmp, "w", encoding="utf-8") as f:
         f.write(html)
     fs_html.mv(tmp, html_path)
-    return Path(db_path), Path(html_path)
+    if isinstance(fs, LocalFileSystem):
+        return Path(db_path), Path(html_path)
+    return db_uri, html_uri  # keep the scheme: s3://bucket/out/..., not bucket/out/...

@@ -98,9 +98,9 @@ def _flipped(con) -> dict:
     }
 
 
-def compare_runs_dict(run_a: str, run_b: str) -> dict:
+def compare_runs_dict(run_a: str, run_b: str, storage_options: dict | None = None) -> dict:
     """Structured comparison of two run folders (A = before, B = after)."""
-    fa, fb = RunFolder(run_a), RunFolder(run_b)
+    fa, fb = RunFolder(run_a, storage_options or {}), RunFolder(run_b, storage_options or {})
     ra, rb = fa.latest_run(), fb.latest_run()
     con = duckdb.connect()
     try:
@@ -125,9 +125,9 @@ def _short(value) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
-def compare_runs(run_a: str, run_b: str) -> str:
+def compare_runs(run_a: str, run_b: str, storage_options: dict | None = None) -> str:
     """compare_runs_dict as plain text for the terminal."""
-    d = compare_runs_dict(run_a, run_b)
+    d = compare_runs_dict(run_a, run_b, storage_options)
     out = [f"A: {d['a']['folder']}  run {d['a']['run_id']}  config {d['a']['config_hash']}",
            f"B: {d['b']['folder']}  run {d['b']['run_id']}  config {d['b']['config_hash']}", "", "Counts"]
     ca, cb = d["counts"]["a"], d["counts"]["b"]

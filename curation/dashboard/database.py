@@ -64,6 +64,11 @@ def _materialise(con: duckdb.DuckDBPyConnection, folder: RunFolder) -> list[str]
     tables["score_columns"] = pa.table(
         {"position": pa.array(range(len(score_columns)), pa.int32()), "score": pa.array(score_columns, pa.string())}
     )
+    # --- evaluation against ground truth (evalcorpus) ---
+    from curation.evaluate import evaluation_table
+
+    tables["evaluation_rows"] = evaluation_table(folder)
+    # --- end evaluation ---
     for name, table in tables.items():
         con.register("_incoming", table)
         con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _incoming')
@@ -71,9 +76,9 @@ def _materialise(con: duckdb.DuckDBPyConnection, folder: RunFolder) -> list[str]
     return score_columns
 
 
-def build_database(out_dir: str) -> str:
+def build_database(out_dir: str, storage_options: dict | None = None) -> str:
     """Write OUT/dashboard.duckdb (atomically) and return its URI."""
-    folder = RunFolder(out_dir)
+    folder = RunFolder(out_dir, storage_options or {})
     target = folder.path(DATABASE_NAME)
     workdir = tempfile.mkdtemp(prefix="vidcurate-dashboard-")
     try:
@@ -86,15 +91,15 @@ def build_database(out_dir: str) -> str:
             con.execute("CHECKPOINT")
         finally:
             con.close()
-        _publish(local, target)
+        _publish(local, target, folder.storage_options)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return target
 
 
-def _publish(local: str, target: str) -> None:
+def _publish(local: str, target: str, storage_options: dict) -> None:
     """Put the finished file at `target` so readers never open a half-written database."""
-    fs, path = fsspec.core.url_to_fs(target)
+    fs, path = fsspec.core.url_to_fs(target, **storage_options)
     tmp = f"{os.path.dirname(path)}/.tmp-{uuid.uuid4().hex}-{os.path.basename(path)}"
     fs.put_file(local, tmp)
     fs.mv(tmp, path)

@@ -31,6 +31,7 @@ th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:0;width:164px;font-size:11px}
 figure img{width:160px;display:block;border:1px solid #ccc}
 figcaption{word-break:break-all}
+figcaption q.caption{word-break:normal;font-style:italic}
 .noimg{width:160px;height:90px;background:#eee;color:#a00;font-size:11px;overflow:hidden;padding:2px;box-sizing:border-box}
 .kept{fill:#3b7dd8}.all{fill:#c8c8c8}.removed{fill:#e4a0a0}
 .axis{stroke:#555}.thr{stroke:#d00;stroke-width:1.5;stroke-dasharray:4 2}
@@ -95,13 +96,18 @@ def _figure(clip: dict, label: str, thumbs: Thumbnailer) -> str:
         f"<b>{esc(label)}</b> = {esc(value)}<br>{esc(clip['relpath'])} "
         f"#{esc(clip['clip_index'])} @{esc(start)}s<br>{fate}"
     )
+    if clip.get("caption") is not None:  # the VLM's caption, shortened
+        text = clip["caption"] if len(clip["caption"]) <= CAPTION_CHARS else clip["caption"][: CAPTION_CHARS - 1] + "…"
+        caption += f'<br><q class="caption">{esc(text) or "(empty caption)"}</q>'
+
     image = thumbs.request(
         clip["clip_id"], clip["uri"], clip["start_s"], clip["end_s"], f"{clip['relpath']} clip {clip['clip_index']}"
     )
     return f"<figure>{image}<figcaption>{caption}</figcaption></figure>"
 
 
-_CLIP_COLUMNS = "o.clip_id, o.uri, o.relpath, o.clip_index, o.start_s, o.end_s, o.kept, o.first_reason"
+_CLIP_COLUMNS = "o.clip_id, o.uri, o.relpath, o.clip_index, o.start_s, o.end_s, o.kept, o.first_reason, o.caption"
+CAPTION_CHARS = 160  # longest caption shown under a thumbnail (characters)
 
 
 def _quantile_clips(con, score: str) -> list[dict]:
@@ -208,7 +214,37 @@ def _funnel_section(con) -> str:
         '<div class="row">' + "".join(out) + "</div>" + warn
         + html_table(con, "SELECT level, step, stage, kind, count, round(hours, 3) AS hours, remaining, "
                      "round(remaining_hours, 3) AS remaining_hours, rule, flagged, reasons FROM funnel")
+        + "<h3>Captions</h3>" + html_table(con, "SELECT * FROM caption_counts")
     )
+
+
+# --- audio ---
+AUDIO_SCORES = ("loudness_lufs", "silence_frac", "audio_clipping_frac", "speech_frac", "audio_coverage")
+
+
+def _audio_section(con, measured: list[str]) -> str:
+    """Audio presence per input and links to the audio score histograms (drawn under Scores)."""
+    links = " · ".join(f'<a href="#score-{esc(s)}">{esc(s)}</a>' for s in AUDIO_SCORES if s in measured)
+    return (
+        html_table(con, "SELECT * FROM audio_presence")
+        + f"<p>Histograms: {links or '<span class=muted>no clip had sound</span>'}. "
+        "Loudness is BS.1770 integrated LUFS (-70 = silent); null scores mean the clip has no sound.</p>"
+    )
+# --- end audio ---
+# --- evaluation against ground truth (evalcorpus) ---
+def _evaluation_section(con) -> str:
+    """Precision and recall per defect, when the run has a truth file (else nothing)."""
+    if not con.execute("SELECT count(*) FROM evaluation").fetchone()[0]:
+        return ""
+    return (
+        "<h2>Curation quality against ground truth</h2>"
+        '<p class="muted">From vidcurate evaluate: per defect, the precision and recall of the drop reason meant '
+        "to catch it (a clip has a defect when it covers at least half its frames); status says when no rule "
+        "catches it yet.</p>"
+        + html_table(con, "SELECT section, name, reason, status, positives, flagged, tp, fp, fn, "
+                     'round("precision", 3) AS "precision", round(recall, 3) AS recall, note FROM evaluation')
+    )
+# --- end evaluation ---
 
 
 def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = None) -> str:
@@ -245,6 +281,9 @@ def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = Non
 <p>{nav}</p>
 <p class="muted">Not measured in this run (all null): {esc(", ".join(unmeasured) or "none")}</p>
 {score_html}
+<h2>Audio</h2>
+{_audio_section(con, measured)}
+{_evaluation_section(con)}
 <h2>By source (top folder)</h2>
 {html_table(con, "SELECT * FROM by_source")}
 <h2>By resolution</h2>

@@ -1,7 +1,7 @@
 """One run's output folder: its run records, filter rules and tables, read through schemas/."""
 import json
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import fsspec
@@ -40,13 +40,23 @@ class RunFolder:
     """The files of one run folder OUT (see DESIGN.md, "How data flows")."""
 
     root: str
+    storage_options: dict = field(default_factory=dict)  # fsspec options (credentials, endpoint)
+
+    def fs(self):
+        """The filesystem of the folder and the folder's path on it."""
+        return fsspec.core.url_to_fs(self.root, **self.storage_options)
+
+    def is_run(self) -> bool:
+        """True when the folder holds a run record or a clips/videos/errors table."""
+        fs, base = self.fs()
+        return fs.isdir(base) and any(fs.exists(f"{base.rstrip('/')}/{p}") for p in ("runs", "clips", "videos", "errors"))
 
     def path(self, *parts: str) -> str:
         return posixpath.join(self.root.rstrip("/"), *parts)
 
     def run_records(self) -> list[RunRecord]:
         """All run records under OUT/runs, oldest first (a resumed run adds one)."""
-        fs, base = fsspec.core.url_to_fs(self.path("runs"))
+        fs, base = fsspec.core.url_to_fs(self.path("runs"), **self.storage_options)
         if not fs.isdir(base):
             return []
         paths = sorted(p for p in fs.ls(base, detail=False) if p.endswith(".json"))
@@ -71,7 +81,7 @@ class RunFolder:
 
     def table(self, name: str, drop: tuple[str, ...] = ()) -> pa.Table:
         """Every Parquet file of table `name` (empty table with the schema when absent)."""
-        t = read_table(self.path(name), name)
+        t = read_table(self.path(name), name, self.storage_options)
         return t.drop_columns([c for c in drop if c in t.column_names])
 
 

@@ -1,10 +1,11 @@
 """SQL of the dashboard's views, over the tables that database.py materialises.
 
 Materialised tables (snapshots of the run folder, see database.py for why):
-  run_records, filter_rules, score_columns, videos, clips, curated, errors.
+  run_records, filter_rules, score_columns, videos, clips, curated, errors, evaluation_rows.
 Views, for people and for the HTML report:
   inputs, clip_outcomes, reason_steps, clip_scores, funnel, score_quantiles,
-  score_histograms, by_source, by_resolution, dup_groups, error_summary, runs.
+  score_histograms, by_source, by_resolution, dup_groups, error_summary, runs,
+  audio_presence, caption_counts, evaluation.
 """
 
 HISTOGRAM_BINS = 20
@@ -40,6 +41,7 @@ joined AS (
                          THEN ltrim(substr(a.uri, length(l.input_uri) + 1), '/')
                          ELSE a.uri END) AS relpath,
            v.video_id, v.duration_s, v.width, v.height,
+           v.has_audio,  -- audio
            coalesce(c.n_clips, 0) AS n_clips, coalesce(c.n_kept, 0) AS n_kept,
            coalesce(c.clip_hours, 0) AS clip_hours, coalesce(c.kept_hours, 0) AS kept_hours,
            coalesce(e.n_errors, 0) AS n_errors, e.error, c.clip_reasons
@@ -108,12 +110,14 @@ WITH input_steps(step, stage, kind) AS (
 input_rows AS (
     SELECT 'inputs' AS level, 0 AS step, 'inputs' AS stage, 'total' AS kind,
            count(*) AS count, coalesce(sum(duration_s), 0) / 3600 AS hours,
-           NULL AS rule, NULL::BIGINT AS flagged, NULL AS reasons
+           NULL AS rule, NULL::BIGINT AS flagged, NULL AS reasons,
+           count(*) FILTER (WHERE has_audio) AS with_audio
     FROM inputs
     UNION ALL
     SELECT 'inputs', s.step, s.stage, s.kind, count(i.uri), coalesce(sum(i.duration_s), 0) / 3600,
            NULL, NULL,
-           nullif(array_to_string(list_sort(list_distinct(flatten(list(i.reasons)))), ', '), '')
+           nullif(array_to_string(list_sort(list_distinct(flatten(list(i.reasons)))), ', '), ''),
+           count(i.uri) FILTER (WHERE i.has_audio)
     FROM input_steps s LEFT JOIN inputs i ON i.outcome = s.stage
     GROUP BY s.step, s.stage, s.kind
 ),
@@ -126,19 +130,22 @@ clip_steps AS (
 clip_rows AS (
     SELECT 'clips' AS level, 0 AS step, 'clips' AS stage, 'total' AS kind,
            count(*) AS count, coalesce(sum(duration_s), 0) / 3600 AS hours,
-           NULL AS rule, NULL::BIGINT AS flagged, NULL AS reasons
+           NULL AS rule, NULL::BIGINT AS flagged, NULL AS reasons,
+           count(*) FILTER (WHERE audio_channels > 0) AS with_audio
     FROM clips
     UNION ALL
     SELECT 'clips', s.step, s.reason, 'removed', count(o.clip_id), coalesce(sum(o.duration_s), 0) / 3600,
            s.rule,
            (SELECT count(*) FROM clips c WHERE list_contains(c.drop_reasons, s.reason)),
-           s.reason
+           s.reason,
+           count(o.clip_id) FILTER (WHERE o.audio_channels > 0)
     FROM clip_steps s LEFT JOIN clip_outcomes o ON o.first_reason = s.reason
     GROUP BY s.step, s.reason, s.rule
     UNION ALL
     SELECT 'clips', coalesce((SELECT max(step) FROM clip_steps), 0) + 1, 'curated', 'remaining',
            count(*), coalesce(sum(duration_s), 0) / 3600,
-           NULL, NULL, NULL
+           NULL, NULL, NULL,
+           count(*) FILTER (WHERE audio_channels > 0)
     FROM clips WHERE kept
 ),
 all_rows AS (SELECT * FROM input_rows UNION ALL SELECT * FROM clip_rows)
@@ -148,7 +155,8 @@ SELECT level, step, stage, kind, count, hours,
            OVER (PARTITION BY level ORDER BY step) AS remaining,
        sum(CASE WHEN kind = 'total' THEN hours WHEN kind = 'removed' THEN -hours ELSE 0 END)
            OVER (PARTITION BY level ORDER BY step) AS remaining_hours,
-       rule, flagged, reasons
+       rule, flagged, reasons,
+       with_audio  -- audio: inputs with a decodable audio stream / clips with sound
 FROM all_rows
 ORDER BY level DESC, step
 """
@@ -205,6 +213,16 @@ ORDER BY sc.position, bins.bin
 
 BY_SOURCE = """
 CREATE VIEW by_source AS
+-- audio columns: per source, from its clips (null where no clip had sound)
+WITH audio AS (
+    SELECT source,
+           count(*) FILTER (WHERE audio_channels > 0) AS clips_with_audio,
+           count(*) FILTER (WHERE kept AND audio_channels > 0) AS kept_clips_with_audio,
+           median(loudness_lufs) AS median_loudness_lufs,
+           avg(silence_frac) AS mean_silence_frac,
+           avg(speech_frac) AS mean_speech_frac
+    FROM clip_outcomes GROUP BY source
+)
 SELECT source,
        count(*) AS inputs,
        count(*) FILTER (WHERE outcome = 'error') AS error_inputs,
@@ -213,9 +231,42 @@ SELECT source,
        sum(n_clips) AS clips, sum(n_kept) AS kept_clips,
        coalesce(sum(duration_s), 0) / 3600 AS input_hours,
        sum(clip_hours) AS clip_hours, sum(kept_hours) AS kept_hours,
-       sum(kept_hours) / nullif(sum(clip_hours), 0) AS kept_share
-FROM inputs GROUP BY source ORDER BY source
+       sum(kept_hours) / nullif(sum(clip_hours), 0) AS kept_share,
+       count(*) FILTER (WHERE has_audio) AS inputs_with_audio,
+       any_value(a.clips_with_audio) AS clips_with_audio,
+       any_value(a.kept_clips_with_audio) AS kept_clips_with_audio,
+       any_value(a.median_loudness_lufs) AS median_loudness_lufs,
+       any_value(a.mean_silence_frac) AS mean_silence_frac,
+       any_value(a.mean_speech_frac) AS mean_speech_frac
+FROM inputs LEFT JOIN audio a USING (source) GROUP BY source ORDER BY source
 """
+
+# --- audio ---
+AUDIO_PRESENCE = """
+CREATE VIEW audio_presence AS
+-- Inputs by what their sound is: decoded audio, an audio stream that failed to
+-- decode, no audio stream, or not analysed (audio.enabled false); with their clips.
+WITH v AS (
+    SELECT uri,
+           CASE WHEN has_audio THEN 'audio'
+                WHEN has_audio IS NULL THEN 'not analysed'
+                WHEN audio_codec IS NOT NULL THEN 'audio did not decode'
+                ELSE 'no audio stream' END AS audio,
+           audio_codec, audio_channels
+    FROM videos
+)
+SELECT v.audio, count(DISTINCT v.uri) AS inputs,
+       string_agg(DISTINCT v.audio_codec || ' ' || v.audio_channels || 'ch', ', ') AS codecs,
+       count(c.clip_id) AS clips, count(c.clip_id) FILTER (WHERE c.kept) AS kept_clips,
+       coalesce(sum(c.duration_s), 0) / 3600 AS clip_hours,
+       median(c.loudness_lufs) AS median_loudness_lufs,
+       avg(c.silence_frac) AS mean_silence_frac,
+       avg(c.speech_frac) AS mean_speech_frac,
+       count(c.clip_id) FILTER (WHERE c.audio_coverage < 1.0) AS clips_partly_without_sound
+FROM v LEFT JOIN clips c USING (uri)
+GROUP BY v.audio ORDER BY inputs DESC, v.audio
+"""
+# --- end audio ---
 
 BY_RESOLUTION = """
 CREATE VIEW by_resolution AS
@@ -248,10 +299,38 @@ GROUP BY dup_group_id ORDER BY clips DESC, dup_group_id
 
 ERROR_SUMMARY = """
 CREATE VIEW error_summary AS
+-- The example message and file come from one row: the first by (uri, message).
+WITH numbered AS (
+    SELECT *, row_number() OVER (PARTITION BY stage, error_type ORDER BY uri, message) AS k FROM errors
+)
 SELECT stage, error_type, count(*) AS errors, count(DISTINCT uri) AS inputs,
-       min(message) AS example_message, min(uri) AS example_uri
-FROM errors GROUP BY stage, error_type ORDER BY errors DESC, stage, error_type
+       any_value(message) FILTER (WHERE k = 1) AS example_message,
+       any_value(uri) FILTER (WHERE k = 1) AS example_uri
+FROM numbered GROUP BY stage, error_type ORDER BY errors DESC, stage, error_type
 """
+
+EVALUATION = """
+CREATE VIEW evaluation AS
+-- Curation quality against ground truth (vidcurate evaluate; empty without a truth file):
+-- per defect the precision and recall of its drop reason, then shot boundaries and duplicate pairs.
+SELECT section, name, reason, status, positives, flagged, tp, fp, fn, "precision", recall, note
+FROM evaluation_rows ORDER BY position
+"""
+
+# --- captions ---
+CAPTION_COUNTS = """
+CREATE VIEW caption_counts AS
+-- Captions (written for clips that filter and dedup kept) and what caption hygiene found in them.
+SELECT count(caption) AS captioned,
+       count(caption) FILTER (WHERE kept) AS captioned_curated,
+       count(*) FILTER (WHERE caption_words = 0) AS empty,
+       count(*) FILTER (WHERE caption_boilerplate_words > 0) AS boilerplate_opening,
+       count(*) FILTER (WHERE contains(',' || array_to_string(drop_reasons, ','), ',caption_')) AS dropped_by_caption_rules,
+       round(median(caption_words), 1) AS median_words,
+       round(max(caption_repetition), 3) AS max_repetition
+FROM clips
+"""
+# --- end captions ---
 
 RUNS = """
 CREATE VIEW runs AS
@@ -277,5 +356,5 @@ def all_views(score_columns: list[str]) -> list[str]:
     return [
         INPUTS, REASON_STEPS, CLIP_OUTCOMES, clip_scores_sql(score_columns), FUNNEL,
         SCORE_QUANTILES, SCORE_HISTOGRAMS, BY_SOURCE, BY_RESOLUTION, DUP_GROUPS,
-        ERROR_SUMMARY, RUNS,
+        ERROR_SUMMARY, RUNS, AUDIO_PRESENCE, CAPTION_COUNTS, EVALUATION,
     ]

@@ -1,0 +1,161 @@
+"""vidcurate evaluate: known errors in a hand-made run give known precision and recall; one real small run."""
+import json
+
+import pytest
+
+from curation.evaluate import (
+    clip_defects, copy_groups, evaluate_clips, match_boundaries, normalise_truth, predicted_cuts,
+)
+
+
+def _v(frames, spans=(), cuts=(), ignore=(), dup_of=None, dup_kind=None):
+    return {"frames": frames, "defect_spans": [{"defect": d, "start": a, "end": b} for d, a, b in spans],
+            "hard_cuts": list(cuts), "ignore_boundaries": list(ignore), "duplicate_of": dup_of, "dup_kind": dup_kind}
+
+
+TRUTH = {"generator": "hand-made", "videos": {
+    "blur_a.mp4": _v(100, [("blur", 0, 100)]),
+    "blur_b.mp4": _v(100, [("blur", 0, 100)]),
+    "cut.mp4": _v(100, cuts=[50]),
+    "cut_far.mp4": _v(100, cuts=[60]),
+    "black.mp4": _v(100, [("black", 40, 70)], ignore=[40, 70]),
+    "orig.mp4": _v(100),
+    "copy_exact.mp4": _v(100, [("duplicate", 0, 100)], dup_of="orig.mp4", dup_kind="exact"),
+    "copy_mirror.mp4": _v(100, [("duplicate", 0, 100)], dup_of="orig.mp4", dup_kind="mirrored"),
+    "text.mp4": _v(100, [("text", 0, 100)]),
+    "flicker.mp4": _v(100, [("flicker", 0, 100)]),
+}}
+
+
+def _c(name, a, b, split="whole", reasons=(), group=None):
+    return {"name": name, "start_frame": a, "end_frame": b, "split_reason": split,
+            "drop_reasons": list(reasons), "dup_group_id": group}
+
+
+# Known errors: blur_a missed, a clean clip of cut.mp4 called blurry, cut_far's cut found 4 frames off,
+# a false cut in flicker.mp4, the mirrored copy missed, flicker.mp4 wrongly grouped with text.mp4.
+CLIPS = [
+    _c("blur_a.mp4", 0, 100),
+    _c("blur_b.mp4", 0, 100, reasons=["blurry"]),
+    _c("cut.mp4", 0, 51, "cut"), _c("cut.mp4", 51, 100, "cut", reasons=["blurry"]),
+    _c("cut_far.mp4", 0, 64, "cut"), _c("cut_far.mp4", 64, 100, "cut"),
+    _c("black.mp4", 0, 40), _c("black.mp4", 40, 70, "black", reasons=["black_frames", "static"]),
+    _c("black.mp4", 70, 100),
+    _c("orig.mp4", 0, 100, group="g1"), _c("copy_exact.mp4", 0, 100, reasons=["duplicate"], group="g1"),
+    _c("copy_mirror.mp4", 0, 100),
+    _c("text.mp4", 0, 100, group="g2"),
+    _c("flicker.mp4", 0, 30, "cut", reasons=["duplicate"], group="g2"), _c("flicker.mp4", 30, 100, "cut"),
+    _c("not_in_truth.mp4", 0, 10, reasons=["blurry"]),
+]
+RULES = {"blurry", "black_frames", "static", "duplicate", "dark", "too_short"}
+
+
+@pytest.fixture(scope="module")
+def result():
+    return evaluate_clips(CLIPS, TRUTH, RULES)
+
+
+def _row(result, defect):
+    return next(d for d in result["defects"] if d["defect"] == defect)
+
+
+def test_defect_precision_and_recall_count_the_planted_errors(result):
+    blur = _row(result, "blur")
+    assert (blur["tp"], blur["fp"], blur["fn"], blur["fp_on_clean"]) == (1, 1, 1, 1)
+    assert (blur["precision"], blur["recall"]) == (0.5, 0.5)
+    black = _row(result, "black")
+    assert (black["tp"], black["fp"], black["fn"]) == (1, 0, 0)
+    static = _row(result, "static")  # nothing static in truth: the black clip is a false static, but not clean
+    assert (static["positives"], static["fp"], static["fp_on_clean"], static["precision"]) == (0, 1, 0, 0.0)
+    assert result["clips_unknown_file"] == 1 and result["clips_scored"] == len(CLIPS) - 1
+
+
+def test_duplicate_defect_is_scored_per_copy_group(result):
+    dup = _row(result, "duplicate")
+    # group of 3 should lose 2 (found 1); flicker.mp4 dropped as a duplicate outside any group
+    assert (dup["positives"], dup["tp"], dup["fn"], dup["fp"]) == (2, 1, 1, 1)
+    assert dup["precision"] == 0.5 and dup["recall"] == 0.5
+
+
+def test_defects_without_a_rule_are_reported_not_hidden(result):
+    assert _row(result, "text")["status"] == "no rule in this run"
+    flicker = _row(result, "flicker")
+    assert flicker["status"] == "no matching rule" and flicker["reason"] is None
+    assert (flicker["positives"], flicker["recall"]) == (2, 0.0)
+    assert flicker["reasons_given"] == {"duplicate": 1, "(kept)": 1}
+    assert {"blocky", "shake", "letterbox", "fade"} <= {d["defect"] for d in result["defects"]}
+
+
+def test_shot_boundaries_within_two_frames(result):
+    sb = result["shot_boundaries"]
+    # cut.mp4: 51 vs 50 (tp); cut_far.mp4: 64 vs 60 (fp + fn); flicker.mp4: 30 (fp); black edges ignored
+    assert (sb["tp"], sb["fp"], sb["fn"]) == (1, 2, 1)
+    assert match_boundaries([10, 20], [12, 19, 21]) == (2, 1, 0)
+    assert match_boundaries([10], [13]) == (0, 1, 1)
+
+
+def test_predicted_cuts_skip_black_edges_and_windows():
+    clips = [_c("x", 0, 40, "cut"), _c("x", 40, 70, "black"), _c("x", 70, 90, "cut"), _c("x", 90, 600, "window"),
+             _c("x", 600, 1100, "window"), _c("x", 1100, 1200, "cut")]
+    assert predicted_cuts(clips) == [90, 1100]
+
+
+def test_duplicate_pairs(result):
+    dp = result["duplicate_pairs"]
+    # truth pairs: orig-exact, orig-mirror, exact-mirror; predicted: orig-exact, flicker-text
+    assert (dp["tp"], dp["fp"], dp["fn"]) == (1, 1, 2)
+    assert dp["recall_by_copy_kind"] == {"exact": {"pairs": 1, "found": 1, "recall": 1.0},
+                                         "mirrored": {"pairs": 1, "found": 0, "recall": 0.0}}
+    assert dp["false_pairs"] == [("flicker.mp4", "text.mp4")]
+
+
+def test_clip_defect_needs_half_the_frames():
+    v = _v(100, [("black", 40, 70)])
+    assert clip_defects(v, 40, 70) == {"black"}
+    assert clip_defects(v, 0, 50) == set()  # 10 of 50 frames
+    assert clip_defects(v, 50, 80) == {"black"}  # 20 of 30
+
+
+def test_demo_set_truth_is_understood():
+    """The small demo set's v1 truth: kinds and segments become defect spans."""
+    small = {"generator": "vidcurate.sample_data v1", "videos": {
+        "blurry.mp4": {"kind": "blur", "frames": 100, "hard_cuts": [], "segments": [], "duplicate_of": None},
+        "fade_black.mp4": {"kind": "fade", "frames": 190, "hard_cuts": [130], "duplicate_of": None, "segments": [
+            {"start": 0, "end": 50, "motion": "pan"}, {"start": 50, "end": 75, "motion": "fade_out"},
+            {"start": 75, "end": 130, "motion": "near_black"}, {"start": 130, "end": 190, "motion": "pan"}]},
+        "a.mp4": {"kind": "pan", "frames": 125, "hard_cuts": [], "segments": [], "duplicate_of": None},
+        "a_copy.mp4": {"kind": "exact_copy", "frames": 125, "hard_cuts": [], "segments": [], "duplicate_of": "a.mp4"},
+        "bad.mp4": {"kind": "corrupt", "corrupt": True, "frames": 0, "hard_cuts": [], "segments": []},
+    }}
+    v = normalise_truth(small)
+    assert "bad.mp4" not in v
+    assert v["blurry.mp4"]["defect_spans"] == [{"defect": "blur", "start": 0, "end": 100}]
+    assert {(s["defect"], s["start"], s["end"]) for s in v["fade_black.mp4"]["defect_spans"]} == {
+        ("fade", 50, 75), ("black", 75, 130)}
+    assert v["fade_black.mp4"]["ignore_boundaries"] == [50, 75, 130]
+    assert v["a_copy.mp4"]["dup_kind"] == "exact"
+    assert copy_groups(v) == [["a.mp4", "a_copy.mp4"]]
+
+
+def test_end_to_end_on_a_small_defect_corpus(ray_local, tmp_path, capsys):
+    """A 13-file defect corpus → the pipeline on Ray → `vidcurate evaluate` writes evaluation.json."""
+    from curation.defect_corpus import write_defect_corpus
+    from pipelines.cli import main
+    from pipelines.config import load_config
+    from pipelines.run import run_pipeline
+
+    data, out = tmp_path / "in", tmp_path / "out"
+    truth = write_defect_corpus(data, count=13)
+    run_pipeline(str(data), str(out), load_config(), log=lambda *_: None)
+    assert main(["evaluate", str(out), "--truth", str(data / "ground_truth.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "shot boundaries" in printed and "no matching rule" in printed
+    result = json.loads((out / "evaluation.json").read_text())
+    assert result["videos_scored"] == len(truth["videos"]) and not result["videos_without_clips"]
+    rows = {d["defect"]: d for d in result["defects"]}
+    # One video of each kind: the defects the default rules are built for are all found.
+    for defect in ("black", "static", "short", "underexposed", "blur"):
+        assert rows[defect]["positives"] >= 1 and rows[defect]["recall"] == 1.0, rows[defect]
+    assert result["shot_boundaries"]["tp"] >= 1
+    assert main(["evaluate", str(out), "--truth", str(tmp_path / "nope.json")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
