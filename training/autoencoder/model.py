@@ -113,16 +113,6 @@ def decode_video(ae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
     return fold_time(ae.decode(frames_of(z)).sample, z.shape[0])  # (N, 3, T, H, W)
 
 
-def downsampling_factor(ae: torch.nn.Module) -> int:
-    """Pixels per latent cell along one side."""
-    return compression(ae)[1]
-
-
-def ae_config(ae: torch.nn.Module) -> dict:
-    """What rebuilds this autoencoder: its class name and diffusers config."""
-    return {"class": type(ae).__name__, "config": dict(ae.config)}
-
-
 def load_autoencoder(checkpoint: str | Path, use_ema: bool = True) -> torch.nn.Module:
     """Load a diffusers folder or one of our training checkpoints (EMA weights by default), in eval mode."""
     path = Path(checkpoint)
