@@ -54,7 +54,7 @@ def test_eq_vae_term_lowers_equivariance_error(test_videos):
         cfg.loss.eq_prob = eq_prob
         trainer = make_trainer(cfg, CPU)
         perc = perceptual_loss(None)
-        for _ in range(40):
+        for _ in range(80):  # at 40 steps neither model has learned enough for the term to show (~16 dB)
             train_step(trainer, x, cfg, perc, CPU)
         results[eq_prob] = _equivariance(trainer, x)
     # same seed, same data, same steps: only the EQ-VAE term differs
