@@ -117,3 +117,15 @@ def test_encode_counts_undecodable_clip(tmp_path, test_videos):
                         fps=2.0, size=32, frames=2, progress=False)
     assert s["encoded"] == 1 and [f["clip_id"] for f in s["failed"]] == ["clip001"]
     assert schemas.read_table(str(tmp_path / "lat" / "latents.parquet"), "latents").num_rows == 1
+
+
+def test_window_the_model_would_cut_short_fails_fast(tmp_path, test_videos):
+    cfg = tiny_config("video")
+    cfg.model.temporal_factor = 2  # 1 + 2k frames by its factor, but Wan encodes 4-frame chunks after the first
+    ck = str(save_checkpoint(tmp_path / "t2.pt", make_trainer(cfg, torch.device("cpu")), cfg))
+    manifest = make_manifest(tmp_path, [(test_videos / "carphone_pristine.mp4", 0, 60, 29.97)])
+    with pytest.raises(ValueError, match="latent frames"):
+        encode_manifest(manifest, ck, str(tmp_path / "bad"), fps=8.0, size=32, frames=3, progress=False)
+    s = encode_manifest(manifest, ck, str(tmp_path / "ok"), fps=8.0, size=32, frames=5, progress=False)
+    row = schemas.read_table(str(tmp_path / "ok" / "latents.parquet"), "latents").to_pylist()[0]
+    assert s["encoded"] == 1 and row["shape"] == [8, 3, 8, 8]  # 5 frames / 2x -> 1 + 2 latent frames

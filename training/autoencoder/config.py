@@ -27,7 +27,7 @@ class ModelConfig:
     block_out_channels: tuple[int, ...] = (128, 256, 512, 512)  # channels per level; levels - 1 = log2(spatial factor)
     latent_channels: int = 16
     layers_per_block: int = 2
-    temporal_factor: int = 4  # video only: frames per latent frame after the first (1, 2 or 4)
+    temporal_factor: int = 4  # video only: frames per latent frame after the first (1, 2 or 4; windows stay 1 + 4k)
     norm_num_groups: int = 32  # image only (the video VAE uses RMS norm)
     pretrained: str | None = None  # local diffusers folder (any class named in its config.json); overrides the geometry
 
@@ -120,8 +120,9 @@ def _build(cls, values: dict[str, Any]):
 def check_config(cfg: AEConfig) -> AEConfig:
     """Fail fast, in one line, on settings that would only break later (inside a DataLoader worker)."""
     m, d = cfg.model, cfg.data
-    if m.kind == "video" and not m.pretrained and (d.clip_frames - 1) % m.temporal_factor:
-        raise ValueError(f"data.clip_frames must be 1 + {m.temporal_factor}*k for this video model (got {d.clip_frames})")
+    if m.kind == "video" and not m.pretrained and (d.clip_frames - 1) % 4:
+        # AutoencoderKLWan encodes the first frame, then chunks of 4 frames, whatever its temporal factor
+        raise ValueError(f"data.clip_frames must be 1 + 4*k for the video model (got {d.clip_frames})")
     if d.clip_frames < 1 or d.windows_per_clip < 1:
         raise ValueError("data.clip_frames and data.windows_per_clip must be >= 1")
     for name in ("image_prob",):

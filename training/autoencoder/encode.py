@@ -135,6 +135,21 @@ def resize_frames(x: torch.Tensor, size: tuple[int, int], settings: EncodeSettin
 
 
 @torch.no_grad()
+def check_window(ae, settings: EncodeSettings) -> None:
+    """Fail fast unless a window of `settings.frames` frames encodes to exactly 1 + (T - 1) / temporal latent frames.
+
+    Settings first, then a probe on a tiny black clip: some classes encode in fixed chunks
+    (AutoencoderKLWan: the first frame, then 4 at a time) and would silently drop a remainder.
+    """
+    temporal, spatial = compression(ae)
+    settings.check(temporal, spatial)
+    mean, _ = encode_video(ae, torch.zeros(1, 3, settings.frames, 2 * spatial, 2 * spatial))
+    if mean.shape[2] != 1 + (settings.frames - 1) // temporal:
+        raise ValueError(f"encode: {type(ae).__name__} encodes {settings.frames} frames to {mean.shape[2]} latent "
+                         f"frames, not 1 + (T - 1) / {temporal}; use frames = 1 + 4k")
+
+
+@torch.no_grad()
 def encode_windows(ae, clips: torch.Tensor, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior mean and std of clips (N, 3, T, H, W) in [-1, 1] -> two float32 (N, C, T', H', W') on CPU."""
     means, stds = [], []
@@ -302,7 +317,7 @@ def encode_manifest(
     ae_hash = checkpoint_hash(checkpoint)
     settings = EncodeSettings(fps, size, frames, max_windows, bucket_area, bucket_multiple)
     ae = load_autoencoder(checkpoint, use_ema=use_ema)
-    settings.check(*compression(ae))
+    check_window(ae, settings)
     store = LatentStore(out_dir, ae_hash, settings, storage_options)
     rows = manifest_rows(manifest_uri, table, storage_options, max_clips)
     todo = [r for r in rows if r["clip_id"] not in store.done]

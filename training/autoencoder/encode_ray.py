@@ -10,8 +10,15 @@ import ray
 import torch
 from ray.util import ActorPool
 
-from training.autoencoder.encode import EncodeSettings, LatentStore, encode_clips_to_shard, encode_summary, manifest_rows
-from training.autoencoder.model import checkpoint_hash, compression, load_autoencoder
+from training.autoencoder.encode import (
+    EncodeSettings,
+    LatentStore,
+    check_window,
+    encode_clips_to_shard,
+    encode_summary,
+    manifest_rows,
+)
+from training.autoencoder.model import checkpoint_hash, load_autoencoder
 
 
 class LatentEncoder:
@@ -53,7 +60,7 @@ def encode_manifest_ray(
         ray.init()
     ae_hash = checkpoint_hash(checkpoint)
     settings = EncodeSettings(fps, size, frames, max_windows, bucket_area, bucket_multiple)
-    settings.check(*compression(load_autoencoder(checkpoint)))  # fail fast, before any actor starts
+    check_window(load_autoencoder(checkpoint), settings)  # fail fast, before any actor starts
     store = LatentStore(out_dir, ae_hash, settings, storage_options)
     rows = manifest_rows(manifest_uri, table, storage_options)
     todo = [r for r in rows if r["clip_id"] not in store.done]
