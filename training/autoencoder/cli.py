@@ -44,6 +44,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
+    if args.max_clips_like:
+        import schemas
+
+        args.max_clips = schemas.read_table(args.max_clips_like, "curated").num_rows
     common = dict(
         fps=args.fps, size=args.size, frames=args.frames, max_windows=args.max_windows, bucket_area=args.bucket_area,
         bucket_multiple=args.bucket_multiple, batch_size=args.batch_size, table=args.table, use_ema=not args.no_ema,
@@ -127,6 +131,8 @@ def add_parsers(subparsers) -> None:
     e.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray actor (with --ray)")
     e.add_argument("--max-clips", type=int, default=None,
                    help="encode only the first N clips by clip_id (a deterministic random sample)")
+    e.add_argument("--max-clips-like", metavar="MANIFEST", default=None,
+                   help="--max-clips = the number of clips in this curated manifest (an uncurated arm of the same size)")
     e.set_defaults(func=_encode)
 
     e = subparsers.add_parser(
