@@ -1,0 +1,200 @@
+"""Segment-level copies: temporal alignment of per-sample phash sequences (survives re-cutting).
+
+Every video contributes its analysis samples (~2 per second, the frames the
+scan already hashes) as (video, t, phash). Copy detection follows temporal
+Hough voting (Douze et al., "Compact video description for copy detection
+with precise temporal alignment", ECCV 2010):
+
+1. candidates: pairs of samples from different videos whose hashes are
+   within `segment_max_hamming` bits, under any of the 8 square symmetries
+   (curation.hashes.d4_variants), found with the multi-index tables of
+   perceptual.close_pairs: no all-pairs comparison;
+2. votes: each candidate votes for (video a, video b, symmetry, offset
+   t_b - t_a); a copy is a dense run of votes at one offset, whatever the
+   clip boundaries of either video;
+3. the densest offset window (`segment_offset_tol_s` wide) with at least
+   `segment_min_samples` distinct matched samples, whose matched samples fill
+   at least `segment_min_density` of the span they cover, is a match; its
+   span in both videos is reported. Repeated for further segments of a pair.
+
+Clips then inherit the match: clip x of a and clip y of b are a segment pair
+when, after shifting y by the offset, their overlap inside the matched span
+covers `segment_min_cover` of the shorter clip.
+"""
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curation.dedup.edges import Edges
+from curation.dedup.params import DedupParams
+from curation.dedup.perceptual import close_pairs
+from curation.hashes import FLAT_HASH, d4_variants
+
+# One row per matched segment between two videos (a < b by video_id).
+SEGMENT_MATCH_SCHEMA = pa.schema(
+    [
+        ("video_a", pa.string()),
+        ("video_b", pa.string()),
+        ("a_start_s", pa.float64()),  # matched span in video a, seconds (decoded timestamps)
+        ("a_end_s", pa.float64()),
+        ("b_start_s", pa.float64()),  # the same footage in video b, seconds
+        ("b_end_s", pa.float64()),
+        ("offset_s", pa.float64()),  # t_b - t_a of the matched samples (median)
+        ("samples", pa.int32()),  # distinct samples of a matched in b
+        ("mean_hamming", pa.float32()),  # bits out of 64 over the matched samples
+        ("symmetry", pa.int8()),  # index into curation.hashes.D4 that turns a's frames into b's (0 = as is)
+    ]
+)
+SAMPLES_SCHEMA = pa.schema([("video_id", pa.string()), ("t", pa.float64()), ("phash", pa.uint64())])
+
+
+def samples_table(video_ids: list[str], t: list[float], phash: list[int]) -> pa.Table:
+    """The per-sample input of segment matching: one row per analysis sample."""
+    return pa.table({"video_id": video_ids, "t": t, "phash": pa.array(phash, pa.uint64())}, schema=SAMPLES_SCHEMA)
+
+
+def segment_matches(samples: pa.Table, params: DedupParams = DedupParams()) -> pa.Table:
+    """Matched segments between videos (SEGMENT_MATCH_SCHEMA) from a SAMPLES_SCHEMA table."""
+    vids_all = samples.column("video_id").combine_chunks()
+    codes = pc.dictionary_encode(vids_all)
+    names = codes.dictionary.to_pylist()
+    vid = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    t = samples.column("t").to_numpy().astype(np.float64)
+    h = samples.column("phash").to_numpy().astype(np.uint64)
+    counts_per_video = np.bincount(vid, minlength=len(names))
+    period = _sample_period(vid, t)
+
+    use = np.flatnonzero(h != FLAT_HASH)  # flat frames (black, one colour) carry no identity
+    use = use[~_stop_words(h[use], vid[use], params.segment_max_df)]
+    hv, vv, tv = h[use], vid[use], t[use]
+    variants = d4_variants(hv) if params.phash_symmetric else hv[:, None]
+    qa, qb, qg = [], [], []
+    for g in range(variants.shape[1]):
+        a, b = close_pairs(variants[:, g], None if g == 0 else hv, params.segment_max_hamming, params.phash_index_chunks)
+        if g == 0:  # identity is symmetric: orient every pair as (smaller video, larger video)
+            swap = vv[a] > vv[b]
+            a, b = np.where(swap, b, a), np.where(swap, a, b)
+        keep = vv[a] < vv[b]  # other symmetries: the (b, a) orientation is found under the inverse one
+        qa.append(a[keep])
+        qb.append(b[keep])
+        qg.append(np.full(int(keep.sum()), g, np.int64))
+    a, b, g = np.concatenate(qa), np.concatenate(qb), np.concatenate(qg)
+    dist = np.bitwise_count(variants[a, g] ^ hv[b]).astype(np.float32)
+
+    rows = []
+    if len(a):
+        pair_key = (vv[a] * len(names) + vv[b]) * 8 + g
+        order = np.lexsort((tv[b] - tv[a], pair_key))
+        keys = pair_key[order]
+        bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
+        for s, e in zip(bounds[:-1], bounds[1:]):
+            if e - s < params.segment_min_samples:
+                continue
+            sel = order[s:e]
+            va, vb = int(vv[a[sel[0]]]), int(vv[b[sel[0]]])
+            rows += _segments_of_pair(tv[a[sel]], tv[b[sel]], dist[sel], t[vid == va], period[va], period[vb], params,
+                                      names[va], names[vb], int(g[sel[0]]))
+    rows = _best_symmetry_per_span(rows)
+    return pa.Table.from_pylist(rows, schema=SEGMENT_MATCH_SCHEMA) if rows else SEGMENT_MATCH_SCHEMA.empty_table()
+
+
+def _sample_period(vid: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Median seconds between samples per video (0.5 s when a video has one sample)."""
+    out = np.full(int(vid.max()) + 1 if len(vid) else 0, 0.5)
+    order = np.lexsort((t, vid))
+    vs, ts = vid[order], t[order]
+    same = vs[1:] == vs[:-1]
+    d = np.diff(ts)[same]
+    dv = vs[1:][same]
+    for v in np.unique(dv):
+        out[v] = float(np.median(d[dv == v]))
+    return out
+
+
+def _stop_words(h: np.ndarray, vid: np.ndarray, max_df: int) -> np.ndarray:
+    """True for samples whose exact hash occurs in more than max_df videos (a title card, a logo)."""
+    if not len(h):
+        return np.zeros(0, bool)
+    pairs = np.unique(np.stack([h, vid.astype(np.uint64)], axis=1), axis=0)
+    values, df = np.unique(pairs[:, 0], return_counts=True)
+    common = values[df > max_df]
+    return np.isin(h, common)
+
+
+def _segments_of_pair(ta, tb, dist, t_all_a, period_a, period_b, params: DedupParams, name_a, name_b, g) -> list[dict]:
+    """Dense offset windows of one (video a, video b, symmetry) vote list, best first."""
+    out = []
+    off = tb - ta
+    alive = np.ones(len(ta), bool)
+    t_all_a = np.sort(t_all_a)
+    while alive.sum() >= params.segment_min_samples and len(out) < params.segment_max_per_pair:
+        idx = np.flatnonzero(alive)
+        o = off[idx]  # sorted (the caller sorted by offset)
+        hi = np.searchsorted(o, o + params.segment_offset_tol_s, side="right")
+        # distinct a-samples per window: count votes, a sample matched twice counts once (approximation below)
+        best = int(np.argmax(hi - np.arange(len(o))))
+        win = idx[best:hi[best]]
+        matched_a = np.unique(ta[win])
+        if len(matched_a) < params.segment_min_samples:
+            break
+        a0, a1 = matched_a[0], matched_a[-1]
+        in_span = np.count_nonzero((t_all_a >= a0) & (t_all_a <= a1))
+        alive[win] = False
+        if len(matched_a) / max(1, in_span) < params.segment_min_density:
+            continue
+        offset = float(np.median(off[win]))
+        out.append({
+            "video_a": name_a, "video_b": name_b,
+            "a_start_s": float(a0 - period_a / 2), "a_end_s": float(a1 + period_a / 2),
+            "b_start_s": float(a0 + offset - period_b / 2), "b_end_s": float(a1 + offset + period_b / 2),
+            "offset_s": offset, "samples": int(len(matched_a)),
+            "mean_hamming": float(np.mean(dist[win])), "symmetry": g,
+        })
+    return out
+
+
+def _best_symmetry_per_span(rows: list[dict]) -> list[dict]:
+    """A symmetric picture (a centred face, a sky) matches under several symmetries: keep the best per span."""
+    rows = sorted(rows, key=lambda r: (-r["samples"], r["mean_hamming"]))
+    kept: list[dict] = []
+    for r in rows:
+        if any(k["video_a"] == r["video_a"] and k["video_b"] == r["video_b"]
+               and min(k["a_end_s"], r["a_end_s"]) - max(k["a_start_s"], r["a_start_s"]) > 0
+               and abs(k["offset_s"] - r["offset_s"]) <= 1.0 for k in kept):
+            continue
+        kept.append(r)
+    return kept
+
+
+def segment_edges(clips: pa.Table, matches: pa.Table, params: DedupParams = DedupParams()) -> Edges:
+    """Clip pairs covered by a matched segment: overlap after shifting >= segment_min_cover of the shorter clip."""
+    if matches.num_rows == 0 or clips.num_rows == 0:
+        return Edges.empty()
+    video = np.array(clips.column("video_id").to_pylist(), dtype=object)
+    start = clips.column("start_s").to_numpy().astype(np.float64)
+    end = clips.column("end_s").to_numpy().astype(np.float64)
+    by_video: dict[str, np.ndarray] = {}
+    for v in np.unique(video):
+        by_video[v] = np.flatnonzero(video == v)
+    a_out, b_out, s_out = [], [], []
+    for m in matches.to_pylist():
+        ra, rb = by_video.get(m["video_a"]), by_video.get(m["video_b"])
+        if ra is None or rb is None:
+            continue
+        off = m["offset_s"]
+        ra = ra[(end[ra] > m["a_start_s"]) & (start[ra] < m["a_end_s"])]
+        rb = rb[(end[rb] > m["b_start_s"]) & (start[rb] < m["b_end_s"])]
+        if not len(ra) or not len(rb):
+            continue
+        xa, xb = np.meshgrid(ra, rb, indexing="ij")
+        xa, xb = xa.ravel(), xb.ravel()
+        lo = np.maximum.reduce([start[xa], start[xb] - off, np.full(len(xa), m["a_start_s"])])
+        hi = np.minimum.reduce([end[xa], end[xb] - off, np.full(len(xa), m["a_end_s"])])
+        shorter = np.minimum(end[xa] - start[xa], end[xb] - start[xb])
+        ok = (hi - lo) >= params.segment_min_cover * shorter
+        a_out.append(xa[ok])
+        b_out.append(xb[ok])
+        s_out.append(np.full(int(ok.sum()), 1.0 - m["mean_hamming"] / 64.0, np.float32))
+    if not a_out:
+        return Edges.empty()
+    return Edges.of(np.concatenate(a_out), np.concatenate(b_out), "segment", np.concatenate(s_out))
