@@ -71,7 +71,8 @@ def make_copy(how: str, frames: list[np.ndarray], rate: float, out: Path) -> Pat
     if how == "shift":
         return write(out, frames[round(0.3 * rate):], rate)
     if how == "recut":
-        return write(out, frames[round(1.7 * rate):len(frames) - round(1.1 * rate)], rate)
+        n = len(frames)  # another start and end: cut points that fall inside the source's shots
+        return write(out, frames[min(round(1.7 * rate), n // 4):n - min(round(1.1 * rate), n // 6)], rate)
     if how == "mirror":
         return write(out, [f[:, ::-1] for f in frames], rate)
     if how == "letterbox":
