@@ -47,13 +47,42 @@ def test_counter_is_one_frame_accurate_clip(test_videos):
 
 
 def test_each_video_is_decoded_once(test_videos, monkeypatch):
-    opened = []
+    """One container open per video, and no second reader behind its back: no OpenCV capture, no fsspec open."""
+    import cv2
+    import fsspec
+    from fsspec.spec import AbstractFileSystem
+
+    opened, captures, fs_opens = [], [], []
     real_open = decode_mod.av.open
     monkeypatch.setattr(decode_mod.av, "open", lambda *a, **k: opened.append(1) or real_open(*a, **k))
+    real_capture = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *a, **k: captures.append(a) or real_capture(*a, **k))
+    real_fs_open = AbstractFileSystem.open
+    monkeypatch.setattr(AbstractFileSystem, "open", lambda self, path, *a, **k: fs_opens.append(path) or real_fs_open(self, path, *a, **k))
+    real_fsspec_open = fsspec.open
+    monkeypatch.setattr(fsspec, "open", lambda url, *a, **k: fs_opens.append(url) or real_fsspec_open(url, *a, **k))
     r = scan_video(str(test_videos / "bikes.mp4"), "bikes.mp4", ScanParams(), "t")
     assert len(r.clips) == 6 and all(c["motion"] is not None for c in r.clips[:-1])
     assert len(opened) == 1
     assert r.video["decoder_opens"] == 1
+    assert captures == [] and [p for p in fs_opens if "bikes" in str(p)] == []
+
+
+def test_decode_once_check_sees_a_second_reader(test_videos, monkeypatch):
+    """The spies above are live: a scorer that reopened the file through OpenCV or fsspec would be caught."""
+    import cv2
+    import fsspec
+    from fsspec.spec import AbstractFileSystem
+
+    captures, fs_opens = [], []
+    real_capture = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *a, **k: captures.append(a) or real_capture(*a, **k))
+    real_fs_open = AbstractFileSystem.open
+    monkeypatch.setattr(AbstractFileSystem, "open", lambda self, path, *a, **k: fs_opens.append(path) or real_fs_open(self, path, *a, **k))
+    cv2.VideoCapture(str(test_videos / "bikes.mp4")).release()
+    with fsspec.open(str(test_videos / "bikes.mp4"), "rb") as f:
+        f.read(4)
+    assert len(captures) == 1 and any("bikes" in str(p) for p in fs_opens)
 
 
 def test_long_shots_are_windowed():

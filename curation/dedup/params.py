@@ -28,13 +28,16 @@ class DedupParams:
     phash_index_chunks: int = 4  # multi-index hashing: 64 bits in 4 tables of 16 bits; up to
     #                              4*2-1 = 7 bits costs 17 probes per table, more bits cost more
     # segment: temporal alignment of per-sample phash sequences (curation/dedup/segments.py)
-    segment_max_hamming: int = 7  # bits out of 64 for two samples to vote for an alignment
+    segment_max_hamming: int = 10  # bits out of 64 for two samples to vote for an alignment (samples 0.5 s apart
+    #                                of a 0.3 s-shifted copy of fast motion measure ~10; distinct videos >= 15)
+    segment_seed_bits: int = 21  # a video pair is compared when one sample pair agrees exactly on a slice of
+    #                              this many of the 63 AC bits (3 slices); fewer bits: more recall, more pairs
     segment_offset_tol_s: float = 0.6  # s: votes within this window of time offsets are one alignment
     segment_min_samples: int = 4  # distinct matched samples of a segment (~2 s at 2 samples/s)
     segment_min_density: float = 0.5  # matched share of the samples inside the matched span (0..1)
     segment_min_cover: float = 0.8  # a clip pair is a segment duplicate when the aligned overlap covers
     #                                 this share of the shorter clip (0..1)
-    segment_max_df: int = 50  # videos: a sample hash found exactly in more videos is a stop word (logo, card)
+    segment_max_df: int = 50  # videos: a 32-bit hash half found in more videos is a stop word (logo, card)
     segment_max_per_pair: int = 4  # matched segments reported per video pair and symmetry
     # semantic: L2-normalised embeddings (SemDeDup)
     semantic_eps: float = 0.05  # cosine distance; a pair is a duplicate when cos >= 1 - eps
@@ -56,6 +59,8 @@ class DedupParams:
             raise ValueError(f"DedupParams.kinds: unknown kind(s) {sorted(unknown)}, expected a subset of {KINDS}")
         if not 0 <= self.phash_max_hamming < 64:
             raise ValueError("DedupParams.phash_max_hamming must be in [0, 63] bits")
+        if not 8 <= self.segment_seed_bits <= 63:
+            raise ValueError("DedupParams.segment_seed_bits must be in [8, 63] bits")
         if not 0 <= self.segment_max_hamming < 64:
             raise ValueError("DedupParams.segment_max_hamming must be in [0, 63] bits")
         for name in ("segment_min_density", "segment_min_cover"):

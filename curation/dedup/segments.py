@@ -5,13 +5,18 @@ scan already hashes) as (video, t, phash). Copy detection follows temporal
 Hough voting (Douze et al., "Compact video description for copy detection
 with precise temporal alignment", ECCV 2010):
 
-1. candidates: pairs of samples from different videos whose hashes are
-   within `segment_max_hamming` bits, under any of the 8 square symmetries
-   (curation.hashes.d4_variants), found with the multi-index tables of
-   perceptual.close_pairs: no all-pairs comparison;
-2. votes: each candidate votes for (video a, video b, symmetry, offset
-   t_b - t_a); a copy is a dense run of votes at one offset, whatever the
-   clip boundaries of either video;
+1. seeds (candidate video pairs, no all-pairs comparison): samples of two
+   videos whose hashes agree exactly on one `segment_seed_bits`-bit slice of
+   the 63 AC bits, under any of the 8 square symmetries
+   (curation.hashes.d4_variants) -- a sort-merge join per slice and symmetry
+   (3 x 8 joins of N samples at 21 bits). Hashes within 2 bits always seed
+   (pigeonhole); a copy has many samples and only one needs to. Slice values
+   held by more than `segment_max_df` videos (a logo, a title card) are stop
+   words;
+2. alignment, per seeded (video a, video b, symmetry): every pair of their
+   samples within `segment_max_hamming` bits votes for the time offset
+   t_b - t_a; a copy is a dense run of votes at one offset, whatever the clip
+   boundaries of either video;
 3. the densest offset window (`segment_offset_tol_s` wide) with at least
    `segment_min_samples` distinct matched samples, whose matched samples fill
    at least `segment_min_density` of the span they cover, is a match; its
@@ -27,7 +32,6 @@ import pyarrow.compute as pc
 
 from curation.dedup.edges import Edges
 from curation.dedup.params import DedupParams
-from curation.dedup.perceptual import close_pairs
 from curation.hashes import FLAT_HASH, d4_variants
 
 # One row per matched segment between two videos (a < b by video_id).
@@ -65,37 +69,61 @@ def segment_matches(samples: pa.Table, params: DedupParams = DedupParams()) -> p
     period = _sample_period(vid, t)
 
     use = np.flatnonzero(h != FLAT_HASH)  # flat frames (black, one colour) carry no identity
-    use = use[~_stop_words(h[use], vid[use], params.segment_max_df)]
     hv, vv, tv = h[use], vid[use], t[use]
-    variants = d4_variants(hv) if params.phash_symmetric else hv[:, None]
-    qa, qb, qg = [], [], []
-    for g in range(variants.shape[1]):
-        a, b = close_pairs(variants[:, g], None if g == 0 else hv, params.segment_max_hamming, params.phash_index_chunks)
-        if g == 0:  # identity is symmetric: orient every pair as (smaller video, larger video)
-            swap = vv[a] > vv[b]
-            a, b = np.where(swap, b, a), np.where(swap, a, b)
-        keep = vv[a] < vv[b]  # other symmetries: the (b, a) orientation is found under the inverse one
-        qa.append(a[keep])
-        qb.append(b[keep])
-        qg.append(np.full(int(keep.sum()), g, np.int64))
-    a, b, g = np.concatenate(qa), np.concatenate(qb), np.concatenate(qg)
-    dist = np.bitwise_count(variants[a, g] ^ hv[b]).astype(np.float32)
+    variants = d4_variants(hv) if params.phash_symmetric else hv[:, None]  # (N, G)
+    order = np.lexsort((tv, vv))  # samples of each video together, in time order
+    hv, vv, tv, variants = hv[order], vv[order], tv[order], variants[order]
+    first = np.searchsorted(vv, np.arange(len(names) + 1))  # video v = [first[v], first[v+1])
 
     rows = []
-    if len(a):
-        pair_key = (vv[a] * len(names) + vv[b]) * 8 + g
-        order = np.lexsort((tv[b] - tv[a], pair_key))
-        keys = pair_key[order]
-        bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
-        for s, e in zip(bounds[:-1], bounds[1:]):
-            if e - s < params.segment_min_samples:
-                continue
-            sel = order[s:e]
-            va, vb = int(vv[a[sel[0]]]), int(vv[b[sel[0]]])
-            rows += _segments_of_pair(tv[a[sel]], tv[b[sel]], dist[sel], t[vid == va], period[va], period[vb], params,
-                                      names[va], names[vb], int(g[sel[0]]))
+    for va, vb, g in seed_pairs(hv, vv, variants, params.segment_seed_bits, params.segment_max_df):
+        qa, qb = slice(first[va], first[va + 1]), slice(first[vb], first[vb + 1])
+        dist = np.bitwise_count(variants[qa, g][:, None] ^ hv[qb][None, :])  # (na, nb)
+        ia, ib = np.nonzero(dist <= params.segment_max_hamming)
+        if len(ia) < params.segment_min_samples:
+            continue
+        ta, tb = tv[qa][ia], tv[qb][ib]
+        o = np.argsort(tb - ta, kind="stable")
+        rows += _segments_of_pair(ta[o], tb[o], dist[ia, ib][o].astype(np.float32), t[vid == va], period[va], period[vb],
+                                  params, names[va], names[vb], int(g))
     rows = _best_symmetry_per_span(rows)
     return pa.Table.from_pylist(rows, schema=SEGMENT_MATCH_SCHEMA) if rows else SEGMENT_MATCH_SCHEMA.empty_table()
+
+
+def seed_pairs(h: np.ndarray, vid: np.ndarray, variants: np.ndarray, bits: int, max_df: int) -> list[tuple[int, int, int]]:
+    """(video a, video b, symmetry g) with a < b where some sample of a, turned by g, equals a sample of b on a slice of bits."""
+    found = []
+    n_videos = int(vid.max()) + 1 if len(vid) else 0
+    for lo_bit in range(0, 63, bits):  # bit 63 is the DC bit, always 1
+        mask = np.uint64((1 << min(bits, 63 - lo_bit)) - 1)
+        half = lo_bit
+        tkey = (h >> np.uint64(half)) & mask
+        order = np.argsort(tkey, kind="stable")
+        tsorted, tvid = tkey[order], vid[order]
+        common = _common_keys(tsorted, tvid, max_df)
+        for g in range(variants.shape[1]):
+            qkey = (variants[:, g] >> np.uint64(half)) & mask
+            lo = np.searchsorted(tsorted, qkey, side="left")
+            cnt = np.searchsorted(tsorted, qkey, side="right") - lo
+            cnt[np.isin(qkey, common)] = 0
+            q = np.repeat(np.arange(len(qkey)), cnt)
+            cand = order[np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(len(q))]
+            a, b = vid[q], vid[cand]
+            if g == 0:  # identity is symmetric: orient as (smaller video, larger video)
+                a, b = np.minimum(a, b), np.maximum(a, b)
+            keep = a < b  # other symmetries: the (b, a) orientation is found under the inverse one
+            found.append((a[keep] * n_videos + b[keep]) * 8 + g)
+    keys = np.unique(np.concatenate(found)) if found else np.empty(0, np.int64)
+    return [(int(k // 8 // n_videos), int(k // 8 % n_videos), int(k % 8)) for k in keys]
+
+
+def _common_keys(sorted_keys: np.ndarray, vid: np.ndarray, max_df: int) -> np.ndarray:
+    """Key values held by more than max_df distinct videos (stop words)."""
+    if not len(sorted_keys):
+        return sorted_keys
+    pairs = np.unique(np.stack([sorted_keys, vid.astype(np.uint64)], axis=1), axis=0)
+    values, df = np.unique(pairs[:, 0], return_counts=True)
+    return values[df > max_df]
 
 
 def _sample_period(vid: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -109,16 +137,6 @@ def _sample_period(vid: np.ndarray, t: np.ndarray) -> np.ndarray:
     for v in np.unique(dv):
         out[v] = float(np.median(d[dv == v]))
     return out
-
-
-def _stop_words(h: np.ndarray, vid: np.ndarray, max_df: int) -> np.ndarray:
-    """True for samples whose exact hash occurs in more than max_df videos (a title card, a logo)."""
-    if not len(h):
-        return np.zeros(0, bool)
-    pairs = np.unique(np.stack([h, vid.astype(np.uint64)], axis=1), axis=0)
-    values, df = np.unique(pairs[:, 0], return_counts=True)
-    common = values[df > max_df]
-    return np.isin(h, common)
 
 
 def _segments_of_pair(ta, tb, dist, t_all_a, period_a, period_b, params: DedupParams, name_a, name_b, g) -> list[dict]:
