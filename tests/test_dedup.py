@@ -215,7 +215,10 @@ def test_real_videos_only_the_carphones_match(test_videos, expected):
     med = {(a, b): float(median_hamming(by_name[a][None], by_name[b][None])[0]) for a, b in itertools.combinations(by_name, 2)}
     carphone_pair = [k for k in med if set(k) == {"carphone_pristine.mp4#0", "carphone_distorted.mp4#0"}]
     assert len(carphone_pair) == 1 and med.pop(carphone_pair[0]) <= 4
-    assert min(med.values()) >= 12, min(med.items(), key=lambda kv: kv[1])
+    other_video = {k: v for k, v in med.items() if k[0].split("#")[0] != k[1].split("#")[0]}
+    assert min(other_video.values()) >= 14, min(other_video.items(), key=lambda kv: kv[1])
+    # windows of one long static-camera shot (pedestrians: same street, other people) come closest, still above 6
+    assert min(med.values()) >= 8, min(med.items(), key=lambda kv: kv[1])
 
 
 @pytest.mark.slow
@@ -234,3 +237,38 @@ def test_ray_stage_matches_local(planted, ray_local):
     assert dist.stats["semantic"]["map_tasks"] == 5 and dist.stats["semantic"]["reduce_tasks"] == 3
     assert _groups(dist.table) == _groups(local.table) == set(expected)
     assert dist.table.column("kept").to_pylist() == local.table.column("kept").to_pylist()
+
+
+def test_groups_never_chain_past_the_threshold():
+    """A chain a - b - c (4 bits apart each, a to c 8 bits; limit 6): c is never in a's group through b."""
+    base = _random_hashes(3)
+    a = base
+    b = [_flip(h, [1, 2, 3, 4]) for h in base]
+    c = [_flip(h, [1, 2, 3, 4, 10, 11, 12, 13]) for h in base]
+    rows = [_clip(0, phash=a, aesthetic=9.0), _clip(1, phash=b, aesthetic=5.0), _clip(2, phash=c, aesthetic=1.0)]
+    clips = table_from_rows(rows, clips_schema, "clips")
+    res = {r["clip_id"]: r for r in find_duplicates(clips, _videos(("v0", "h0")), DedupParams(kinds=("perceptual",))).table.to_pylist()}
+    assert res["c000"]["dup_of"] == "c000" and res["c001"]["dup_of"] == "c000"
+    assert res["c002"]["dup_of"] is None and res["c002"]["kept"]  # 8 bits from the kept clip: not its duplicate
+    # when the middle clip is the best, it is the centre and both ends are within the limit of it
+    rows[1]["aesthetic"] = 10.0
+    clips = table_from_rows(rows, clips_schema, "clips")
+    res = {r["clip_id"]: r for r in find_duplicates(clips, _videos(("v0", "h0")), DedupParams(kinds=("perceptual",))).table.to_pylist()}
+    assert {res[c]["dup_of"] for c in ("c000", "c001", "c002")} == {"c001"}
+    assert all(res[c]["dup_similarity"] >= 1 - 6 / 64 for c in ("c000", "c002"))
+
+
+def test_symmetric_index_matches_brute_force_over_the_8_symmetries():
+    from curation.hashes import d4_variants
+
+    h = np.array([_random_hashes(3) for _ in range(200)], dtype=np.uint64)
+    turned = d4_variants(h[:30])[:, :, RNG.integers(1, 8, 30)].diagonal(axis1=0, axis2=2).T.copy()  # (30, 3): each clip turned
+    for i in range(30):
+        turned[i] = [_flip(int(v), RNG.choice(63, RNG.integers(0, 6), replace=False).tolist()) for v in turned[i]]
+    h = np.concatenate([h, turned])
+    edges = perceptual_edges(np.arange(len(h)), h, 6, 4, symmetric=True)
+    v = d4_variants(h)  # (n, 3, 8)
+    d = np.median(np.bitwise_count(v[:, None, :, :] ^ h[None, :, :, None]), axis=2).min(axis=-1)  # (n, n)
+    truth = {(a, b) for a, b in zip(*np.nonzero(np.triu((d <= 6) | (d.T <= 6), 1)))}
+    assert set(zip(edges.a.tolist(), edges.b.tolist())) == truth
+    assert len(truth) >= 30

@@ -197,7 +197,8 @@ def _fill_columns(clips: pa.Table, edges: Edges, member: np.ndarray, rep: np.nda
     ekey = edges.a * np.int64(n) + edges.b
     order = np.lexsort((-edges.sim, edges.kind, ekey))
     ekey_s, kind_s, sim_s = ekey[order], edges.kind[order], edges.sim[order]
-    first = np.r_[True, ekey_s[1:] != ekey_s[:-1]]
+    first = np.ones(len(ekey_s), bool)
+    first[1:] = ekey_s[1:] != ekey_s[:-1]
     ekey_s, kind_s, sim_s = ekey_s[first], kind_s[first], sim_s[first]
     mkey = np.minimum(rows, reps) * np.int64(n) + np.maximum(rows, reps)
     pos = np.clip(np.searchsorted(ekey_s, mkey), 0, max(0, len(ekey_s) - 1))
