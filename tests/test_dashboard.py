@@ -295,3 +295,19 @@ def test_run_folder_on_fsspec_storage_builds():
     assert fs.exists(str(db)) and fs.info(str(db))["size"] > 0
     assert b"run r1" in fs.cat(str(html))
     fs.rm("/dashtest", recursive=True)
+
+
+def test_funnel_and_cli_summary_count_by_one_rule(runs):
+    """curation.dashboard.counting gives the funnel's flagged and removed numbers for every reason step."""
+    from curation.dashboard.counting import reason_counts, summary_line
+
+    rules = [r[0] for r in _sql(runs["db"], "SELECT reason FROM filter_rules ORDER BY position")]
+    clips = read_table(str(runs["a"] / "clips"), "clips")
+    counts = reason_counts(clips.column("drop_reasons").to_pylist(), rules)
+    funnel = {r[0]: (r[1], r[2]) for r in _sql(runs["db"], "SELECT stage, flagged, count FROM funnel WHERE level = 'clips' AND kind = 'removed'")}
+    used = {k: v for k, v in counts.items() if v["flagged"]}
+    assert used and all(funnel[r] == (c["flagged"], c["removed"]) for r, c in used.items()), (funnel, counts)
+    assert sum(c["removed"] for c in counts.values()) == sum(not k for k in clips.column("kept").to_pylist())
+    assert any(c["flagged"] > c["removed"] for c in counts.values())  # the two numbers differ on this run
+    line = summary_line(used)
+    assert line.startswith("dropped clips by reason (flagged / removed at its funnel step): ")
