@@ -30,8 +30,10 @@ class DedupParams:
     # segment: temporal alignment of per-sample phash sequences (curation/dedup/segments.py)
     segment_max_hamming: int = 10  # bits out of 64 for two samples to vote for an alignment (samples 0.5 s apart
     #                                of a 0.3 s-shifted copy of fast motion measure ~10; distinct videos >= 15)
-    segment_seed_bits: int = 21  # a video pair is compared when one sample pair agrees exactly on a slice of
-    #                              this many of the 63 AC bits (3 slices); fewer bits: more recall, more pairs
+    segment_seed_bits: int = 32  # a video pair is compared when one sample pair agrees exactly on a slice of
+    #                              this many of the 63 AC bits (2 slices at 32). 21 bits (3 slices) seeds more
+    #                              fast-motion re-cuts, but random seeds grow as N^2 / 2^bits: fine at 10k clips,
+    #                              not at 1M (bench/dedup_bench.py --segment-sizes)
     segment_offset_tol_s: float = 0.6  # s: votes within this window of time offsets are one alignment
     segment_min_samples: int = 4  # distinct matched samples of a segment (~2 s at 2 samples/s)
     segment_min_density: float = 0.5  # matched share of the samples inside the matched span (0..1)

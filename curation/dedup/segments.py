@@ -9,7 +9,7 @@ with precise temporal alignment", ECCV 2010):
    videos whose hashes agree exactly on one `segment_seed_bits`-bit slice of
    the 63 AC bits, under any of the 8 square symmetries
    (curation.hashes.d4_variants) -- a sort-merge join per slice and symmetry
-   (3 x 8 joins of N samples at 21 bits). Hashes within 2 bits always seed
+   (2 x 8 joins of N samples at 32 bits). Hashes within 2 bits always seed
    (pigeonhole); a copy has many samples and only one needs to. Slice values
    held by more than `segment_max_df` videos (a logo, a title card) are stop
    words;
@@ -65,8 +65,10 @@ def segment_matches(samples: pa.Table, params: DedupParams = DedupParams()) -> p
     vid = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     t = samples.column("t").to_numpy().astype(np.float64)
     h = samples.column("phash").to_numpy().astype(np.uint64)
-    counts_per_video = np.bincount(vid, minlength=len(names))
     period = _sample_period(vid, t)
+    every = np.lexsort((t, vid))  # all samples (flat ones too) per video, in time order: the density denominator
+    t_every = t[every]
+    first_every = np.searchsorted(vid[every], np.arange(len(names) + 1))
 
     use = np.flatnonzero(h != FLAT_HASH)  # flat frames (black, one colour) carry no identity
     hv, vv, tv = h[use], vid[use], t[use]
@@ -84,8 +86,8 @@ def segment_matches(samples: pa.Table, params: DedupParams = DedupParams()) -> p
             continue
         ta, tb = tv[qa][ia], tv[qb][ib]
         o = np.argsort(tb - ta, kind="stable")
-        rows += _segments_of_pair(ta[o], tb[o], dist[ia, ib][o].astype(np.float32), t[vid == va], period[va], period[vb],
-                                  params, names[va], names[vb], int(g))
+        rows += _segments_of_pair(ta[o], tb[o], dist[ia, ib][o].astype(np.float32), t_every[first_every[va]:first_every[va + 1]],
+                                  period[va], period[vb], params, names[va], names[vb], int(g))
     rows = _best_symmetry_per_span(rows)
     return pa.Table.from_pylist(rows, schema=SEGMENT_MATCH_SCHEMA) if rows else SEGMENT_MATCH_SCHEMA.empty_table()
 
@@ -127,16 +129,14 @@ def _common_keys(sorted_keys: np.ndarray, vid: np.ndarray, max_df: int) -> np.nd
 
 
 def _sample_period(vid: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Median seconds between samples per video (0.5 s when a video has one sample)."""
-    out = np.full(int(vid.max()) + 1 if len(vid) else 0, 0.5)
+    """Seconds between samples per video, the mean gap (0.5 s when a video has one sample)."""
+    n = int(vid.max()) + 1 if len(vid) else 0
     order = np.lexsort((t, vid))
     vs, ts = vid[order], t[order]
     same = vs[1:] == vs[:-1]
-    d = np.diff(ts)[same]
-    dv = vs[1:][same]
-    for v in np.unique(dv):
-        out[v] = float(np.median(d[dv == v]))
-    return out
+    gaps = np.bincount(vs[1:][same], weights=np.diff(ts)[same], minlength=n)
+    count = np.bincount(vs[1:][same], minlength=n)
+    return np.where(count > 0, gaps / np.maximum(count, 1), 0.5)
 
 
 def _segments_of_pair(ta, tb, dist, t_all_a, period_a, period_b, params: DedupParams, name_a, name_b, g) -> list[dict]:
@@ -144,7 +144,6 @@ def _segments_of_pair(ta, tb, dist, t_all_a, period_a, period_b, params: DedupPa
     out = []
     off = tb - ta
     alive = np.ones(len(ta), bool)
-    t_all_a = np.sort(t_all_a)
     while alive.sum() >= params.segment_min_samples and len(out) < params.segment_max_per_pair:
         idx = np.flatnonzero(alive)
         o = off[idx]  # sorted (the caller sorted by offset)
