@@ -105,10 +105,13 @@ def seed_pairs(h: np.ndarray, vid: np.ndarray, variants: np.ndarray, bits: int, 
         common = _common_keys(tsorted, tvid, max_df)
         for g in range(variants.shape[1]):
             qkey = (variants[:, g] >> np.uint64(half)) & mask
-            lo = np.searchsorted(tsorted, qkey, side="left")
-            cnt = np.searchsorted(tsorted, qkey, side="right") - lo
-            cnt[np.isin(qkey, common)] = 0
-            q = np.repeat(np.arange(len(qkey)), cnt)
+            qorder = np.argsort(qkey)  # sorted needles: binary searches walk the table in order (cache friendly)
+            qsorted = qkey[qorder]
+            lo = np.searchsorted(tsorted, qsorted, side="left")
+            cnt = np.searchsorted(tsorted, qsorted, side="right") - lo
+            if len(common):
+                cnt[np.isin(qsorted, common)] = 0
+            q = np.repeat(qorder, cnt)
             cand = order[np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(len(q))]
             a, b = vid[q], vid[cand]
             if g == 0:  # identity is symmetric: orient as (smaller video, larger video)
@@ -123,8 +126,11 @@ def _common_keys(sorted_keys: np.ndarray, vid: np.ndarray, max_df: int) -> np.nd
     """Key values held by more than max_df distinct videos (stop words)."""
     if not len(sorted_keys):
         return sorted_keys
-    pairs = np.unique(np.stack([sorted_keys, vid.astype(np.uint64)], axis=1), axis=0)
-    values, df = np.unique(pairs[:, 0], return_counts=True)
+    # distinct (key, video) pairs: the keys are sorted, so a key change or a new video within a key starts one
+    order = np.lexsort((vid, sorted_keys))
+    k, v = sorted_keys[order], vid[order]
+    new = np.r_[True, (k[1:] != k[:-1]) | (v[1:] != v[:-1])]
+    values, df = np.unique(k[new], return_counts=True)
     return values[df > max_df]
 
 
