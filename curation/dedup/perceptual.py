@@ -24,6 +24,11 @@ from curation.dedup.edges import Edges
 from curation.hashes import d4_variants
 
 
+# D4 index (curation.hashes.D4) of the 90° rotation -> its inverse (the 270° one); every other element is
+# its own inverse. Index 5 = transpose then up-down flip, 6 = transpose then left-right mirror.
+ROTATION_INVERSE_OF = {5: 6}
+
+
 def phash_matrix(phash_col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray, int]:
     """(rows, H, K): rows having K hashes (the most common count) and their (n, K) uint64 hashes."""
     lists = phash_col.combine_chunks() if isinstance(phash_col, pa.ChunkedArray) else phash_col
@@ -121,13 +126,17 @@ def perceptual_edges(rows: np.ndarray, hashes: np.ndarray, max_hamming: int, chu
     positions = k - (k + 1) // 2 + 1  # enough aligned positions to catch every median match
     variants = d4_variants(uniq) if symmetric else uniq[..., None]  # (U, K, G)
     for g in range(variants.shape[-1]):
+        if g in ROTATION_INVERSE_OF.values():
+            continue  # g(a) ~ b  <=>  a ~ g^-1(b): one of the two 90° rotations finds both orientations
         qa, qb = [], []
         for p in range(positions):
             a, b = close_pairs(variants[:, p, g], None if g == 0 else uniq[:, p], max_hamming, chunks)
             qa.append(a)
             qb.append(b)
         ca, cb = np.concatenate(qa), np.concatenate(qb)
-        keep = ca != cb  # a clip matching its own mirror image is not a pair
+        # a clip matching its own mirror image is not a pair; an involution (mirror, flip, 180°) finds
+        # every pair in both orders, so one order is enough
+        keep = (ca < cb) if g != 0 and g not in ROTATION_INVERSE_OF else (ca != cb)
         ca, cb = ca[keep], cb[keep]
         if not len(ca):
             continue
