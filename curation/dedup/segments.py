@@ -98,13 +98,12 @@ def seed_pairs(h: np.ndarray, vid: np.ndarray, variants: np.ndarray, bits: int, 
     n_videos = int(vid.max()) + 1 if len(vid) else 0
     for lo_bit in range(0, 63, bits):  # bit 63 is the DC bit, always 1
         mask = np.uint64((1 << min(bits, 63 - lo_bit)) - 1)
-        half = lo_bit
-        tkey = (h >> np.uint64(half)) & mask
+        tkey = (h >> np.uint64(lo_bit)) & mask
         order = np.argsort(tkey, kind="stable")
         tsorted, tvid = tkey[order], vid[order]
         common = _common_keys(tsorted, tvid, max_df)
         for g in range(variants.shape[1]):
-            qkey = (variants[:, g] >> np.uint64(half)) & mask
+            qkey = (variants[:, g] >> np.uint64(lo_bit)) & mask
             qorder = np.argsort(qkey)  # sorted needles: binary searches walk the table in order (cache friendly)
             qsorted = qkey[qorder]
             lo = np.searchsorted(tsorted, qsorted, side="left")
