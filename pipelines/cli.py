@@ -50,7 +50,8 @@ def _print_summary(record) -> None:
     if c["inputs"] == 0:
         print("the input holds no video files (extensions: see input.extensions in the config)")
     if c.get("drop_reasons"):
-        print("dropped clips by reason: " + ", ".join(f"{k}={v}" for k, v in c["drop_reasons"].items()))
+        # flagged counts (the dashboard's COUNTING_RULE): a clip with several reasons counts under each
+        print("clips flagged by reason: " + ", ".join(f"{k}={v}" for k, v in c["drop_reasons"].items()))
     for line in record.not_configured:
         print(f"not configured: {line}")
     print(f"output: {record.output_uri}  (run record: runs/{record.run_id}.json)")
