@@ -28,21 +28,27 @@ demo: setup
 	$(BIN)/vidcurate sample-data $(DEMO)/input
 	$(BIN)/vidcurate run $(DEMO)/input $(DEMO)/out
 	$(BIN)/vidcurate dashboard $(DEMO)/out
-	# training hand-off: a tiny autoencoder on the curated clips, their latents, a tiny diffusion model on those
+	$(BIN)/vidcurate evaluate $(DEMO)/out --truth $(DEMO)/input/ground_truth.json
+	# export: WebDataset shards (a small shard size, to show several) and an Open-Sora CSV; a rerun has nothing to do
+	$(BIN)/vidcurate export $(DEMO)/out --format webdataset --shard-size 50000000 --quiet
+	$(BIN)/vidcurate export $(DEMO)/out --format webdataset --shard-size 50000000 --quiet
+	$(BIN)/vidcurate export $(DEMO)/out --format csv --quiet
+	# training hand-off: a tiny causal video autoencoder (4x time, 8x8 space) on the curated clips, its held-out
+	# report, video latents (C, T', H', W') of the curated clips, a tiny spatiotemporal DiT, mp4 samples
 	$(BIN)/vidcurate train-ae --config training/configs/ae_demo.yaml --manifest $(DEMO)/out/curated --out $(DEMO)/out/training/ae
 	$(BIN)/vidcurate eval-ae --checkpoint $(DEMO)/out/training/ae/checkpoint.pt --manifest $(DEMO)/out/clips --table clips \
-	  --holdout-fraction 0.2 --out $(DEMO)/out/training/ae/report.json
+	  --holdout-fraction 0.2 --fps 8 --frames 9 --size 64 --out $(DEMO)/out/training/ae/report.json
 	$(BIN)/vidcurate encode --manifest $(DEMO)/out/curated --checkpoint $(DEMO)/out/training/ae/checkpoint.pt \
-	  --out $(DEMO)/out/latents --fps 4 --size 64 --max-frames 16
-	$(BIN)/vidcurate train-diffusion --latents $(DEMO)/out/latents --out $(DEMO)/out/training/dit --model tiny --steps 4000 --batch-size 32 --no-progress
-	$(BIN)/vidcurate sample --checkpoint $(DEMO)/out/training/dit/ckpt.pt --out $(DEMO)/out/training/samples --n 16 \
-	  --autoencoder $(DEMO)/out/training/ae/checkpoint.pt --spectral-reference $(DEMO)/out/latents
+	  --out $(DEMO)/out/latents --fps 8 --frames 9 --size 64
+	$(BIN)/vidcurate train-diffusion --latents $(DEMO)/out/latents --out $(DEMO)/out/training/dit --model tiny \
+	  --steps 400 --batch-size 16 --no-progress
+	$(BIN)/vidcurate sample --checkpoint $(DEMO)/out/training/dit/ckpt.pt --out $(DEMO)/out/training/samples --n 4 \
+	  --steps 16 --autoencoder $(DEMO)/out/training/ae/checkpoint.pt --spectral-reference $(DEMO)/out/latents
 	# the curation experiment: same model and budget on curated latents vs a random sample of all clips of the same size
 	$(BIN)/vidcurate encode --manifest $(DEMO)/out/clips --table clips --checkpoint $(DEMO)/out/training/ae/checkpoint.pt \
-	  --out $(DEMO)/out/latents_uncurated --fps 4 --size 64 --max-frames 16 \
-	  --max-clips $$($(BIN)/python -c "import schemas; print(schemas.read_table('$(DEMO)/out/curated', 'curated').num_rows)")
+	  --out $(DEMO)/out/latents_uncurated --fps 8 --frames 9 --size 64 --max-clips-like $(DEMO)/out/curated
 	$(BIN)/vidcurate ablate --curated $(DEMO)/out/latents --uncurated $(DEMO)/out/latents_uncurated \
-	  --out $(DEMO)/out/training/ablation --model tiny --steps 2000 --batch-size 32 --n-samples 128 --no-progress
+	  --out $(DEMO)/out/training/ablation --model tiny --steps 300 --batch-size 16 --n-samples 64 --no-progress
 	$(BIN)/python scripts/demo_tail.py $(DEMO)
 
 test: setup browser

@@ -1,12 +1,14 @@
-"""Autoencoder benchmark (CPU): train/encode throughput, and held-out PSNR vs bicubic-from-1/8.
+"""Autoencoder benchmark (CPU): the per-frame 2-D autoencoder vs the causal 3-D one, side by side.
 
-    python -m bench.ae_bench [--budget-s 60] [--threads 2]
+    python -m bench.ae_bench [--budget-s 120] [--threads 1]
 
-Throughput in images/s for a tiny model (f4, 64 px) and the SD f8c4 geometry
-(256 px, a few iterations only). Quality: a tiny f8c4 model trained for a fixed
-CPU budget on frames of some test videos, PSNR on frames of other videos,
-side by side with bicubic upsampling from 1/8 resolution (the same number of
-spatial samples per side as an f8 latent). Writes bench/results/ae.json.
+Both at the same latent size (48x fewer values than RGB: 2-D f8c4 = 3·8·8/4, 3-D 4x8x8 c16 =
+3·4·8·8/16) and the same training budget (CPU seconds, process time), on the same windows of
+9 frames at 8 fps (64 px) of some test videos; evaluated on windows of other videos: per-frame
+PSNR/SSIM, flicker, floats per pixel, and encode/decode/train clips per second. Then the
+diffusability term (Skorokhodov et al. 2025): the 3-D model trained with and without it, the
+RAPSD slope α of its latents vs of the RGB clips (at 128 px, so the latents have 16x16 cells).
+Writes bench/results/ae.json and prints ratios 3-D / 2-D.
 """
 from __future__ import annotations
 
@@ -18,100 +20,141 @@ from pathlib import Path
 
 import torch
 
-from training.autoencoder.config import AEConfig, ModelConfig, tiny_config
-from training.autoencoder.evaluate import bicubic_baseline_psnr, evaluate_images
+from training.autoencoder.config import AEConfig, DataConfig, LossConfig, ModelConfig, TrainConfig
+from training.autoencoder.evaluate import bicubic_baseline_psnr, evaluate_clips
 from training.autoencoder.losses import perceptual_loss
+from training.autoencoder.model import decode_video, encode_video, frames_of
 from training.autoencoder.train import make_trainer, train_step
-from training.video_frames import read_frames, resize_center_crop, to_tensor
+from training.video_frames import read_frames, resize_center_crop, sample_indices, to_tensor
 
 VIDEOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos"
-TRAIN_VIDEOS = ["bikes.mp4", "cockatoo.mp4", "pedestrians.avi", "fades.mp4"]
-HELDOUT_VIDEOS = ["bigbuckbunny.mp4", "carphone_pristine.mp4"]
+TRAIN_VIDEOS = [("bikes.mp4", 25.0), ("cockatoo.mp4", 20.0), ("pedestrians.avi", 10.0), ("fades.mp4", 25.0)]
+HELDOUT_VIDEOS = [("bigbuckbunny.mp4", 25.0), ("carphone_pristine.mp4", 29.97)]
 CPU = torch.device("cpu")
+T, FPS = 9, 8.0  # frames per window, frames/s
 
 
-def frames(names: list[str], size: int, per_video: int, stride: int) -> torch.Tensor:
+def windows(videos: list[tuple[str, float]], size: int, per_video: int, span_s: float = 10.0) -> torch.Tensor:
+    """Consecutive non-overlapping windows of T frames at FPS from the first `span_s` seconds: (N, 3, T, s, s)."""
     out = []
-    for n in names:
-        idx = [10 + stride * i for i in range(per_video)]
-        out.append(resize_center_crop(to_tensor(read_frames(str(VIDEOS / n), idx)), size))
-    return torch.cat(out).clamp(-1, 1)
+    for name, fps in videos:
+        idx = sample_indices(0, int(span_s * fps), fps, FPS)
+        for w in range(per_video):
+            pick = idx[w * T : (w + 1) * T]
+            if len(pick) == T:
+                try:
+                    out.append(resize_center_crop(to_tensor(read_frames(str(VIDEOS / name), pick)), size).transpose(0, 1))
+                except ValueError:  # the video is shorter than span_s
+                    break
+    return torch.stack(out).clamp(-1, 1)
 
 
-def throughput(cfg: AEConfig, x: torch.Tensor, steps: int) -> dict:
-    """images/s of train steps and of encoding (posterior mean), after one warm-up step."""
-    trainer = make_trainer(cfg, CPU)
-    perc = perceptual_loss(None)
-    train_step(trainer, x, cfg, perc, CPU)
-    t, c = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        train_step(trainer, x, cfg, perc, CPU)
-    n = steps * x.shape[0]
-    train_ips, train_ipc = n / (time.perf_counter() - t), n / (time.process_time() - c)
-    with torch.no_grad():
-        trainer.ae.encode(x)
-        t, c = time.perf_counter(), time.process_time()
-        for _ in range(steps):
-            trainer.ae.encode(x).latent_dist.mean
-        enc_ips, enc_ipc = n / (time.perf_counter() - t), n / (time.process_time() - c)
-    params = sum(p.numel() for p in trainer.ae.parameters())
-    # img per CPU-second is the figure that survives a shared, busy box; img/s is wall clock
-    return {"train_img_per_s": train_ips, "encode_img_per_s": enc_ips,
-            "train_img_per_cpu_s": train_ipc, "encode_img_per_cpu_s": enc_ipc, "params": params,
-            "size": x.shape[-1], "batch": x.shape[0], "steps": steps}
+def config(kind: str, diff_weight: float = 0.0) -> AEConfig:
+    """The two geometries: same levels and widths; latent channels chosen for 48x compression each."""
+    video = kind == "video"
+    return AEConfig(
+        model=ModelConfig(kind=kind, block_out_channels=(16, 32, 64, 64), latent_channels=16 if video else 4,
+                          layers_per_block=1, norm_num_groups=8),
+        data=DataConfig(clip_frames=T, num_workers=0),
+        loss=LossConfig(perceptual_weight=0.5, diff_weight=diff_weight, diff_prob=1.0, diff_temporal=True),
+        train=TrainConfig(lr=2e-3, warmup_steps=0, ema_decay=0.95, progress=False),
+    )
 
 
-def quality(budget_s: float, size: int) -> dict:
-    """Train a tiny f8c4 model for budget_s CPU seconds (process time, all threads); held-out PSNR/SSIM vs bicubic."""
-    cfg = tiny_config(lr=2e-3, grad_clip=1.0)
-    cfg.model = ModelConfig(block_out_channels=(16, 32, 64, 64), latent_channels=4, layers_per_block=1, norm_num_groups=8)
-    train_x = frames(TRAIN_VIDEOS, size, per_video=16, stride=12)
-    test_x = frames(HELDOUT_VIDEOS, size, per_video=8, stride=12)
+def train_for(cfg: AEConfig, x: torch.Tensor, budget_s: float, batch: int = 4) -> tuple:
+    """Train on random clips of x (h-flipped half the time) for budget_s CPU seconds; (trainer, steps, clips/s)."""
     trainer = make_trainer(cfg, CPU)
     perc = perceptual_loss(None)
     g = torch.Generator().manual_seed(0)
-    t0, steps = time.process_time(), 0  # CPU time: the budget means the same on a busy box
+    t0, w0, steps = time.process_time(), time.perf_counter(), 0  # CPU time: the budget means the same on a busy box
     while time.process_time() - t0 < budget_s:
-        batch = train_x[torch.randint(0, len(train_x), (8,), generator=g)]
-        batch = torch.where(torch.rand(8, 1, 1, 1, generator=g) < 0.5, batch, batch.flip(-1))  # h-flip
-        train_step(trainer, batch, cfg, perc, CPU)
+        b = x[torch.randint(0, len(x), (batch,), generator=g)]
+        b = torch.where(torch.rand(batch, 1, 1, 1, 1, generator=g) < 0.5, b, b.flip(-1))
+        train_step(trainer, b, cfg, perc, CPU)
         steps += 1
-    report = evaluate_images(trainer.ema.eval(), test_x)
-    return {
-        "budget_s": budget_s, "steps": steps, "size": size, "train_images": len(train_x),
-        "heldout_images": len(test_x), "ae_psnr_db": report["psnr_db"], "ae_ssim": report["ssim"],
-        "bicubic_from_1_8_psnr_db": bicubic_baseline_psnr(test_x, 8),
-        "equivariance_psnr_db": report["equivariance_psnr_db"],
-    }
+    return trainer, steps, steps * batch / (time.process_time() - t0)
+
+
+@torch.no_grad()
+def codec_speed(ae, x: torch.Tensor, repeats: int = 2) -> dict:
+    """Encode and decode clips per CPU second (process time), batch of 2 clips."""
+    b = x[:2]
+    z, _ = encode_video(ae, b)
+    t = time.process_time()
+    for _ in range(repeats):
+        encode_video(ae, b)
+    enc = repeats * len(b) / (time.process_time() - t)
+    t = time.process_time()
+    for _ in range(repeats):
+        decode_video(ae, z)
+    dec = repeats * len(b) / (time.process_time() - t)
+    return {"encode_clips_per_cpu_s": enc, "decode_clips_per_cpu_s": dec}
+
+
+def summarise(ev: dict) -> dict:
+    keep = ("psnr_db", "ssim", "flicker", "compression", "equivariance_psnr_db")
+    return {k: ev[k] for k in keep} | {"latent_alpha": ev["spectrum"]["latent_alpha"], "rgb_alpha": ev["spectrum"]["rgb_alpha"]}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--budget-s", type=float, default=120.0, help="CPU seconds (process time) of training for the PSNR figure")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--budget-s", type=float, default=120.0, help="CPU seconds (process time) of training per model")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--skip-diffusability", action="store_true", help="skip the with/without-diffusability runs")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "ae.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    x64 = frames(["bikes.mp4"], 64, per_video=4, stride=20)
-    x256 = frames(["bikes.mp4"], 256, per_video=1, stride=20)
-    tiny = throughput(tiny_config(), x64, steps=5)
-    sd = throughput(AEConfig(model=ModelConfig()), x256, steps=2)
-    q = quality(args.budget_s, 64)
+    train_x, test_x = windows(TRAIN_VIDEOS, 64, per_video=6), windows(HELDOUT_VIDEOS, 64, per_video=3)
+    models = {}
+    for kind, name in (("image", "2-D f8c4"), ("video", "3-D 4x8x8 c16")):
+        trainer, steps, train_cps = train_for(config(kind), train_x, args.budget_s)
+        ae = trainer.ema.eval()
+        models[name] = {"kind": kind, "steps": steps, "train_clips_per_cpu_s": train_cps,
+                        "params": sum(p.numel() for p in ae.parameters()),
+                        **codec_speed(ae, test_x), **summarise(evaluate_clips(ae, test_x))}
     result = {
-        "hardware": f"{platform.machine()} CPU, {args.threads} torch threads ({platform.processor() or 'unknown'})",
-        "throughput": {"tiny_f4_64px": tiny, "sd_f8c4_256px": sd},
-        "quality": q,
+        "hardware": f"{platform.machine()} CPU, {args.threads} torch threads ({platform.processor() or 'unknown'}); "
+                    "figures per CPU second (process time), which survive a shared, busy box",
+        "budget_cpu_s": args.budget_s, "clip": {"frames": T, "fps": FPS, "size": 64},
+        "train_clips": len(train_x), "heldout_clips": len(test_x),
+        "bicubic_from_1_8_psnr_db": bicubic_baseline_psnr(frames_of(test_x), 8),
+        "models": models,
     }
+    if not args.skip_diffusability:
+        big = windows(HELDOUT_VIDEOS, 128, per_video=3)  # 16x16 latent cells: enough rings for a slope
+        result["diffusability"] = {}
+        for w in (0.0, 0.5):
+            trainer, steps, _ = train_for(config("video", diff_weight=w), train_x, args.budget_s)
+            ev = evaluate_clips(trainer.ema.eval(), big)
+            result["diffusability"][f"diff_weight={w}"] = {
+                "steps": steps, "psnr_db_128px": ev["psnr_db"]["mean"],
+                "latent_alpha": ev["spectrum"]["latent_alpha"], "rgb_alpha": ev["spectrum"]["rgb_alpha"],
+                "equivariance_psnr_db_scale_0.5": ev["equivariance_psnr_db"]["scale_0.5"]["mean"],
+            }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"{'model':<16}{'size':>6}{'params':>12}{'train img/s':>13}{'img/CPU-s':>11}{'encode img/s':>14}{'img/CPU-s':>11}")
-    for name, r in result["throughput"].items():
-        print(f"{name:<16}{r['size']:>6}{r['params']:>12,}{r['train_img_per_s']:>13.2f}{r['train_img_per_cpu_s']:>11.2f}"
-              f"{r['encode_img_per_s']:>14.2f}{r['encode_img_per_cpu_s']:>11.2f}")
-    print(f"\nheld-out PSNR after {q['budget_s']:.0f} CPU-s ({q['steps']} steps, {q['size']} px): "
-          f"tiny f8c4 AE {q['ae_psnr_db']['mean']:.2f} ± {q['ae_psnr_db']['std']:.2f} dB  vs  "
-          f"bicubic from 1/8 {q['bicubic_from_1_8_psnr_db']['mean']:.2f} ± {q['bicubic_from_1_8_psnr_db']['std']:.2f} dB")
+
+    a, b = models["2-D f8c4"], models["3-D 4x8x8 c16"]
+    rows = [
+        ("PSNR per frame (dB)", a["psnr_db"]["mean"], b["psnr_db"]["mean"]),
+        ("SSIM per frame", a["ssim"]["mean"], b["ssim"]["mean"]),
+        ("flicker (lower = steadier)", a["flicker"]["mean"], b["flicker"]["mean"]),
+        ("compression (RGB values / latent value)", a["compression"]["factor"], b["compression"]["factor"]),
+        ("latent floats per pixel", a["compression"]["floats_per_pixel"], b["compression"]["floats_per_pixel"]),
+        ("train clips / CPU-s", a["train_clips_per_cpu_s"], b["train_clips_per_cpu_s"]),
+        ("encode clips / CPU-s", a["encode_clips_per_cpu_s"], b["encode_clips_per_cpu_s"]),
+        ("decode clips / CPU-s", a["decode_clips_per_cpu_s"], b["decode_clips_per_cpu_s"]),
+        ("params", a["params"], b["params"]),
+        ("train steps in budget", a["steps"], b["steps"]),
+    ]
+    print(f"{'held-out, ' + str(len(test_x)) + ' clips of 9 frames, 64 px':<42}{'2-D':>12}{'3-D':>12}{'3-D / 2-D':>11}")
+    for label, x, y in rows:
+        print(f"{label:<42}{x:>12.4g}{y:>12.4g}{y / x if x else float('nan'):>11.3f}")
+    print(f"bicubic from 1/8 (no learning): {result['bicubic_from_1_8_psnr_db']['mean']:.2f} dB")
+    for k, v in result.get("diffusability", {}).items():
+        print(f"3-D {k}: latent RAPSD α {v['latent_alpha']:.2f} vs RGB α {v['rgb_alpha']:.2f}, "
+              f"PSNR {v['psnr_db_128px']:.2f} dB at 128 px ({v['steps']} steps)")
     print(f"wrote {args.out}")
     return 0
 

@@ -1,6 +1,6 @@
 """Semantic dedup at scale: 10k / 100k / 1M synthetic 512-d unit embeddings with planted duplicate groups.
 
-Run: python -m bench.dedup_bench [--sizes 10000,100000,1000000]
+Run: python -m bench.dedup_bench [--sizes 10000,100000,1000000] [--phash-sizes 1000000] [--segment-sizes 1000000]
 Each size runs in its own subprocess so peak memory (ru_maxrss, which counts
 faiss' native allocations, unlike tracemalloc) belongs to that size alone.
 Writes bench/results/dedup.json and prints a table. Compared side by side in
@@ -162,9 +162,12 @@ def run_one(n: int) -> dict:
     return out
 
 
-def run_one_phash(n: int, max_hamming: int = 6, sub: int = 20_000) -> dict:
-    """Perceptual dedup on n clips x 3 random keyframe hashes, 1 % with a planted copy (0-6 flipped bits each)."""
+def run_one_phash(n: int, max_hamming: int = 6, sub: int = 5_000) -> dict:
+    """Perceptual dedup on n clips x 3 random keyframe hashes, 1 % with a planted copy (0-6 flipped bits each),
+    1/8 of the copies turned (a random one of the 8 square symmetries); ours (all 8 symmetries) beside the
+    identity-only index (the baseline, which misses turned copies)."""
     from curation.dedup.perceptual import perceptual_edges
+    from curation.hashes import d4_variants
 
     rng = np.random.default_rng(1)
     h = rng.integers(0, 2**63, size=(n, 3), dtype=np.int64).astype(np.uint64) * np.uint64(2) + rng.integers(0, 2, size=(n, 3)).astype(np.uint64)
@@ -176,17 +179,27 @@ def run_one_phash(n: int, max_hamming: int = 6, sub: int = 20_000) -> dict:
             for bit in rng.choice(64, rng.integers(0, max_hamming + 1), replace=False):
                 flips[r, j] |= np.uint64(1) << np.uint64(bit)
     h[dst] = h[src] ^ flips
-    t = time.perf_counter()
-    edges = perceptual_edges(np.arange(n), h, max_hamming, 4)
-    wall = time.perf_counter() - t
+    turned = rng.random(len(dst)) < 1 / 8
+    g = rng.integers(1, 8, int(turned.sum()))
+    h[dst[turned]] = d4_variants(h[dst[turned]])[np.arange(len(g)), :, g]
+    t, c = time.perf_counter(), time.process_time()
+    plain = perceptual_edges(np.arange(n), h, max_hamming, 4, symmetric=False)
+    wall_plain, cpu_plain = time.perf_counter() - t, time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
+    edges = perceptual_edges(np.arange(n), h, max_hamming, 4, symmetric=True)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
     found = _pair_keys(edges.a, edges.b, n)
     planted = _pair_keys(src, dst, n)
     p, r = _pr(found, planted)
-    # brute force on a subset: every pair's median Hamming distance over aligned keyframes
+    p_plain, r_plain = _pr(_pair_keys(plain.a, plain.b, n), planted)
+    # brute force on a subset: every pair's median Hamming distance over aligned keyframes, smallest over the 8
+    # symmetries of the row clip
     t = time.perf_counter()
     hs, a, b = h[:sub], [], []
-    for i in range(0, len(hs), 256):
-        d = np.median(np.bitwise_count(hs[i:i + 256, None, :] ^ hs[None, :, :]), axis=2)
+    vs = d4_variants(hs)  # (sub, 3, 8)
+    for i in range(0, len(hs), 64):
+        d = np.median(np.bitwise_count(vs[i:i + 64, None, :, :] ^ hs[None, :, :, None]), axis=2).min(axis=-1)
+        d = np.minimum(d, np.median(np.bitwise_count(hs[i:i + 64, None, :, None] ^ vs[None, :, :, :]), axis=2).min(axis=-1))
         ri, ci = np.nonzero(d <= max_hamming)
         keep = ri + i < ci
         a.append(ri[keep] + i)
@@ -195,11 +208,56 @@ def run_one_phash(n: int, max_hamming: int = 6, sub: int = 20_000) -> dict:
     bf = time.perf_counter() - t
     in_sub = found[(found // n < sub) & (found % n < sub)]
     ps, rs = _pr(in_sub, truth)
-    return {"n": n, "max_hamming": max_hamming, "wall_s": round(wall, 2),
+    return {"n": n, "max_hamming": max_hamming, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "identity_only_wall_s": round(wall_plain, 2), "identity_only_cpu_s": round(cpu_plain, 2),
+            "identity_only_planted_recall": round(r_plain, 4), "identity_only_planted_precision": round(p_plain, 4),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "pairs_found": int(len(found)), "planted_precision": round(p, 4), "planted_recall": round(r, 4),
             f"brute_force_{sub}_s": round(bf, 2), "bruteforce_subset_precision": round(ps, 4),
             "bruteforce_subset_recall": round(rs, 4), "subset_true_pairs": int(len(truth))}
+
+
+def run_one_segments(n: int, samples_per_clip: int = 10, seed_bits: int = 32) -> dict:
+    """Segment matching on n clips x samples_per_clip random sample hashes (2/s); 1 % are copies of another clip:
+    shifted by 0.2 s, 0-4 bits flipped per sample, 1/8 turned. Times candidate generation (seed_pairs) and the
+    whole match (alignment of every seeded pair)."""
+    from curation.dedup import DedupParams
+    from curation.dedup.segments import seed_pairs, samples_table, segment_matches
+    from curation.hashes import d4_variants
+
+    rng = np.random.default_rng(2)
+    m = n * samples_per_clip
+    h = (rng.integers(0, 2**63, size=m, dtype=np.int64).astype(np.uint64) | np.uint64(1 << 63))
+    vid = np.repeat(np.arange(n), samples_per_clip)
+    t = np.tile(np.arange(samples_per_clip) * 0.5, n)
+    src = rng.choice(n, n // 100, replace=False)
+    dst = rng.choice(np.setdiff1d(np.arange(n), src), n // 100, replace=False)
+    for s_, d_ in zip(src, dst):
+        hs = h[s_ * samples_per_clip:(s_ + 1) * samples_per_clip].copy()
+        for i in range(len(hs)):
+            for bit in rng.choice(63, rng.integers(0, 5), replace=False):
+                hs[i] ^= np.uint64(1) << np.uint64(bit)
+        if rng.random() < 1 / 8:
+            hs = d4_variants(hs)[:, rng.integers(1, 8)]
+        h[d_ * samples_per_clip:(d_ + 1) * samples_per_clip] = hs
+        t[d_ * samples_per_clip:(d_ + 1) * samples_per_clip] += 0.2
+    params = DedupParams(segment_seed_bits=seed_bits)
+    order = np.lexsort((t, vid))
+    t0, c0 = time.perf_counter(), time.process_time()
+    seeds = seed_pairs(h[order], vid[order], d4_variants(h[order]), seed_bits, params.segment_max_df)
+    seed_s, seed_cpu = time.perf_counter() - t0, time.process_time() - c0
+    table = samples_table([f"v{v:07d}" for v in vid.tolist()], t.tolist(), h.tolist())
+    t0, c0 = time.perf_counter(), time.process_time()
+    matches = segment_matches(table, params)
+    match_s, match_cpu = time.perf_counter() - t0, time.process_time() - c0
+    found = {(int(a[1:]), int(b[1:])) for a, b in zip(matches.column("video_a").to_pylist(), matches.column("video_b").to_pylist())}
+    planted = {(min(a, b), max(a, b)) for a, b in zip(src.tolist(), dst.tolist())}
+    tp = len(found & planted)
+    return {"n_clips": n, "samples": m, "seed_bits": seed_bits, "seed_pairs": len(seeds), "candidate_generation_s": round(seed_s, 2),
+            "candidate_generation_cpu_s": round(seed_cpu, 2), "segment_matches_s": round(match_s, 2),
+            "segment_matches_cpu_s": round(match_cpu, 2), "planted": len(planted), "found": len(found),
+            "precision": round(tp / max(1, len(found)), 4), "recall": round(tp / max(1, len(planted)), 4),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
 def _table(rows: list[dict]) -> str:
@@ -223,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phash-sizes", default="", help="also bench perceptual dedup at these sizes, e.g. 100000,1000000")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child mode: one size, JSON on stdout
     ap.add_argument("--one-phash", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--segment-sizes", default="", help="also bench segment matching (re-cut copies) at these clip counts")
+    ap.add_argument("--one-segments", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     if args.one:
@@ -230,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.one_phash:
         print(json.dumps(run_one_phash(args.one_phash)))
+        return 0
+    if args.one_segments:
+        print(json.dumps(run_one_segments(args.one_segments)))
         return 0
     rows = []
     repo = Path(__file__).resolve().parents[1]
@@ -245,6 +308,15 @@ def main(argv: list[str] | None = None) -> int:
             out_path.parent.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps(previous, indent=1))
             print(json.dumps(row), flush=True)
+    for n in [int(s) for s in args.segment_sizes.split(",") if s]:
+        proc = subprocess.run([sys.executable, "-m", "bench.dedup_bench", "--one-segments", str(n)], cwd=repo, env=env,
+                              stdout=subprocess.PIPE, text=True)
+        if proc.returncode == 0:
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            previous.setdefault("segments", {})[str(n)] = row
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            out_path.write_text(json.dumps(previous, indent=1))
+            print(json.dumps(row), flush=True)
     for n in [int(s) for s in args.sizes.split(",") if s]:
         proc = subprocess.run([sys.executable, "-m", "bench.dedup_bench", "--one", str(n)], cwd=repo, env=env,
                               stdout=subprocess.PIPE, text=True)
@@ -257,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                          "python": platform.python_version(), "sizes": rows})
         Path(args.out).write_text(json.dumps(previous, indent=1))  # after every size: partial results survive
         print(_table(rows), flush=True)
-    return 0 if rows or args.phash_sizes else 1
+    return 0 if rows or args.phash_sizes or args.segment_sizes else 1
 
 
 if __name__ == "__main__":

@@ -7,10 +7,11 @@ Generates one long H.264 video (320x180, 25 fps, B-frames, a keyframe every
 clip near its start and one near its end with training.video_frames.read_clip
 (seeks to the keyframe at or before the clip) and with a copy of the old
 reader (decodes from the file's start), in CPU seconds (decoder threads
-included), median of --repeats. Both clips start at the same offset into their
-GOP, so the only difference between them is their position in the file. The
-frame table (one demux of the whole file, cached per process) is timed
-separately as the cold first read. Writes bench/results/read.json.
+included), median of --repeats with the four cases interleaved. Both clips
+start at the same offset into their GOP, so the only difference between them
+is their position in the file. The frame table (one demux of the whole file,
+cached per process) is timed separately as the cold first read. Writes
+bench/results/read.json.
 """
 from __future__ import annotations
 
@@ -87,18 +88,21 @@ def run(minutes: float, keyint_s: float, clip_s: float, repeats: int) -> dict:
         result: dict = {"frames": n, "keyint_frames": keyint, "clip_frames": clip, "clip_starts": starts,
                         "file_mb": path.stat().st_size / 1e6, "generate_s": gen_s,
                         "cold_first_read_cpu_s": cold_cpu, "cold_first_read_wall_s": cold_wall}
-        for where, a in starts.items():
-            idx = list(range(a, a + clip))
-            ours = [_cpu(lambda: read_clip(uri, a, a + clip)) for _ in range(repeats)]
-            old = [_cpu(lambda: read_sequential(uri, idx)) for _ in range(repeats)]
-            r = ours[-1][2]
+        ours: dict[str, list] = {w: [] for w in starts}
+        old: dict[str, list] = {w: [] for w in starts}
+        for _ in range(repeats):  # interleaved, so a change in the shared box's load hits both positions alike
+            for where, a in starts.items():
+                ours[where].append(_cpu(lambda: read_clip(uri, a, a + clip)))
+                old[where].append(_cpu(lambda: read_sequential(uri, list(range(a, a + clip)))))
+        for where in starts:
+            r = ours[where][-1][2]
             result[where] = {
-                "ours_cpu_s": statistics.median(x[0] for x in ours),
-                "ours_wall_s": statistics.median(x[1] for x in ours),
-                "sequential_cpu_s": statistics.median(x[0] for x in old),
-                "sequential_wall_s": statistics.median(x[1] for x in old),
+                "ours_cpu_s": statistics.median(x[0] for x in ours[where]),
+                "ours_wall_s": statistics.median(x[1] for x in ours[where]),
+                "sequential_cpu_s": statistics.median(x[0] for x in old[where]),
+                "sequential_wall_s": statistics.median(x[1] for x in old[where]),
                 "ours_decoded_frames": r.decoded_frames, "ours_seeked": r.seeked,
-                "identical_frames": bool(np.array_equal(r.frames, old[-1][2])),
+                "identical_frames": bool(np.array_equal(r.frames, old[where][-1][2])),
             }
     s, e = result["start"], result["end"]
     result["ours_end_over_start"] = e["ours_cpu_s"] / s["ours_cpu_s"]

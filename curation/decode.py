@@ -36,6 +36,7 @@ class StreamInfo:
     sar: float  # sample (pixel) aspect ratio, pixel width / pixel height (1.0 = square)
     fps: float  # average frame rate from the container (may be absurd; we check)
     num_frames_meta: int | None  # frame count the container claims
+    duration_meta: float | None = None  # seconds of video the container declares (stream's, else the file's)
     audio_codec: str | None = None  # first audio stream, from the probe (None = no audio stream)
     audio_sample_rate: int | None = None  # Hz
     audio_channels: int | None = None
@@ -83,7 +84,35 @@ def open_container(fileobj) -> av.container.InputContainer:
     try:
         return av.open(fileobj, mode="r")
     except av.FFmpegError as e:
+        if _mp4_without_index(fileobj):
+            raise DecodeError("truncated or index missing: an MP4 file without its index (no 'moov' box), "
+                              f"usually a download or copy cut short: {_one_line(e)}") from None
         raise DecodeError(f"not a readable media file: {_one_line(e)}") from None
+
+
+def _mp4_without_index(fileobj) -> bool:
+    """True for an ISO-BMFF file (ftyp box first) whose top-level boxes hold no 'moov' before the file ends."""
+    if not hasattr(fileobj, "seek"):
+        return False
+    try:
+        fileobj.seek(0, os.SEEK_END)
+        size, pos, seen = fileobj.tell(), 0, []
+        while pos + 8 <= size and len(seen) < 10_000:
+            fileobj.seek(pos)
+            head = fileobj.read(16)
+            box_size, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if box_size == 1 and len(head) >= 16:
+                box_size = int.from_bytes(head[8:16], "big")  # 64-bit size
+            elif box_size == 0:
+                box_size = size - pos  # to the end of the file
+            if box_size < 8:
+                break
+            seen.append(kind)
+            pos += box_size
+        fileobj.seek(0)
+        return bool(seen) and seen[0] == b"ftyp" and b"moov" not in seen
+    except (OSError, ValueError):
+        return False
 
 
 def _one_line(e: BaseException) -> str:
@@ -103,7 +132,17 @@ def stream_info(container, stream) -> StreamInfo:
         sar=_sample_aspect(stream),
         fps=fps,
         num_frames_meta=int(stream.frames) if stream.frames else None,
+        duration_meta=_declared_duration(container, stream),
     )
+
+
+def _declared_duration(container, stream) -> float | None:
+    """Seconds the container declares for the video: the stream's duration, else the file's (WebM/MKV carry only that)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000  # AV_TIME_BASE microseconds
+    return None
 
 
 MAX_SAR = 4.0  # a pixel wider or taller than this is broken metadata, not a real format

@@ -1,24 +1,40 @@
-"""64-bit DCT perceptual hash (pHash) of frames, and the keyframe choice the pipeline hashes.
+"""64-bit DCT perceptual hash (pHash) of frames whose 8 square symmetries are bit operations.
 
 The hash follows imagehash.phash: grey, resize to 32x32, 2-D DCT, keep the
-top-left 8x8 low frequencies, one bit per coefficient set where it exceeds the
-median. We take the median over the 63 AC coefficients (the DC term is the
-mean brightness, far larger than the rest, and would only bias the median);
-the DC bit itself is kept so the hash stays 64 bits.
-"""
-from collections.abc import Sequence
+top-left 8x8 low frequencies, one bit per coefficient. Two changes make it
+survive re-publishing:
 
+- Dark borders (letterbox / pillarbox bars) are cropped before resizing, so
+  a letterboxed copy hashes the picture, not the bars.
+- Each AC bit is the coefficient's sign (C > 0) instead of C > median. The
+  DCT-II basis gives, for an N x N image, C'[v, u] = (-1)^u C[v, u] under a
+  left-right mirror, (-1)^v C[v, u] under an up-down flip and C[u, v] under
+  transposition, so with sign bits the hash of any 90° rotation or mirror of
+  a frame is a fixed XOR/permutation of the frame's hash (`d4_variants`);
+  the dedup index compares all 8 without decoding anything again. A median
+  threshold would move with the flipped signs and break this.
+
+The DC bit is always 1; a flat frame (black, a single colour) has no
+structure to hash and gets the hash 0, which matchers can skip.
+"""
 import cv2
 import numpy as np
 
-# Where in a clip its keyframes sit, as fractions of the clip length.
-KEYFRAME_FRACTIONS: tuple[float, ...] = (0.1, 0.5, 0.9)
-# Frames are resized to this short side (pixels) before hashing, as the pipeline does.
-KEYFRAME_SHORT_SIDE = 256
-
 _HASH_SIZE = 8  # 8x8 low-frequency block -> 64 bits
 _DCT_SIZE = 32  # grey image size fed to the DCT
-_BIT_WEIGHTS = np.array([1 << (63 - i) for i in range(64)], dtype=np.uint64)  # first coefficient = top bit
+_BIT_WEIGHTS = np.array([1 << (63 - i) for i in range(64)], dtype=np.uint64)  # coefficient (v, u) -> bit 63 - (8v + u)
+BORDER_LUMA = 24  # rows/columns whose brightest pixel is below this (0..255) are letterbox bars
+FLAT_STD = 2.0  # grey levels: a 32x32 thumbnail with less spread than this is flat (hash 0)
+FLAT_HASH = 0
+
+
+def crop_dark_borders(gray: np.ndarray, luma: int = BORDER_LUMA) -> np.ndarray:
+    """The image without uniform dark bars on its edges (all of it when everything is dark)."""
+    rows = np.flatnonzero(gray.max(axis=1) >= luma)
+    cols = np.flatnonzero(gray.max(axis=0) >= luma)
+    if len(rows) == 0 or len(cols) == 0:
+        return gray
+    return gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
 def phash(rgb_or_gray: np.ndarray) -> int:
@@ -30,11 +46,14 @@ def phash(rgb_or_gray: np.ndarray) -> int:
         img = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)
     if img.ndim != 2 or img.size == 0:
         raise ValueError(f"phash expects an (H, W) or (H, W, 3) image, got shape {np.shape(rgb_or_gray)}")
+    img = crop_dark_borders(img)
     # INTER_AREA averages pixels (anti-aliasing), like PIL's ANTIALIAS in imagehash.
     small = cv2.resize(img.astype(np.float32), (_DCT_SIZE, _DCT_SIZE), interpolation=cv2.INTER_AREA)
-    low = cv2.dct(small)[:_HASH_SIZE, :_HASH_SIZE].ravel()  # (64,), row-major, DC first
-    median = np.median(low[1:])
-    bits = low > median
+    if float(small.std()) < FLAT_STD:
+        return FLAT_HASH
+    low = cv2.dct(small)[:_HASH_SIZE, :_HASH_SIZE].ravel()  # (64,), row-major (v, u), DC first
+    bits = low > 0
+    bits[0] = True  # DC: mean brightness, always positive
     return int(np.sum(_BIT_WEIGHTS[bits], dtype=np.uint64))
 
 
@@ -43,21 +62,38 @@ def hamming(a: int, b: int) -> int:
     return int((int(a) ^ int(b)).bit_count())
 
 
-def keyframe_indices(start_frame: int, end_frame: int, fractions: Sequence[float] = KEYFRAME_FRACTIONS) -> list[int]:
-    """Decoded-frame indices of a clip's keyframes: `fractions` of the way through [start, end)."""
-    n = max(1, int(end_frame) - int(start_frame))
-    return [int(start_frame) + min(n - 1, int(f * n)) for f in fractions]
+def _bits(h: np.ndarray) -> np.ndarray:
+    """(..., 8, 8) bool: bit (v, u) of each uint64 hash."""
+    raw = np.asarray(h, np.uint64)[..., None].astype(">u8").view(np.uint8)  # (..., 8) bytes, big-endian
+    return np.unpackbits(raw, axis=-1).reshape(*raw.shape[:-1], 8, 8).astype(bool)
 
 
-def resize_short_side(frame: np.ndarray, short_side: int = KEYFRAME_SHORT_SIDE) -> np.ndarray:
-    """Resize so the shorter side is `short_side` pixels, keeping the aspect ratio."""
-    h, w = frame.shape[:2]
-    scale = short_side / min(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.resize(frame, size, interpolation=interp)
+def _pack(bits: np.ndarray) -> np.ndarray:
+    packed = np.packbits(bits.reshape(*bits.shape[:-2], 64), axis=-1)  # (..., 8) uint8
+    return np.ascontiguousarray(packed).view(">u8")[..., 0].astype(np.uint64)
 
 
-def keyframe_phashes(frames: Sequence[np.ndarray], short_side: int = KEYFRAME_SHORT_SIDE) -> list[int]:
-    """Phashes of a clip's keyframes (RGB uint8), each resized to `short_side` first, as the pipeline does."""
-    return [phash(resize_short_side(f, short_side)) for f in frames]
+_ODD = np.arange(_HASH_SIZE) % 2 == 1
+MIRROR_LR = np.zeros((8, 8), bool)
+MIRROR_LR[:, _ODD] = True  # u odd: sign flips under a left-right mirror
+FLIP_UD = np.zeros((8, 8), bool)
+FLIP_UD[_ODD, :] = True  # v odd: sign flips under an up-down flip
+
+# The 8 symmetries of the square as (transpose first?, then mirror left-right?, flip up-down?).
+# Index 0 is the identity; rotations are transpose + one flip, 180° is both flips.
+D4 = tuple((t, lr, ud) for t in (False, True) for lr in (False, True) for ud in (False, True))
+
+
+def d4_variants(h: np.ndarray) -> np.ndarray:
+    """(..., 8) uint64: the hash of every rotation/mirror of the frames hashed in `h` (index 0 = h itself)."""
+    h = np.asarray(h, np.uint64)
+    bits = _bits(h)  # (..., 8, 8)
+    flat = h == FLAT_HASH
+    out = []
+    for transpose, lr, ud in D4:
+        b = np.swapaxes(bits, -1, -2) if transpose else bits
+        mask = (MIRROR_LR if lr else False) ^ (FLIP_UD if ud else False)
+        b = b ^ mask
+        b[..., 0, 0] = bits[..., 0, 0]  # DC never flips
+        out.append(np.where(flat, h, _pack(b)))
+    return np.stack(out, axis=-1)

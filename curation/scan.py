@@ -164,7 +164,8 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
         meter.finish()
     spans = clip_spans(detector.shot_starts(), n, fps, params.split.max_clip_s)
     if params.split.black_min_s is not None:
-        spans = split_black_runs(spans, detector.black, max(1, round(params.split.black_min_s * fps)))
+        spans = split_black_runs(spans, detector.black, max(1, round(params.split.black_min_s * fps)),
+                                 detector.detected_cuts(), params.split.black_snap_frames)
     for i, span in enumerate(spans):
         cid = ids.clip_id(vid, span.start, span.end)
         start_s = pts[span.start]
@@ -242,6 +243,14 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
                       f"decoded {n} of the {info.num_frames_meta} frames the container declares ({missing} missing): "
                       "the file ends early (truncated or damaged); clips cover the decoded frames", run_id)
         )
+    short = _time_missing(info.duration_meta, pts[-1] - pts[0] + 1.0 / fps)
+    if short and not missing and not result.truncated_error:
+        # no usable frame count (WebM, MKV): the decoded end time tells instead
+        out.errors.append(
+            error_row(uri, vid, "decode", "FramesMissing",
+                      f"decoded {pts[-1] - pts[0] + 1.0 / fps:.2f} s of the {info.duration_meta:.2f} s the container declares "
+                      f"({short:.2f} s missing): the file ends early (truncated or damaged); clips cover the decoded frames", run_id)
+        )
     if result.timing_error:
         out.errors.append(error_row(uri, vid, "decode", "ImplausibleFrameRate", result.timing_error, run_id))
     if result.truncated_error:
@@ -258,6 +267,15 @@ def _frames_missing(declared: int | None, decoded: int) -> int:
         return 0
     gap = declared - decoded
     return gap if gap >= max(2, math.ceil(0.02 * declared)) else 0
+
+
+def _time_missing(declared_s: float | None, decoded_s: float) -> float:
+    """Seconds the container declares beyond the decoded end, beyond a tolerance (audio may outlast the picture by a
+    little; a declared duration is rounded): max(1 s, 5 %)."""
+    if not declared_s or declared_s <= decoded_s:
+        return 0.0
+    gap = declared_s - decoded_s
+    return gap if gap >= max(1.0, 0.05 * declared_s) else 0.0
 
 
 def _keyframes(inside: list[_SampleRecord], start: int, end: int, fractions) -> list[tuple[float, _SampleRecord]]:

@@ -19,6 +19,7 @@ class SplitParams:
     min_scene_frames: int = 15  # shortest shot (frames)
     cut_max_structure_corr: float | None = 0.8  # reject a cut whose two sides have this edge correlation (-1..1)
     black_min_s: float | None = 1.0  # near-black runs at least this long become clips of their own (s)
+    black_snap_frames: int = 6  # a black-run edge this close to a detected cut moves onto the cut (frames)
     near_black_luma: float = 20.0  # a frame is near-black when the p99 of luma (top 80% of rows) is below (0..255)
     min_clip_s: float = 1.0  # shorter clips are kept but dropped as too_short (s)
     max_clip_s: float = 20.0  # longer shots are cut into windows (s)
@@ -98,6 +99,12 @@ class ShotDetector:
                     continue
             self._cuts.append(cut)
 
+    def detected_cuts(self) -> list[int]:
+        """Every cut the detector reported, kept or rejected by the structure check (rejected ones are
+        content changes inside near-black or same-structure frames, e.g. the first frame of a fade-in)."""
+        self.shot_starts()
+        return sorted(set(self._cuts) | set(self.rejected_cuts))
+
     def shot_starts(self) -> list[int]:
         if self._last >= 0 and not self._flushed:
             self._accept(self._detector.post_process(self._last))
@@ -129,13 +136,23 @@ def clip_spans(shot_starts: list[int], num_frames: int, fps: float, max_clip_s: 
     return spans
 
 
-def split_black_runs(spans: list[Span], black: list[bool], min_run: int) -> list[Span]:
+def split_black_runs(spans: list[Span], black: list[bool], min_run: int, cuts: list[int] = (), snap: int = 6) -> list[Span]:
     """Cut near-black runs of at least `min_run` frames out of spans as clips of their own.
 
     A fade to black inside one shot (no cut to detect) otherwise leaves a clip
     that is half black; this way the black part is one clip (dropped for
-    black_frames) and the picture keeps its own clip.
+    black_frames) and the picture keeps its own clip. A run edge within `snap`
+    frames of a detected cut moves onto the cut: the luma test lags a fade-in
+    by a few frames, and a hard cut the detector saw must not move.
     """
+    cuts = np.asarray(sorted(cuts), np.int64)
+
+    def snapped(edge: int, lo: int, hi: int) -> int:
+        if not len(cuts):
+            return edge
+        near = cuts[(np.abs(cuts - edge) <= snap) & (cuts > lo) & (cuts < hi)]
+        return int(near[np.argmin(np.abs(near - edge))]) if len(near) else edge
+
     out = []
     for span in spans:
         edges, i = [], span.start
@@ -149,11 +166,15 @@ def split_black_runs(spans: list[Span], black: list[bool], min_run: int) -> list
                 i = j
             else:
                 i += 1
+        edges = [(snapped(a, span.start, b) if a > span.start else a, snapped(b, a, span.end) if b < span.end else b)
+                 for a, b in edges]
+        edges = [(a, b) for a, b in edges if b > a]
         if not edges:
             out.append(span)
             continue
         cursor = span.start
         for a, b in edges:
+            a = max(a, cursor)
             if a > cursor:
                 out.append(Span(cursor, a, span.reason))
             out.append(Span(a, b, "black"))

@@ -21,6 +21,7 @@ class CliError(Exception):
 def _cmd_run(args) -> int:
     from curation.sources import InputError
     from pipelines.config import ConfigError, load_config
+    from pipelines.ray_runtime import ClusterError
     from pipelines.run import describe_dag, run_pipeline
     from pipelines.store import OutputError
 
@@ -34,7 +35,7 @@ def _cmd_run(args) -> int:
         return EXIT_OK
     try:
         record = run_pipeline(args.input, args.output, cfg)
-    except (InputError, OutputError) as e:
+    except (InputError, OutputError, ClusterError) as e:
         raise CliError(str(e)) from None
     if record.status == "succeeded":
         _print_summary(record)
@@ -49,7 +50,8 @@ def _print_summary(record) -> None:
     if c["inputs"] == 0:
         print("the input holds no video files (extensions: see input.extensions in the config)")
     if c.get("drop_reasons"):
-        print("dropped clips by reason: " + ", ".join(f"{k}={v}" for k, v in c["drop_reasons"].items()))
+        # flagged counts (the dashboard's COUNTING_RULE): a clip with several reasons counts under each
+        print("clips flagged by reason: " + ", ".join(f"{k}={v}" for k, v in c["drop_reasons"].items()))
     for line in record.not_configured:
         print(f"not configured: {line}")
     print(f"output: {record.output_uri}  (run record: runs/{record.run_id}.json)")
@@ -114,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("input", metavar="INPUT_URI", help="folder or file: local path, file://, memory://, s3://...")
     r.add_argument("output", metavar="OUTPUT_URI", help="run folder to write tables into")
     r.add_argument("--config", metavar="FILE", help="YAML merged over pipelines/configs/default.yaml")
-    r.add_argument("--ray-address", metavar="ADDR", help="join an existing Ray cluster (default: start a local one)")
+    r.add_argument("--ray-address", metavar="ADDR",
+                   help="join an existing Ray cluster: host:6379 of a `ray start --head` node, or 'auto' (RAY_ADDRESS, "
+                        "else the newest `ray start` cluster on this machine); default: start a local one")
     r.add_argument("--dry-run", action="store_true", help="print the stage DAG and exit")
     r.set_defaults(func=_cmd_run)
 

@@ -41,6 +41,9 @@ class OutputConfig(_Strict):
 class RayConfig(_Strict):
     address: str | None = None
     num_cpus: int | None = Field(None, ge=1)
+    connect_timeout_s: float = Field(20.0, gt=0, le=600)
+    worker_niceness: int = Field(0, ge=0, le=19)
+    observability: bool = False
 
 
 class DecodeConfig(_Strict):
@@ -201,6 +204,8 @@ class StageConfig(_Strict):
     num_gpus: float = Field(0, ge=0)
     concurrency: int = Field(1, ge=1)
     max_retries: int = Field(3, ge=0)
+    timeout_floor_s: float = Field(300.0, gt=0)  # s; a task's timeout is never below this
+    timeout_s_per_gb: float = Field(600.0, ge=0)  # s per GB of input file, added above the floor
     entrypoint: str | None = None  # "module:function" for a custom per-table stage
 
 

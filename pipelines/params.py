@@ -23,10 +23,15 @@ def scan_params(cfg: PipelineConfig) -> ScanParams:
     )
 
 
+# Bump when the scan's code changes what it writes for the same config (v2: display-aspect frames,
+# symmetric sign-bit pHash, black runs that keep detected cuts): parts from older code are rescanned, not mixed in.
+SCAN_CODE_VERSION = 2
+
+
 def scan_config_subset(cfg: PipelineConfig) -> dict:
-    """The config that decides the scan stage's output: a change here means rescanning."""
+    """The config that decides the scan stage's output: a change here (or in SCAN_CODE_VERSION) means rescanning."""
     return {k: cfg.public_dict()[k] for k in ("decode", "split", "motion", "quality", "audio")} | {
-        "frames_at": cfg.aesthetic.frames_at
+        "frames_at": cfg.aesthetic.frames_at, "scan_code_version": SCAN_CODE_VERSION,
     }
 
 

@@ -7,11 +7,14 @@ mid-write leaves nothing a reader or a resumed run would trust.
 import json
 import posixpath
 import uuid
+from collections.abc import Iterable
 
 import fsspec
 import pyarrow as pa
+import pyarrow.dataset as ds
+from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-from schemas import read_table, write_table
+from schemas import TABLES, read_table, write_table
 
 COMMITTED = "_COMMITTED"
 
@@ -29,6 +32,12 @@ class RunStore:
         except (ImportError, ValueError) as e:
             raise OutputError(f"cannot open output {output_uri!r}: {e}") from None
         self.root = self.root.rstrip("/")
+
+    @property
+    def process_local(self) -> bool:
+        """True for filesystems that live inside one process (memory://): only the driver can write them."""
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return protocol == "memory"
 
     def fresh(self, path: str) -> None:
         """Forget cached listings under `path`: object stores (s3fs) cache `ls`/`exists`,
@@ -54,29 +63,38 @@ class RunStore:
             raise OutputError(f"output {self.output_uri!r} is not writable: {e}") from None
 
     # --- work parts -------------------------------------------------------
-    def write_part(self, stage_key: str, tables: dict[str, pa.Table]) -> str:
-        part = f"part-{uuid.uuid4().hex[:12]}"
+    def write_part(self, stage_key: str, tables: dict[str, pa.Table], part: str | None = None) -> str:
+        """Write tables as one part and commit it (marker last); `part` names it (default: a fresh name)."""
+        part = part or f"part-{uuid.uuid4().hex[:12]}"
         for name, table in tables.items():
             write_table(table, name, self.uri("_work", stage_key, part, f"{name}.parquet"), self.storage_options)
         with self.fs.open(self.path("_work", stage_key, part, COMMITTED), "wb") as f:
             f.write(b"")
         return part
 
-    def committed_parts(self, stage_key: str, clean: bool = False) -> list[str]:
-        """Committed part folders of a stage; with `clean`, delete uncommitted ones (a killed run's)."""
+    def part_files(self, stage_key: str) -> dict[str, set[str]]:
+        """Part folder -> names of its files, from one recursive listing (not one request per part)."""
         base = self.path("_work", stage_key)
         self.fresh(base)
-        if not self.fs.exists(base):
-            return []
+        try:
+            paths = self.fs.find(base, withdirs=False)
+        except FileNotFoundError:
+            return {}
+        out: dict[str, set[str]] = {}
+        for p in paths:
+            rel = p[len(base):].strip("/").split("/")
+            if len(rel) == 2 and rel[0].startswith("part-"):
+                out.setdefault(rel[0], set()).add(rel[1])
+        return out
+
+    def committed_parts(self, stage_key: str, clean: bool = False) -> list[str]:
+        """Committed part folders of a stage; with `clean`, delete uncommitted ones (a killed run's)."""
         parts = []
-        for p in sorted(self.fs.ls(base, detail=False)):
-            name = posixpath.basename(p.rstrip("/"))
-            if not name.startswith("part-"):
-                continue
-            if self.fs.exists(posixpath.join(p, COMMITTED)):
+        for name, files in sorted(self.part_files(stage_key).items()):
+            if COMMITTED in files:
                 parts.append(name)
             elif clean:
-                self.fs.rm(p, recursive=True)
+                self.fs.rm(self.path("_work", stage_key, name), recursive=True)
         return parts
 
     def remove_part(self, stage_key: str, part: str) -> None:
@@ -85,37 +103,63 @@ class RunStore:
         self.fs.rm(posixpath.join(base, COMMITTED))
         self.fs.rm(base, recursive=True)
 
-    def read_parts(self, stage_key: str, name: str, parts: list[str] | None = None) -> pa.Table:
-        parts = self.committed_parts(stage_key) if parts is None else parts
-        tables = [
-            read_table(self.uri("_work", stage_key, p, f"{name}.parquet"), name, self.storage_options)
-            for p in parts
-            if self.fs.exists(self.path("_work", stage_key, p, f"{name}.parquet"))
-        ]
-        if not tables:
-            from schemas import TABLES
+    def part_files_of(self, stage_key: str, name: str, parts: list[str] | None = None) -> list[str]:
+        """Paths (on `fs`, relative to the run folder) of table `name` in the committed parts, or in `parts`."""
+        listing = self.part_files(stage_key)
+        parts = [p for p, files in sorted(listing.items()) if COMMITTED in files] if parts is None else parts
+        return [posixpath.join("_work", stage_key, p, f"{name}.parquet") for p in parts if f"{name}.parquet" in listing.get(p, ())]
 
-            return TABLES[name].empty_table()
-        return pa.concat_tables(tables)
+    def read_parts(self, stage_key: str, name: str, parts: list[str] | None = None,
+                   columns: list[str] | None = None) -> pa.Table:
+        """Table `name` over the parts, validated; `columns` reads only those (a projection, for checks)."""
+        rels = self.part_files_of(stage_key, name, parts)
+        if columns is not None:
+            if not rels:
+                return pa.schema([TABLES[name].field(c) for c in columns]).empty_table()
+            return self.dataset(rels).to_table(columns=columns)
+        tables = [read_table(self.uri(r), name, self.storage_options) for r in rels]
+        return pa.concat_tables(tables) if tables else TABLES[name].empty_table()
+
+    def dataset(self, rels: list[str]) -> ds.Dataset:
+        """A pyarrow dataset over Parquet files of the run folder: scanned in batches, never loaded whole."""
+        return ds.dataset([self.path(r) for r in rels], format="parquet", filesystem=PyFileSystem(FSSpecHandler(self.fs)))
 
     # --- final tables -----------------------------------------------------
-    def replace_table(self, name: str, table: pa.Table, tag: str, rows_per_file: int = 200_000) -> list[str]:
-        """Write `table` as OUT/name/part-NNNNN.parquet, then remove the folder's older files.
+    def replace_table(self, name: str, table: pa.Table, tag: str = "", rows_per_file: int = 200_000) -> list[str]:
+        """Write `table` as OUT/name/part-NNNNN.parquet, then remove the folder's older files (see `replace_table_stream`)."""
+        return self.replace_table_stream(name, [table], rows_per_file=rows_per_file)
 
-        File names do not depend on the run or config (`tag` is not used in them): each
-        new file replaces the old one of the same name by an atomic rename, so a run
-        killed here leaves readers the old table or the new one, never both side by
-        side (a table under `rows_per_file` rows is a single file). `tag` is accepted
-        for callers and ignored.
+    def replace_table_stream(self, name: str, tables: Iterable[pa.Table], rows_per_file: int = 200_000,
+                             max_bytes: int = 256 << 20) -> list[str]:
+        """Write the tables of an iterator as OUT/name/part-NNNNN.parquet files of bounded size, then
+        remove the folder's older files. Only one file's rows are held at a time.
+
+        File names do not depend on the run or config: each new file replaces the old one of
+        the same name by an atomic rename, so a run killed here leaves readers the old table
+        or the new one file by file (a table under `rows_per_file` rows is a single file).
         """
         folder = self.path(name)
         self.fresh(folder)
-        old = [p for p in self.fs.ls(folder, detail=False)] if self.fs.exists(folder) else []
-        written = []
-        for i, start in enumerate(range(0, max(table.num_rows, 1), rows_per_file)):
-            fname = f"part-{i:05d}.parquet"
-            write_table(table.slice(start, rows_per_file), name, self.uri(name, fname), self.storage_options)
+        old = list(self.fs.ls(folder, detail=False)) if self.fs.exists(folder) else []
+        written: list[str] = []
+        held: list[pa.Table] = []
+
+        def flush() -> None:
+            fname = f"part-{len(written):05d}.parquet"
+            table = pa.concat_tables(held) if held else TABLES[name].empty_table()
+            write_table(table, name, self.uri(name, fname), self.storage_options)
             written.append(posixpath.join(folder, fname))
+            held.clear()
+
+        for table in tables:
+            for start in range(0, table.num_rows, rows_per_file):
+                piece = table.slice(start, rows_per_file)
+                if held and (sum(t.num_rows for t in held) + piece.num_rows > rows_per_file
+                             or sum(t.nbytes for t in held) + piece.nbytes > max_bytes):
+                    flush()
+                held.append(piece)
+        if held or not written:
+            flush()
         for p in old:
             if p not in written:
                 self.fs.rm(p)

@@ -20,6 +20,7 @@ class RunRecord:
     timings: dict = field(default_factory=dict)  # stage -> wall seconds
     not_configured: list = field(default_factory=list)  # e.g. "aesthetic: not configured"
     notes: list = field(default_factory=list)
+    cluster: dict = field(default_factory=dict)  # the Ray cluster used: how, address, cluster_id, job_id, nodes, cpus, gpus
     record_version: str = RUN_RECORD_VERSION
 
     def to_json(self) -> str:

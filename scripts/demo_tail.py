@@ -24,8 +24,13 @@ for name, what in [
     ("curated", "the hand-off to training (Parquet)"),
     ("latents", "autoencoder latents of the curated clips"),
     ("training/ae/report.json", "autoencoder held-out report"),
-    ("training/samples/frames_grid.png", "diffusion samples decoded to frames (CPU demo: not expected to look good)"),
-    ("training/samples/rapsd.png", "spectra of data, noised data and samples"),
+    ("export/webdataset", "WebDataset shards: one mp4 of exactly the clip's frames (with its sound) + json (+ caption txt)"),
+    ("export/csv/meta.csv", "Open-Sora-style CSV pointing at exported clip files"),
+    ("evaluation.json", "curation precision/recall per defect against the demo's ground truth"),
+    ("training/samples/sample_000.mp4", "a generated video clip decoded by the video autoencoder (CPU demo: not expected to look good)"),
+    ("training/samples/contact_sheet.png", "every sample's frames, one row per sample"),
+    ("training/samples/rapsd.png", "spatial spectra of data, noised data and samples"),
+    ("training/samples/temporal_psd.png", "power spectrum along time: noise drowns fast change first"),
     ("training/ablation/ablation.json", "curated vs uncurated, same model and budget"),
 ]:
     if (out / name).exists():

@@ -9,11 +9,19 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_VIDEOS = Path(os.environ.get("VIDCURATE_TEST_VIDEOS", REPO / ".." / "shared" / "data" / "videos")).resolve()
 
 
+def under_ci() -> bool:
+    """CI=true (GitHub Actions, GitLab, most runners): missing test data is a failure, not a skip."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
 @pytest.fixture(scope="session")
 def test_videos() -> Path:
     """Folder of real videos from public test suites (read-only)."""
     if not (TEST_VIDEOS / "EXPECTED.json").exists():
-        pytest.skip(f"real test videos not found at {TEST_VIDEOS} (set VIDCURATE_TEST_VIDEOS)")
+        why = f"real test videos not found at {TEST_VIDEOS} (set VIDCURATE_TEST_VIDEOS)"
+        if under_ci():
+            pytest.fail(f"{why}; CI=true: the tests that need them must run", pytrace=False)
+        pytest.skip(why)
     return TEST_VIDEOS
 
 

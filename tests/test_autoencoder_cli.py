@@ -14,7 +14,7 @@ def _parser():
 
 def test_subcommands_parse():
     a = _parser().parse_args(["encode", "--manifest", "m", "--checkpoint", "c.pt", "--out", "o", "--size", "64"])
-    assert a.command == "encode" and a.size == 64 and a.fps == 4.0 and a.func.__name__ == "_encode"
+    assert a.command == "encode" and a.size == 64 and a.fps == 8.0 and a.frames == 17 and a.func.__name__ == "_encode"
     t = _parser().parse_args(["train-ae", "--manifest", "m", "--steps", "5"])
     assert t.steps == 5 and t.func.__name__ == "_train"
 
@@ -28,3 +28,13 @@ def test_encode_requires_checkpoint(capsys):
 def test_train_without_manifest_is_a_clear_error(capsys):
     a = _parser().parse_args(["train-ae"])
     assert a.func(a) == 2 and "no manifest" in capsys.readouterr().err
+
+
+def test_bad_config_fails_fast_in_one_line(tmp_path, capsys):
+    cfg = tmp_path / "ae.yaml"
+    cfg.write_text("model: {kind: video}\ndata: {clip_frames: 8}\n")  # 8 is not 1 + 4k
+    a = _parser().parse_args(["train-ae", "--config", str(cfg), "--manifest", "m"])
+    assert a.func(a) == 2 and "clip_frames must be 1 + 4*k" in capsys.readouterr().err
+    cfg.write_text("model: {kind: audio}\n")
+    a = _parser().parse_args(["train-ae", "--config", str(cfg), "--manifest", "m"])
+    assert a.func(a) == 2 and "model.kind" in capsys.readouterr().err

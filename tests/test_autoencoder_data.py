@@ -1,12 +1,12 @@
-"""The clip-frame dataset: split by clip across ranks and workers, corrupt clips skipped and counted."""
+"""The clip-window dataset: split by clip across ranks and workers, corrupt clips skipped and counted."""
 import itertools
 
 import torch
 from torch.utils.data import DataLoader, default_collate
 
 from test_autoencoder_utils import make_manifest, quiet_torch
-from training.autoencoder.data import ClipFrames, DataPosition, advance, is_heldout, load_clips
-from training.video_frames import read_frames, sample_indices
+from training.autoencoder.data import ClipWindows, DataPosition, advance, is_heldout, load_clips
+from training.video_frames import read_frames, sample_indices, to_tensor
 
 quiet_torch()
 
@@ -41,10 +41,11 @@ def test_split_across_ranks_and_workers_without_overlap_and_skip_corrupt(tmp_pat
     seen: dict[int, set[int]] = {}  # role -> clip indices
     failed = 0
     for rank in range(2):
-        ds = ClipFrames(clips, size=16, fps=4.0, frames_per_clip=1, seed=3, rank=rank, world_size=2, epochs=1)
+        ds = ClipWindows(clips, size=16, fps=4.0, clip_frames=1, windows_per_clip=1, seed=3, rank=rank,
+                         world_size=2, epochs=1)
         for batch in DataLoader(ds, batch_size=1, num_workers=2):
-            assert batch["image"].shape == (1, 3, 16, 16)
-            assert -1.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+            assert batch["video"].shape == (1, 3, 1, 16, 16)
+            assert -1.0 <= batch["video"].min() and batch["video"].max() <= 1.0
             seen.setdefault(int(batch["role"]), set()).add(int(batch["clip"]))
         failed += ds.num_failed
     assert sorted(seen) == [0, 1, 2, 3]  # 2 ranks x 2 workers, each got clips
@@ -57,7 +58,7 @@ def test_split_across_ranks_and_workers_without_overlap_and_skip_corrupt(tmp_pat
 
 def test_plan_is_deterministic_per_seed_and_epoch(tmp_path, test_videos):
     clips = _clips(tmp_path, test_videos)
-    ds = ClipFrames(clips, size=16, seed=1, rank=0, world_size=1)
+    ds = ClipWindows(clips, size=16, seed=1, rank=0, world_size=1)
     assert ds.epoch_plan(0, 0, 1) == ds.epoch_plan(0, 0, 1)
     assert ds.epoch_plan(0, 0, 1) != ds.epoch_plan(1, 0, 1)
     parts = [ds.epoch_plan(0, r, 3) for r in range(3)]
@@ -66,7 +67,7 @@ def test_plan_is_deterministic_per_seed_and_epoch(tmp_path, test_videos):
 
 def test_resume_continues_the_stream_exactly(tmp_path, test_videos):
     clips = _clips(tmp_path, test_videos, n=4)
-    make = lambda: ClipFrames(clips, size=16, fps=8.0, frames_per_clip=3, seed=0, rank=0, world_size=1)
+    make = lambda: ClipWindows(clips, size=16, fps=8.0, clip_frames=1, windows_per_clip=3, seed=0, rank=0, world_size=1)
     straight = list(itertools.islice(iter(make()), 7))
     pos = DataPosition()
     for i in range(0, 4, 2):  # consume two batches of 2 (the second ends inside a clip visit)
@@ -75,11 +76,32 @@ def test_resume_continues_the_stream_exactly(tmp_path, test_videos):
     resumed_ds.resume_from(DataPosition.from_dict(pos.to_dict()))
     resumed = list(itertools.islice(iter(resumed_ds), 3))
     for a, b in zip(straight[4:], resumed):
-        assert (a["clip"], a["frame"]) == (b["clip"], b["frame"])
-        assert torch.equal(a["image"], b["image"])
+        assert (a["clip"], a["window"]) == (b["clip"], b["window"])
+        assert torch.equal(a["video"], b["video"])
 
 
 def test_holdout_split_is_stable():
     ids = [f"c{i}" for i in range(1000)]
     held = [i for i in ids if is_heldout(i, 0.1)]
     assert 50 < len(held) < 150 and held == [i for i in ids if is_heldout(i, 0.1)]
+
+
+def test_windows_are_consecutive_frames_at_target_fps_with_one_crop(tmp_path, test_videos):
+    clips = _clips(tmp_path, test_videos, n=1)  # frames 0-14 at 29.97 fps
+    ds = ClipWindows(clips, size=144, fps=15.0, clip_frames=5, windows_per_clip=2, min_crop_scale=1.0, seed=0,
+                     rank=0, world_size=1, epochs=1)
+    windows = list(ds)
+    assert len(windows) == 2 and all(w["video"].shape == (3, 5, 144, 144) for w in windows)
+    # full-height crop (scale 1): each window equals some run of 5 frames 2 apart (29.97 -> 15 fps)
+    full = to_tensor(read_frames(clips[0].uri, sample_indices(0, 15, 29.97, 15.0)))  # (8, 3, 144, 176)
+    for w in windows:
+        v = w["video"].transpose(0, 1)  # (T, 3, 144, 144)
+        matches = [(s, i) for s in range(4) for i in range(33)
+                   if torch.allclose(v, full[s : s + 5, :, :, i : i + 144], atol=1e-4)]
+        assert matches, "a window is not 5 consecutive resampled frames under one crop"
+
+
+def test_clip_shorter_than_a_window_is_counted_not_fatal(tmp_path, test_videos):
+    clips = _clips(tmp_path, test_videos, n=2)  # 15 frames each: 4 at 8 fps
+    ds = ClipWindows(clips, size=16, fps=8.0, clip_frames=9, seed=0, rank=0, world_size=1, epochs=1)
+    assert list(ds) == [] and ds.num_failed == 2

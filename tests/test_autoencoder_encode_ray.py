@@ -20,7 +20,7 @@ def test_ray_encode_then_local_reencode_skips(tmp_path, test_videos):
     cfg = tiny_config()
     ckpt = str(save_checkpoint(tmp_path / "a.pt", make_trainer(cfg, torch.device("cpu")), cfg))
     out = str(tmp_path / "latents")
-    kw = dict(fps=2.0, size=32, max_frames=2, clips_per_shard=1)
+    kw = dict(fps=2.0, size=32, frames=2, clips_per_shard=1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         s = encode_manifest_ray(manifest, ckpt, out, num_actors=2, num_cpus=1, **kw)
@@ -28,7 +28,7 @@ def test_ray_encode_then_local_reencode_skips(tmp_path, test_videos):
         ray.shutdown()
     assert (s["encoded"], s["failed"]) == (2, [])
     rows = schemas.read_table(f"{out}/latents.parquet", "latents").to_pylist()
-    assert sorted(r["clip_id"] for r in rows) == ["clip000", "clip001"]
-    assert len({r["shard"] for r in rows}) == 2 and all(r["shape"] == [2, 4, 8, 8] for r in rows)
+    assert sorted({r["clip_id"] for r in rows}) == ["clip000", "clip001"] and len(rows) == 4
+    assert len({r["shard"] for r in rows}) == 2 and all(r["shape"] == [4, 2, 8, 8] for r in rows)
     again = encode_manifest(manifest, ckpt, out, progress=False, **kw)
     assert (again["encoded"], again["skipped"]) == (0, 2)

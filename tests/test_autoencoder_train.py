@@ -1,4 +1,5 @@
-"""Autoencoder training: overfits real frames, EQ-VAE makes the latent more equivariant, resume is exact."""
+"""Autoencoder training: overfits real frames, EQ-VAE makes the latent more equivariant, resume is exact;
+the causal video autoencoder trains on clips (and on images as 1-frame clips), with the diffusability term."""
 import json
 
 import torch
@@ -6,8 +7,8 @@ import torch
 from test_autoencoder_utils import make_manifest, quiet_torch
 from training.autoencoder.config import tiny_config
 from training.autoencoder.evaluate import equivariance_psnr, psnr
-from training.autoencoder.losses import perceptual_loss
-from training.autoencoder.model import load_autoencoder
+from training.autoencoder.losses import can_halve_time, causal_time_halve, diffusability_transform, perceptual_loss
+from training.autoencoder.model import decode_video, encode_video, load_autoencoder
 from training.autoencoder.train import make_trainer, train_autoencoder, train_step
 from training.video_frames import read_frames, resize_center_crop, to_tensor
 
@@ -17,7 +18,7 @@ CPU = torch.device("cpu")
 
 def _frames(test_videos, indices, size=32):
     f = read_frames(str(test_videos / "carphone_pristine.mp4"), indices)
-    return resize_center_crop(to_tensor(f), size).clamp(-1, 1)  # (N, 3, size, size)
+    return resize_center_crop(to_tensor(f), size).clamp(-1, 1).unsqueeze(2)  # (N, 3, 1, size, size): 1-frame clips
 
 
 def test_tiny_autoencoder_overfits_real_frames_to_30db(test_videos):
@@ -31,8 +32,8 @@ def test_tiny_autoencoder_overfits_real_frames_to_30db(test_videos):
         train_step(trainer, x, cfg, perc, CPU)
         if step % 25 == 0:
             with torch.no_grad():
-                rec = trainer.ae.decode(trainer.ae.encode(x).latent_dist.mean).sample
-            best = max(best, float(psnr(rec, x).mean()))
+                rec = decode_video(trainer.ae, encode_video(trainer.ae, x)[0])
+            best = max(best, float(psnr(rec[:, :, 0], x[:, :, 0]).mean()))
             if best >= 30.0:
                 break
     assert best >= 30.0, f"PSNR {best:.2f} dB after {step} steps"
@@ -53,7 +54,7 @@ def test_eq_vae_term_lowers_equivariance_error(test_videos):
         cfg.loss.eq_prob = eq_prob
         trainer = make_trainer(cfg, CPU)
         perc = perceptual_loss(None)
-        for _ in range(40):
+        for _ in range(80):  # at 40 steps neither model has learned enough for the term to show (~16 dB)
             train_step(trainer, x, cfg, perc, CPU)
         results[eq_prob] = _equivariance(trainer, x)
     # same seed, same data, same steps: only the EQ-VAE term differs
@@ -63,7 +64,7 @@ def test_eq_vae_term_lowers_equivariance_error(test_videos):
 def _cfg(manifest, out, steps):
     cfg = tiny_config(steps=steps, out_dir=str(out), ckpt_every=3, log_every=1, seed=5)
     cfg.data.manifest, cfg.data.size, cfg.data.batch_size = manifest, 32, 3
-    cfg.data.fps, cfg.data.frames_per_clip, cfg.data.holdout_fraction = 6.0, 2, 0.0
+    cfg.data.fps, cfg.data.windows_per_clip, cfg.data.holdout_fraction = 6.0, 2, 0.0
     cfg.loss.eq_prob, cfg.loss.gan_weight, cfg.loss.gan_start, cfg.loss.disc_layers = 0.5, 0.1, 2, 1  # exercise every RNG and state
     return cfg
 
@@ -90,4 +91,46 @@ def test_kill_and_resume_gives_identical_loss_curve(tmp_path, test_videos):
         assert torch.equal(sa["ema"][k], sb["ema"][k]), k
     # the checkpoint loads as an autoencoder (EMA weights) for encoding
     ae = load_autoencoder(resumed)
-    assert ae.encode(torch.zeros(1, 3, 32, 32)).latent_dist.mean.shape == (1, 4, 8, 8)
+    assert encode_video(ae, torch.zeros(1, 3, 2, 32, 32))[0].shape == (1, 4, 2, 8, 8)
+
+
+def _clip(test_videos, start=0, frames=5, size=32):
+    x = _frames(test_videos, list(range(start, start + 3 * frames, 3)), size)  # (T, 3, 1, s, s)
+    return x.squeeze(2).transpose(0, 1).unsqueeze(0)  # (1, 3, T, s, s)
+
+
+def test_video_autoencoder_trains_on_clips_and_images(tmp_path, test_videos):
+    x = torch.cat([_clip(test_videos, 0), _clip(test_videos, 60)])  # (2, 3, 5, 32, 32)
+    cfg = tiny_config("video", lr=2e-3)
+    cfg.data.image_prob = 0.3
+    cfg.loss.eq_prob, cfg.loss.diff_weight, cfg.loss.diff_temporal = 0.3, 0.5, True
+    cfg.loss.gan_weight, cfg.loss.gan_start, cfg.loss.disc_layers = 0.1, 0, 1
+    trainer = make_trainer(cfg, CPU)
+    z, std = encode_video(trainer.ae, x)
+    assert z.shape == std.shape == (2, 8, 2, 8, 8)  # T' = 1 + (5 - 1) / 4, f4, c8
+    perc = perceptual_loss(None)
+    with torch.no_grad():
+        before = float(psnr(decode_video(trainer.ae, z)[:, :, 2], x[:, :, 2]).mean())
+    logs = [train_step(trainer, x, cfg, perc, CPU) for _ in range(40)]
+    assert any("diffusability" in lg for lg in logs) and any("d" in lg for lg in logs)
+    with torch.no_grad():
+        rec = decode_video(trainer.ae, encode_video(trainer.ae, x)[0])
+        image = decode_video(trainer.ae, encode_video(trainer.ae, x[:, :, :1])[0])  # an image: a 1-frame clip
+    assert rec.shape == x.shape and image.shape == (2, 3, 1, 32, 32)
+    after = float(psnr(rec[:, :, 2], x[:, :, 2]).mean())
+    assert after > before + 3, (before, after)
+
+
+def test_diffusability_transform_halves_latent_and_clip_alike(test_videos):
+    cfg = tiny_config("video")
+    ae = make_trainer(cfg, CPU).ae
+    x = torch.cat([_clip(test_videos, 0, frames=9)])  # (1, 3, 9, 32, 32)
+    z, _ = encode_video(ae, x)  # (1, 8, 3, 8, 8)
+    for temporal in (False, True):
+        with torch.no_grad():
+            rec = decode_video(ae, diffusability_transform(z, temporal))
+        assert rec.shape == diffusability_transform(x, temporal).shape == ((1, 3, 5 if temporal else 9, 16, 16))
+    assert not can_halve_time(z[:, :, :2]) and can_halve_time(z)
+    # causal halving keeps the first frame and averages the rest in pairs
+    t = torch.arange(5.0).view(1, 1, 5, 1, 1)
+    assert causal_time_halve(t).flatten().tolist() == [0.0, 1.5, 3.5]

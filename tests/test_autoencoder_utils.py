@@ -7,8 +7,8 @@ import schemas
 
 
 def quiet_torch() -> None:
-    """The test box is 2 shared cores: keep torch to one or two threads."""
-    torch.set_num_threads(2)
+    """The test box is 2 cores shared by many processes: one thread (two spin-wait each other, ~10x slower)."""
+    torch.set_num_threads(1)
 
 
 def make_manifest(path: Path, spans: list[tuple[Path | str, int, int, float]], table: str = "curated") -> str:
@@ -22,6 +22,8 @@ def make_manifest(path: Path, spans: list[tuple[Path | str, int, int, float]], t
             "width": 176, "height": 144, "split_reason": "window", "drop_reasons": [], "kept": True,
             "aesthetic": 5.0 + i, "motion": None, "quality": 0.5,
         })
+        if "caption" in schemas.TABLES[table].names:  # the captions column, once the manifest has one
+            rows[-1]["caption"] = f"caption of clip {i}"
     table_ = schemas.table_from_rows(rows, schemas.TABLES[table], table)
     uri = str(path / f"{table}.parquet")
     schemas.write_table(table_, table, uri)

@@ -72,6 +72,25 @@ def test_seek_is_identical_to_sequential_decoding(name, test_videos):
             assert r.decoded_frames <= (b - key) + 8
 
 
+@pytest.mark.parametrize("ext", ["mkv", "ts"])
+def test_other_containers_seek_exactly(tmp_path, test_videos, ext):
+    # the same H.264 packets in Matroska (cue index) and MPEG-TS (byte seeks that may land past the keyframe)
+    path = tmp_path / f"bikes.{ext}"
+    with av.open(str(test_videos / "bikes.mp4")) as src, av.open(str(path), "w") as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                dst.mux(packet)
+    n, keys = keyframes(path)
+    todo = spans(n, keys, random.Random(ext), count=4)
+    ref = sequential_reference(path, keep={i for a, b in todo for i in range(a, b)})
+    for a, b in todo:
+        r = read_clip(str(path), a, b)
+        assert r.seeked, r.fallback_reason
+        assert [_digest(f) for f in r.frames] == ref[a:b], f"{ext} [{a}, {b}) differs from sequential decoding"
+
+
 def test_fallback_is_logged_once_per_file(test_videos, caplog):
     clear_frame_tables()
     with caplog.at_level(logging.WARNING, logger="training.video_frames"):

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pytest
 
 from curation.dashboard import build_dashboard, compare_runs, compare_runs_dict, query
-from curation.dashboard.thumbnails import THUMB_WIDTH, Thumbnailer, frames_at
+from curation.dashboard.thumbnails import THUMB_WIDTH, Thumbnailer
 from schemas import RunRecord, read_table
 from test_dashboard_synthetic import EVIL_MESSAGE, SCRIPT_NAME, make_run
 
@@ -167,31 +167,35 @@ def test_html_thumbnails_are_small_jpegs(runs):
     assert "no thumbnail" not in page
 
 
-def test_thumbnailer_gives_placeholder_for_undecodable_file(test_videos, tmp_path):
-    bad = tmp_path / "bad.mp4"
-    bad.write_bytes(b"\x00" * 100)
-    thumbs = Thumbnailer()
-    page = (thumbs.request("c1", str(bad), 0.0, 1.0, "bad <b>") + "|"
-            + thumbs.request("c2", str(test_videos / "bikes.mp4"), 0.0, 2.0, "bikes"))
-    page = thumbs.fill(page)
+def test_thumbnails_come_from_the_keyframes_table_not_the_sources(runs, tmp_path, monkeypatch):
+    """The report reads stored keyframes; a moved source changes nothing, a clip without a keyframe gets a placeholder."""
+    import fsspec
+    from fsspec.spec import AbstractFileSystem
+
+    cid = read_table(str(runs["a"] / "clips"), "clips").column("clip_id")[0].as_py()
+    opened = []
+    real_open = AbstractFileSystem.open
+    monkeypatch.setattr(av, "open", lambda *a, **k: opened.append(a))  # no video reader at all
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *a, **k: opened.append(a))
+    monkeypatch.setattr(AbstractFileSystem, "open", lambda self, path, *a, **k: opened.append(path) if path.endswith(".mp4") else real_open(self, path, *a, **k))
+    thumbs = Thumbnailer(str(runs["a"]))
+    page = thumbs.fill(thumbs.request(cid, "first <b>") + "|" + thumbs.request("no-such-clip", "missing"))
     first, second = page.split("|")
-    assert first.startswith('<div class="noimg">no thumbnail:') and "c1" in thumbs.failures
-    assert second.startswith('<img src="data:image/jpeg;base64,')
+    assert first.startswith('<img src="data:image/jpeg;base64,') and 'alt="first &lt;b&gt;"' in first
+    assert second.startswith('<div class="noimg">no thumbnail: no keyframe stored for this clip')
+    assert opened == [] and fsspec is not None
 
 
-def test_frames_after_seek_match_sequential_decode(test_videos):
-    # cockatoo.mp4 gives green (corrupt) frames after a seek; the fallback must fix that
-    path = test_videos / "cockatoo.mp4"
-    want = {100: None, 200: None}  # decoded-frame index -> (time, pixels) from a plain sequential decode
-    with av.open(str(path)) as c:
-        for i, f in enumerate(c.decode(c.streams.video[0])):
-            if i in want:
-                want[i] = (f.time, f.to_ndarray(format="rgb24"))
-            if i >= max(want):
-                break
-    got = frames_at(str(path), [t for t, _ in want.values()])
-    for t, ref in want.values():
-        assert np.array_equal(got[t], ref)
+def test_dup_groups_drawn_side_by_side_with_every_drop_reason(runs):
+    page = runs["html"].read_text(encoding="utf-8")
+    dup = page.split("<h2>Duplicate groups</h2>")[1].split("<h2>")[0]
+    assert dup.count('<img src="data:image/jpeg;base64,') == 2  # the kept clip and its duplicate, in one row
+    assert "kept clip of the group" in dup and "perceptual match, similarity 0.970" in dup and "matched span" in dup
+    # a clip dropped for several reasons shows all of them, not only the first
+    clips = read_table(str(runs["a"] / "clips"), "clips").to_pylist()
+    multi = [c for c in clips if len(c["drop_reasons"]) >= 2]
+    assert multi, "the synthetic run has a clip with two reasons"
+    assert any(", ".join(c["drop_reasons"]) in page or ", ".join(reversed(c["drop_reasons"])) in page for c in multi)
 
 
 def test_compare_detects_threshold_changes_shifts_and_flips(runs):
@@ -291,3 +295,19 @@ def test_run_folder_on_fsspec_storage_builds():
     assert fs.exists(str(db)) and fs.info(str(db))["size"] > 0
     assert b"run r1" in fs.cat(str(html))
     fs.rm("/dashtest", recursive=True)
+
+
+def test_funnel_and_cli_summary_count_by_one_rule(runs):
+    """curation.dashboard.counting gives the funnel's flagged and removed numbers for every reason step."""
+    from curation.dashboard.counting import reason_counts, summary_line
+
+    rules = [r[0] for r in _sql(runs["db"], "SELECT reason FROM filter_rules ORDER BY position")]
+    clips = read_table(str(runs["a"] / "clips"), "clips")
+    counts = reason_counts(clips.column("drop_reasons").to_pylist(), rules)
+    funnel = {r[0]: (r[1], r[2]) for r in _sql(runs["db"], "SELECT stage, flagged, count FROM funnel WHERE level = 'clips' AND kind = 'removed'")}
+    used = {k: v for k, v in counts.items() if v["flagged"]}
+    assert used and all(funnel[r] == (c["flagged"], c["removed"]) for r, c in used.items()), (funnel, counts)
+    assert sum(c["removed"] for c in counts.values()) == sum(not k for k in clips.column("kept").to_pylist())
+    assert any(c["flagged"] > c["removed"] for c in counts.values())  # the two numbers differ on this run
+    line = summary_line(used)
+    assert line.startswith("dropped clips by reason (flagged / removed at its funnel step): ")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from schemas import RunRecord, clips_schema, errors_schema, table_from_rows, videos_schema, write_table
+from schemas import RunRecord, clips_schema, errors_schema, keyframes_schema, table_from_rows, videos_schema, write_table
 
 SCRIPT_NAME = "<script>alert(1)</script>.mp4"
 EVIL_MESSAGE = "moov atom not found <img src=x onerror=alert(2)>"
@@ -59,6 +59,22 @@ def _reasons(row: dict, rules: list[dict]) -> list[str]:
             if r["reason"] not in out:
                 out.append(r["reason"])
     return out
+
+
+def _keyframes(clips: list[dict]) -> list[dict]:
+    """Three stored keyframe JPEGs per clip, as the scan writes them (the report's thumbnails come from here)."""
+    import cv2
+
+    rows = []
+    for i, c in enumerate(clips):
+        for pos in (0.1, 0.5, 0.9):
+            img = np.zeros((144, 256, 3), np.uint8)
+            img[:, :, i % 3] = int(255 * pos)  # each clip and position its own picture
+            cv2.putText(img, f"{i}", (20, 100), cv2.FONT_HERSHEY_SIMPLEX, 3, (255, 255, 255), 4)
+            rows.append(dict(clip_id=c["clip_id"], video_id=c["video_id"], position=pos,
+                             frame_index=c["start_frame"], t=c["start_s"], width=256, height=144,
+                             jpeg=cv2.imencode(".jpg", img)[1].tobytes()))
+    return rows
 
 
 def make_run(out: Path, inputs_root: Path, videos_dir: Path, variant: str = "a") -> Path:
@@ -116,6 +132,8 @@ def make_run(out: Path, inputs_root: Path, videos_dir: Path, variant: str = "a")
     kept = [c for c in clips if c["kept"]]
     write_table(table_from_rows(kept, clips_schema, "curated"), "curated", str(out / "curated" / "part-0.parquet"))
     write_table(table_from_rows(errors, errors_schema, "errors"), "errors", str(out / "errors" / "part-0.parquet"))
+    write_table(table_from_rows(_keyframes(clips), keyframes_schema, "keyframes"), "keyframes",
+                str(out / "keyframes" / "part-0.parquet"))
     config = {"filters": rules, "split": {"min_clip_s": 1.0}, "aesthetic": {"head_checkpoint": None}}
     record = RunRecord(
         run_id=f"run-{variant}", input_uri=str(inputs_root), output_uri=str(out),

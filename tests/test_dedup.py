@@ -7,7 +7,6 @@ import pytest
 
 from curation.dedup import DedupParams, find_duplicates, semantic_edges
 from curation.dedup.perceptual import perceptual_edges
-from curation.hashes import keyframe_indices, keyframe_phashes
 from schemas import clips_schema, table_from_rows, videos_schema
 
 RNG = np.random.default_rng(0)
@@ -167,33 +166,39 @@ def test_perceptual_index_matches_brute_force():
     assert len(truth) >= 40
 
 
-def _decode_keyframes(path, wanted: set[int]) -> dict[int, np.ndarray]:
-    import av
+def _scan_clips(path, name):
+    """Clip rows with the keyframe phashes the pipeline computes (curation.scan: its samples, its keyframe choice)."""
+    from curation.scan import ScanParams, _keyframes, _SampleRecord
+    from curation.decode import DecodePlan, decode
+    from curation.hashes import phash
+    from curation.split import ShotDetector, SplitParams, clip_spans, split_black_runs
+    from curation.decode import frame_rate
 
-    frames = {}
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for i, frame in enumerate(container.decode(stream)):
-            if i in wanted:
-                frames[i] = frame.to_ndarray(format="rgb24")
-            if i >= max(wanted):
-                break
-    return frames
+    params = ScanParams()
+    det = ShotDetector(params.split)
+    samples = []
+    with open(path, "rb") as f:
+        res = decode(f, DecodePlan(), det.feed, lambda s: samples.append(_SampleRecord(s.index, s.t, {}, phash(s.rgb), b"", (0, 0))))
+    fps = frame_rate(res)
+    spans = clip_spans(det.shot_starts(), res.num_frames, fps, params.split.max_clip_s)
+    spans = split_black_runs(spans, det.black, max(1, round(params.split.black_min_s * fps)))
+    out = []
+    for span in spans:
+        inside = [s for s in samples if span.start <= s.index < span.end]
+        keys = _keyframes(inside, span.start, span.end, params.keyframes_at)
+        if keys and span.reason != "black":
+            out.append((span.start, span.end, [s.phash for _, s in keys]))
+    return out
 
 
 @pytest.mark.slow
 def test_real_videos_only_the_carphones_match(test_videos, expected):
-    """Keyframes at 10/50/90 % of each shot (short side 256), as the pipeline hashes them."""
+    """Keyframes as the scan picks and hashes them; any rotation or mirror of a clip is compared too."""
     rows, names = [], {}
-    for name, info in expected.items():
+    for name in expected:
         if name.startswith("_"):
             continue
-        starts = info.get("shot_starts") or [0] + info.get("hard_cuts", [])
-        spans = list(zip(starts, starts[1:] + [info["frames"]]))
-        frames = _decode_keyframes(test_videos / name, {k for s, e in spans for k in keyframe_indices(s, e)})
-        for ci, (s, e) in enumerate(spans):
-            hashes = keyframe_phashes([frames[k] for k in keyframe_indices(s, e)])
+        for ci, (s, e, hashes) in enumerate(_scan_clips(test_videos / name, name)):
             r = _clip(len(rows), video=name, start=s, phash=hashes)
             r.update(end_frame=e, num_frames=e - s)
             names[r["clip_id"]] = f"{name}#{ci}"
@@ -203,12 +208,17 @@ def test_real_videos_only_the_carphones_match(test_videos, expected):
     res = find_duplicates(clips, videos, DedupParams(kinds=("exact", "perceptual")))
     groups = {frozenset(names[c] for c in g) for g in _groups(res.table)}
     assert groups == {frozenset({"carphone_pristine.mp4#0", "carphone_distorted.mp4#0"})}
-    # and with a wide margin on both sides of the threshold
+    # and with a margin on both sides of the threshold, over all 8 symmetries
+    from curation.dedup.perceptual import median_hamming
+
     by_name = {names[r["clip_id"]]: np.array(r["phash"], np.uint64) for r in rows}
-    med = {(a, b): float(np.median(np.bitwise_count(by_name[a] ^ by_name[b]))) for a, b in itertools.combinations(by_name, 2)}
+    med = {(a, b): float(median_hamming(by_name[a][None], by_name[b][None])[0]) for a, b in itertools.combinations(by_name, 2)}
     carphone_pair = [k for k in med if set(k) == {"carphone_pristine.mp4#0", "carphone_distorted.mp4#0"}]
     assert len(carphone_pair) == 1 and med.pop(carphone_pair[0]) <= 4
-    assert min(med.values()) >= 20
+    other_video = {k: v for k, v in med.items() if k[0].split("#")[0] != k[1].split("#")[0]}
+    assert min(other_video.values()) >= 14, min(other_video.items(), key=lambda kv: kv[1])
+    # windows of one long static-camera shot (pedestrians: same street, other people) come closest, still above 6
+    assert min(med.values()) >= 8, min(med.items(), key=lambda kv: kv[1])
 
 
 @pytest.mark.slow
@@ -227,3 +237,38 @@ def test_ray_stage_matches_local(planted, ray_local):
     assert dist.stats["semantic"]["map_tasks"] == 5 and dist.stats["semantic"]["reduce_tasks"] == 3
     assert _groups(dist.table) == _groups(local.table) == set(expected)
     assert dist.table.column("kept").to_pylist() == local.table.column("kept").to_pylist()
+
+
+def test_groups_never_chain_past_the_threshold():
+    """A chain a - b - c (4 bits apart each, a to c 8 bits; limit 6): c is never in a's group through b."""
+    base = _random_hashes(3)
+    a = base
+    b = [_flip(h, [1, 2, 3, 4]) for h in base]
+    c = [_flip(h, [1, 2, 3, 4, 10, 11, 12, 13]) for h in base]
+    rows = [_clip(0, phash=a, aesthetic=9.0), _clip(1, phash=b, aesthetic=5.0), _clip(2, phash=c, aesthetic=1.0)]
+    clips = table_from_rows(rows, clips_schema, "clips")
+    res = {r["clip_id"]: r for r in find_duplicates(clips, _videos(("v0", "h0")), DedupParams(kinds=("perceptual",))).table.to_pylist()}
+    assert res["c000"]["dup_of"] == "c000" and res["c001"]["dup_of"] == "c000"
+    assert res["c002"]["dup_of"] is None and res["c002"]["kept"]  # 8 bits from the kept clip: not its duplicate
+    # when the middle clip is the best, it is the centre and both ends are within the limit of it
+    rows[1]["aesthetic"] = 10.0
+    clips = table_from_rows(rows, clips_schema, "clips")
+    res = {r["clip_id"]: r for r in find_duplicates(clips, _videos(("v0", "h0")), DedupParams(kinds=("perceptual",))).table.to_pylist()}
+    assert {res[c]["dup_of"] for c in ("c000", "c001", "c002")} == {"c001"}
+    assert all(res[c]["dup_similarity"] >= 1 - 6 / 64 for c in ("c000", "c002"))
+
+
+def test_symmetric_index_matches_brute_force_over_the_8_symmetries():
+    from curation.hashes import d4_variants
+
+    h = np.array([_random_hashes(3) for _ in range(200)], dtype=np.uint64)
+    turned = d4_variants(h[:30])[:, :, RNG.integers(1, 8, 30)].diagonal(axis1=0, axis2=2).T.copy()  # (30, 3): each clip turned
+    for i in range(30):
+        turned[i] = [_flip(int(v), RNG.choice(63, RNG.integers(0, 6), replace=False).tolist()) for v in turned[i]]
+    h = np.concatenate([h, turned])
+    edges = perceptual_edges(np.arange(len(h)), h, 6, 4, symmetric=True)
+    v = d4_variants(h)  # (n, 3, 8)
+    d = np.median(np.bitwise_count(v[:, None, :, :] ^ h[None, :, :, None]), axis=2).min(axis=-1)  # (n, n)
+    truth = {(a, b) for a, b in zip(*np.nonzero(np.triu((d <= 6) | (d.T <= 6), 1)))}
+    assert set(zip(edges.a.tolist(), edges.b.tolist())) == truth
+    assert len(truth) >= 30

@@ -1,4 +1,4 @@
-"""Perceptual hash: robust to re-encoding, resizing, small crops and colour shifts; far apart for different photos."""
+"""Perceptual hash: robust to re-encoding, resizing, crops, colour shifts and letterboxing; exact under the 8 square symmetries; far apart for different photos."""
 import itertools
 
 import cv2
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from curation.hashes import hamming, keyframe_indices, keyframe_phashes, phash, resize_short_side
+from curation.hashes import D4, FLAT_HASH, d4_variants, hamming, phash
 
 PHOTOS = ["astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "hubble_deep_field", "immunohistochemistry", "moon"]
 
@@ -46,7 +46,8 @@ def test_phash_is_a_64_bit_int_and_deterministic(photos):
     assert isinstance(h, int) and 0 <= h < 2**64
     assert phash(photos["astronaut"].copy()) == h
     assert np.array([h], dtype=np.uint64)[0] == h  # fits the clips.phash list<uint64> column
-    assert bin(h).count("1") == 32  # 31 AC bits above the median of 63, plus the DC bit
+    assert h >> 63 == 1  # the DC bit
+    assert 20 <= bin(h).count("1") <= 44  # signs of 63 AC coefficients: about half positive
 
 
 def test_hamming():
@@ -61,16 +62,44 @@ def test_small_edits_keep_hashes_close(photos, transform, max_bits):
     assert max(dists.values()) <= max_bits, dists
 
 
-def test_different_photos_are_far_apart(photos):
+def _turn(x, transpose, lr, ud):
+    y = np.swapaxes(x, 0, 1) if transpose else x
+    y = y[:, ::-1] if lr else y
+    return np.ascontiguousarray(y[::-1] if ud else y)
+
+
+def test_every_rotation_and_mirror_is_a_bit_operation(photos):
+    """d4_variants(phash(x))[g] == phash(g(x)) exactly: the index can compare turned copies without their pixels."""
+    for name, x in photos.items():
+        variants = d4_variants(np.array([phash(x)], np.uint64))[0]
+        assert [int(v) for v in variants] == [phash(_turn(x, *g)) for g in D4], name
+        assert len(set(variants.tolist())) == 8, name  # no photo is its own mirror image
+
+
+def test_rotated_and_mirrored_copies_without_symmetry_are_far(photos):
+    """Why the index needs the variants: a plain comparison puts a turned copy ~32 bits away."""
+    x = photos["astronaut"]
+    assert hamming(phash(x), phash(np.rot90(x))) >= 20
+    assert hamming(phash(x), phash(x[:, ::-1])) >= 20
+
+
+def test_different_photos_are_far_apart_under_every_symmetry(photos):
     hashes = {name: phash(x) for name, x in photos.items()}
-    dists = {(a, b): hamming(hashes[a], hashes[b]) for a, b in itertools.combinations(hashes, 2)}
-    assert min(dists.values()) >= 20, min(dists.items(), key=lambda kv: kv[1])
+    dists = {(a, b): min(hamming(int(v), hashes[b]) for v in d4_variants(np.array([hashes[a]], np.uint64))[0])
+             for a, b in itertools.permutations(hashes, 2)}
+    assert min(dists.values()) >= 16, min(dists.items(), key=lambda kv: kv[1])
 
 
-def test_keyframes_and_resize():
-    assert keyframe_indices(0, 100) == [10, 50, 90]
-    assert keyframe_indices(30, 76) == [34, 53, 71]
-    assert keyframe_indices(5, 6) == [5, 5, 5]  # a one-frame clip hashes its only frame
-    frame = np.zeros((144, 176, 3), np.uint8)
-    assert resize_short_side(frame).shape == (256, 313, 3)
-    assert len(keyframe_phashes([frame, frame])) == 2
+def test_letterbox_and_pillarbox_bars_are_ignored(photos):
+    for name in ("astronaut", "coffee", "chelsea"):
+        x = photos[name]
+        bars = cv2.copyMakeBorder(x, 60, 60, 0, 0, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        side = cv2.copyMakeBorder(x, 0, 0, 80, 80, cv2.BORDER_CONSTANT, value=(5, 5, 5))
+        assert hamming(phash(x), phash(bars)) <= 4, name
+        assert hamming(phash(x), phash(side)) <= 4, name
+
+
+def test_flat_frames_hash_to_zero():
+    assert phash(np.zeros((64, 80, 3), np.uint8)) == FLAT_HASH
+    assert phash(np.full((64, 80, 3), 128, np.uint8)) == FLAT_HASH
+    assert phash(np.tile(np.arange(80, dtype=np.uint8) * 3, (64, 1))) != FLAT_HASH

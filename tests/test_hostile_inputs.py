@@ -29,6 +29,8 @@ EXPECT = {
     "good.mp4": ("video", None),
     "zero.mp4": ("error", r"probe EmptyFile .*empty \(0 bytes\)"),
     "truncated.mp4": ("video", r"decode FramesMissing decoded \d+ of the 75 frames the container declares"),  # 60% of a faststart mp4
+    "truncated.webm": ("video", r"decode FramesMissing decoded \d+\.\d\d s of the 3\.\d\d s the container declares"),  # first half
+    "index_missing.mp4": ("error", r"decode DecodeError truncated or index missing"),  # 60 % of an mp4 whose moov is at the end
     "random.mp4": ("error", r"decode DecodeError not a readable media file"),
     "notes.mp4": ("error", r"decode DecodeError not a readable media file"),
     "photo.mp4": ("error", r"decode DecodeError a still image \(jpeg_pipe\), not a video"),
@@ -56,6 +58,15 @@ def corpus(tmp_path_factory) -> Path:
     whole = write_video(d.parent / "whole.mp4", seed=2, container_options={"movflags": "faststart"}, seconds=3)
     data = whole.read_bytes()
     (d / "truncated.mp4").write_bytes(data[: int(len(data) * 0.6)])
+    whole.unlink()
+    whole = write_video(d.parent / "whole_moov_last.mp4", seed=2, seconds=2)
+    data = whole.read_bytes()
+    (d / "index_missing.mp4").write_bytes(data[: int(len(data) * 0.6)])
+    whole.unlink()
+    whole = write_video(d.parent / "whole.webm", seed=3, seconds=3, codec="libvpx", cut=False,
+                        options={"deadline": "realtime", "cpu-used": "8"})
+    data = whole.read_bytes()
+    (d / "truncated.webm").write_bytes(data[: len(data) // 2])
     whole.unlink()
     (d / "random.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 64_000, dtype=np.uint8).tobytes())
     (d / "notes.mp4").write_text("these are meeting notes, not a video\n" * 40)

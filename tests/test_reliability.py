@@ -276,7 +276,7 @@ def test_failed_task_is_retried_next_run_and_its_error_row_retired(ray_local, tm
     from curation.scan import ScanResult, error_row
     from curation.sources import list_videos
     from pipelines.params import scan_params
-    from pipelines.scan_stage import _commit, done_uris, run_scan_stage
+    from pipelines.scan_stage import commit_results, done_uris, run_scan_stage
     from pipelines.store import RunStore
 
     inp = tmp_path / "in"
@@ -289,8 +289,8 @@ def test_failed_task_is_retried_next_run_and_its_error_row_retired(ray_local, tm
     # an earlier run: ok.mp4 scanned, crashed.mp4's task died after its retries
     run_scan_stage([f for f in files if f is not crashed], store, "scan-x", scan_params(cfg), cfg.stages["probe_split_score"],
                    "run1", {}, 1, 2)
-    _commit(store, "scan-x", [ScanResult(errors=[error_row(crashed.uri, None, "scan", "WorkerCrashedError", "worker died", "run1")])])
-    assert crashed.uri not in done_uris(store, "scan-x")
+    commit_results(store, "scan-x", [ScanResult(errors=[error_row(crashed.uri, None, "scan", "WorkerCrashedError", "worker died", "run1")])])
+    assert crashed.uri not in done_uris(store, "scan-x").to_pylist()
 
     stats = run_scan_stage(files, store, "scan-x", scan_params(cfg), cfg.stages["probe_split_score"], "run2", {}, 1, 2)
     assert stats["scanned"] == 1 and stats["already_done"] == 1 and stats["task_failures_retired"] == 1

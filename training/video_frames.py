@@ -20,6 +20,7 @@ aspect ratio applied by resizing the width (display width = width x SAR).
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -78,7 +79,7 @@ class ClipRead:
 
 _TABLES: OrderedDict[tuple, FrameTable] = OrderedDict()
 _TABLES_LOCK = threading.Lock()
-MAX_CACHED_TABLES = 512  # files; a table costs ~16 bytes per frame
+MAX_CACHED_FRAMES = 10_000_000  # frames over all cached tables (~8 bytes each: ~80 MB, ~90 h of 30 fps video)
 
 
 class _NotExact(Exception):
@@ -87,7 +88,7 @@ class _NotExact(Exception):
 
 def frame_table(container, stream) -> FrameTable:
     """Demux every packet of `stream` (no decoding) into a FrameTable, judging whether its timestamps allow exact seeks."""
-    pts, keys, decode_order = [], [], []
+    keys, decode_order = [], []
     all_pts_known, packets = True, 0
     for packet in container.demux(stream):
         if packet.size == 0:  # the demuxer's end-of-stream marker
@@ -149,8 +150,8 @@ def _remember(key: tuple, table: FrameTable) -> None:
     with _TABLES_LOCK:
         _TABLES[key] = table
         _TABLES.move_to_end(key)
-        while len(_TABLES) > MAX_CACHED_TABLES:
-            _TABLES.popitem(last=False)
+        while len(_TABLES) > 1 and sum(t.num_frames for t in _TABLES.values()) > MAX_CACHED_FRAMES:
+            _TABLES.popitem(last=False)  # least recently used first
 
 
 def clear_frame_tables() -> None:
@@ -221,13 +222,14 @@ def _decode_seeking(container, stream, table: FrameTable, wanted: list[int], dis
     """Seek to the keyframe at or before the first wanted frame, decode forward, identify frames by pts."""
     first_pts = table.pts[wanted[0]]
     key = int(table.key_pts[np.searchsorted(table.key_pts, first_pts, side="right") - 1])
+    packets = container.demux(stream)
     if key > table.key_pts[0]:  # else decode from the start as it is: nothing to skip
         _prime(container, stream)
-        container.seek(key, stream=stream, backward=True)
+        packets = _seek_keyframe(container, stream, table, key)
     got: dict[int, np.ndarray] = {}
     want, last, decoded = set(wanted), wanted[-1], 0
     landed = expected = None
-    for packet in container.demux(stream):
+    for packet in packets:
         if landed is None and packet.size:
             landed = packet.pts
             if landed is None or landed > key or not packet.is_keyframe:
@@ -238,7 +240,7 @@ def _decode_seeking(container, stream, table: FrameTable, wanted: list[int], dis
             if frame.pts is None:
                 raise _NotExact("a decoded frame has no timestamp")
             if landed is None or frame.pts < landed:
-                continue  # the primer, or a leading picture of an open GOP: shown before the keyframe, never wanted
+                continue  # a leading picture of an open GOP: shown before the keyframe, never wanted
             i = int(np.searchsorted(table.pts, frame.pts))
             if i != expected or i >= table.num_frames or table.pts[i] != frame.pts:
                 raise _NotExact(f"decoded pts {frame.pts} is not frame {expected} of the table")
@@ -248,6 +250,27 @@ def _decode_seeking(container, stream, table: FrameTable, wanted: list[int], dis
             if i >= last:
                 return got, decoded
     raise _NotExact(f"the stream ended at frame {expected} of the table's {table.num_frames}")
+
+
+def _seek_keyframe(container, stream, table: FrameTable, key: int, tries: int = 3):
+    """Packets from a keyframe at or before pts `key`: the demuxer's seek, then skip to its next keyframe packet.
+
+    Index-based containers (MP4, MKV) land on the keyframe itself; MPEG-TS
+    seeks by byte position and may land a little after it, so on a miss we
+    seek again to the keyframe before.
+    """
+    earlier = table.key_pts[: np.searchsorted(table.key_pts, key, side="right")][::-1][:tries]
+    for target in earlier:
+        container.seek(int(target), stream=stream, backward=True)
+        packets = container.demux(stream)
+        for packet in packets:
+            if packet.size == 0:
+                break  # the end of the stream: no keyframe after this seek
+            if packet.is_keyframe and packet.pts is not None:
+                if packet.pts <= key:
+                    return itertools.chain([packet], packets)
+                break  # landed after the keyframe: try the one before
+    raise _NotExact(f"no seek landed on a keyframe at or before pts {key}")
 
 
 def _prime(container, stream) -> None:
@@ -269,7 +292,7 @@ def _prime(container, stream) -> None:
 
 def _read(uri: str, indices: Sequence[int], storage_options: dict | None, fps: float | None = None,
           span: tuple[int, int] | None = None) -> ClipRead:
-    """Open `uri` once; read `indices` (or the span resampled to `fps`) by seeking when exact, else sequentially."""
+    """Read `indices` (or `span` resampled to `fps`) of `uri`: by seeking when its frame table allows, else sequentially."""
     fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
     key = _cache_key(fs, path, uri)
     table = _cached_table(key, fs, path, uri)

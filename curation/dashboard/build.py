@@ -25,7 +25,7 @@ def build_dashboard(out_dir: str, storage_options: dict | None = None) -> tuple[
         local_copy = fsspec.open_local(f"simplecache::{db_uri}", **{protocol: options})  # the HTML reads a local copy
     con = duckdb.connect(local_copy or db_path, read_only=True)
     try:
-        html = render_html(con, Thumbnailer())
+        html = render_html(con, Thumbnailer(out_dir, options))
     finally:
         con.close()
     html_uri = f"{out_dir.rstrip('/')}/{HTML_NAME}"

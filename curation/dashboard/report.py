@@ -85,28 +85,78 @@ def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = Non
     return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
+def _fate(clip: dict) -> str:
+    """kept, or every drop reason (the first one, in funnel order, is where the funnel counts it as removed)."""
+    if clip["kept"]:
+        return '<span class="tag-kept">kept</span>'
+    reasons = list(clip.get("drop_reasons") or [])
+    first = clip.get("first_reason")
+    if first in reasons:  # the funnel's step first, then the others as recorded
+        reasons.remove(first)
+        reasons.insert(0, first)
+    return f'<span class="tag-dropped">dropped: {esc(", ".join(reasons) or first)}</span>'
+
+
 def _figure(clip: dict, label: str, thumbs: Thumbnailer) -> str:
-    fate = (
-        '<span class="tag-kept">kept</span>'
-        if clip["kept"]
-        else f'<span class="tag-dropped">dropped: {esc(clip["first_reason"])}</span>'
-    )
     value, start = f"{clip['value']:.4g}", f"{clip['start_s']:.1f}"
     caption = (
         f"<b>{esc(label)}</b> = {esc(value)}<br>{esc(clip['relpath'])} "
-        f"#{esc(clip['clip_index'])} @{esc(start)}s<br>{fate}"
+        f"#{esc(clip['clip_index'])} @{esc(start)}s<br>{_fate(clip)}"
     )
     if clip.get("caption") is not None:  # the VLM's caption, shortened
         text = clip["caption"] if len(clip["caption"]) <= CAPTION_CHARS else clip["caption"][: CAPTION_CHARS - 1] + "…"
         caption += f'<br><q class="caption">{esc(text) or "(empty caption)"}</q>'
-
-    image = thumbs.request(
-        clip["clip_id"], clip["uri"], clip["start_s"], clip["end_s"], f"{clip['relpath']} clip {clip['clip_index']}"
-    )
+    image = thumbs.request(clip["clip_id"], f"{clip['relpath']} clip {clip['clip_index']}")
     return f"<figure>{image}<figcaption>{caption}</figcaption></figure>"
 
 
-_CLIP_COLUMNS = "o.clip_id, o.uri, o.relpath, o.clip_index, o.start_s, o.end_s, o.kept, o.first_reason, o.caption"
+DUP_GROUPS_SHOWN = 20  # largest duplicate groups drawn with thumbnails
+DUP_MEMBERS_SHOWN = 8  # members drawn per group (the kept clip first)
+
+
+def _dup_section(con, thumbs: Thumbnailer) -> str:
+    """The largest duplicate groups, each as a row of thumbnails: the kept clip, then its duplicates with the span
+    and how they matched it."""
+    groups = _records(con, f"SELECT dup_group_id, clips FROM dup_groups LIMIT {DUP_GROUPS_SHOWN}")
+    if not groups:
+        return "<p class=muted>no duplicate groups</p>"
+    members = _records(
+        con,
+        f"""
+        SELECT o.dup_group_id, o.dup_of, o.dup_kind, o.dup_similarity, o.drop_reasons,
+               {_CLIP_COLUMNS},
+               row_number() OVER (PARTITION BY o.dup_group_id ORDER BY o.clip_id = o.dup_of DESC, o.dup_similarity DESC,
+                                  o.clip_id) AS k
+        FROM clip_outcomes o WHERE o.dup_group_id IN (SELECT unnest(?))
+        QUALIFY k <= {DUP_MEMBERS_SHOWN}
+        ORDER BY o.dup_group_id, k
+        """,
+        [[g["dup_group_id"] for g in groups]],
+    )
+    by_group: dict[str, list[dict]] = {}
+    for m in members:
+        by_group.setdefault(m["dup_group_id"], []).append(m)
+    rows = []
+    for g in groups:
+        figs = []
+        for m in by_group.get(g["dup_group_id"], []):
+            span = f"{m['start_s']:.1f}–{m['end_s']:.1f} s"
+            if m["clip_id"] == m["dup_of"]:
+                how = "kept clip of the group"
+            elif m["dup_kind"] == "segment":
+                how = f"segment match ({m['dup_similarity']:.3f}): this span re-cut from the kept clip's footage"
+            else:
+                how = f"{m['dup_kind']} match, similarity {m['dup_similarity']:.3f}, whole span"
+            caption = f"{esc(m['relpath'])} #{esc(m['clip_index'])}<br>matched span {esc(span)}<br>{esc(how)}<br>{_fate(m)}"
+            image = thumbs.request(m["clip_id"], f"{m['relpath']} clip {m['clip_index']}")
+            figs.append(f"<figure>{image}<figcaption>{caption}</figcaption></figure>")
+        more = g["clips"] - len(figs)
+        tail = f'<span class="muted">+{more} more</span>' if more > 0 else ""
+        rows.append(f'<h3>group {esc(g["dup_group_id"])} ({g["clips"]} clips)</h3><div class="row">{"".join(figs)}{tail}</div>')
+    return "".join(rows)
+
+
+_CLIP_COLUMNS = "o.clip_id, o.uri, o.relpath, o.clip_index, o.start_s, o.end_s, o.kept, o.first_reason, o.drop_reasons, o.caption"
 CAPTION_CHARS = 160  # longest caption shown under a thumbnail (characters)
 
 
@@ -249,8 +299,10 @@ def _evaluation_section(con) -> str:
 
 def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = None) -> str:
     """The whole report for the run whose dashboard database is `con`."""
-    thumbs = thumbs or Thumbnailer()
     run = (_records(con, "SELECT * FROM run_records ORDER BY started_at DESC, run_id DESC LIMIT 1") or [{}])[0]
+    thumbs = thumbs or Thumbnailer(run.get("output_uri"))
+    if thumbs.out_dir is None:  # thumbnails come from the run's keyframes table
+        thumbs.out_dir = run.get("output_uri")
     not_configured = json.loads(run.get("not_configured") or "[]")
     rules = _records(con, "SELECT * FROM filter_rules ORDER BY position")
     quantiles = _records(con, "SELECT * FROM score_quantiles")
@@ -291,6 +343,10 @@ def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = Non
 <h2>Inputs not curated</h2>
 {html_table(con, "SELECT relpath, outcome, reasons, n_clips, duration_s, uri FROM inputs WHERE outcome <> 'curated' ORDER BY outcome, relpath")}
 <h2>Duplicate groups</h2>
+<p class="muted">Every member is paired directly with its group's kept clip (groups never chain through others).
+Exact and perceptual matches cover the whole clip; a segment match is a re-cut of the same footage that covers
+most of the shorter clip.</p>
+{_dup_section(con, thumbs)}
 {html_table(con, "SELECT * FROM dup_groups", limit=50)}
 <h2>Errors</h2>
 {html_table(con, "SELECT * FROM error_summary")}

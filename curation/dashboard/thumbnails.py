@@ -1,97 +1,47 @@
-"""Small JPEG thumbnails of clips, as data: URIs for a self-contained HTML page."""
+"""Small JPEG thumbnails of clips from the run's `keyframes` table, as data: URIs for a self-contained HTML page.
+
+The scan already stored a JPEG of each clip's keyframes (the analysis samples
+nearest 10/50/90 % of the clip, at display geometry). The report shows the
+middle one and never opens a source video: sources may have moved, sit behind
+other credentials, or need a video reader the report should not carry.
+"""
 import base64
 import hashlib
 import logging
+import posixpath
 import re
 import uuid
-from collections import defaultdict
 from html import escape
 
-import av
 import cv2
 import fsspec
 import numpy as np
-
-from curation.dashboard.run_folder import local_path
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 log = logging.getLogger(__name__)
 
 THUMB_WIDTH = 160  # px; enough to recognise a shot, small enough for hundreds in one page
 JPEG_QUALITY = 70
+KEYFRAME_POSITION = 0.5  # which stored keyframe stands for a clip (fraction of the clip)
 
 
-def frames_at(uri: str, times: list[float]) -> dict[float, np.ndarray]:
-    """RGB frames shown at each time (the first frame with pts >= t), seconds -> frame.
-
-    Seeks by time first. Some files mark frames as keyframes that do not decode on
-    their own (cockatoo.mp4 in the test set gives green frames after a seek);
-    FFmpeg flags those frames as corrupt, and then the remaining times are taken
-    from one sequential decode of the file.
-    """
-    out: dict[float, np.ndarray] = {}
-    pending = sorted(set(times))
-    with _open(uri) as container:
-        stream = container.streams.video[0]
-        while pending:
-            frame, corrupt = _seek_decode(container, stream, pending[0])
-            if corrupt:
-                break
-            out[pending.pop(0)] = frame
-    if pending:
-        with _open(uri) as container:
-            out.update(_sequential_decode(container, container.streams.video[0], pending))
-    missing = [t for t in times if t not in out]
-    if missing:
-        raise ValueError(f"no frame decoded at {missing[0]:.2f}s")
-    return out
-
-
-def _open(uri: str):
-    path = local_path(uri)
-    return av.open(str(path) if path is not None else fsspec.open(uri, "rb").open())
-
-
-def _seek_decode(container, stream, t: float) -> tuple[np.ndarray, bool]:
-    if stream.time_base is not None and t > 0:
-        # lands on the keyframe at or before t; decode forward from there
-        container.seek(int(t / stream.time_base), stream=stream, backward=True, any_frame=False)
-    else:
-        container.seek(0)
-    last, corrupt = None, False
-    for frame in container.decode(stream):
-        last = frame
-        corrupt = corrupt or frame.is_corrupt  # errors propagate to the frames that follow
-        if frame.time is not None and frame.time >= t:
-            break
-    if last is None:
-        raise ValueError(f"no frame decoded at {t:.2f}s")
-    return _rgb(last), corrupt
-
-
-def _sequential_decode(container, stream, times: list[float]) -> dict[float, np.ndarray]:
-    out, pending, last = {}, list(times), None
-    for frame in container.decode(stream):
-        last = frame
-        while pending and frame.time is not None and frame.time >= pending[0]:
-            out[pending.pop(0)] = _rgb(frame)
-        if not pending:
-            break
-    for t in pending:  # past the last frame: the last frame is what a player shows
-        if last is not None:
-            out[t] = _rgb(last)
-    return out
-
-
-def _rgb(frame) -> np.ndarray:
-    """RGB pixels as displayed: display-matrix rotation applied, as curation/decode.py does."""
-    rgb = frame.to_ndarray(format="rgb24")
-    rotation = int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) * 90 % 360
-    return np.ascontiguousarray(np.rot90(rgb, k=rotation // 90)) if rotation else rgb
-
-
-def frame_at(uri: str, t: float) -> np.ndarray:
-    """RGB frame shown at time `t` seconds."""
-    return frames_at(uri, [t])[t]
+def keyframe_jpegs(out_dir: str, clip_ids: list[str], storage_options: dict | None = None) -> dict[str, bytes]:
+    """clip_id -> JPEG bytes of the stored keyframe nearest KEYFRAME_POSITION, for the clips that have one."""
+    fs, base = fsspec.core.url_to_fs(posixpath.join(out_dir.rstrip("/"), "keyframes"), **(storage_options or {}))
+    if not clip_ids or not fs.isdir(base):
+        return {}
+    files = [p for p in fs.find(base) if p.endswith(".parquet")]
+    if not files:
+        return {}
+    dataset = ds.dataset(files, format="parquet", filesystem=fs)
+    # a filtered scan: only the requested clips' rows are materialised (a report asks for hundreds, not all)
+    rows = dataset.to_table(columns=["clip_id", "position", "jpeg"], filter=pc.field("clip_id").isin(sorted(set(clip_ids))))
+    out: dict[str, tuple[float, bytes]] = {}
+    for cid, pos, jpeg in zip(rows.column("clip_id").to_pylist(), rows.column("position").to_pylist(), rows.column("jpeg").to_pylist()):
+        if cid not in out or abs(pos - KEYFRAME_POSITION) < abs(out[cid][0] - KEYFRAME_POSITION):
+            out[cid] = (pos, jpeg)
+    return {cid: jpeg for cid, (_, jpeg) in out.items()}
 
 
 def jpeg_data_uri(rgb: np.ndarray, width: int = THUMB_WIDTH) -> str:
@@ -106,53 +56,65 @@ def jpeg_data_uri(rgb: np.ndarray, width: int = THUMB_WIDTH) -> str:
 
 
 class Thumbnailer:
-    """Collects thumbnail requests while a page is rendered, then decodes each file once.
+    """Collects thumbnail requests while a page is rendered, then reads their keyframes in one scan.
 
     `request` returns a unique token to put into the page; `fill` replaces every
-    token with an <img> (or a placeholder saying why there is none). A file that
-    fails to decode gives placeholders, never an exception.
+    token with an <img> (or a placeholder saying why there is none). A clip
+    without a stored keyframe, or a keyframe that does not decode, gives a
+    placeholder, never an exception.
     """
 
-    def __init__(self, width: int = THUMB_WIDTH):
+    def __init__(self, out_dir: str | None = None, storage_options: dict | None = None, width: int = THUMB_WIDTH):
+        self.out_dir = out_dir  # the run folder whose keyframes table holds the JPEGs
+        self.storage_options = storage_options or {}
         self.width = width
         self._nonce = uuid.uuid4().hex
-        self._requests: dict[str, tuple[str, float, str]] = {}  # clip_id -> (uri, t, alt text)
+        self._requests: dict[str, str] = {}  # clip_id -> alt text
         self.images: dict[str, str] = {}  # clip_id -> data: URI
         self.failures: dict[str, str] = {}  # clip_id -> why it has no thumbnail
 
-    def request(self, clip_id: str, uri: str, start_s: float, end_s: float, alt: str) -> str:
-        """Ask for the middle frame of a clip; returns the token standing for its <img>."""
-        self._requests.setdefault(clip_id, (uri, (start_s + end_s) / 2, alt))
+    def request(self, clip_id: str, alt: str) -> str:
+        """Ask for a clip's thumbnail; returns the token standing for its <img>."""
+        self._requests.setdefault(clip_id, alt)
         return self._token(clip_id)
 
     def _token(self, clip_id: str) -> str:
         return f"thumb-{self._nonce}-{hashlib.sha1(clip_id.encode()).hexdigest()}"
 
     def resolve(self) -> None:
-        """Decode every requested frame, one pass per file."""
-        by_uri: dict[str, list[tuple[str, float]]] = defaultdict(list)
-        for clip_id, (uri, t, _) in self._requests.items():
-            if clip_id not in self.images and clip_id not in self.failures:
-                by_uri[uri].append((clip_id, t))
-        for uri, wanted in by_uri.items():
-            try:
-                frames = frames_at(uri, [t for _, t in wanted])
-                for clip_id, t in wanted:
-                    self.images[clip_id] = jpeg_data_uri(frames[t], self.width)
-            except Exception as e:  # one undecodable file must not break the report
-                log.warning("no thumbnails for %s: %s", uri, e)
-                for clip_id, _ in wanted:
-                    self.failures[clip_id] = f"{type(e).__name__}: {e}"
+        """Read every requested keyframe (one filtered scan of the keyframes table)."""
+        todo = [c for c in self._requests if c not in self.images and c not in self.failures]
+        if not todo:
+            return
+        if self.out_dir is None:
+            self.failures.update((c, "no run folder given") for c in todo)
+            return
+        try:
+            jpegs = keyframe_jpegs(self.out_dir, todo, self.storage_options)
+        except Exception as e:  # an unreadable keyframes table must not break the report
+            log.warning("no thumbnails from %s/keyframes: %s", self.out_dir, e)
+            self.failures.update((c, f"keyframes table unreadable: {type(e).__name__}: {e}") for c in todo)
+            return
+        for clip_id in todo:
+            data = jpegs.get(clip_id)
+            if data is None:
+                self.failures[clip_id] = "no keyframe stored for this clip"
+                continue
+            rgb = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if rgb is None:
+                self.failures[clip_id] = "stored keyframe is not a decodable JPEG"
+                continue
+            self.images[clip_id] = jpeg_data_uri(cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB), self.width)
 
     def fill(self, page: str) -> str:
         """Resolve pending requests and put the images (or placeholders) into `page`."""
         self.resolve()
         html_of = {}
-        for clip_id, (_, _, alt) in self._requests.items():
+        for clip_id, alt in self._requests.items():
             if clip_id in self.images:
                 html = f'<img src="{self.images[clip_id]}" alt="{escape(alt, quote=True)}">'
             else:
-                why = self.failures.get(clip_id, "not decoded")
+                why = self.failures.get(clip_id, "not read")
                 html = f'<div class="noimg">no thumbnail: {escape(why)}</div>'
             html_of[self._token(clip_id)] = html
         # one pass over the page, however many thumbnails it has

@@ -286,11 +286,14 @@ FROM c GROUP BY resolution ORDER BY min_short_side DESC
 
 DUP_GROUPS = """
 CREATE VIEW dup_groups AS
+-- One row per duplicate group. Groups are centre-based (curation/dedup/find.py): every member is
+-- paired directly with the kept clip, so min_similarity is the least similar member to it.
 SELECT dup_group_id,
-       string_agg(DISTINCT dup_kind, ', ') AS dup_kind,
+       string_agg(DISTINCT dup_kind, ', ') FILTER (WHERE clip_id <> dup_of) AS dup_kind,
        count(*) AS clips, count(*) FILTER (WHERE kept) AS kept_clips,
        min(dup_of) AS representative,
-       min(dup_similarity) AS min_similarity, max(dup_similarity) AS max_similarity,
+       min(dup_similarity) FILTER (WHERE clip_id <> dup_of) AS min_similarity,
+       max(dup_similarity) FILTER (WHERE clip_id <> dup_of) AS max_similarity,
        list(clip_id ORDER BY clip_id) AS clip_ids,
        string_agg(DISTINCT relpath, ', ' ORDER BY relpath) AS files
 FROM clip_outcomes WHERE dup_group_id IS NOT NULL

@@ -1,19 +1,27 @@
-"""find_duplicates: exact, perceptual and semantic pairs -> union-find groups -> one kept clip per group.
+"""find_duplicates: exact, perceptual, segment and semantic pairs -> centre-based groups -> one kept clip per group.
 
-Representative: among a group's members, clips kept before dedup come first
-(params.prefer_kept), then params.keep_policy (default: highest aesthetic,
-nulls last, then quality, then longest duration, then clip_id). A clip already
-dropped for another reason can still be a member (and is labelled), and is the
-representative only when no member was kept before dedup.
+Grouping never chains: clips are visited best first (clips kept before dedup
+first when params.prefer_kept, then params.keep_policy: default highest
+aesthetic, nulls last, then quality, then longest duration, then clip_id); a
+clip not yet in a group becomes a group's kept clip (its centre) and takes
+every ungrouped clip it is directly paired with. So every member is within
+the threshold of its group's kept clip, never only through a chain of others
+(connected components put a clip 16 bits from its kept clip in a group whose
+limit was 6). Byte-identical spans (exact pairs) are one node first: equality
+is transitive. A clip already dropped for another reason can still be a
+member (and is labelled), and is a centre only when no better clip claims it.
 
 Per member: dup_group_id is the smallest clip_id in the group (stable when the
-keep policy changes); dup_of is the representative's clip_id (its own for the
-representative). dup_kind is the strongest kind that links the member to the
-representative directly (exact > perceptual > semantic); a member linked to it
-only through a chain of others gets its own strongest edge's kind.
-dup_similarity is the member's similarity to the representative in that
-kind's measure: exact 1.0, perceptual 1 - median Hamming / 64, semantic
-cosine (1.0 for the representative); chained members may be below threshold.
+keep policy changes); dup_of is the centre's clip_id (its own for the centre);
+dup_kind is the strongest kind of the direct pair with the centre (exact >
+perceptual > segment > semantic) and dup_similarity its similarity in that
+kind's measure: exact 1.0, perceptual 1 - median Hamming / 64 (over the 8
+symmetries), segment 1 - mean Hamming / 64 over the matched samples, semantic
+cosine (1.0 for the centre).
+
+Segment pairs (re-cut copies, curation/dedup/segments.py) need per-sample
+phashes: pass `samples` (segments.SAMPLES_SCHEMA); the matched spans come
+back in DedupResult.segments.
 """
 from collections.abc import Callable
 
@@ -24,7 +32,8 @@ import pyarrow.compute as pc
 from curation.dedup.edges import KIND_CODE, Edges
 from curation.dedup.exact import clip_content_keys, exact_edges, identical_file_groups
 from curation.dedup.params import KINDS, DedupParams, DedupResult
-from curation.dedup.perceptual import median_hamming, perceptual_edges, phash_matrix
+from curation.dedup.perceptual import perceptual_edges, phash_matrix
+from curation.dedup.segments import segment_edges, segment_matches
 from curation.dedup.semantic import semantic_edges
 from curation.dedup.table_ops import embedding_matrix, reasons_without, set_drop_reason
 from curation.dedup.unionfind import union_find
@@ -46,7 +55,8 @@ def local_semantic_finder(clips: pa.Table, params: DedupParams) -> tuple[Edges, 
 
 
 def find_duplicates(
-    clips: pa.Table, videos: pa.Table, params: DedupParams = DedupParams(), semantic_finder: SemanticFinder | None = None
+    clips: pa.Table, videos: pa.Table, params: DedupParams = DedupParams(), semantic_finder: SemanticFinder | None = None,
+    samples: pa.Table | None = None,
 ) -> DedupResult:
     """Fill dup_* columns, drop every non-representative with reason "duplicate"; see the module docstring."""
     n = clips.num_rows
@@ -67,17 +77,26 @@ def find_duplicates(
         notes.append(f"exact dedup: {len(e)} pair(s), {stats['identical_file_groups']} file(s) with byte-identical copies")
 
     ph_rows, ph, k = phash_matrix(clips.column("phash"))
-    ph_pos = np.full(n, -1, np.int64)
-    ph_pos[ph_rows] = np.arange(len(ph_rows))
     if "perceptual" in params.kinds:
         if len(ph_rows) == 0:
             notes.append("perceptual dedup: skipped, no phash values")
         else:
             if len(ph_rows) < n:
                 notes.append(f"perceptual dedup: {n - len(ph_rows)} clip(s) without {k} keyframe phashes, not compared")
-            e = perceptual_edges(ph_rows, ph, params.phash_max_hamming, params.phash_index_chunks)
+            e = perceptual_edges(ph_rows, ph, params.phash_max_hamming, params.phash_index_chunks, params.phash_symmetric)
             parts.append(e)
-            notes.append(f"perceptual dedup: {len(e)} pair(s) at median Hamming <= {params.phash_max_hamming} over {k} keyframes")
+            turned = " (any rotation or mirror)" if params.phash_symmetric else ""
+            notes.append(f"perceptual dedup: {len(e)} pair(s) at median Hamming <= {params.phash_max_hamming}{turned} over {k} keyframes")
+
+    segments = None
+    if "segment" in params.kinds:
+        if samples is None or samples.num_rows == 0:
+            notes.append("segment dedup: skipped, no per-sample phashes given")
+        else:
+            segments = segment_matches(samples, params)
+            e = segment_edges(clips, segments, params)
+            parts.append(e)
+            notes.append(f"segment dedup: {segments.num_rows} matched segment(s) between videos, {len(e)} clip pair(s)")
 
     if "semantic" in params.kinds:
         if clips.column("embedding").null_count == n:
@@ -94,101 +113,106 @@ def find_duplicates(
             )
 
     edges = Edges.concat(parts)
-    root = union_find(n, edges.a, edges.b)
-    size = np.bincount(root, minlength=n)
-    member = size[root] >= 2
-    rep = _representatives(clips, root, member, kept_before, params)
-
-    # embeddings of group members only: the driver never holds all of them for this step
-    member_rows = np.flatnonzero(member)
-    emb_rows, emb = embedding_matrix(clips.take(pa.array(member_rows)))
-    emb_pos = np.full(n, -1, np.int64)
-    emb_pos[member_rows[emb_rows]] = np.arange(len(emb_rows))
-    table = _fill_columns(clips, edges, root, member, rep, keys, (ph_pos, ph), (emb_pos, emb), params)
+    rep, group = centre_groups(clips, edges, kept_before, params)
+    member = rep >= 0
+    table = _fill_columns(clips, edges, member, rep, group)
     table = set_drop_reason(table, member & (rep != np.arange(n)), DROP_REASON)
     stats.update(
-        groups=int(np.sum((size >= 2) & (np.arange(n) == root))),
+        groups=int(np.sum(member & (rep == np.arange(n)))),
         members=int(member.sum()),
         dropped=int(np.sum(member & (rep != np.arange(n)))),
         pairs={kind: edges.count(kind) for kind in KINDS},
     )
     notes.append(f"dedup: {stats['groups']} group(s), {stats['members']} member(s), {stats['dropped']} dropped as duplicate")
-    return DedupResult(table, notes, stats)
+    return DedupResult(table, notes, stats, segments)
 
 
-def _representatives(clips: pa.Table, root: np.ndarray, member: np.ndarray, kept_before: np.ndarray, params: DedupParams) -> np.ndarray:
-    """Row index of the representative of each row's group (-1 outside groups)."""
-    n = clips.num_rows
-    rep = np.full(n, -1, np.int64)
-    rows = np.flatnonzero(member)
+def priority_order(clips: pa.Table, rows: np.ndarray, kept_before: np.ndarray, params: DedupParams) -> np.ndarray:
+    """`rows` sorted best first: kept before dedup (when prefer_kept), then params.keep_policy (nulls last)."""
     missing = [name for name, _ in params.keep_policy if name not in clips.column_names]
     if missing:
         raise ValueError(f"DedupParams.keep_policy names unknown clips column(s) {missing}")
     if not len(rows):
-        return rep
-    cols = {"_root": pa.array(root[rows]), "_dropped": pa.array((~kept_before[rows]).astype(np.int8) if params.prefer_kept else np.zeros(len(rows), np.int8))}
-    sort_keys = [("_root", "ascending", "at_end"), ("_dropped", "ascending", "at_end")]
+        return rows
+    cols = {"_dropped": pa.array((~kept_before[rows]).astype(np.int8) if params.prefer_kept else np.zeros(len(rows), np.int8))}
+    sort_keys = [("_dropped", "ascending", "at_end")]
     for i, (name, direction) in enumerate(params.keep_policy):
         cols[f"_k{i}"] = clips.column(name).take(pa.array(rows))
-        sort_keys.append((f"_k{i}", "descending" if direction == "desc" else "ascending", "at_end"))  # nulls last
-    order = pc.sort_indices(pa.table(cols), sort_keys=sort_keys).to_numpy()
-    ordered = rows[order]
-    first = np.r_[True, root[ordered][1:] != root[ordered][:-1]]
-    rep_of_root = np.full(n, -1, np.int64)
-    rep_of_root[root[ordered][first]] = ordered[first]
-    rep[rows] = rep_of_root[root[rows]]
-    return rep
+        sort_keys.append((f"_k{i}", "descending" if direction == "desc" else "ascending", "at_end"))
+    return rows[pc.sort_indices(pa.table(cols), sort_keys=sort_keys).to_numpy()]
 
 
-def _fill_columns(clips, edges, root, member, rep, keys, phashes, embeddings, params) -> pa.Table:
+def centre_groups(clips: pa.Table, edges: Edges, kept_before: np.ndarray, params: DedupParams) -> tuple[np.ndarray, np.ndarray]:
+    """(rep, group) per row: the kept clip of its group and the group's node id (-1 outside groups); see the module docstring."""
+    n = clips.num_rows
+    rep = np.full(n, -1, np.int64)
+    group = np.full(n, -1, np.int64)
+    if not len(edges):
+        return rep, group
+    exact = edges.kind == KIND_CODE["exact"]
+    node = union_find(n, edges.a[exact], edges.b[exact])  # byte-identical spans: one node
+    na, nb = node[edges.a], node[edges.b]
+    cross = na != nb
+    na, nb = na[cross], nb[cross]
+    involved = np.unique(np.concatenate([edges.a, edges.b]))
+    ranked = priority_order(clips, involved, kept_before, params)
+    best_of_node = np.full(n, -1, np.int64)
+    seen = np.zeros(n, bool)
+    for r in ranked.tolist():  # first (best) member of each node
+        if not seen[node[r]]:
+            seen[node[r]] = True
+            best_of_node[node[r]] = r
+    # adjacency of nodes (CSR), both directions
+    src = np.concatenate([na, nb])
+    dst = np.concatenate([nb, na])
+    order = np.argsort(src, kind="stable")
+    src, dst = src[order], dst[order]
+    starts = np.searchsorted(src, np.arange(n + 1))
+    centre = np.full(n, -1, np.int64)
+    for r in ranked.tolist():
+        c = node[r]
+        if centre[c] >= 0:
+            continue
+        centre[c] = c  # the best ungrouped node opens a group and takes its ungrouped neighbours
+        nbrs = dst[starts[c]:starts[c + 1]]
+        free = nbrs[centre[nbrs] < 0]
+        centre[free] = c
+    g = centre[node[involved]]
+    size = np.bincount(g, minlength=n)
+    in_group = size[g] >= 2
+    rows = involved[in_group]
+    group[rows] = g[in_group]
+    rep[rows] = best_of_node[g[in_group]]
+    return rep, group
+
+
+def _fill_columns(clips: pa.Table, edges: Edges, member: np.ndarray, rep: np.ndarray, group: np.ndarray) -> pa.Table:
     """The clips table with the four dup_* columns recomputed (null outside groups)."""
     n = clips.num_rows
     rows = np.flatnonzero(member)
     reps = rep[rows]
     clip_ids = np.array(clips.column("clip_id").to_pylist(), dtype=object)
 
-    # each row's strongest edge kind and its best similarity of that kind
-    strongest = np.full(n, len(KINDS), np.int8)
-    np.minimum.at(strongest, edges.a, edges.kind)
-    np.minimum.at(strongest, edges.b, edges.kind)
-
-    kind = np.full(len(rows), -1, np.int8)
-    sim = np.full(len(rows), np.nan, np.float32)
+    # strongest direct edge between each member and its centre (exact: same node, so 1.0)
+    ekey = edges.a * np.int64(n) + edges.b
+    order = np.lexsort((-edges.sim, edges.kind, ekey))
+    ekey_s, kind_s, sim_s = ekey[order], edges.kind[order], edges.sim[order]
+    first = np.ones(len(ekey_s), bool)
+    first[1:] = ekey_s[1:] != ekey_s[:-1]
+    ekey_s, kind_s, sim_s = ekey_s[first], kind_s[first], sim_s[first]
+    mkey = np.minimum(rows, reps) * np.int64(n) + np.maximum(rows, reps)
+    pos = np.clip(np.searchsorted(ekey_s, mkey), 0, max(0, len(ekey_s) - 1))
+    direct = (len(ekey_s) > 0) & (ekey_s[pos] == mkey) if len(ekey_s) else np.zeros(len(rows), bool)
+    kind = np.where(direct, kind_s[pos] if len(ekey_s) else 0, KIND_CODE["exact"]).astype(np.int8)  # no direct edge: same exact node
+    sim = np.where(direct, sim_s[pos] if len(ekey_s) else 1.0, 1.0).astype(np.float32)
     is_rep = rows == reps
     sim[is_rep] = 1.0
+    # the centre's kind: its strongest edge inside the group
+    strongest = np.full(n, len(KINDS), np.int8)
+    same_group = (group[edges.a] >= 0) & (group[edges.a] == group[edges.b])
+    np.minimum.at(strongest, edges.a[same_group], edges.kind[same_group])
+    np.minimum.at(strongest, edges.b[same_group], edges.kind[same_group])
     kind[is_rep] = strongest[rows[is_rep]]
-    todo = ~is_rep
-
-    # direct links to the representative, strongest kind first
-    if keys is not None and "exact" in params.kinds:
-        same = np.array([keys[a] is not None and keys[a] == keys[b] for a, b in zip(rows, reps)], dtype=bool)
-        hit = todo & same
-        kind[hit], sim[hit] = KIND_CODE["exact"], 1.0
-        todo &= ~hit
-    ph_pos, ph = phashes
-    both = (ph_pos[rows] >= 0) & (ph_pos[reps] >= 0)
-    ph_sim = np.full(len(rows), np.nan, np.float32)
-    if both.any():
-        ph_sim[both] = 1.0 - median_hamming(ph[ph_pos[rows[both]]], ph[ph_pos[reps[both]]]) / 64.0
-    emb_pos, emb = embeddings
-    both = (emb_pos[rows] >= 0) & (emb_pos[reps] >= 0)
-    cos = np.full(len(rows), np.nan, np.float32)
-    if both.any():
-        cos[both] = np.einsum("ij,ij->i", emb[emb_pos[rows[both]]], emb[emb_pos[reps[both]]])
-    if "perceptual" in params.kinds:
-        hit = todo & (ph_sim >= 1.0 - params.phash_max_hamming / 64.0)
-        kind[hit], sim[hit] = KIND_CODE["perceptual"], ph_sim[hit]
-        todo &= ~hit
-    if "semantic" in params.kinds:
-        hit = todo & (cos >= 1.0 - params.semantic_eps)
-        kind[hit], sim[hit] = KIND_CODE["semantic"], cos[hit]
-        todo &= ~hit
-    # chained members: own strongest kind, similarity to the representative in that measure
-    kind[todo] = strongest[rows[todo]]
-    measure = {KIND_CODE["exact"]: np.ones(len(rows), np.float32), KIND_CODE["perceptual"]: ph_sim, KIND_CODE["semantic"]: cos}
-    for code, values in measure.items():
-        hit = todo & (kind == code)
-        sim[hit] = values[hit]
 
     def column(values_at_rows, type_):
         full = [None] * n
@@ -196,16 +220,16 @@ def _fill_columns(clips, edges, root, member, rep, keys, phashes, embeddings, pa
             full[r] = v
         return pa.array(full, type_)
 
-    group_min = {}
+    group_min: dict[int, str] = {}
     for r in rows.tolist():  # smallest clip_id per group
-        g = int(root[r])
+        g = int(group[r])
         if g not in group_min or clip_ids[r] < group_min[g]:
             group_min[g] = clip_ids[r]
     new = {
-        "dup_group_id": column([group_min[int(root[r])] for r in rows], pa.string()),
+        "dup_group_id": column([group_min[int(group[r])] for r in rows], pa.string()),
         "dup_kind": column([KINDS[k] if 0 <= k < len(KINDS) else None for k in kind.tolist()], pa.string()),
         "dup_of": column(clip_ids[reps].tolist(), pa.string()),
-        "dup_similarity": column([None if np.isnan(s) else float(s) for s in sim.tolist()], pa.float32()),
+        "dup_similarity": column([float(s) for s in sim.tolist()], pa.float32()),
     }
     for name in _DUP_COLUMNS:
         i = clips.schema.get_field_index(name)

@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-KINDS = ("exact", "perceptual", "semantic")  # strongest first
+KINDS = ("exact", "perceptual", "segment", "semantic")  # strongest first
 
 # Default keep policy: (column, "desc" | "asc"); nulls always sort last.
 DEFAULT_KEEP_POLICY: tuple[tuple[str, str], ...] = (
@@ -22,10 +22,25 @@ class DedupParams:
     # perceptual: 64-bit keyframe phashes (curation/hashes.py)
     phash_max_hamming: int = 6  # bits out of 64; a clip pair is a perceptual duplicate when the
     #                            median Hamming distance over aligned keyframes is <= this.
-    #                            Distances are even (every hash has 32 bits set), so 6 = 7.
-    #                            Re-encodes measure 0-4 (carphone pair), unrelated shots >= 22.
+    #                            Re-encodes measure 0-4 (carphone pair), unrelated shots >= 20.
+    phash_symmetric: bool = True  # also match every 90° rotation and mirror of a clip (8 symmetries;
+    #                               costs 8 index passes instead of 1)
     phash_index_chunks: int = 4  # multi-index hashing: 64 bits in 4 tables of 16 bits; up to
     #                              4*2-1 = 7 bits costs 17 probes per table, more bits cost more
+    # segment: temporal alignment of per-sample phash sequences (curation/dedup/segments.py)
+    segment_max_hamming: int = 10  # bits out of 64 for two samples to vote for an alignment (samples 0.5 s apart
+    #                                of a 0.3 s-shifted copy of fast motion measure ~10; distinct videos >= 15)
+    segment_seed_bits: int = 32  # a video pair is compared when one sample pair agrees exactly on a slice of
+    #                              this many of the 63 AC bits (2 slices at 32). 21 bits (3 slices) seeds more
+    #                              fast-motion re-cuts, but random seeds grow as N^2 / 2^bits: fine at 10k clips,
+    #                              not at 1M (bench/dedup_bench.py --segment-sizes)
+    segment_offset_tol_s: float = 0.6  # s: votes within this window of time offsets are one alignment
+    segment_min_samples: int = 4  # distinct matched samples of a segment (~2 s at 2 samples/s)
+    segment_min_density: float = 0.5  # matched share of the samples inside the matched span (0..1)
+    segment_min_cover: float = 0.8  # a clip pair is a segment duplicate when the aligned overlap covers
+    #                                 this share of the shorter clip (0..1)
+    segment_max_df: int = 50  # videos: a 32-bit hash half found in more videos is a stop word (logo, card)
+    segment_max_per_pair: int = 4  # matched segments reported per video pair and symmetry
     # semantic: L2-normalised embeddings (SemDeDup)
     semantic_eps: float = 0.05  # cosine distance; a pair is a duplicate when cos >= 1 - eps
     n_clusters: int | None = None  # k-means clusters; None: ceil(N / points_per_cluster)
@@ -46,6 +61,15 @@ class DedupParams:
             raise ValueError(f"DedupParams.kinds: unknown kind(s) {sorted(unknown)}, expected a subset of {KINDS}")
         if not 0 <= self.phash_max_hamming < 64:
             raise ValueError("DedupParams.phash_max_hamming must be in [0, 63] bits")
+        if not 8 <= self.segment_seed_bits <= 63:
+            raise ValueError("DedupParams.segment_seed_bits must be in [8, 63] bits")
+        if not 0 <= self.segment_max_hamming < 64:
+            raise ValueError("DedupParams.segment_max_hamming must be in [0, 63] bits")
+        for name in ("segment_min_density", "segment_min_cover"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"DedupParams.{name} must be in (0, 1]")
+        if self.segment_offset_tol_s <= 0 or self.segment_min_samples < 2:
+            raise ValueError("DedupParams: segment_offset_tol_s must be > 0 s and segment_min_samples >= 2")
         if not 0.0 <= self.semantic_eps < 1.0:
             raise ValueError("DedupParams.semantic_eps must be in [0, 1) (cosine distance)")
         for col, direction in self.keep_policy:
@@ -60,3 +84,4 @@ class DedupResult:
     table: pa.Table
     notes: list[str] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    segments: pa.Table | None = None  # matched segments between videos (segments.SEGMENT_MATCH_SCHEMA); None: not run

@@ -21,6 +21,12 @@ import numpy as np
 import pyarrow as pa
 
 from curation.dedup.edges import Edges
+from curation.hashes import d4_variants
+
+
+# D4 index (curation.hashes.D4) of the 90° rotation -> its inverse (the 270° one); every other element is
+# its own inverse. Index 5 = transpose then up-down flip, 6 = transpose then left-right mirror.
+ROTATION_INVERSE_OF = {5: 6}
 
 
 def phash_matrix(phash_col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray, int]:
@@ -42,17 +48,24 @@ def _flip_masks(bits: int, r: int) -> np.ndarray:
     return values[np.bitwise_count(values) <= r]
 
 
-def _candidates_at(h: np.ndarray, max_hamming: int, chunks: int, max_pairs: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs (i < j) whose hashes h[i], h[j] differ in at most max_hamming bits (exact)."""
+def close_pairs(query: np.ndarray, table: np.ndarray | None, max_hamming: int, chunks: int,
+                max_pairs: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j) with query[i] and table[j] at most max_hamming bits apart (exact).
+
+    table=None is a self-join of `query`, each unordered pair once (i < j).
+    """
+    same = table is None
+    table = query if same else table
     bits = 64 // chunks
     masks = _flip_masks(bits, max_hamming // chunks)
     out_a, out_b = [], []
     for c in range(chunks):
-        key = ((h >> np.uint64(bits * c)) & np.uint64((1 << bits) - 1)).astype(np.int64)
-        order = np.argsort(key, kind="stable")
-        bucket = np.searchsorted(key[order], np.arange((1 << bits) + 1))  # bucket v = order[bucket[v]:bucket[v+1]]
+        tkey = ((table >> np.uint64(bits * c)) & np.uint64((1 << bits) - 1)).astype(np.int64)
+        qkey = tkey if same else ((query >> np.uint64(bits * c)) & np.uint64((1 << bits) - 1)).astype(np.int64)
+        order = np.argsort(tkey, kind="stable")
+        bucket = np.searchsorted(tkey[order], np.arange((1 << bits) + 1))  # bucket v = order[bucket[v]:bucket[v+1]]
         for mask in masks:
-            probe = key ^ mask
+            probe = qkey ^ mask
             lo, cnt = bucket[probe], bucket[probe + 1] - bucket[probe]
             # expand (query, candidate) pairs in slices that keep memory bounded
             for s, e in _slices(cnt, max_pairs):
@@ -60,14 +73,19 @@ def _candidates_at(h: np.ndarray, max_hamming: int, chunks: int, max_pairs: int 
                 q = np.repeat(np.arange(s, e), c_cnt)
                 first = np.repeat(lo[s:e] - np.cumsum(c_cnt) + c_cnt, c_cnt)
                 cand = order[first + np.arange(len(q))]
-                keep = q < cand  # each unordered pair once (mask XOR is symmetric)
-                q, cand = q[keep], cand[keep]
-                close = np.bitwise_count(h[q] ^ h[cand]) <= max_hamming
+                if same:
+                    keep = q < cand  # each unordered pair once (mask XOR is symmetric)
+                    q, cand = q[keep], cand[keep]
+                close = np.bitwise_count(query[q] ^ table[cand]) <= max_hamming
                 out_a.append(q[close])
                 out_b.append(cand[close])
     if not out_a:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    return np.concatenate(out_a), np.concatenate(out_b)
+    a, b = np.concatenate(out_a), np.concatenate(out_b)
+    if chunks > 1 and len(a):  # a pair close on several chunks is found once per chunk
+        key = np.unique(a * np.int64(len(table)) + b)
+        a, b = key // len(table), key % len(table)
+    return a, b
 
 
 def _slices(counts: np.ndarray, max_total: int):
@@ -82,8 +100,13 @@ def _slices(counts: np.ndarray, max_total: int):
         start = end
 
 
-def perceptual_edges(rows: np.ndarray, hashes: np.ndarray, max_hamming: int, chunks: int = 4) -> Edges:
-    """Edges between rows whose aligned keyframe phashes have median Hamming distance <= max_hamming."""
+def perceptual_edges(rows: np.ndarray, hashes: np.ndarray, max_hamming: int, chunks: int = 4,
+                     symmetric: bool = True) -> Edges:
+    """Edges between rows whose aligned keyframe phashes have median Hamming distance <= max_hamming.
+
+    symmetric: also match a clip against every rotation/mirror of the other
+    (curation.hashes.d4_variants): the distance is the smallest median over the 8.
+    """
     n, k = hashes.shape
     if n < 2 or k == 0:
         return Edges.empty()
@@ -101,21 +124,36 @@ def perceptual_edges(rows: np.ndarray, hashes: np.ndarray, max_hamming: int, chu
     parts = [Edges.of(rows[same_a], rows[same_b], "perceptual", 1.0)]
 
     positions = k - (k + 1) // 2 + 1  # enough aligned positions to catch every median match
-    qa, qb = [], []
-    for p in range(positions):
-        a, b = _candidates_at(uniq[:, p], max_hamming, chunks)
-        qa.append(a)
-        qb.append(b)
-    ca, cb = np.concatenate(qa), np.concatenate(qb)
-    if len(ca):
+    variants = d4_variants(uniq) if symmetric else uniq[..., None]  # (U, K, G)
+    for g in range(variants.shape[-1]):
+        if g in ROTATION_INVERSE_OF.values():
+            continue  # g(a) ~ b  <=>  a ~ g^-1(b): one of the two 90° rotations finds both orientations
+        qa, qb = [], []
+        for p in range(positions):
+            a, b = close_pairs(variants[:, p, g], None if g == 0 else uniq[:, p], max_hamming, chunks)
+            qa.append(a)
+            qb.append(b)
+        ca, cb = np.concatenate(qa), np.concatenate(qb)
+        # a clip matching its own mirror image is not a pair; an involution (mirror, flip, 180°) finds
+        # every pair in both orders, so one order is enough
+        keep = (ca < cb) if g != 0 and g not in ROTATION_INVERSE_OF else (ca != cb)
+        ca, cb = ca[keep], cb[keep]
+        if not len(ca):
+            continue
         pair = np.unique(ca * len(uniq) + cb)
         ca, cb = pair // len(uniq), pair % len(uniq)
-        dist = np.median(np.bitwise_count(uniq[ca] ^ uniq[cb]), axis=1)  # (P,) over aligned keyframes
+        dist = np.median(np.bitwise_count(variants[ca, :, g] ^ uniq[cb]), axis=1)  # (P,) over aligned keyframes
         ok = dist <= max_hamming
         parts.append(Edges.of(rows[first[ca[ok]]], rows[first[cb[ok]]], "perceptual", 1.0 - dist[ok] / 64.0))
     return Edges.concat(parts)
 
 
+def median_hamming(h1: np.ndarray, h2: np.ndarray, symmetric: bool = True) -> np.ndarray:
+    """Row-wise median Hamming distance of aligned (n, K) uint64 hash lists (smallest over the 8 symmetries)."""
+    if not symmetric:
+        return np.median(np.bitwise_count(h1 ^ h2), axis=1)
+    v = d4_variants(h1)  # (n, K, 8)
+    return np.median(np.bitwise_count(v ^ h2[..., None]), axis=1).min(axis=-1)
 def median_hamming(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
     """Row-wise median Hamming distance of aligned (n, K) uint64 hash lists."""
     return np.median(np.bitwise_count(h1 ^ h2), axis=1)

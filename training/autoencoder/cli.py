@@ -1,4 +1,4 @@
-"""`vidcurate train-ae` and `vidcurate encode`: argparse subcommands; pipelines/cli.py calls add_parsers.
+"""`vidcurate train-ae`, `encode` and `eval-ae`: argparse subcommands; pipelines/cli.py calls add_parsers.
 
 Each subcommand sets `func(args) -> int` (the exit code).
 """
@@ -10,10 +10,14 @@ import sys
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.autoencoder.config import AEConfig, load_config
+    from training.autoencoder.config import AEConfig, check_config, load_config
     from training.autoencoder.train import train_autoencoder
 
-    cfg = load_config(args.config) if args.config else AEConfig()
+    try:
+        cfg = load_config(args.config) if args.config else AEConfig()
+    except (ValueError, TypeError) as e:
+        print(f"train-ae: bad config: {e}", file=sys.stderr)
+        return 2
     if args.manifest:
         cfg.data.manifest = args.manifest
     if args.out:
@@ -29,15 +33,24 @@ def _train(args: argparse.Namespace) -> int:
     if not cfg.data.manifest:
         print("train-ae: no manifest (give --manifest or data.manifest in the config)", file=sys.stderr)
         return 2
+    try:
+        check_config(cfg)
+    except ValueError as e:
+        print(f"train-ae: bad config: {e}", file=sys.stderr)
+        return 2
     path = train_autoencoder(cfg)
     print(path)
     return 0
 
 
 def _encode(args: argparse.Namespace) -> int:
+    if args.max_clips_like:
+        import schemas
+
+        args.max_clips = schemas.read_table(args.max_clips_like, "curated").num_rows
     common = dict(
-        fps=args.fps, size=args.size, max_frames=args.max_frames, batch_size=args.batch_size,
-        table=args.table, use_ema=not args.no_ema,
+        fps=args.fps, size=args.size, frames=args.frames, max_windows=args.max_windows, bucket_area=args.bucket_area,
+        bucket_multiple=args.bucket_multiple, batch_size=args.batch_size, table=args.table, use_ema=not args.no_ema,
     )
     if args.ray:
         from training.autoencoder.encode_ray import encode_manifest_ray
@@ -62,44 +75,55 @@ def _evaluate(args: argparse.Namespace) -> int:
     from training.autoencoder.evaluate import evaluate_autoencoder
 
     report = evaluate_autoencoder(args.checkpoint, args.manifest, args.out, size=args.size, fps=args.fps,
-                                  max_clips=args.max_clips, holdout_fraction=args.holdout_fraction, table=args.table)
-    keys = [k for k in report if "psnr" in k or "ssim" in k]
-    print(json.dumps({k: report[k] for k in keys}, indent=1, default=str))
+                                  frames=args.frames, max_clips=args.max_clips,
+                                  holdout_fraction=args.holdout_fraction, table=args.table)
+    keys = ["autoencoder", "num_clips", "psnr_db", "ssim", "flicker", "compression"]
+    short = {k: report[k] for k in keys} | {"spectrum_alpha": {k: report["spectrum"][k] for k in ("latent_alpha", "rgb_alpha")}}
+    print(json.dumps(short, indent=1, default=str))
     print(f"wrote {args.out}")
     return 0
 
 
 def add_parsers(subparsers) -> None:
-    """Add `train-ae` and `encode` to an argparse subparsers object."""
+    """Add `train-ae`, `encode` and `eval-ae` to an argparse subparsers object."""
     p = subparsers.add_parser(
         "train-ae",
         help="train the latent autoencoder on a curated manifest",
-        description="Train an AutoencoderKL (L1 + perceptual + KL [+ PatchGAN] [+ EQ-VAE]) on frames of "
-        "manifest clips. Resumes from OUT/checkpoint.pt when present; metrics in OUT/metrics.jsonl.",
+        description="Train a causal video autoencoder (model.kind: video, diffusers AutoencoderKLWan) or a per-frame "
+        "AutoencoderKL (model.kind: image) on windows of manifest clips: L1 + perceptual + KL [+ PatchGAN] "
+        "[+ EQ-VAE] [+ diffusability]. Resumes from OUT/checkpoint.pt when present; metrics in OUT/metrics.jsonl.",
     )
     p.add_argument("--config", help="YAML with sections model/data/loss/train (see training/autoencoder/config.py)")
     p.add_argument("--manifest", help="curated table URI (file or folder); overrides data.manifest")
     p.add_argument("--out", help="output folder; overrides train.out_dir")
     p.add_argument("--steps", type=int, help="total optimiser steps; overrides train.steps")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--pretrained", help="local diffusers AutoencoderKL folder to start from (SD/SDXL VAE)")
+    p.add_argument("--pretrained", help="local diffusers-format VAE folder to start from (Wan 2.1, LTX-Video, CogVideoX, "
+                   "Cosmos, SD...); loaded by the class its config.json names")
     p.add_argument("--lpips", help="TorchScript LPIPS file; without it a weight-free gradient loss is used")
     p.set_defaults(func=_train)
 
     e = subparsers.add_parser(
         "encode",
-        help="encode manifest clips into latents (posterior mean + std)",
-        description="Write OUT/latents.parquet, OUT/shards/*.safetensors and OUT/stats.json. Clips already "
-        "encoded with the same checkpoint are skipped; a different checkpoint replaces everything.",
+        help="encode manifest clips into latents (posterior mean + std per window)",
+        description="Cut each clip into windows of --frames frames at --fps, encode each to (C, T', H', W'), and write "
+        "OUT/latents.parquet (one row per window), OUT/shards/*.safetensors and OUT/stats.json. Clips already "
+        "encoded with the same checkpoint and settings are skipped; a different one replaces everything.",
     )
     e.add_argument("--manifest", required=True, help="curated table URI (file or folder)")
-    e.add_argument("--checkpoint", required=True, help="training checkpoint (.pt) or diffusers AutoencoderKL folder")
+    e.add_argument("--checkpoint", required=True, help="training checkpoint (.pt) or diffusers VAE folder")
     e.add_argument("--out", required=True, help="latents folder (any fsspec URI)")
     e.add_argument("--table", default="curated", help="manifest table: curated (default) or clips")
-    e.add_argument("--fps", type=float, default=4.0, help="frames per second sampled within each clip (default 4)")
+    e.add_argument("--fps", type=float, default=8.0, help="frames per second each clip is resampled to (default 8)")
+    e.add_argument("--frames", type=int, default=17,
+                   help="frames per window, 1 + 4k for a 4x video autoencoder (default 17)")
+    e.add_argument("--max-windows", type=int, default=None, help="windows per clip at most (default: all)")
     e.add_argument("--size", type=int, default=256, help="square center-crop side in pixels (default 256)")
-    e.add_argument("--max-frames", type=int, default=16, help="frames per clip at most (default 16)")
-    e.add_argument("--batch-size", type=int, default=16, help="frames per forward pass (default 16)")
+    e.add_argument("--bucket-area", type=int, default=None,
+                   help="pixels per frame of aspect-ratio buckets (e.g. 65536 for ~256x256); each clip goes to its "
+                   "nearest bucket instead of the square --size")
+    e.add_argument("--bucket-multiple", type=int, default=16, help="bucket sides are multiples of this (default 16)")
+    e.add_argument("--batch-size", type=int, default=4, help="windows per forward pass (default 4)")
     e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (local mode)")
     e.add_argument("--no-ema", action="store_true", help="use the raw weights of a training checkpoint, not EMA")
     e.add_argument("--ray", action="store_true", help="encode with a Ray actor pool (one model per actor)")
@@ -107,19 +131,23 @@ def add_parsers(subparsers) -> None:
     e.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray actor (with --ray)")
     e.add_argument("--max-clips", type=int, default=None,
                    help="encode only the first N clips by clip_id (a deterministic random sample)")
+    e.add_argument("--max-clips-like", metavar="MANIFEST", default=None,
+                   help="--max-clips = the number of clips in this curated manifest (an uncurated arm of the same size)")
     e.set_defaults(func=_encode)
 
     e = subparsers.add_parser(
         "eval-ae",
-        help="held-out PSNR/SSIM, equivariance error, latent statistics and spectra of an autoencoder",
-        description="Evaluate on the clips the training split held out (same clip_id hash rule); write a JSON report.",
+        help="held-out per-frame PSNR/SSIM, flicker, compression, equivariance and spectra of an autoencoder",
+        description="Evaluate on the clips the training split held out (same clip_id hash rule), the middle window "
+        "of --frames frames at --fps of each; write a JSON report.",
     )
-    e.add_argument("--checkpoint", required=True, help="training checkpoint (.pt) or diffusers AutoencoderKL folder")
+    e.add_argument("--checkpoint", required=True, help="training checkpoint (.pt) or diffusers VAE folder")
     e.add_argument("--manifest", required=True, help="curated table URI (file or folder)")
     e.add_argument("--out", required=True, help="report JSON path")
     e.add_argument("--table", default="curated", help="curated (default) or clips")
     e.add_argument("--size", type=int, default=64, help="square crop side in pixels (default 64)")
-    e.add_argument("--fps", type=float, default=1.0, help="frames per second sampled per clip (default 1)")
+    e.add_argument("--fps", type=float, default=8.0, help="frames per second each clip is resampled to (default 8)")
+    e.add_argument("--frames", type=int, default=17, help="frames per evaluated window (default 17)")
     e.add_argument("--max-clips", type=int, default=64)
     e.add_argument("--holdout-fraction", type=float, default=0.02,
                    help="must match the training config's data.holdout_fraction")

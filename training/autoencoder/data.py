@@ -1,9 +1,11 @@
-"""Frames of manifest clips as a torch IterableDataset, split by clip across ranks and workers.
+"""Windows of manifest clips (T consecutive frames at a target fps) as a torch IterableDataset.
+
+Split by clip across ranks and workers.
 
 The stream of every "role" (one DataLoader worker on one rank) is a pure
 function of (seed, epoch, role): each epoch the clips are shuffled with the
 epoch's seed and dealt out `clips[role::num_roles]`, so no two roles see the
-same clip and a rerun sees the same frames. Every sample carries its role and
+same clip and a rerun sees the same windows. Every sample carries its role and
 its position in that stream; the trainer stores the last position per role and
 hands it back through `resume_from`, which makes checkpoints resume the data
 exactly (see `DataPosition`).
@@ -61,7 +63,7 @@ def _seed(*parts: object) -> int:
 
 @dataclass
 class DataPosition:
-    """Where each role's stream is: role -> (epoch, plan index, frames of that visit already consumed).
+    """Where each role's stream is: role -> (epoch, plan index, windows of that visit already consumed).
 
     `worker_offset` rotates the worker roles on resume: a DataLoader hands out
     batches round-robin from worker 0, so after B batches the next batch must
@@ -79,11 +81,12 @@ class DataPosition:
         return cls({int(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in d["next"].items()}, int(d["worker_offset"]))
 
 
-class ClipFrames(IterableDataset):
-    """Random crops of frames sampled at `fps` from the clips, `frames_per_clip` per clip visit.
+class ClipWindows(IterableDataset):
+    """Random crops of windows of `clip_frames` consecutive frames at `fps`, `windows_per_clip` per clip visit.
 
-    Yields dicts: image (3, size, size) float in [-1, 1]; role, epoch, index, frame (ints:
-    the sample's place in its role's stream); clip (index into `self.clips`).
+    Yields dicts: video (3, T, size, size) float in [-1, 1] (one crop for the whole window);
+    role, epoch, index, window (ints: the sample's place in its role's stream); clip (index
+    into `self.clips`). T = 1 gives single frames, the 2-D autoencoder's images.
     A clip that fails to decode is logged, counted in `num_failed` (shared across
     worker processes) and skipped; the run goes on.
     """
@@ -92,8 +95,9 @@ class ClipFrames(IterableDataset):
         self,
         clips: list[ClipRef],
         size: int,
-        fps: float | None = 4.0,
-        frames_per_clip: int = 4,
+        fps: float | None = 8.0,
+        clip_frames: int = 17,
+        windows_per_clip: int = 2,
         min_crop_scale: float = 0.5,
         seed: int = 0,
         rank: int | None = None,
@@ -102,7 +106,8 @@ class ClipFrames(IterableDataset):
         storage_options: dict | None = None,
     ):
         self.clips = clips
-        self.size, self.fps, self.frames_per_clip, self.min_crop_scale = size, fps, frames_per_clip, min_crop_scale
+        self.size, self.fps, self.min_crop_scale = size, fps, min_crop_scale
+        self.clip_frames, self.windows_per_clip = clip_frames, windows_per_clip
         self.seed, self.epochs = seed, epochs  # epochs=None: an endless stream
         if rank is None or world_size is None:
             dist = torch.distributed
@@ -145,39 +150,48 @@ class ClipFrames(IterableDataset):
             for index in range(start, len(plan)):
                 clip = plan[index]
                 try:
-                    images = self._load(clip, epoch)
+                    windows = self._load(clip, epoch)
                 except Exception as e:  # noqa: BLE001 - a bad clip must not stop training
                     with self._failed.get_lock():
                         self._failed.value += 1
                     log.warning("skipping clip %s (%s): %s: %s", clip.clip_id, clip.uri, type(e).__name__, e)
                     continue
-                for frame, image in enumerate(images):
-                    if index == start and frame < skip:
+                for window, video in enumerate(windows):
+                    if index == start and window < skip:
                         continue  # consumed before the checkpoint
                     yield {
-                        "image": image, "role": role, "epoch": epoch, "index": index, "frame": frame,
+                        "video": video, "role": role, "epoch": epoch, "index": index, "window": window,
                         "clip": index_of[clip.clip_id],
                     }
             epoch, start, skip = epoch + 1, 0, 0
 
     def _load(self, clip: ClipRef, epoch: int) -> list[torch.Tensor]:
-        """Decode `frames_per_clip` random frames of one clip, random-crop each; deterministic per (seed, epoch, clip)."""
+        """Decode `windows_per_clip` random windows of one clip (one decode), random-crop each window as a whole.
+
+        Deterministic per (seed, epoch, clip).
+        """
         g = torch.Generator().manual_seed(_seed(self.seed, epoch, clip.clip_id))
         candidates = sample_indices(clip.start_frame, clip.end_frame, clip.fps, self.fps)
-        if not candidates:
-            raise ValueError("empty frame range")
-        pick = torch.randperm(len(candidates), generator=g)[: self.frames_per_clip].tolist()
-        indices = sorted(candidates[i] for i in pick)
-        frames = to_tensor(read_frames(clip.uri, indices, self.storage_options))  # (T, 3, H, W)
-        return [random_resized_crop(f, self.size, self.min_crop_scale, g) for f in frames]
+        t = self.clip_frames
+        if len(candidates) < t:
+            raise ValueError(f"{len(candidates)} frames at {self.fps} fps, fewer than a window of {t}")
+        starts = torch.randint(0, len(candidates) - t + 1, (self.windows_per_clip,), generator=g).tolist()
+        wanted = sorted({candidates[s + k] for s in starts for k in range(t)})
+        frames = dict(zip(wanted, to_tensor(read_frames(clip.uri, wanted, self.storage_options))))  # (3, H, W) each
+        out = []
+        for s in starts:
+            x = torch.stack([frames[candidates[s + k]] for k in range(t)])  # (T, 3, H, W)
+            crop = random_resized_crop(x.flatten(0, 1), self.size, self.min_crop_scale, g)  # (T·3, size, size)
+            out.append(crop.unflatten(0, (t, 3)).transpose(0, 1))  # (3, T, size, size)
+        return out
 
 
 def advance(position: DataPosition, batch: dict, num_workers: int) -> DataPosition:
     """The position after the trainer consumed `batch` (with a DataLoader, one batch comes from one role)."""
     nxt = dict(position.next)
-    keys = zip(batch["role"].tolist(), batch["epoch"].tolist(), batch["index"].tolist(), batch["frame"].tolist())
-    for role, epoch, index, frame in keys:
-        after = (epoch, index, frame + 1)  # a batch may end inside a clip visit
+    keys = zip(batch["role"].tolist(), batch["epoch"].tolist(), batch["index"].tolist(), batch["window"].tolist())
+    for role, epoch, index, window in keys:
+        after = (epoch, index, window + 1)  # a batch may end inside a clip visit
         if role not in nxt or after > nxt[role]:
             nxt[role] = after
     offset = (position.worker_offset + 1) % max(num_workers, 1)

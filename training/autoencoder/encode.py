@@ -1,13 +1,17 @@
-"""Encode manifest clips into latents: posterior mean + std per clip, in safetensors shards.
+"""Encode manifest clips into latents: posterior mean + std per fixed-length window, in safetensors shards.
 
-Layout under OUT (any fsspec URI):
+Each clip is resampled to a target fps and cut into consecutive windows of T
+frames (T = 1 + temporal_factor * k; a clip shorter than T gives one shorter
+window of that form). Frames are resized to a fixed square, or to the aspect
+bucket nearest the clip's display shape (training/buckets.py) when a bucket
+area is set. Layout under OUT (any fsspec URI):
 
-    OUT/latents.parquet          the `latents` table (schemas/latents.py), one row per clip
-    OUT/shards/*.safetensors     f"{key}.mean", f"{key}.std": float32 (T, C, H, W)
+    OUT/latents.parquet          the `latents` table (schemas/latents.py), one row per window
+    OUT/shards/*.safetensors     f"{key}.mean", f"{key}.std": float32 (C, T', H', W')
     OUT/stats.json               {"mean": [C], "std": [C], "ae_hash", "count", ...}
 
 Incremental: clips already encoded with the same checkpoint hash and settings
-are skipped. A different hash (or settings) invalidates everything: old shards,
+are skipped (all windows of a clip are committed together). A different hash (or settings) invalidates everything: old shards,
 table and stats are removed before encoding again, so a folder never mixes
 autoencoders. A shard is written before the table that points to it, so a crash
 leaves at worst an unreferenced shard, never a dangling row.
@@ -27,7 +31,7 @@ from safetensors.torch import save as st_save
 from tqdm import tqdm
 
 import schemas
-from training.autoencoder.model import checkpoint_hash, load_autoencoder
+from training.autoencoder.model import checkpoint_hash, compression, encode_video, load_autoencoder
 from training.video_frames import read_frames, resize_center_crop, sample_indices, to_tensor
 
 log = logging.getLogger(__name__)
@@ -36,15 +40,28 @@ TABLE_FILE = "latents.parquet"
 STATS_FILE = "stats.json"
 SHARD_DIR = "shards"
 _ROW_COLUMNS = ["clip_id", "video_id", "uri", "start_frame", "end_frame", "fps", "aesthetic", "motion", "quality"]
+_OPTIONAL_COLUMNS = ["caption"]  # copied when the manifest has them
 
 
 @dataclass(frozen=True)
 class EncodeSettings:
     """What, besides the checkpoint, decides the latents; a change invalidates the folder."""
 
-    fps: float | None = 4.0  # frames/s sampled within each clip (None = every frame)
-    size: int = 256  # square center crop side, pixels (a multiple of the AE's downsampling)
-    max_frames: int | None = 16  # first N sampled frames per clip (None = all)
+    fps: float | None = 8.0  # frames/s each clip is resampled to (None = every source frame)
+    size: int = 256  # square center crop side, pixels (a multiple of the AE's downsampling); unused with buckets
+    frames: int = 17  # frames T per window (1 + temporal_factor * k)
+    max_windows: int | None = None  # first N windows per clip (None = all)
+    bucket_area: int | None = None  # pixels per frame of the aspect buckets (None = the fixed square `size`)
+    bucket_multiple: int = 16  # bucket sides are multiples of this many pixels
+
+    def check(self, temporal_factor: int, spatial_factor: int) -> None:
+        """Fail fast on settings this autoencoder cannot encode exactly."""
+        if self.frames < 1 or (self.frames - 1) % temporal_factor:
+            raise ValueError(f"encode: frames must be 1 + {temporal_factor}*k for this autoencoder (got {self.frames})")
+        side = self.bucket_multiple if self.bucket_area else self.size
+        if side % spatial_factor:
+            raise ValueError(f"encode: {'bucket_multiple' if self.bucket_area else 'size'} {side} is not a multiple "
+                             f"of the autoencoder's spatial factor {spatial_factor}")
 
 
 @dataclass
@@ -55,15 +72,15 @@ class ChannelStats:
     sum: list[float] = field(default_factory=list)
     sum_sq: list[float] = field(default_factory=list)
 
-    def add(self, mean: torch.Tensor, std: torch.Tensor) -> None:  # (T, C, H, W)
+    def add(self, mean: torch.Tensor, std: torch.Tensor) -> None:  # (C, T', H', W')
         m, s = mean.double(), std.double()
-        tot = m.sum(dim=(0, 2, 3))
-        sq = (m.pow(2) + s.pow(2)).sum(dim=(0, 2, 3))
+        tot = m.sum(dim=(1, 2, 3))
+        sq = (m.pow(2) + s.pow(2)).sum(dim=(1, 2, 3))
         if not self.sum:
             self.sum, self.sum_sq = [0.0] * len(tot), [0.0] * len(tot)
         self.sum = [a + b for a, b in zip(self.sum, tot.tolist())]
         self.sum_sq = [a + b for a, b in zip(self.sum_sq, sq.tolist())]
-        self.n += m.numel() // m.shape[1]
+        self.n += m.numel() // m.shape[0]
 
     def merge(self, other: "ChannelStats") -> None:
         if not other.n:
@@ -80,21 +97,68 @@ class ChannelStats:
         return mean, std
 
 
-def clip_frame_indices(row: dict, settings: EncodeSettings) -> list[int]:
+def clip_windows(row: dict, settings: EncodeSettings, temporal_factor: int) -> list[list[int]]:
+    """Decoded-frame indices of the clip's windows: consecutive runs of `frames` frames at the target fps.
+
+    A clip shorter than one window gives one window of the longest length 1 + temporal_factor * k it has.
+    """
     idx = sample_indices(int(row["start_frame"]), int(row["end_frame"]), float(row["fps"]), settings.fps)
-    return idx[: settings.max_frames] if settings.max_frames else idx
+    t = settings.frames
+    if len(idx) >= t:
+        windows = [idx[i : i + t] for i in range(0, len(idx) - t + 1, t)]
+    else:
+        windows = [idx[: 1 + (len(idx) - 1) // temporal_factor * temporal_factor]] if idx else []
+    return windows[: settings.max_windows] if settings.max_windows else windows
+
+
+def encoded_fps(src_fps: float, target_fps: float | None) -> float:
+    """Frames/s of the encoded frames: the target, or the source when the target is missing or faster."""
+    return float(target_fps) if target_fps and target_fps < src_fps else float(src_fps)
+
+
+def frame_size(h: int, w: int, settings: EncodeSettings) -> tuple[int, int]:
+    """(height, width) the frames are resized to: the nearest aspect bucket, or the fixed square."""
+    if not settings.bucket_area:
+        return settings.size, settings.size
+    from training.buckets import make_buckets, nearest_bucket  # the reader's module (training/buckets.py)
+
+    return tuple(nearest_bucket(h, w, make_buckets(settings.bucket_area, settings.bucket_multiple)))
+
+
+def resize_frames(x: torch.Tensor, size: tuple[int, int], settings: EncodeSettings) -> torch.Tensor:
+    """Frames (T, 3, H, W) resized to `size`: to the bucket (training/buckets.py) or center-cropped to the square."""
+    if not settings.bucket_area:
+        return resize_center_crop(x, size)
+    from training.buckets import resize_to_bucket
+
+    return resize_to_bucket(x, size)
 
 
 @torch.no_grad()
-def encode_frames(ae, frames: torch.Tensor, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior mean and std of frames (T, 3, H, W) in [-1, 1] -> two float32 (T, C, h, w) on CPU."""
+def check_window(ae, settings: EncodeSettings) -> None:
+    """Fail fast unless a window of `settings.frames` frames encodes to exactly 1 + (T - 1) / temporal latent frames.
+
+    Settings first, then a probe on a tiny black clip: some classes encode in fixed chunks
+    (AutoencoderKLWan: the first frame, then 4 at a time) and would silently drop a remainder.
+    """
+    temporal, spatial = compression(ae)
+    settings.check(temporal, spatial)
+    mean, _ = encode_video(ae, torch.zeros(1, 3, settings.frames, 2 * spatial, 2 * spatial))
+    if mean.shape[2] != 1 + (settings.frames - 1) // temporal:
+        raise ValueError(f"encode: {type(ae).__name__} encodes {settings.frames} frames to {mean.shape[2]} latent "
+                         f"frames, not 1 + (T - 1) / {temporal}; use frames = 1 + 4k")
+
+
+@torch.no_grad()
+def encode_windows(ae, clips: torch.Tensor, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std of clips (N, 3, T, H, W) in [-1, 1] -> two float32 (N, C, T', H', W') on CPU."""
     means, stds = [], []
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    for chunk in frames.split(batch_size):
+    for chunk in clips.split(batch_size):
         with autocast:
-            post = ae.encode(chunk.to(device)).latent_dist
-        means.append(post.mean.float().cpu())
-        stds.append(post.std.float().cpu())
+            mean, std = encode_video(ae, chunk.to(device))
+        means.append(mean.float().cpu())
+        stds.append(std.float().cpu())
     return torch.cat(means), torch.cat(stds)
 
 
@@ -105,28 +169,38 @@ def encode_clips_to_shard(
     """Encode clips (manifest rows) into one new shard; returns (latents rows, stats, failures).
 
     Shared by the local loop and the Ray actors. A clip that fails to decode is a
-    failure record, not an exception.
+    failure record, not an exception. `batch_size` counts windows per forward pass.
     """
     tensors: dict[str, torch.Tensor] = {}
     rows, failures, stats = [], [], ChannelStats()
     shard = posixpath.join(SHARD_DIR, f"{ae_hash[:12]}-{uuid.uuid4().hex[:12]}.safetensors")
+    temporal, _ = compression(ae)
     for row in clips:
         try:
-            idx = clip_frame_indices(row, settings)
-            frames = resize_center_crop(to_tensor(read_frames(row["uri"], idx, storage_options)), settings.size)
+            windows = clip_windows(row, settings, temporal)
+            if not windows:
+                raise ValueError("no frames in the clip's span")
+            wanted = sorted({i for w in windows for i in w})
+            frames = to_tensor(read_frames(row["uri"], wanted, storage_options))  # (F, 3, H, W), display geometry
+            size = frame_size(frames.shape[-2], frames.shape[-1], settings)
+            frames = dict(zip(wanted, resize_frames(frames, size, settings)))
         except Exception as e:  # noqa: BLE001 - errors are data
             log.warning("cannot decode clip %s (%s): %s: %s", row["clip_id"], row["uri"], type(e).__name__, e)
             failures.append({"clip_id": row["clip_id"], "uri": row["uri"], "error": f"{type(e).__name__}: {e}"})
             continue
-        mean, std = encode_frames(ae, frames, batch_size, device)
-        key = row["clip_id"]
-        tensors[f"{key}.mean"], tensors[f"{key}.std"] = mean.contiguous(), std.contiguous()
-        stats.add(mean, std)
-        rows.append({
-            "clip_id": row["clip_id"], "video_id": row["video_id"], "shard": shard, "key": key,
-            "frame_indices": idx, "shape": list(mean.shape), "ae_hash": ae_hash,
-            "aesthetic": row.get("aesthetic"), "motion": row.get("motion"), "quality": row.get("quality"),
-        })
+        x = torch.stack([torch.stack([frames[i] for i in w], dim=1) for w in windows])  # (W, 3, T, h, w)
+        means, stds = encode_windows(ae, x, batch_size, device)  # (W, C, T', H', W')
+        for n, (window, mean, std) in enumerate(zip(windows, means, stds)):
+            key = f"{row['clip_id']}.w{n:04d}"
+            tensors[f"{key}.mean"], tensors[f"{key}.std"] = mean.contiguous(), std.contiguous()
+            stats.add(mean, std)
+            rows.append({
+                "clip_id": row["clip_id"], "video_id": row["video_id"], "shard": shard, "key": key, "window": n,
+                "frame_indices": window, "shape": list(mean.shape), "height": size[0], "width": size[1],
+                "fps": encoded_fps(float(row["fps"]), settings.fps), "ae_hash": ae_hash,
+                "aesthetic": row.get("aesthetic"), "motion": row.get("motion"), "quality": row.get("quality"),
+                "caption": row.get("caption"),
+            })
     if tensors:
         _write_bytes(posixpath.join(out_dir, shard), st_save(tensors), storage_options)
     return rows, stats, failures
@@ -201,8 +275,9 @@ class LatentStore:
         mean, std = self.stats.mean_std() if self.stats.n else ([], [])
         stats = {
             "mean": mean, "std": std, "ae_hash": self.ae_hash,
-            "count": len(self.rows),  # clips
-            "num_frames": sum(r["shape"][0] for r in self.rows),  # latent frames
+            "count": len(self.rows),  # windows (table rows)
+            "clips": len(self.done),
+            "num_frames": sum(r["shape"][1] for r in self.rows),  # latent frames
             "settings": asdict(self.settings),
             "accumulators": asdict(self.stats),  # for incremental updates
         }
@@ -214,7 +289,8 @@ def manifest_rows(manifest_uri: str, table: str = "curated", storage_options: di
     """Manifest rows sorted by clip_id; `max_clips` keeps the first N, a deterministic random sample
     (clip ids are hashes), e.g. an uncurated set of the curated set's size for the ablation."""
     t = schemas.read_table(manifest_uri, table, storage_options)
-    return sorted(t.select(_ROW_COLUMNS).to_pylist(), key=lambda r: r["clip_id"])[:max_clips]
+    cols = _ROW_COLUMNS + [c for c in _OPTIONAL_COLUMNS if c in t.column_names]
+    return sorted(t.select(cols).to_pylist(), key=lambda r: r["clip_id"])[:max_clips]
 
 
 def encode_manifest(
@@ -222,10 +298,13 @@ def encode_manifest(
     checkpoint: str,
     out_dir: str,
     *,
-    fps: float | None = 4.0,
+    fps: float | None = 8.0,
     size: int = 256,
-    max_frames: int | None = 16,
-    batch_size: int = 16,
+    frames: int = 17,
+    max_windows: int | None = None,
+    bucket_area: int | None = None,
+    bucket_multiple: int = 16,
+    batch_size: int = 4,
     clips_per_shard: int = 64,
     device: str = "auto",
     use_ema: bool = True,
@@ -236,14 +315,16 @@ def encode_manifest(
 ) -> dict:
     """Encode every clip of the manifest not yet encoded with this checkpoint; return a summary dict."""
     ae_hash = checkpoint_hash(checkpoint)
-    settings = EncodeSettings(fps, size, max_frames)
+    settings = EncodeSettings(fps, size, frames, max_windows, bucket_area, bucket_multiple)
+    ae = load_autoencoder(checkpoint, use_ema=use_ema)
+    check_window(ae, settings)
     store = LatentStore(out_dir, ae_hash, settings, storage_options)
     rows = manifest_rows(manifest_uri, table, storage_options, max_clips)
     todo = [r for r in rows if r["clip_id"] not in store.done]
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     failures: list[dict] = []
     if todo:
-        ae = load_autoencoder(checkpoint, use_ema=use_ema).to(dev)
+        ae = ae.to(dev)
         bar = tqdm(total=len(todo), disable=not progress, desc="encode", unit="clip")
         for i in range(0, len(todo), clips_per_shard):
             chunk = todo[i : i + clips_per_shard]
@@ -274,7 +355,7 @@ def encode_summary(ae_hash: str, rows: list, todo: list, failures: list, store: 
 
 
 def read_latents(out_dir: str, row: dict, storage_options: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, std) of one latents-table row, each (T, C, H, W)."""
+    """(mean, std) of one latents-table row, each (C, T', H', W')."""
     with fsspec.open(posixpath.join(out_dir, row["shard"]), "rb", **(storage_options or {})) as f:
         tensors = st_load(f.read())
     return tensors[f"{row['key']}.mean"], tensors[f"{row['key']}.std"]

@@ -10,7 +10,14 @@ import ray
 import torch
 from ray.util import ActorPool
 
-from training.autoencoder.encode import EncodeSettings, LatentStore, encode_clips_to_shard, encode_summary, manifest_rows
+from training.autoencoder.encode import (
+    EncodeSettings,
+    LatentStore,
+    check_window,
+    encode_clips_to_shard,
+    encode_summary,
+    manifest_rows,
+)
 from training.autoencoder.model import checkpoint_hash, load_autoencoder
 
 
@@ -36,10 +43,13 @@ def encode_manifest_ray(
     num_actors: int = 2,
     num_gpus: float = 0.0,
     num_cpus: float = 1.0,
-    fps: float | None = 4.0,
+    fps: float | None = 8.0,
     size: int = 256,
-    max_frames: int | None = 16,
-    batch_size: int = 16,
+    frames: int = 17,
+    max_windows: int | None = None,
+    bucket_area: int | None = None,
+    bucket_multiple: int = 16,
+    batch_size: int = 4,
     clips_per_shard: int = 64,
     use_ema: bool = True,
     table: str = "curated",
@@ -49,7 +59,8 @@ def encode_manifest_ray(
     if not ray.is_initialized():
         ray.init()
     ae_hash = checkpoint_hash(checkpoint)
-    settings = EncodeSettings(fps, size, max_frames)
+    settings = EncodeSettings(fps, size, frames, max_windows, bucket_area, bucket_multiple)
+    check_window(load_autoencoder(checkpoint), settings)  # fail fast, before any actor starts
     store = LatentStore(out_dir, ae_hash, settings, storage_options)
     rows = manifest_rows(manifest_uri, table, storage_options)
     todo = [r for r in rows if r["clip_id"] not in store.done]

@@ -1,10 +1,14 @@
-"""Evaluate an autoencoder on held-out clips: PSNR, SSIM, equivariance, latent statistics, RAPSD.
+"""Evaluate an autoencoder on held-out clips: per-frame PSNR/SSIM, flicker, compression, equivariance, spectra.
 
-Images are [-1, 1]; PSNR/SSIM are computed on [0, 1] (data range 1).
-Equivariance error (EQ-VAE, arXiv 2502.09509): PSNR of decode(tau(z)) against
-tau(x) for tau = ×0.5 downscale and rot90; higher = more equivariant.
-RAPSD (radially averaged power spectral density) of latents vs RGB shows how
-much high-frequency content the latent carries relative to the pixels.
+Clips are (N, 3, T, H, W) in [-1, 1]; PSNR/SSIM are computed per frame on [0, 1] (data range 1),
+as TokenBench does. Flicker (temporal consistency): mean |Δ reconstruction − Δ original| between
+consecutive frames, on [0, 1]; 0 = the reconstruction changes exactly as the clip does.
+Compression: RGB values per latent value, and latent floats per pixel (C·T'·H'·W' / (T·H·W)).
+Equivariance error (EQ-VAE, arXiv 2502.09509): PSNR of decode(tau(z)) against tau(x) for
+tau = ×0.5 downscale and rot90 on every frame; higher = more equivariant.
+Spectra: the RAPSD power-law slope α (P ∝ f^-α, training/spectral.py) of the latents (each channel
+standardised) vs of the RGB frames; latents flatter than RGB carry excess high-frequency energy,
+which the diffusability term is meant to remove (Skorokhodov et al. 2025).
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ from skimage.metrics import structural_similarity
 
 from training.autoencoder.data import load_clips
 from training.autoencoder.losses import eq_transform
-from training.autoencoder.model import load_autoencoder
+from training.autoencoder.model import compression, decode_video, encode_video, frames_of, load_autoencoder
+from training.spectral import fit_power_law, rapsd
 from training.video_frames import read_frames, resize_center_crop, sample_indices, to_tensor
 
 
@@ -37,31 +42,28 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     ])
 
 
-def rapsd(x: torch.Tensor, bins: int = 16) -> np.ndarray:
-    """Radially averaged power spectrum of (N, C, H, W), averaged over N and C, normalised to sum 1.
+def flicker(rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-clip mean |Δrec − Δx| over consecutive frames of clips (N, 3, T, H, W) in [-1, 1], on [0, 1]: (N,)."""
+    d_rec = rec.clamp(-1, 1).diff(dim=2)  # (N, 3, T-1, H, W)
+    d_x = x.clamp(-1, 1).diff(dim=2)
+    return ((d_rec - d_x).abs() / 2).flatten(1).mean(1)
 
-    Bin k covers radial frequencies [k, k+1) * 0.5 / bins cycles/sample (0 .. Nyquist).
-    """
-    x = x.float() - x.float().mean(dim=(-2, -1), keepdim=True)
-    p = torch.fft.fftshift(torch.fft.fft2(x).abs().pow(2), dim=(-2, -1)).mean(dim=(0, 1))  # (H, W)
-    h, w = p.shape
-    fy = torch.fft.fftshift(torch.fft.fftfreq(h))[:, None]
-    fx = torch.fft.fftshift(torch.fft.fftfreq(w))[None, :]
-    r = (fx.pow(2) + fy.pow(2)).sqrt()  # cycles/sample
-    idx = (r / 0.5 * bins).long()
-    out = torch.zeros(bins)
-    for k in range(bins):
-        m = idx == k
-        out[k] = p[m].mean() if m.any() else 0.0
-    return (out / out.sum().clamp_min(1e-20)).numpy()
+
+def spectral_slope(x: torch.Tensor, standardise: bool = False) -> dict:
+    """RAPSD power-law fit of (N, C, T, H, W) over its frames: {"alpha", "freqs", "power"}."""
+    x = x.double()
+    if standardise:  # each latent channel counts alike, whatever its scale
+        x = (x - x.mean(dim=(0, 2, 3, 4), keepdim=True)) / x.std(dim=(0, 2, 3, 4), keepdim=True).clamp_min(1e-12)
+    f, p = rapsd(x.cpu().numpy())
+    return {"alpha": fit_power_law(f, p)["alpha"], "freqs": f.tolist(), "power": p.tolist()}
 
 
 @torch.no_grad()
 def equivariance_psnr(ae, x: torch.Tensor, scale: bool, rot_k: int) -> torch.Tensor:
-    """PSNR of decode(tau(E(x).mean)) vs tau(x), per image."""
-    z = ae.encode(x).latent_dist.mean
-    rec = ae.decode(eq_transform(z, scale, rot_k)).sample
-    return psnr(rec, eq_transform(x, scale, rot_k))
+    """PSNR of decode(tau(E(x).mean)) vs tau(x), per frame of clips (N, 3, T, H, W)."""
+    z, _ = encode_video(ae, x)
+    rec = decode_video(ae, eq_transform(z, scale, rot_k))
+    return psnr(frames_of(rec), frames_of(eq_transform(x, scale, rot_k)))
 
 
 def _ms(v) -> dict:
@@ -69,49 +71,78 @@ def _ms(v) -> dict:
     return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size)}
 
 
-@torch.no_grad()
-def evaluate_images(ae, x: torch.Tensor, batch_size: int = 16) -> dict:
-    """All metrics for a stack of images (N, 3, H, W) in [-1, 1]."""
-    p, s, eq_s, eq_r, zs = [], [], [], [], []
-    for chunk in x.split(batch_size):
-        z = ae.encode(chunk).latent_dist.mean
-        rec = ae.decode(z).sample
-        p.append(psnr(rec, chunk))
-        s.append(ssim(rec, chunk))
-        eq_s.append(equivariance_psnr(ae, chunk, scale=True, rot_k=0))
-        eq_r.append(equivariance_psnr(ae, chunk, scale=False, rot_k=1))
-        zs.append(z)
-    z = torch.cat(zs)  # (N, C, h, w)
+def compression_report(ae, x: torch.Tensor, z: torch.Tensor) -> dict:
+    """Latent vs pixel sizes of clips x (N, 3, T, H, W) encoded to z (N, C, T', H', W')."""
+    t, s = compression(ae)
+    n, _, frames, h, w = x.shape
+    latent = z[0].numel()  # C·T'·H'·W'
     return {
-        "num_images": int(x.shape[0]),
-        "psnr_db": _ms(torch.cat(p).numpy()),
-        "ssim": _ms(np.concatenate(s)),
-        "equivariance_psnr_db": {"scale_0.5": _ms(torch.cat(eq_s).numpy()), "rot90": _ms(torch.cat(eq_r).numpy())},
-        "latent_channels": {
-            "mean": z.mean(dim=(0, 2, 3)).tolist(),
-            "std": z.std(dim=(0, 2, 3)).tolist(),
-        },
-        "rapsd": {"latent": rapsd(z).tolist(), "rgb": rapsd(x).tolist(), "bins": "k/16*0.5 cycles/sample"},
+        "temporal_factor": t, "spatial_factor": s, "clip_shape": list(x.shape[1:]), "latent_shape": list(z.shape[1:]),
+        "factor": x[0].numel() / latent,  # RGB values per latent value
+        "floats_per_pixel": latent / (frames * h * w),
     }
 
 
-def heldout_frames(
-    manifest: str, size: int, fps: float | None, frames_per_clip: int, max_clips: int,
+@torch.no_grad()
+def evaluate_clips(ae, x: torch.Tensor, batch_size: int = 4) -> dict:
+    """All metrics for clips (N, 3, T, H, W) in [-1, 1]."""
+    p, s, fl, eq_s, eq_r, zs = [], [], [], [], [], []
+    for chunk in x.split(batch_size):
+        z, _ = encode_video(ae, chunk)  # (n, C, T', H', W')
+        rec = decode_video(ae, z)  # (n, 3, T, H, W)
+        p.append(psnr(frames_of(rec), frames_of(chunk)))
+        s.append(ssim(frames_of(rec), frames_of(chunk)))
+        if chunk.shape[2] > 1:
+            fl.append(flicker(rec, chunk))
+        eq_s.append(equivariance_psnr(ae, chunk, scale=True, rot_k=0))
+        eq_r.append(equivariance_psnr(ae, chunk, scale=False, rot_k=1))
+        zs.append(z)
+    z = torch.cat(zs)
+    latent, rgb = spectral_slope(z, standardise=True), spectral_slope(x)
+    return {
+        "num_clips": int(x.shape[0]),
+        "num_frames": int(x.shape[0] * x.shape[2]),
+        "psnr_db": _ms(torch.cat(p).numpy()),  # per frame
+        "ssim": _ms(np.concatenate(s)),  # per frame
+        "flicker": _ms(torch.cat(fl).numpy()) if fl else None,  # per clip; None for single frames
+        "compression": compression_report(ae, x, z),
+        "equivariance_psnr_db": {"scale_0.5": _ms(torch.cat(eq_s).numpy()), "rot90": _ms(torch.cat(eq_r).numpy())},
+        "latent_channels": {"mean": z.mean(dim=(0, 2, 3, 4)).tolist(), "std": z.std(dim=(0, 2, 3, 4)).tolist()},
+        "spectrum": {"latent_alpha": latent["alpha"], "rgb_alpha": rgb["alpha"], "latent": latent, "rgb": rgb},
+    }
+
+
+def middle_window(indices: list[int], frames: int) -> list[int] | None:
+    """The `frames` consecutive entries in the middle of `indices`; None if there are fewer."""
+    if len(indices) < frames:
+        return None
+    start = (len(indices) - frames) // 2
+    return indices[start : start + frames]
+
+
+def heldout_clips(
+    manifest: str, size: int, fps: float | None, frames: int, max_clips: int,
     holdout_fraction: float, table: str = "curated", heldout: bool = True,
 ) -> torch.Tensor:
-    """Center crops of evenly spaced frames from held-out clips: (N, 3, size, size)."""
-    clips = load_clips(manifest, table, holdout_fraction, heldout=heldout)[:max_clips]
+    """Center crops of the middle window (T = `frames` at `fps`) of held-out clips: (N, 3, T, size, size).
+
+    Clips shorter than a window, or that cannot be decoded, are left out.
+    """
+    clips = load_clips(manifest, table, holdout_fraction, heldout=heldout)
     out = []
     for c in clips:
-        idx = sample_indices(c.start_frame, c.end_frame, c.fps, fps)
-        pick = [idx[round(i * (len(idx) - 1) / max(1, frames_per_clip - 1))] for i in range(min(frames_per_clip, len(idx)))]
+        idx = middle_window(sample_indices(c.start_frame, c.end_frame, c.fps, fps), frames)
+        if idx is None:
+            continue
         try:
-            out.append(resize_center_crop(to_tensor(read_frames(c.uri, sorted(set(pick)))), size))
+            out.append(resize_center_crop(to_tensor(read_frames(c.uri, idx)), size).transpose(0, 1))
         except Exception:  # noqa: BLE001 - an undecodable clip is left out of evaluation
             continue
+        if len(out) == max_clips:
+            break
     if not out:
-        raise ValueError(f"no held-out frames could be read from {manifest}")
-    return torch.cat(out).clamp(-1, 1)
+        raise ValueError(f"no held-out clip of {frames} frames at {fps} fps could be read from {manifest}")
+    return torch.stack(out).clamp(-1, 1)  # (N, 3, T, size, size)
 
 
 def evaluate_autoencoder(
@@ -120,8 +151,8 @@ def evaluate_autoencoder(
     out_json: str | None = None,
     *,
     size: int = 256,
-    fps: float | None = 1.0,
-    frames_per_clip: int = 4,
+    fps: float | None = 8.0,
+    frames: int = 17,
     max_clips: int = 64,
     holdout_fraction: float = 0.02,
     table: str = "curated",
@@ -129,8 +160,9 @@ def evaluate_autoencoder(
 ) -> dict:
     """Held-out report as a dict (also written to out_json when given)."""
     ae = load_autoencoder(checkpoint, use_ema=use_ema)
-    x = heldout_frames(manifest, size, fps, frames_per_clip, max_clips, holdout_fraction, table)
-    report = {"checkpoint": str(checkpoint), "manifest": manifest, "size": size, **evaluate_images(ae, x)}
+    x = heldout_clips(manifest, size, fps, frames, max_clips, holdout_fraction, table)
+    report = {"checkpoint": str(checkpoint), "autoencoder": type(ae).__name__, "manifest": manifest,
+              "size": size, "fps": fps, "frames": frames, **evaluate_clips(ae, x)}
     if out_json:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
         Path(out_json).write_text(json.dumps(report, indent=2))
@@ -138,9 +170,8 @@ def evaluate_autoencoder(
 
 
 def bicubic_baseline_psnr(x: torch.Tensor, factor: int = 8) -> dict:
-    """PSNR of bicubic upsampling from 1/factor resolution: the no-learning reference."""
+    """PSNR of bicubic upsampling from 1/factor resolution, per frame of (N, 3, H, W): the no-learning reference."""
     h, w = x.shape[-2:]
     small = torch.nn.functional.interpolate(x, size=(h // factor, w // factor), mode="bicubic", antialias=True)
     up = torch.nn.functional.interpolate(small, size=(h, w), mode="bicubic").clamp(-1, 1)
     return _ms(psnr(up, x).numpy())
-

@@ -1,12 +1,15 @@
-"""Autoencoder losses: reconstruction, perceptual, KL, PatchGAN, and the EQ-VAE transforms.
+"""Autoencoder losses: reconstruction, perceptual, KL, PatchGAN, and the EQ-VAE and diffusability transforms.
 
-Small callables, each one equation. Images are in [-1, 1], (N, 3, H, W).
+Small callables, each one equation. Images are in [-1, 1], (N, 3, H, W); clips (N, 3, T, H, W)
+and latents (N, C, T', H', W'). The transforms act on every frame of a clip alike.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from training.autoencoder.model import fold_time, frames_of
 
 
 def kl_per_pixel(mean: torch.Tensor, logvar: torch.Tensor, num_pixels: int) -> torch.Tensor:
@@ -103,16 +106,49 @@ def hinge_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
+def half_scale(x: torch.Tensor) -> torch.Tensor:
+    """×0.5 spatial downscale (antialiased bilinear) of images (N, C, H, W) or of every frame of (N, C, T, H, W)."""
+    if x.dim() == 5:
+        return fold_time(half_scale(frames_of(x)), x.shape[0])
+    return F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
+
+
 # EQ-VAE (Kouzelis et al. 2025, arXiv 2502.09509): decode a transformed latent
 # against the identically transformed image, so the latent space is equivariant
-# to scaling and rotation.
+# to scaling and rotation. On clips the same transform applies to every frame.
 def eq_transform(x: torch.Tensor, scale: bool, rot_k: int) -> torch.Tensor:
-    """Apply ×0.5 downscale (if `scale`) then rot90 by `rot_k` quarter turns; works on images and latents."""
+    """Apply ×0.5 downscale (if `scale`) then rot90 by `rot_k` quarter turns; images, clips and latents alike."""
     if scale:
-        x = F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
+        x = half_scale(x)
     if rot_k:
         x = torch.rot90(x, rot_k, dims=(-2, -1))
     return x
+
+
+def causal_time_halve(x: torch.Tensor) -> torch.Tensor:
+    """Halve time of (N, C, T, H, W) the causal way: frame 0 alone, then pairs averaged; T = 1 + 2k -> 1 + k.
+
+    Applied to a causal latent (1 + k frames) and to its clip (1 + 4k frames) it
+    keeps them aligned: latent frame j >= 1 covers clip frames 4j-3 .. 4j.
+    """
+    first, rest = x[:, :, :1], x[:, :, 1:]
+    n, c, t, h, w = rest.shape
+    return torch.cat([first, rest.reshape(n, c, t // 2, 2, h, w).mean(3)], dim=2)
+
+
+def can_halve_time(z: torch.Tensor) -> bool:
+    """True when the latent (N, C, T', H', W') has 1 + 2k frames, k >= 1."""
+    return z.shape[2] > 1 and (z.shape[2] - 1) % 2 == 0
+
+
+# Diffusability (Skorokhodov et al. 2025, "Improving the Diffusability of Autoencoders",
+# arXiv 2502.14831, scale equivariance): the decoder must turn the downsampled latent into
+# the equally downsampled clip, so the latent carries no high-frequency content the RGB
+# does not have at that scale. Loss: d(D(down(z)), down(x)).
+def diffusability_transform(x: torch.Tensor, temporal: bool) -> torch.Tensor:
+    """×0.5 in space on every frame, and (if `temporal`) ×0.5 in time, causally; latents and clips alike."""
+    x = half_scale(x)
+    return causal_time_halve(x) if temporal else x
 
 
 def sample_eq_transform(generator: torch.Generator) -> tuple[bool, int]:

@@ -1,7 +1,12 @@
 """Train the latent autoencoder: one readable loop (nanoGPT style) over library pieces.
 
+Inputs are clips x (N, 3, T, H, W), T = 1 + 4k frames for the causal video VAE (T = 1: images);
+the 2-D autoencoder sees every frame on its own. Per-frame terms (perceptual, GAN) see frames.
+
     loss = l1 * |x - D(z)| + perceptual(x, D(z)) + kl_weight * KL + gan_weight * G(D(z))   (after gan_start)
-    with probability eq_prob (EQ-VAE): z -> tau(z), x -> tau(x), tau = ×0.5 scale and/or rot90
+         + diff_weight * (|down(x) - D(down(z))| + perceptual)   (diffusability, with probability diff_prob)
+    with probability eq_prob (EQ-VAE): z -> tau(z), x -> tau(x), tau = ×0.5 scale and/or rot90 on every frame
+    with probability image_prob: x -> x[:, :, :1] (the first frame: an image is a 1-frame video)
 
 Checkpoints resume exactly: model, EMA, discriminator, both optimisers, step,
 the trainer's RNG, torch's global RNG and the data position (per-role stream
@@ -19,14 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from training.autoencoder.config import AEConfig, LossConfig
-from training.autoencoder.data import ClipFrames, DataPosition, advance, load_clips
+from training.autoencoder.config import AEConfig, LossConfig, check_config
+from training.autoencoder.data import ClipWindows, DataPosition, advance, load_clips
 from training.autoencoder.losses import (
     PatchDiscriminator,
+    can_halve_time,
+    diffusability_transform,
     eq_transform,
     hinge_d_loss,
     hinge_g_loss,
@@ -34,7 +40,7 @@ from training.autoencoder.losses import (
     perceptual_loss,
     sample_eq_transform,
 )
-from training.autoencoder.model import build_autoencoder
+from training.autoencoder.model import build_autoencoder, decode_video, encode_posterior, frames_of
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +60,24 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.lerp_(p.detach(), 1.0 - decay)
 
 
-def encode_sample(ae: AutoencoderKL, x: torch.Tensor, generator: torch.Generator):
-    """Posterior of x and a reparameterised sample z = mean + std * eps (eps from `generator`, CPU)."""
-    post = ae.encode(x).latent_dist
+def encode_sample(ae: torch.nn.Module, x: torch.Tensor, generator: torch.Generator):
+    """Posterior of clips x and a reparameterised sample z = mean + std * eps (eps from `generator`, CPU)."""
+    post = encode_posterior(ae, x)
     eps = torch.randn(post.mean.shape, generator=generator).to(post.mean)
-    return post, post.mean + post.std * eps  # z: (N, C, h, w)
+    return post, post.mean + post.std * eps  # z: (N, C, T', h, w)
+
+
+def reconstruction_terms(
+    rec: torch.Tensor, target: torch.Tensor, cfg: LossConfig, perceptual: torch.nn.Module
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L1 over all values, perceptual over frames) of clips (N, 3, T, H, W)."""
+    l1 = (rec.float() - target.float()).abs().mean()
+    perc = perceptual(frames_of(rec.float()), frames_of(target.float())) if cfg.perceptual_weight else l1.new_zeros(())
+    return l1, perc
 
 
 def autoencoder_loss(
-    ae: AutoencoderKL,
+    ae: torch.nn.Module,
     x: torch.Tensor,
     cfg: LossConfig,
     perceptual: torch.nn.Module,
@@ -70,20 +85,26 @@ def autoencoder_loss(
     disc: torch.nn.Module | None = None,
     use_gan: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
-    """The generator-side loss for images x (N, 3, H, W); returns (loss, reconstruction, target, logs)."""
+    """The generator-side loss for clips x (N, 3, T, H, W); returns (loss, reconstruction, target, logs)."""
     post, z = encode_sample(ae, x, generator)
-    target, eq = x, 0.0
+    zt, target, eq = z, x, 0.0
     if cfg.eq_prob > 0 and torch.rand((), generator=generator).item() < cfg.eq_prob:
         scale, rot_k = sample_eq_transform(generator)
-        z, target, eq = eq_transform(z, scale, rot_k), eq_transform(x, scale, rot_k), 1.0
-    rec = ae.decode(z).sample  # (N, 3, H', W')
-    l1 = (rec.float() - target.float()).abs().mean()
-    perc = perceptual(rec.float(), target.float()) if cfg.perceptual_weight else rec.new_zeros(())
+        zt, target, eq = eq_transform(z, scale, rot_k), eq_transform(x, scale, rot_k), 1.0
+    rec = decode_video(ae, zt)  # (N, 3, T, H', W')
+    l1, perc = reconstruction_terms(rec, target, cfg, perceptual)
     kl = kl_per_pixel(post.mean.float(), post.logvar.float(), x[0].numel())
     loss = cfg.l1_weight * l1 + cfg.perceptual_weight * perc + cfg.kl_weight * kl
     logs = {"l1": l1.item(), "perceptual": float(perc.detach()), "kl": kl.item(), "eq": eq}
+    if cfg.diff_weight > 0 and torch.rand((), generator=generator).item() < cfg.diff_prob:
+        temporal = cfg.diff_temporal and can_halve_time(z)
+        rec_d = decode_video(ae, diffusability_transform(z, temporal))  # (N, 3, T/2 or T, H/2, W/2)
+        l1_d, perc_d = reconstruction_terms(rec_d, diffusability_transform(x, temporal), cfg, perceptual)
+        diff = cfg.l1_weight * l1_d + cfg.perceptual_weight * perc_d
+        loss = loss + cfg.diff_weight * diff
+        logs["diffusability"] = diff.item()
     if use_gan and disc is not None:
-        g = hinge_g_loss(disc(rec.float()))
+        g = hinge_g_loss(disc(frames_of(rec.float())))
         loss = loss + cfg.gan_weight * g
         logs["g"] = g.item()
     logs["loss"] = loss.item()
@@ -94,8 +115,8 @@ def autoencoder_loss(
 class Trainer:
     """Everything a checkpoint holds."""
 
-    ae: AutoencoderKL
-    ema: AutoencoderKL
+    ae: torch.nn.Module
+    ema: torch.nn.Module
     disc: PatchDiscriminator | None
     opt: torch.optim.Optimizer
     disc_opt: torch.optim.Optimizer | None
@@ -106,6 +127,7 @@ class Trainer:
     def state_dict(self, cfg: AEConfig) -> dict:
         return {
             "config": cfg.to_dict(),
+            "ae_class": type(self.ae).__name__,
             "ae_config": dict(self.ae.config),
             "model": self.ae.state_dict(),
             "ema": self.ema.state_dict(),
@@ -135,6 +157,7 @@ class Trainer:
 
 
 def make_trainer(cfg: AEConfig, device: torch.device) -> Trainer:
+    check_config(cfg)
     torch.manual_seed(cfg.train.seed)
     ae = build_autoencoder(cfg.model).to(device).train()
     ema = copy.deepcopy(ae).eval().requires_grad_(False)
@@ -156,8 +179,10 @@ def save_checkpoint(path: Path, trainer: Trainer, cfg: AEConfig) -> Path:
 
 
 def train_step(trainer: Trainer, x: torch.Tensor, cfg: AEConfig, perceptual: torch.nn.Module, device: torch.device) -> dict:
-    """One optimiser step of the autoencoder (and of the discriminator once the GAN is on)."""
+    """One optimiser step on clips x (N, 3, T, H, W) (and of the discriminator once the GAN is on)."""
     t = cfg.train
+    if cfg.data.image_prob > 0 and torch.rand((), generator=trainer.generator).item() < cfg.data.image_prob:
+        x = x[:, :, :1]  # (N, 3, 1, H, W): images, the causal model's first-frame path
     lr = t.lr * min(1.0, (trainer.step + 1) / max(1, t.warmup_steps))  # linear warmup, then constant
     for group in trainer.opt.param_groups:
         group["lr"] = lr
@@ -174,7 +199,7 @@ def train_step(trainer: Trainer, x: torch.Tensor, cfg: AEConfig, perceptual: tor
     trainer.opt.step()
     if use_gan:
         with autocast:
-            d = hinge_d_loss(trainer.disc(target.float()), trainer.disc(rec.detach().float()))
+            d = hinge_d_loss(trainer.disc(frames_of(target.float())), trainer.disc(frames_of(rec.detach().float())))
         trainer.disc_opt.zero_grad(set_to_none=True)
         d.backward()
         trainer.disc_opt.step()
@@ -185,13 +210,13 @@ def train_step(trainer: Trainer, x: torch.Tensor, cfg: AEConfig, perceptual: tor
     return logs
 
 
-def make_dataset(cfg: AEConfig) -> ClipFrames:
+def make_dataset(cfg: AEConfig) -> ClipWindows:
     d = cfg.data
     clips = load_clips(d.manifest, d.table, d.holdout_fraction, heldout=False, storage_options=d.storage_options)
     if not clips:
         raise ValueError(f"no training clips in {d.manifest} (table {d.table}, holdout {d.holdout_fraction})")
-    return ClipFrames(
-        clips, d.size, d.fps, d.frames_per_clip, d.min_crop_scale, seed=cfg.train.seed,
+    return ClipWindows(
+        clips, d.size, d.fps, d.clip_frames, d.windows_per_clip, d.min_crop_scale, seed=cfg.train.seed,
         storage_options=d.storage_options,
     )
 
@@ -230,17 +255,17 @@ def train_autoencoder(cfg: AEConfig) -> Path:
     window_t, window_n = time.perf_counter(), 0
     with metrics.open("a") as mf:
         for batch in loader:
-            x = batch["image"].to(device, non_blocking=True)
+            x = batch["video"].to(device, non_blocking=True)  # (N, 3, T, H, W)
             logs = train_step(trainer, x, cfg, perceptual, device)
             trainer.position = advance(trainer.position, batch, workers)
             window_n += x.shape[0]
             if trainer.step % t.log_every == 0 or trainer.step == t.steps:
                 now = time.perf_counter()
-                logs.update(step=trainer.step, img_per_s=window_n / max(now - window_t, 1e-9),
+                logs.update(step=trainer.step, clips_per_s=window_n / max(now - window_t, 1e-9),
                             failed_clips=dataset.num_failed)
                 mf.write(json.dumps(logs) + "\n")
                 mf.flush()
-                bar.set_postfix(loss=f"{logs['loss']:.4f}", img_s=f"{logs['img_per_s']:.1f}")
+                bar.set_postfix(loss=f"{logs['loss']:.4f}", clips_s=f"{logs['clips_per_s']:.2f}")
                 window_t, window_n = now, 0
             bar.update(1)
             if trainer.step % t.ckpt_every == 0 or trainer.step >= t.steps:
