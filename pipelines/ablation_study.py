@@ -242,10 +242,13 @@ def _cmd_study(args) -> int:
     seeds = tuple(int(s) for s in args.seeds.split(","))
     if len(seeds) < 2:
         raise SystemExit("ablation-study: give at least 2 seeds (--seeds 0,1,2); intervals need them")
-    result = run_study(args.curated, args.all, args.reference, args.autoencoder, args.out,
-                       _train_config(args, out_dir=args.out), seeds=seeds, n_samples=args.n_samples,
-                       sample_steps=args.sample_steps, n_boot=args.bootstrap, pipeline_config=args.pipeline_config,
-                       max_reference_rate=args.max_reference_rate)
+    try:
+        result = run_study(args.curated, args.all, args.reference, args.autoencoder, args.out,
+                           _train_config(args, out_dir=args.out), seeds=seeds, n_samples=args.n_samples,
+                           sample_steps=args.sample_steps, n_boot=args.bootstrap,
+                           pipeline_config=args.pipeline_config, max_reference_rate=args.max_reference_rate)
+    except (ValueError, FileNotFoundError) as e:  # wrong latents layout, too few windows, a missing folder
+        raise SystemExit(f"ablation-study: {e}") from None
     print(format_table(result))
     print(f"wrote {Path(args.out) / RESULT_NAME} and {Path(args.out) / 'ablation.png'}")
     return 0
