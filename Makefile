@@ -44,11 +44,17 @@ demo: setup
 	  --steps 400 --batch-size 16 --no-progress
 	$(BIN)/vidcurate sample --checkpoint $(DEMO)/out/training/dit/ckpt.pt --out $(DEMO)/out/training/samples --n 4 \
 	  --steps 16 --autoencoder $(DEMO)/out/training/ae/checkpoint.pt --spectral-reference $(DEMO)/out/latents
-	# the curation experiment: same model and budget on curated latents vs a random sample of all clips of the same size
+	# the curation experiment (small): curated vs a random same-size sample vs all clips, 3 seeds each, the same
+	# model and budget, scored against a clean held-out set with 95% bootstrap intervals ("inconclusive" when they overlap)
+	$(BIN)/vidcurate heldout-data $(DEMO)/heldout --count 16
+	$(BIN)/vidcurate encode --manifest $(DEMO)/heldout/clips.parquet --table clips --checkpoint $(DEMO)/out/training/ae/checkpoint.pt \
+	  --out $(DEMO)/out/latents_reference --fps 8 --frames 9 --size 64
 	$(BIN)/vidcurate encode --manifest $(DEMO)/out/clips --table clips --checkpoint $(DEMO)/out/training/ae/checkpoint.pt \
-	  --out $(DEMO)/out/latents_uncurated --fps 8 --frames 9 --size 64 --max-clips-like $(DEMO)/out/curated
-	$(BIN)/vidcurate ablate --curated $(DEMO)/out/latents --uncurated $(DEMO)/out/latents_uncurated \
-	  --out $(DEMO)/out/training/ablation --model tiny --steps 300 --batch-size 16 --n-samples 64 --no-progress
+	  --out $(DEMO)/out/latents_all --fps 8 --frames 9 --size 64
+	$(BIN)/vidcurate ablation-study --curated $(DEMO)/out/latents --all $(DEMO)/out/latents_all \
+	  --reference $(DEMO)/out/latents_reference --autoencoder $(DEMO)/out/training/ae/checkpoint.pt \
+	  --out $(DEMO)/out/training/ablation --seeds 0,1,2 --model tiny --steps 100 --batch-size 16 \
+	  --n-samples 16 --sample-steps 8 --bootstrap 500 --no-progress
 	$(BIN)/python scripts/demo_tail.py $(DEMO)
 
 test: setup browser

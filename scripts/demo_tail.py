@@ -31,7 +31,7 @@ for name, what in [
     ("training/samples/contact_sheet.png", "every sample's frames, one row per sample"),
     ("training/samples/rapsd.png", "spatial spectra of data, noised data and samples"),
     ("training/samples/temporal_psd.png", "power spectrum along time: noise drowns fast change first"),
-    ("training/ablation/ablation.json", "curated vs uncurated, same model and budget"),
+    ("training/ablation/ablation.json", "curated vs random same-size vs all clips, 3 seeds, bootstrap CIs (+ ablation.png)"),
 ]:
     if (out / name).exists():
         print(f"  {out / name}: {what}")
@@ -42,9 +42,12 @@ if report.exists():
           f"SSIM {r['ssim']['mean']:.3f} (n={r['psnr_db']['n']} frames)")
 ablation = out / "training/ablation/ablation.json"
 if ablation.exists():
-    side = json.loads(ablation.read_text())["side_by_side"]
-    print("  ablation (lower is better for kid/frechet):")
-    for metric, v in side.items():
-        fmt = lambda x: "n/a" if x is None else f"{x:.4g}"
-        print(f"    {metric:<22} curated {fmt(v['curated']):>10}   uncurated {fmt(v['uncurated']):>10}")
+    metrics = json.loads(ablation.read_text())["metrics"]
+    print("  ablation, mean [95% CI] over 3 seeds (lower is better; a tiny CPU budget, so expect 'inconclusive'):")
+    for name in ("frechet", "kid", "defect_rate_informative"):
+        if name in metrics:
+            m = metrics[name]
+            arms = "  ".join(f"{a} {v['mean']:.3g} [{v['lo']:.3g}, {v['hi']:.3g}]" for a, v in m["arms"].items())
+            d = m["differences"]["curated - random"]
+            print(f"    {name:<24} {arms}   curated - random: {d['verdict']}")
 print("=" * 72)
