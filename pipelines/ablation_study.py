@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 
 from curation.filters import Rule
 from curation.sample_defects import applicable_rules, defect_rates, drop_reasons, score_sample, to_uint8_frames
+import schemas
 from training.diffusion.ablate import sample_arm, subset_latents, train_arm
 from training.diffusion.bootstrap import bootstrap, frechet_stat, kid_stat, mean_stat, overlap
 from training.diffusion.evaluate import FEATURE_DIM, FEATURE_SEED, RandomConvFeatures
@@ -123,10 +124,14 @@ def run_study(curated_dir: str, all_dir: str, reference_dir: str, autoencoder: s
                                  "autoencoder_limited": sorted(set(ref_defects["by_reason"]) - set(informative))},
               "train_config": asdict(train_cfg)}
     per_arm = {a: {"features": [], "rows": [], "reasons": [], "seeds": []} for a in ARMS}
+    # Every arm is drawn from the all-clips folder, so all arms share its normalisation (stats.json): with
+    # per-arm statistics an undertrained model's samples would differ by normalisation, not by what it learned.
+    curated_ids = set(schemas.read_table(str(Path(curated_dir) / "latents.parquet"), "latents").column("clip_id").to_pylist())
+    curated_data = str(subset_latents(all_dir, out / "data" / "curated", clip_ids=curated_ids))
     for arm in ARMS:
         for seed in seeds:
             if arm == "curated":
-                data = curated_dir
+                data = curated_data
             elif arm == "all":
                 data = all_dir
             else:
