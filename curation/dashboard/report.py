@@ -22,6 +22,7 @@ CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:20px;color:#222;max-width:1400px}
 h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}h3{font-size:15px;margin:14px 0 6px}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:12px}
+.wide{max-width:100%;overflow-x:auto}
 th,td{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top;max-width:480px;overflow-wrap:break-word}
 th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .warn{background:#fff3cd;border:1px solid #e0c060;padding:6px}
@@ -66,14 +67,15 @@ def html_table(con: duckdb.DuckDBPyConnection, sql: str, limit: int = MAX_TABLE_
     rows = cur.fetchmany(limit + 1)
     if not rows:
         return '<p class="muted">(none)</p>'
-    out = ["<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr>"]
+    # wide tables (by_source has a column per score) scroll in their own box instead of widening the page
+    out = ['<div class="wide"><table><tr>' + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr>"]
     for row in rows[:limit]:
         cells = []
         for v in row:
             text, numeric = _cell(v)
             cells.append(f'<td class="n">{text}</td>' if numeric else f"<td>{text}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     if len(rows) > limit:
         out.append(f'<p class="muted">first {limit} rows shown; query dashboard.duckdb for all</p>')
     return "".join(out)
