@@ -106,6 +106,13 @@ def spectral_report(data, out_dir: str | Path, samples=None, sigmas=(0.02, 0.1, 
     ax.set_ylabel("power")
     ax.set_title("RAPSD: noise overtakes signal above f*(σ)")
     ax.legend(fontsize=7)
+    return _save(fig, report, out_dir, name)
+
+
+def _save(fig, report: dict, out_dir, name: str) -> dict:
+    """Write OUT/name.png and OUT/name.json; returns the report."""
+    import matplotlib.pyplot as plt
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -189,13 +196,7 @@ def temporal_report(data, out_dir: str | Path, samples=None, sigmas=(0.02, 0.1, 
     ax_t.set(xlabel="temporal frequency (cycles/frame)", title="temporal power: noise drowns fast change first")
     ax_s.legend(fontsize=6)
     ax_t.legend(fontsize=6)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out / f"{name}.png", dpi=110)
-    plt.close(fig)
-    (out / f"{name}.json").write_text(json.dumps(report, indent=1))
-    return report
+    return _save(fig, report, out_dir, name)
 
 
 def _fmt(x):
