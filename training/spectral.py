@@ -173,7 +173,8 @@ def temporal_report(data, out_dir: str | Path, samples=None, sigmas=(0.02, 0.1, 
               "spatial": {"freqs": fs_.tolist(), "power": ps_.tolist(), "fit": fit_power_law(fs_, ps_)}, "noised": []}
     fig, (ax_s, ax_t) = plt.subplots(1, 2, figsize=(10, 4.2))
     ax_s.loglog(fs_, ps_, "k-", lw=2, label="data")
-    ax_t.loglog(f, p, "k-", lw=2, label=f"data (α_t={_fmt(report['data']['fit']['alpha'])})")
+    # markers: a short window (T' = 3 latent frames) has a single non-DC temporal frequency, and a line of one point is invisible
+    ax_t.loglog(f, p, "k-o", lw=2, label=f"data (α_t={_fmt(report['data']['fit']['alpha'])})")
     for i, sigma in enumerate(sigmas):
         noisy = data + sigma * rng.standard_normal(data.shape)
         fn, pn = temporal_psd(noisy)
@@ -182,7 +183,7 @@ def temporal_report(data, out_dir: str | Path, samples=None, sigmas=(0.02, 0.1, 
         report["noised"].append({"sigma": sigma, "power": pn.tolist(), "crossover_freq": cross, "snr": snr.tolist(),
                                  "drowned_first": [float(x) for x in f[snr < 1][::-1]]})
         color = plt.cm.viridis(i / max(len(sigmas) - 1, 1))
-        ax_t.loglog(fn, pn, color=color, lw=1, label=f"σ={sigma:g}" + (f", f*={cross:.3f}" if cross else ""))
+        ax_t.loglog(fn, pn, color=color, lw=1, marker="o", label=f"σ={sigma:g}" + (f", f*={cross:.3f}" if cross else ""))
         ax_s.loglog(*rapsd(noisy.reshape(-1, *data.shape[-2:])), color=color, lw=1, label=f"σ={sigma:g}")
         if cross:
             ax_t.axvline(cross, color=color, ls=":", lw=0.8)
@@ -190,7 +191,7 @@ def temporal_report(data, out_dir: str | Path, samples=None, sigmas=(0.02, 0.1, 
         samples = np.asarray(samples, dtype=np.float64)
         fs, ps = temporal_psd(samples)
         report["samples"] = {"freqs": fs.tolist(), "power": ps.tolist(), "fit": fit_power_law(fs, ps)}
-        ax_t.loglog(fs, ps, "r--", lw=2, label="samples")
+        ax_t.loglog(fs, ps, "r--o", lw=2, label="samples")
         ax_s.loglog(*rapsd(samples.reshape(-1, *samples.shape[-2:])), "r--", lw=2, label="samples")
     ax_s.set(xlabel="spatial frequency (cycles/cell)", ylabel="power", title="spatial RAPSD")
     ax_t.set(xlabel="temporal frequency (cycles/frame)", title="temporal power: noise drowns fast change first")
