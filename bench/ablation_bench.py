@@ -30,37 +30,6 @@ def _vidcurate(*argv: str) -> None:
         raise SystemExit(f"vidcurate {argv[0]} exited {code}")
 
 
-def _encode_flags(fps: float, frames: int, size: int) -> list[str]:
-    """Window flags of `vidcurate encode`: --frames on the video-autoencoder encoder, --max-frames before it."""
-    from pipelines.cli import build_parser
-
-    encode = build_parser()._subparsers._group_actions[0].choices["encode"]
-    opts = {s for a in encode._actions for s in a.option_strings}
-    window = ["--frames", frames] if "--frames" in opts else ["--max-frames", frames]
-    return ["--fps", fps, "--size", size, *window]
-
-
-def _as_windows(latents_dir: Path) -> None:
-    """Per-frame latents (T, C, H, W) from the 2-D encoder before the video encoder landed → (C, T, H, W) windows,
-    in place; a no-op on folders the video encoder wrote (their settings have no `max_frames`)."""
-    import schemas
-    from safetensors.torch import load_file, save_file
-
-    stats = json.loads((latents_dir / "stats.json").read_text())
-    if "max_frames" not in (stats.get("settings") or {}):
-        return
-    table = schemas.read_table(str(latents_dir / "latents.parquet"), "latents")
-    for shard in sorted({r for r in table.column("shard").to_pylist()}):
-        path = latents_dir / shard
-        save_file({k: v.transpose(0, 1).contiguous() for k, v in load_file(str(path)).items()}, str(path))
-    rows = table.to_pylist()
-    for r in rows:
-        t, c, h, w = r["shape"]
-        r["shape"] = [c, t, h, w]
-    schemas.write_table(schemas.table_from_rows(rows, schemas.latents_schema, "latents"), "latents",
-                        str(latents_dir / "latents.parquet"))
-
-
 def summary_rows(result: dict) -> list[dict]:
     """The bench table's rows: mean [95% CI] per metric and arm, curated - random with its verdict, total time."""
     summary = []
@@ -111,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     corpus, run, ae = work / "corpus", work / "run", work / "ae"
     config = work / "pipeline.yaml"
     config.write_text(f"ray: {{num_cpus: {args.threads}}}\n")
-    enc = _encode_flags(args.fps, args.frames, args.size)
+    enc = ["--fps", args.fps, "--frames", args.frames, "--size", args.size]
     ckpt = ae / "checkpoint.pt"
     try:
         if not (corpus / "ground_truth.json").exists():
@@ -125,7 +94,6 @@ def main(argv: list[str] | None = None) -> dict:
         for name, manifest in (("all", run / "clips"), ("reference", work / "heldout" / "clips.parquet")):
             step(f"encode {name}", _vidcurate, "encode", "--manifest", manifest, "--table", "clips", "--checkpoint",
                  ckpt, "--out", work / f"latents_{name}", *enc)
-            _as_windows(work / f"latents_{name}")
         # the curated clips are a subset of all clips, encoded identically: select their windows, do not re-encode
         curated_ids = set(schemas.read_table(str(run / "curated"), "curated").column("clip_id").to_pylist())
         subset_latents(work / "latents_all", work / "latents_curated", clip_ids=curated_ids)

@@ -52,7 +52,9 @@ def head(tmp_path_factory):
     """A one-CPU head with Ray 2.60's default token authentication; yields its GCS address."""
     port = _free_port()
     log = tmp_path_factory.mktemp("head") / "head.log"
-    dashboard = ["--dashboard-host=127.0.0.1", f"--dashboard-port={_free_port()}"] if _job_server_available() else ["--include-dashboard=false"]
+    # the job agent's HTTP port too: another Ray on this machine (the session's local cluster) may hold the default
+    dashboard = (["--dashboard-host=127.0.0.1", f"--dashboard-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}"]
+                 if _job_server_available() else ["--include-dashboard=false"])
     with open(log, "w") as f:
         proc = subprocess.Popen([str(RAY), "start", "--head", f"--port={port}", "--num-cpus=1", "--disable-usage-stats",
                                  *dashboard, "--block"], stdout=f, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
@@ -122,9 +124,14 @@ def test_join_token_head_by_address(head, one_video, tmp_path):
 def test_ray_job_submit_with_runtime_env(head, one_video, tmp_path):
     out = tmp_path / "out"
     runtime_env = json.dumps({"env_vars": {"PYTHONPATH": str(REPO)}})
-    r = subprocess.run([str(RAY), "job", "submit", "--address", head["dashboard"], "--runtime-env-json", runtime_env, "--",
-                        sys.executable, "-m", "pipelines.cli", "run", str(one_video), str(out), "--ray-address", "auto"],
-                       cwd=REPO, env=_env(RAY_AUTH_MODE="token"), capture_output=True, text=True, timeout=600)
+    submit = [str(RAY), "job", "submit", "--address", head["dashboard"], "--runtime-env-json", runtime_env, "--",
+              sys.executable, "-m", "pipelines.cli", "run", str(one_video), str(out), "--ray-address", "auto"]
+    deadline = time.monotonic() + 180
+    while True:  # the head's job agent comes up some seconds after "Ray runtime started"; Ray says to retry
+        r = subprocess.run(submit, cwd=REPO, env=_env(RAY_AUTH_MODE="token"), capture_output=True, text=True, timeout=600)
+        if "No available agent to submit job" not in r.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(3)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     record = json.loads(next((out / "runs").glob("*.json")).read_text())
     assert record["cluster"]["how"] == "auto: RAY_ADDRESS" and record["counts"]["videos"] == 1

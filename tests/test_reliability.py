@@ -41,8 +41,8 @@ def _table_rows(out: Path, name: str) -> list[dict]:
     return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
 
 
-def _group_pids(pgid: int) -> set[int]:
-    """Processes in a process group, and every descendant of them (Ray daemons may change groups)."""
+def _group_pids(pgid: int) -> set[tuple[int, int | None]]:
+    """(pid, start time) of the processes in a process group and of every descendant (Ray daemons may change groups)."""
     procs = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -57,15 +57,31 @@ def _group_pids(pgid: int) -> set[int]:
         kids = {p for p, (pp, _) in procs.items() if pp in members} - members
         members |= kids
         grew = bool(kids)
-    return members
+    return {(p, _start_time(p)) for p in members}
 
 
-def _alive(pid: int) -> bool:
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot: with the pid, it names one process (pids get reused)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(proc: tuple[int, int | None]) -> bool:
+    pid, started = proc
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return False
-    return state != "Z"
+    return fields[0] != "Z" and int(fields[19]) == started
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return "?"
 
 
 class Attempt:
@@ -163,12 +179,16 @@ def test_sigkill_at_many_moments_then_resume_equals_uninterrupted(corpus, baseli
         if a.kill_when(cond):
             killed.append((name, before, _committed(out)))
             if own_cluster:
-                # the driver's own Ray cluster (GCS, raylet, workers) went down with the group
-                deadline = time.monotonic() + 60
+                # the driver's own Ray cluster (GCS, raylet, workers) went down with the group. A worker
+                # outside the killed group exits once it finds the GCS gone; Ray waits up to
+                # gcs_rpc_server_reconnect_timeout_s (60 s by default) before giving up, so allow that
+                # plus slack for a loaded CI box
+                deadline = time.monotonic() + 180
                 while any(_alive(p) for p in a.killed_group) and time.monotonic() < deadline:
                     time.sleep(0.5)
                 assert len(a.killed_group) > 3, "expected the driver's GCS, raylet and workers in its group"
-                assert not [p for p in a.killed_group if _alive(p)], "Ray processes outlived the killed driver"
+                survivors = {p: _cmdline(p) for p, started in a.killed_group if _alive((p, started))}
+                assert not survivors, f"Ray processes outlived the killed driver: {survivors}"
         else:
             rc, log = a.finish()
             assert rc == 0, log[-3000:]
