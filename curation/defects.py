@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.signal import savgol_coeffs
 
 from curation.hashes import dark_border_box
 
@@ -156,14 +157,15 @@ def fade_ramps(luma: list[float], black: list[bool], fps: float, p: DefectParams
     min_len = max(2, round(p.fade_min_s * fps))
     ramps = []
     for e in range(1, n):
+        # the ramp's far end is the last (first) frame at the scene's own brightness: not part of the fade
         if black[e] and not black[e - 1]:  # fade out ends at e
             s = _ramp_start(luma, e, -1, min_step, p.fade_hold_frames)
-            if e - s >= min_len and luma[s] - luma[e - 1] >= p.fade_min_delta:
-                ramps.append((s, e))
+            if e - (s + 1) >= min_len and luma[s] - luma[e - 1] >= p.fade_min_delta:
+                ramps.append((s + 1, e))
         if black[e - 1] and not black[e]:  # fade in starts at e
             t = _ramp_start(luma, e - 1, +1, min_step, p.fade_hold_frames, n)
-            if t - e >= min_len and luma[t - 1] - luma[e] >= p.fade_min_delta:
-                ramps.append((e, t))
+            if (t - 1) - e >= min_len and luma[t - 1] - luma[e] >= p.fade_min_delta:
+                ramps.append((e, t - 1))
     return ramps
 
 
@@ -220,14 +222,15 @@ def flicker(luma: list[float] | np.ndarray, floor: float = 16.0) -> float | None
 
 
 def shake(shifts: np.ndarray, fps: float, diagonal: float, smooth_s: float) -> float | None:
-    """RMS distance of the camera path from its moving average, in frame diagonals.
+    """RMS distance of the camera path from its smoothed path, in frame diagonals.
 
     `shifts` (N, 2): global shift between consecutive frames (px). The camera path
-    is their running sum; a pan or a steady zoom is (nearly) linear in time and its
-    centred moving average over smooth_s seconds equals it, while jitter from frame
-    to frame stays in the difference (the smoothing step of Matsushita et al.,
-    "Full-frame video stabilization", CVPR 2005, used as a measure). Windows that
-    contain an unmeasured shift are skipped; None when no window is left.
+    is their running sum. Stabilisers estimate the intended path by smoothing this
+    one and call the rest shake (Matsushita et al., "Full-frame video stabilization",
+    CVPR 2005, sec. 3); here the smoother is a Savitzky-Golay quadratic fit over
+    smooth_s seconds, which reproduces a pan and a steadily accelerating pan exactly,
+    so only motion that reverses within the window remains. Windows that contain an
+    unmeasured shift are skipped; None when no window is left.
     """
     k = max(3, int(round(smooth_s * fps)) | 1)  # odd window, frames
     if len(shifts) < k:
@@ -235,10 +238,10 @@ def shake(shifts: np.ndarray, fps: float, diagonal: float, smooth_s: float) -> f
     path = np.vstack([np.zeros((1, 2)), np.cumsum(np.nan_to_num(shifts), axis=0)])  # (N+1, 2) px
     bad = np.concatenate([[0], np.cumsum(np.isnan(shifts[:, 0]))])  # unmeasured steps up to each path point
     half = k // 2
-    kernel = np.ones(k) / k
+    kernel = savgol_coeffs(k, 2)  # symmetric: convolution = correlation
     resid = []
     for c in range(2):
-        smooth = np.convolve(path[:, c], kernel, mode="valid")  # (N+1-k+1,) centred on path[half:-half]
+        smooth = np.convolve(path[:, c], kernel, mode="valid")  # (N+2-k,) centred on path[half:-half]
         resid.append(path[half : len(path) - half, c] - smooth)
     # a window is clean when no step inside it is unmeasured
     clean = (bad[k - 1 :] - bad[: len(bad) - k + 1]) == 0
