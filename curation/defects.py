@@ -36,7 +36,7 @@ class DefectParams:
     fade_min_delta: float = 10.0  # luma; between the ramp's first and last frame
     fade_hold_frames: int = 2  # frames; a ramp may pause this long (repeated frames) and go on
     flicker_luma_floor: float = 16.0  # luma; flicker is relative to max(mean luma, this) (noise on black is not flicker)
-    shake_width: int = 128  # px; phase correlation runs on frames downscaled to this width
+    shake_width: int = 96  # px; phase correlation runs on frames downscaled to this width
     shake_smooth_s: float = 0.3  # s; moving-average window that makes the smooth camera path
     shake_min_response: float = 0.05  # phase-correlation peak (0..1) below which a frame's shift is not measured
     block_size: int = 8  # px; the coding block grid (JPEG, MPEG-2/4, H.264's 8x8 transform)
@@ -52,20 +52,18 @@ def blocking_ratio(luma: np.ndarray, block: int = 8, eps: float = 0.1) -> float 
 
     The boundary and in-block activity terms B and A of Wang, Sheikh & Bovik, "No-reference
     perceptual quality assessment of JPEG compressed images", ICIP 2002, eqs. (1)-(4), for both
-    directions, as a ratio: B / (A + eps). `luma` (H, W) must start on the coding grid. None when the
-    picture is smaller than two blocks either way.
+    directions, as a ratio: B / (A + eps). `luma` (H, W) uint8 must start on the coding grid. None
+    when the picture is smaller than two blocks either way.
     """
     h, w = luma.shape[:2]
     if h < 2 * block or w < 2 * block:
         return None
-    f = luma.astype(np.float32)
-    dh = np.abs(np.diff(f, axis=1))  # (H, W-1): step between columns j and j+1
-    dv = np.abs(np.diff(f, axis=0))  # (H-1, W)
-    on_h = (np.arange(w - 1) % block) == block - 1  # steps from the last column of a block to the next block
-    on_v = (np.arange(h - 1) % block) == block - 1
-    boundary = (dh[:, on_h].sum() + dv[on_v].sum()) / (dh[:, on_h].size + dv[on_v].size)
-    inside = (dh[:, ~on_h].sum() + dv[~on_v].sum()) / (dh[:, ~on_h].size + dv[~on_v].size)
-    return float(boundary / (inside + eps))
+    dh = cv2.absdiff(luma[:, 1:], luma[:, :-1])  # (H, W-1): step from column j to j+1
+    dv = cv2.absdiff(luma[1:], luma[:-1])  # (H-1, W)
+    bh, bv = dh[:, block - 1 :: block], dv[block - 1 :: block]  # steps from a block's last column (row) to the next block
+    on_sum, on_n = cv2.sumElems(bh)[0] + cv2.sumElems(bv)[0], bh.size + bv.size
+    all_sum, all_n = cv2.sumElems(dh)[0] + cv2.sumElems(dv)[0], dh.size + dv.size
+    return float((on_sum / on_n) / ((all_sum - on_sum) / (all_n - on_n) + eps))
 
 
 def grid_crop(luma: np.ndarray, side: int, block: int = 8) -> np.ndarray:

@@ -91,7 +91,7 @@ class DefectsConfig(_Strict):
     fade_min_delta: float = Field(10.0, ge=0, le=255)
     fade_hold_frames: int = Field(2, ge=0)
     flicker_luma_floor: float = Field(16.0, gt=0, le=255)
-    shake_width: int = Field(128, ge=32, le=1024)
+    shake_width: int = Field(96, ge=32, le=1024)
     shake_smooth_s: float = Field(0.3, gt=0)
     shake_min_response: float = Field(0.05, ge=0, le=1)
     block_crop_px: int = Field(512, ge=16)
