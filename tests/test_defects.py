@@ -188,3 +188,21 @@ def test_scan_scores_separate_corpus_defects_from_clean(tmp_path):
     assert rows["shake"]["shake"] > 0.005
     assert rows["fade"]["fade_frac"] > 0.3
     assert clean["blockiness"] < 1.06 < rows["blocky"]["blockiness"]
+
+
+@pytest.mark.parametrize("fmt", ["yuv420p", "yuvj420p", "nv12", "gray", "yuv444p", "yuv420p10le", "rgb24", "gbrp"])
+def test_luma_plane_is_the_decoded_luma_in_any_pixel_format(fmt):
+    """Plane 0 read in place for YUV/grey (padded rows cut off, 10 bits shifted to 8), other formats via swscale."""
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    from curation.decode import luma_plane
+
+    gray = _texture(36, 50).astype(np.uint8)  # odd width: rows are padded to the line size
+    frame = av.VideoFrame.from_ndarray(np.stack([gray] * 3, axis=-1), format="rgb24").reformat(format=fmt)
+    ref = frame.reformat(format="gray").to_ndarray().astype(int)
+    got = luma_plane(frame, VideoReformatter())
+    assert got.dtype == np.uint8 and got.shape == (36, 50)
+    # limited-range YUV stores luma in 16..235; swscale's grey is full range: compare up to that scale
+    a, b = np.polyfit(got.ravel().astype(float), ref.ravel(), 1)
+    assert abs(a - 1) < 0.2 and np.abs(a * got + b - ref).max() <= 3
