@@ -93,6 +93,7 @@ class FrameSignals:
         self._prev: np.ndarray | None = None
         self._window: np.ndarray | None = None
         self._diag = 1.0
+        self._ramps: list[tuple[int, int]] | None = None  # fade ramps of the whole video, found at the first clip
 
     def feed_frame(self, index: int, bgr: np.ndarray) -> None:
         """One detector frame, in decode order."""
@@ -128,8 +129,10 @@ class FrameSignals:
             return {k: None for k in COLUMNS}
         # near-black samples (a copyright line on black) show no picture to judge
         blocks = [v for i, v in self.block.items() if start <= i < end and not (i < len(black) and black[i])]
+        if self._ramps is None:  # every frame is in by now: the clips are asked for after decoding
+            self._ramps = fade_ramps(self.luma, black, fps, self.params)
         return {
-            "fade_frac": fade_fraction(self.luma, black, start, end, fps, self.params),
+            "fade_frac": fade_fraction(self._ramps, start, end),
             "flicker": flicker(self.luma[start:end], self.params.flicker_luma_floor),
             "shake": shake(np.array(self.shift[start + 1 : end], np.float64).reshape(-1, 2), fps,
                            self._diag, self.params.shake_smooth_s),
@@ -188,13 +191,13 @@ def _ramp_start(luma: list[float], edge: int, direction: int, min_step: float, h
     return last_good if direction < 0 else last_good + 1
 
 
-def fade_fraction(luma: list[float], black: list[bool], start: int, end: int, fps: float, p: DefectParams) -> float | None:
-    """Share of the clip's frames that lie on a fade ramp (0..1)."""
+def fade_fraction(ramps: list[tuple[int, int]], start: int, end: int) -> float | None:
+    """Share of the clip's frames [start, end) that lie on one of the video's fade ramps (0..1)."""
     if end <= start:
         return None
     covered = np.zeros(end - start, bool)
     # the ramp may end on a black frame outside the clip (the black run is a clip of its own)
-    for a, b in fade_ramps(luma, black, fps, p):
+    for a, b in ramps:
         lo, hi = max(a, start), min(b, end)
         if lo < hi:
             covered[lo - start : hi - start] = True

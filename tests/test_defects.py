@@ -144,11 +144,12 @@ def _fade_video():
 def test_fade_ramps_find_fades_into_and_out_of_black():
     luma, black = _fade_video()
     p = DefectParams()
-    assert fade_ramps(luma, black, 25.0, p) == [(40, 60), (90, 104)]
-    # the picture clip before the black run (the black run is a clip of its own): half of it fades
-    assert fade_fraction(luma, black, 0, 60, 25.0, p) == pytest.approx(20 / 60)
-    assert fade_fraction(luma, black, 60, 90, 25.0, p) == 0.0  # black is not fade
-    assert fade_fraction(luma, black, 90, 135, 25.0, p) == pytest.approx(14 / 45)  # the 15th frame is at full level
+    ramps = fade_ramps(luma, black, 25.0, p)
+    assert ramps == [(40, 60), (90, 104)]
+    # the picture clip before the black run (the black run is a clip of its own): a third of it fades
+    assert fade_fraction(ramps, 0, 60) == pytest.approx(20 / 60)
+    assert fade_fraction(ramps, 60, 90) == 0.0  # black is not fade
+    assert fade_fraction(ramps, 90, 135) == pytest.approx(14 / 45)  # the 15th frame is at full level
 
 
 def test_a_cut_to_black_or_a_slow_dimming_is_not_a_fade():
