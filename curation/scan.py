@@ -19,8 +19,8 @@ import numpy as np
 
 from curation import ids
 from curation.audio import AudioMeter, AudioParams
-from curation.defects import DefectParams, FrameSignals
 from curation.decode import DECODER_OPENS, DecodeError, DecodePlan, Sample, decode, frame_rate
+from curation.defects import DefectParams, FrameSignals
 from curation.hashes import phash
 from curation.motion import MotionParams, PairMotion, aggregate_motion, pair_flow, to_gray
 from curation.quality import QualityParams, aggregate_quality, frame_quality
