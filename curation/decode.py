@@ -55,6 +55,9 @@ class Sample:
     index: int  # decoded-frame index
     t: float  # seconds
     rgb: np.ndarray
+    # the decoded luma plane, uint8 (H, W) at coded geometry (before scaling, SAR and rotation), valid only
+    # during the on_sample call: the coding-block grid is still on it (curation/defects.py measures blocking)
+    luma: np.ndarray | None = None
 
 
 @dataclass
@@ -245,7 +248,7 @@ def decode(
         fallback_dt = 1.0 / info.fps if 0 < info.fps < MAX_FPS else 1.0 / FALLBACK_FPS
         # one reformatter per conversion, reused across frames: swscale keeps its initialised
         # context (a fresh one per frame, as frame.reformat makes, costs ~4 ms at 720p); same pixels
-        det_scale, det_bgr, smp_scale, smp_rgb = (VideoReformatter() for _ in range(4))
+        det_scale, det_bgr, smp_scale, smp_rgb, smp_gray = (VideoReformatter() for _ in range(5))
         try:
             for frame in _video_frames(container, stream, astream, on_audio, result):
                 index = len(result.pts)
@@ -264,7 +267,7 @@ def decode(
                     rgb = smp_rgb.reformat(smp_scale.reformat(frame, width=sw, height=sh), format="rgb24").to_ndarray()
                     if info.rotation:
                         rgb = np.ascontiguousarray(np.rot90(rgb, k=info.rotation // 90))
-                    on_sample(Sample(index=index, t=t, rgb=rgb))
+                    on_sample(Sample(index=index, t=t, rgb=rgb, luma=luma_plane(frame, smp_gray)))
                     next_sample_t = (t if next_sample_t == -math.inf else next_sample_t) + period
                     if next_sample_t <= t:  # a gap in time (VFR): resync on this frame
                         next_sample_t = t + period
@@ -276,6 +279,21 @@ def decode(
             raise DecodeError("the video stream holds no decodable frames")
         _check_timing(result)
         return result
+
+
+def luma_plane(frame: av.VideoFrame, gray: VideoReformatter) -> np.ndarray:
+    """The frame's luma as uint8 (H, W), coded geometry: plane 0 of 8-bit YUV/grey formats without a copy
+    (a view, valid while the frame lives), high bit depths shifted to 8 bits, other formats converted to grey."""
+    fmt = frame.format
+    first = fmt.components[0]
+    if not getattr(fmt, "is_rgb", False) and first.plane == 0 and not fmt.name.startswith(("pal", "bayer", "xyz")):
+        plane = frame.planes[0]
+        if first.bits == 8:
+            return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+        if 8 < first.bits <= 16 and fmt.name.endswith("le"):
+            y = np.frombuffer(plane, "<u2").reshape(plane.height, plane.line_size // 2)[:, : plane.width]
+            return (y >> (first.bits - 8)).astype(np.uint8)
+    return gray.reformat(frame, format="gray").to_ndarray()
 
 
 MAX_FPS = 1000.0  # above this a frame rate is a broken time base, not footage

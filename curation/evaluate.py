@@ -45,10 +45,10 @@ DEFECT_REASONS: dict[str, str | None] = {
     "duplicate": "duplicate",
     "text": "too_much_text",
     "letterbox": "letterbox",
-    "fade": None,
-    "flicker": None,
-    "shake": None,
-    "blocky": None,
+    "fade": "fade",
+    "flicker": "flicker",
+    "shake": "shaky",
+    "blocky": "blocky",
 }
 
 

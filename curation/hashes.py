@@ -28,13 +28,20 @@ FLAT_STD = 2.0  # grey levels: a 32x32 thumbnail with less spread than this is f
 FLAT_HASH = 0
 
 
-def crop_dark_borders(gray: np.ndarray, luma: int = BORDER_LUMA) -> np.ndarray:
-    """The image without uniform dark bars on its edges (all of it when everything is dark)."""
+def dark_border_box(gray: np.ndarray, luma: int = BORDER_LUMA) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) px bounds of the picture inside uniform dark bars, end exclusive
+    (the whole image when everything is dark)."""
     rows = np.flatnonzero(gray.max(axis=1) >= luma)
     cols = np.flatnonzero(gray.max(axis=0) >= luma)
     if len(rows) == 0 or len(cols) == 0:
-        return gray
-    return gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        return 0, gray.shape[0], 0, gray.shape[1]
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def crop_dark_borders(gray: np.ndarray, luma: int = BORDER_LUMA) -> np.ndarray:
+    """The image without uniform dark bars on its edges (all of it when everything is dark)."""
+    top, bottom, left, right = dark_border_box(gray, luma)
+    return gray[top:bottom, left:right]
 
 
 def phash(rgb_or_gray: np.ndarray) -> int:

@@ -20,6 +20,7 @@ import numpy as np
 from curation import ids
 from curation.audio import AudioMeter, AudioParams
 from curation.decode import DECODER_OPENS, DecodeError, DecodePlan, Sample, decode, frame_rate
+from curation.defects import DefectParams, FrameSignals
 from curation.hashes import phash
 from curation.motion import MotionParams, PairMotion, aggregate_motion, pair_flow, to_gray
 from curation.quality import QualityParams, aggregate_quality, frame_quality
@@ -36,6 +37,7 @@ class ScanParams:
     motion: MotionParams = field(default_factory=MotionParams)
     quality: QualityParams = field(default_factory=QualityParams)
     audio: AudioParams = field(default_factory=AudioParams)
+    defects: DefectParams = field(default_factory=DefectParams)
     keyframes_at: tuple[float, ...] = (0.1, 0.5, 0.9)  # fractions of the clip
     jpeg_quality: int = 90  # keyframe JPEGs (0..100)
 
@@ -136,8 +138,16 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
     samples: list[_SampleRecord] = []
     pairs: list[tuple[int, int, PairMotion]] = []  # (prev sample index, sample index, motion)
     prev: dict = {}
+    signals = FrameSignals(params.defects)
+
+    def on_detector_frame(index: int, bgr: np.ndarray) -> None:
+        detector.feed(index, bgr)
+        if params.defects.enabled:
+            signals.feed_frame(index, bgr)
 
     def on_sample(s: Sample) -> None:
+        if params.defects.enabled:
+            signals.feed_sample(s.index, s.luma)
         gray = to_gray(s.rgb)
         # optical flow needs a few pixels (DIS refuses frames under 12 px): a
         # 1x1 video has no measurable motion, so its clips get null motion
@@ -154,7 +164,7 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
     meter = AudioMeter(params.audio) if params.audio.enabled else None
     opens_before = DECODER_OPENS["count"]
     with open(path, "rb") as f:
-        result = decode(f, params.decode, detector.feed, on_sample, meter.feed if meter else None)
+        result = decode(f, params.decode, on_detector_frame, on_sample, meter.feed if meter else None)
     info = result.info
     fps = frame_rate(result)
     n = result.num_frames
@@ -191,6 +201,7 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
         }
         row.update(aggregate_motion([m for a, b, m in pairs if span.start <= a and b < span.end], params.motion))
         row.update(aggregate_quality([s.quality for s in inside], params.quality))
+        row.update(signals.clip_scores(span.start, span.end, detector.black, fps))
         if meter is not None:
             row["audio_channels"] = meter.channels if meter.has_audio else 0
             row.update(meter.clip_scores(start_s, end_s))

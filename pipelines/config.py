@@ -83,6 +83,22 @@ class QualityConfig(_Strict):
     near_black_luma: float = Field(20.0, ge=0, le=255)
 
 
+# --- defects (curation/defects.py) ---
+class DefectsConfig(_Strict):
+    enabled: bool = True
+    fade_min_s: float = Field(0.3, gt=0)
+    fade_min_rate: float = Field(20.0, gt=0)
+    fade_min_delta: float = Field(10.0, ge=0, le=255)
+    fade_hold_frames: int = Field(2, ge=0)
+    flicker_luma_floor: float = Field(16.0, gt=0, le=255)
+    shake_width: int = Field(96, ge=32, le=1024)
+    shake_smooth_s: float = Field(0.3, gt=0)
+    shake_min_response: float = Field(0.05, ge=0, le=1)
+    block_crop_px: int = Field(512, ge=16)
+    block_flat_luma: float = Field(0.1, gt=0)
+# --- end defects ---
+
+
 # --- audio (curation/audio.py) ---
 class AudioConfig(_Strict):
     enabled: bool = True
@@ -163,6 +179,7 @@ _NON_NEGATIVE_COLUMNS = {
     "duration_s", "num_frames", "fps", "width", "height", "start_s", "end_s", "start_frame", "end_frame",
     "motion", "camera_motion", "local_motion", "sharpness", "luma_mean", "clipped_dark_frac",
     "clipped_bright_frac", "contrast", "colorfulness", "black_frac", "letterbox_frac", "quality", "aesthetic",
+    "fade_frac", "flicker", "shake", "blockiness",
     "dup_similarity", "sample_weight",
 } & _NUMERIC_COLUMNS
 # --- end filter bounds ---
@@ -217,6 +234,7 @@ class PipelineConfig(_Strict):
     split: SplitConfig = SplitConfig()
     motion: MotionConfig = MotionConfig()
     quality: QualityConfig = QualityConfig()
+    defects: DefectsConfig = DefectsConfig()
     audio: AudioConfig = AudioConfig()
     aesthetic: AestheticConfig = AestheticConfig()
     text: TextConfig = TextConfig()

@@ -1,6 +1,7 @@
 """Config sections → the plain parameter objects curation/ takes."""
 from curation.audio import AudioParams
 from curation.decode import DecodePlan
+from curation.defects import DefectParams
 from curation.filters import Rule
 from curation.motion import MotionParams
 from curation.quality import QualityParams
@@ -20,17 +21,19 @@ def scan_params(cfg: PipelineConfig) -> ScanParams:
         quality=QualityParams(black_luma_p99=cfg.quality.near_black_luma),
         keyframes_at=tuple(cfg.aesthetic.frames_at),
         audio=AudioParams(**cfg.audio.model_dump()),
+        defects=DefectParams(**cfg.defects.model_dump()),
     )
 
 
 # Bump when the scan's code changes what it writes for the same config (v2: display-aspect frames,
-# symmetric sign-bit pHash, black runs that keep detected cuts): parts from older code are rescanned, not mixed in.
-SCAN_CODE_VERSION = 2
+# symmetric sign-bit pHash, black runs that keep detected cuts; v3: fade_frac, flicker, shake, blockiness):
+# parts from older code are rescanned, not mixed in.
+SCAN_CODE_VERSION = 3
 
 
 def scan_config_subset(cfg: PipelineConfig) -> dict:
     """The config that decides the scan stage's output: a change here (or in SCAN_CODE_VERSION) means rescanning."""
-    return {k: cfg.public_dict()[k] for k in ("decode", "split", "motion", "quality", "audio")} | {
+    return {k: cfg.public_dict()[k] for k in ("decode", "split", "motion", "quality", "audio", "defects")} | {
         "frames_at": cfg.aesthetic.frames_at, "scan_code_version": SCAN_CODE_VERSION,
     }
 

@@ -63,8 +63,14 @@ _score_fields = [
     _f("contrast", pa.float32()),  # RMS contrast: std of luma, 0..255
     _f("colorfulness", pa.float32()),  # Hasler & Suesstrunk 2003
     _f("black_frac", pa.float32()),  # share of sampled frames that are near-black/blank
-    _f("letterbox_frac", pa.float32()),  # share of the frame height+width lost to bars
+    _f("letterbox_frac", pa.float32()),  # share of the frame area lost to black bars (top/bottom, left/right), 0..1
     _f("quality", pa.float32()),  # combined technical quality, 0..1
+    # --- defects (curation/defects.py): every decoded frame of the scan pass; null = not measured ---
+    _f("fade_frac", pa.float32()),  # share of the clip's frames on a luma ramp into or out of near-black, 0..1
+    _f("flicker", pa.float32()),  # median |second difference| of per-frame mean luma / clip mean luma, unitless (clean < 0.01)
+    _f("shake", pa.float32()),  # RMS of the camera path minus its moving average, frame diagonals
+    _f("blockiness", pa.float32()),  # mean |luma step| across 8x8 block boundaries / inside blocks, ratio (1 = no grid)
+    # --- end defects ---
     # model scores (null when weights are not configured)
     _f("aesthetic", pa.float32()),  # LAION improved-aesthetic head, ~1..10
     _f("embedding", pa.list_(pa.float32())),  # L2-normalised CLIP image embedding

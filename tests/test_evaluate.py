@@ -79,11 +79,29 @@ def test_duplicate_defect_is_scored_per_copy_group(result):
 
 def test_defects_without_a_rule_are_reported_not_hidden(result):
     assert _row(result, "text")["status"] == "no rule in this run"
-    flicker = _row(result, "flicker")
-    assert flicker["status"] == "no matching rule" and flicker["reason"] is None
+    flicker = _row(result, "flicker")  # mapped to a reason that this run's rules (RULES) do not give
+    assert flicker["status"] == "no rule in this run" and flicker["reason"] == "flicker"
     assert (flicker["positives"], flicker["recall"]) == (2, 0.0)
     assert flicker["reasons_given"] == {"duplicate": 1, "(kept)": 1}
     assert {"blocky", "shake", "letterbox", "fade"} <= {d["defect"] for d in result["defects"]}
+    unmapped = _row(evaluate_clips(CLIPS, TRUTH, RULES, {"flicker": None}), "flicker")
+    assert unmapped["status"] == "no matching rule" and unmapped["reason"] is None
+
+
+def test_every_corpus_defect_maps_to_a_default_rule():
+    """fade, flicker, shake, blocky and letterbox are caught by default rules, so evaluate measures them."""
+    from curation.evaluate import DEFECT_REASONS
+    from pipelines.config import load_config
+
+    rules = {r.reason: r.column for r in load_config().filters}
+    expected = {"fade": "fade_frac", "flicker": "flicker", "shake": "shake", "blocky": "blockiness",
+                "letterbox": "letterbox_frac"}
+    assert {d: rules.get(DEFECT_REASONS[d]) for d in expected} == expected
+    reasons = {"flicker", "fade", "blocky", "shaky", "letterbox"}
+    clips = [_c("flicker.mp4", 0, 30, "cut", reasons=["flicker"]), _c("flicker.mp4", 30, 100, "cut"),
+             _c("text.mp4", 0, 100, reasons=["flicker"])]
+    row = _row(evaluate_clips(clips, TRUTH, reasons), "flicker")
+    assert (row["status"], row["tp"], row["fp"], row["fn"]) == ("measured", 1, 1, 1)
 
 
 def test_shot_boundaries_within_two_frames(result):
@@ -149,12 +167,13 @@ def test_end_to_end_on_a_small_defect_corpus(ray_local, tmp_path, capsys):
     run_pipeline(str(data), str(out), load_config(), log=lambda *_: None)
     assert main(["evaluate", str(out), "--truth", str(data / "ground_truth.json")]) == 0
     printed = capsys.readouterr().out
-    assert "shot boundaries" in printed and "no matching rule" in printed
+    assert "shot boundaries" in printed and "no matching rule" not in printed
     result = json.loads((out / "evaluation.json").read_text())
     assert result["videos_scored"] == len(truth["videos"]) and not result["videos_without_clips"]
     rows = {d["defect"]: d for d in result["defects"]}
     # One video of each kind: the defects the default rules are built for are all found.
-    for defect in ("black", "static", "short", "underexposed", "blur"):
+    for defect in ("black", "static", "short", "underexposed", "blur", "letterbox", "fade", "flicker", "shake",
+                   "blocky"):
         assert rows[defect]["positives"] >= 1 and rows[defect]["recall"] == 1.0, rows[defect]
     assert result["shot_boundaries"]["tp"] >= 1
     assert main(["evaluate", str(out), "--truth", str(tmp_path / "nope.json")]) == 2
