@@ -105,7 +105,7 @@ clips_schema = pa.schema(
         *_score_fields,
         # duplicates (curation/dedup)
         _f("dup_group_id", pa.string()),
-        _f("dup_kind", pa.string()),  # exact | perceptual | semantic
+        _f("dup_kind", pa.string()),  # exact | perceptual | segment | semantic
         _f("dup_of", pa.string()),  # clip_id of the kept representative
         _f("dup_similarity", pa.float32()),
         _f("sample_weight", pa.float32()),  # balance weight (null when balance is off)
