@@ -131,15 +131,16 @@ def test_dashboard_shows_the_matched_span_in_both_videos(incremental):
     assert "segment" in record["config"]["dedup"]["kinds"]
     _, html = build_dashboard(str(out))
     dup = html.read_text().split("<h2>Duplicate groups</h2>")[1].split("<h2>")[0]
-    videos = {v["video_id"]: v["relpath"] for v in read_table(str(out / "videos"), "videos").to_pylist()}
+    videos = {v["video_id"]: v for v in read_table(str(out / "videos"), "videos").to_pylist()}
     clips = {c["clip_id"]: c for c in read_table(str(out / "clips"), "clips").to_pylist()}
     members = [c for c in clips.values() if c["dup_kind"] == "segment" and c["clip_id"] != c["dup_of"]]
     assert len(members) >= 2 and dup.count("segment match (") == len(members)
     for m in members:  # next to the group's thumbnails: this file's span and the kept clip's file's span
         kept = clips[m["dup_of"]]
         seg = _best_segments(out, kept["video_id"])[m["video_id"]]
-        text = (f"matched span {max(0.0, seg['copy'][0]):.1f}–{seg['copy'][1]:.1f} s of this file = "
-                f"{max(0.0, seg['source'][0]):.1f}–{seg['source'][1]:.1f} s of {videos[kept['video_id']]}")
+        here, there = videos[m["video_id"]], videos[kept["video_id"]]  # spans shown clamped to each file
+        text = (f"matched span {max(0.0, seg['copy'][0]):.1f}–{min(seg['copy'][1], here['duration_s']):.1f} s of this file = "
+                f"{max(0.0, seg['source'][0]):.1f}–{min(seg['source'][1], there['duration_s']):.1f} s of {there['relpath']}")
         assert text in dup, text
     assert "mirrored" in dup
     rows = [r for r in dup.split("<h3>")[1:] if "segment match (" in r]  # the groups with segment members

@@ -191,7 +191,7 @@ def _segment_match(m: dict, spans: dict[tuple[str, str], list[dict]]) -> str:
     (h0, h1), (k0, k1) = here(r), ((r["b_start_s"], r["b_end_s"]) if mine_a(r) else (r["a_start_s"], r["a_end_s"]))
     g = _D4_INVERSE.get(r["symmetry"], r["symmetry"]) if mine_a(r) else r["symmetry"]  # D4[symmetry] turns a into b
     turned = f", {D4_NAMES[g]}" if g else ""
-    return (f"matched span {max(0.0, h0):.1f}–{h1:.1f} s of this file = {max(0.0, k0):.1f}–{k1:.1f} s of "
+    return (f"matched span {h0:.1f}–{h1:.1f} s of this file = {k0:.1f}–{k1:.1f} s of "
             f"{m['kept_relpath']} ({r['samples']} samples, {r['mean_hamming']:.1f} bits{turned})")
 
 
