@@ -156,3 +156,15 @@ def test_without_segment_matching_the_recut_clips_stay(incremental, corpus):
     first = _first_clips(read_table(str(out / "clips"), "clips").to_pylist())
     assert all(c["dup_group_id"] is None for c in first.values()), first
     assert read_table(str(out / "dup_segments"), "dup_segments").num_rows == 0  # no stale matches left behind
+
+
+def test_a_quarter_turn_is_named_from_the_member_side():
+    """dup_segments says D4[symmetry] turns a's frames into b's; seen from a, b's frames turn back the other way."""
+    from curation.dashboard.report import _seen_from
+    from curation.hashes import D4_NAMES
+
+    row = {"video_a": "x", "video_b": "y", "a_start_s": 1.0, "a_end_s": 5.0, "b_start_s": 0.0, "b_end_s": 4.0, "symmetry": 6}
+    assert D4_NAMES[6] == "turned 90° clockwise"
+    assert _seen_from(row, "y") == ((0.0, 4.0), (1.0, 5.0), 6)  # y is x turned clockwise
+    assert _seen_from(row, "x") == ((1.0, 5.0), (0.0, 4.0), 5)  # x is y turned counter-clockwise
+    assert _seen_from(dict(row, symmetry=2), "x")[2] == 2  # a mirror is its own inverse

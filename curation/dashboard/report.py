@@ -151,7 +151,7 @@ def _dup_section(con, thumbs: Thumbnailer) -> str:
                 how = "kept clip of the group"
             elif m["dup_kind"] == "segment":  # the clip's own span, then where its footage is in both videos
                 span = f"clip {m['start_s']:.1f}–{m['end_s']:.1f} s"
-                how = f"segment match ({m['dup_similarity']:.3f}), re-cut from the kept clip's footage: {_segment_match(m, spans)}"
+                how = f"segment match ({m['dup_similarity']:.3f}), the kept clip's footage aligned in time: {_segment_match(m, spans)}"
             else:
                 how = f"{m['dup_kind']} match, similarity {m['dup_similarity']:.3f}, whole span"
             caption = f"{esc(m['relpath'])} #{esc(m['clip_index'])}<br>{esc(span)}<br>{esc(how)}<br>{_fate(m)}"
@@ -180,16 +180,26 @@ def _segment_spans(con, members: list[dict]) -> dict[tuple[str, str], list[dict]
     return out
 
 
+def _seen_from(r: dict, video_id: str) -> tuple[tuple[float, float], tuple[float, float], int]:
+    """A dup_segments row from one of its videos: (span there, span in the other video, the D4 symmetry that turns the
+    other video's frames into this one's)."""
+    if r["video_a"] == video_id:  # D4[symmetry] turns a's frames into b's
+        return (r["a_start_s"], r["a_end_s"]), (r["b_start_s"], r["b_end_s"]), _D4_INVERSE.get(r["symmetry"], r["symmetry"])
+    return (r["b_start_s"], r["b_end_s"]), (r["a_start_s"], r["a_end_s"]), r["symmetry"]
+
+
 def _segment_match(m: dict, spans: dict[tuple[str, str], list[dict]]) -> str:
     """The matched span in both videos, from the segment (of this pair of videos) that covers most of the member."""
-    mine_a = lambda r: m["video_id"] == r["video_a"]  # noqa: E731
-    here = lambda r: (r["a_start_s"], r["a_end_s"]) if mine_a(r) else (r["b_start_s"], r["b_end_s"])  # noqa: E731
     rows = spans.get(tuple(sorted((m["video_id"], m["kept_video_id"]))))
     if not rows:
         return "matched span not recorded (no dup_segments row)"
-    r = max(rows, key=lambda r: (min(here(r)[1], m["end_s"]) - max(here(r)[0], m["start_s"]), r["samples"]))
-    (h0, h1), (k0, k1) = here(r), ((r["b_start_s"], r["b_end_s"]) if mine_a(r) else (r["a_start_s"], r["a_end_s"]))
-    g = _D4_INVERSE.get(r["symmetry"], r["symmetry"]) if mine_a(r) else r["symmetry"]  # D4[symmetry] turns a into b
+
+    def cover(r: dict) -> tuple[float, int]:
+        (h0, h1), _, _ = _seen_from(r, m["video_id"])
+        return min(h1, m["end_s"]) - max(h0, m["start_s"]), r["samples"]
+
+    r = max(rows, key=cover)
+    (h0, h1), (k0, k1), g = _seen_from(r, m["video_id"])
     turned = f", {D4_NAMES[g]}" if g else ""
     return (f"matched span {h0:.1f}–{h1:.1f} s of this file = {k0:.1f}–{k1:.1f} s of "
             f"{m['kept_relpath']} ({r['samples']} samples, {r['mean_hamming']:.1f} bits{turned})")
