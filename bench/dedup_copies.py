@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         report[label] = {k: s[k] for k in ("true_pairs", "found", "tp", "precision", "recall")}
         report[label].update(false_pairs=s["false"], per_copy_kind=_per_kind(found, truth), wall_s=round(time.perf_counter() - t0, 2))
     if args.scan:
-        report["clips_find_duplicates"] = _scan_and_group(truth, work, samples)
+        report["clips_find_duplicates"] = _scan_and_group(truth, work)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
@@ -74,22 +74,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _scan_and_group(truth: dict, work: Path, samples) -> dict:
+def _scan_and_group(truth: dict, work: Path) -> dict:
     from _copies import pair_scores
     from curation.dedup import DedupParams, find_duplicates
-    from curation.dedup.segments import samples_table
     from curation.scan import ScanParams, scan_video
-    from schemas import clips_schema, table_from_rows, videos_schema
+    from schemas import TABLES, clips_schema, table_from_rows, videos_schema
 
     scans = {n: scan_video(str(work / n), n, ScanParams(), "bench") for n in truth}
     ok = {n: r for n, r in scans.items() if r.video is not None}
     clips = table_from_rows([c for r in ok.values() for c in r.clips], clips_schema, "clips")
     videos = table_from_rows([r.video for r in ok.values()], videos_schema, "videos")
-    vid = {n: r.video["video_id"] for n, r in ok.items()}
-    name_of = {v: n for n, v in vid.items()}
-    s = samples.to_pydict()
-    keep = [i for i, n in enumerate(s["video_id"]) if n in vid]
-    samples = samples_table([vid[s["video_id"][i]] for i in keep], [s["t"][i] for i in keep], [s["phash"][i] for i in keep])
+    name_of = {r.video["video_id"]: n for n, r in ok.items()}
+    samples = table_from_rows([s for r in ok.values() for s in r.samples], TABLES["samples"], "samples")  # the scan's own
     out = {}
     for label, params in (("keyframes_identity_only", DedupParams(kinds=("exact", "perceptual"), phash_symmetric=False)),
                           ("keyframes_symmetric", DedupParams(kinds=("exact", "perceptual"))),

@@ -89,6 +89,9 @@ FLIP_UD[_ODD, :] = True  # v odd: sign flips under an up-down flip
 # The 8 symmetries of the square as (transpose first?, then mirror left-right?, flip up-down?).
 # Index 0 is the identity; rotations are transpose + one flip, 180° is both flips.
 D4 = tuple((t, lr, ud) for t in (False, True) for lr in (False, True) for ud in (False, True))
+# What each symmetry does to a picture, in D4's order (5 and 6 are each other's inverse, the others their own).
+D4_NAMES = ("as is", "flipped upside down", "mirrored", "turned 180°", "transposed", "turned 90° counter-clockwise",
+            "turned 90° clockwise", "anti-transposed")
 
 
 def d4_variants(h: np.ndarray) -> np.ndarray:

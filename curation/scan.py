@@ -48,6 +48,7 @@ class ScanResult:
     clips: list[dict] = field(default_factory=list)
     keyframes: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=list)  # {video_id, t, phash} per analysis sample (segment dedup)
 
 
 @dataclass
@@ -213,6 +214,7 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
                 {"clip_id": cid, "video_id": vid, "position": pos, "frame_index": s.index, "t": s.t,
                  "width": s.size[0], "height": s.size[1], "jpeg": s.jpeg}
             )
+    out.samples = [{"video_id": vid, "t": s.t, "phash": s.phash} for s in samples]
     out.video = {
         "video_id": vid,
         "uri": uri,

@@ -1,7 +1,8 @@
 """Dedup stage on Ray: the global, all-clips step of the pipeline.
 
-Exact and perceptual matching run on the driver: they need only content
-hashes and 3 x 64-bit phashes per clip (24 MB per million clips). The
+Exact, perceptual and segment matching run on the driver: they need only content
+hashes, 3 x 64-bit phashes per clip (24 MB per million clips) and, for segment
+matching, one (video, t, phash) row per analysis sample (~2 per second of video). The
 semantic step is the heavy one (2 GB of 512-d embeddings per million clips)
 and runs as a map/reduce so no single worker holds every embedding:
 
@@ -38,14 +39,18 @@ def run_dedup_on_ray(
     min_rows_distributed: int = 100_000,
     batch_rows: int = 50_000,
     num_shards: int | None = None,
+    samples: pa.Table | None = None,
 ) -> DedupResult:
-    """find_duplicates with the semantic step distributed over Ray tasks when there are many clips."""
+    """find_duplicates with the semantic step distributed over Ray tasks when there are many clips.
+
+    `samples` (schemas TABLES["samples"]): per-sample pHashes of the videos, for segment (re-cut) matching.
+    """
     if clips.num_rows < min_rows_distributed or "semantic" not in params.kinds:
-        result = find_duplicates(clips, videos, params)
+        result = find_duplicates(clips, videos, params, samples=samples)
         result.notes.append(f"dedup stage: ran locally ({clips.num_rows} clips < {min_rows_distributed})")
         return result
     finder = partial(_ray_semantic_edges, batch_rows=batch_rows, num_shards=num_shards)
-    result = find_duplicates(clips, videos, params, semantic_finder=finder)
+    result = find_duplicates(clips, videos, params, semantic_finder=finder, samples=samples)
     result.notes.append(f"dedup stage: semantic step on Ray ({clips.num_rows} clips, batches of {batch_rows})")
     return result
 

@@ -34,7 +34,7 @@ from pipelines.caption_stage import caption_cache_key, run_caption_stage
 from pipelines.text_stage import join_text_areas, run_text_stage, text_cache_key
 from schemas import TABLES, RunRecord, table_from_rows, validate_table
 
-FINAL_TABLES = ("videos", "clips", "curated", "errors", "keyframes")
+FINAL_TABLES = ("videos", "clips", "curated", "errors", "keyframes", "dup_segments")
 _PACKAGES = ("vidcurate", "ray", "pyarrow", "duckdb", "av", "opencv-python-headless", "scenedetect", "torch", "open_clip_torch", "numpy",
              "transformers", "rapidocr", "onnxruntime")
 
@@ -82,6 +82,7 @@ class Run:
     videos: pa.Table | None = None
     errors: pa.Table | None = None
     kept_videos: pa.Array | None = None  # "part/video_id" of each video's one committed copy
+    dup_segments: pa.Table | None = None  # matched segments between videos (dedup, kind segment); None: not run
 
     @property
     def embed_on(self) -> bool:
@@ -146,8 +147,12 @@ def _filter(run: Run, name: str) -> None:
 
 
 def _dedup(run: Run, name: str) -> None:
-    result = run_dedup_on_ray(run.table_clips(), run.videos, dedup_params(run.cfg.dedup))
+    params = dedup_params(run.cfg.dedup)
+    clips = run.table_clips()
+    samples = _samples(run) if "segment" in params.kinds else None
+    result = run_dedup_on_ray(clips, run.videos, params, samples=samples)
     run.clips = result.table
+    run.dup_segments = result.segments
     run.record.notes.extend(result.notes)
     run.record.counts["dedup"] = result.stats
 
@@ -343,6 +348,12 @@ def _keyframes(run: Run):
             yield t.sort_by([("clip_id", "ascending"), ("position", "ascending")])
 
 
+def _samples(run: Run) -> pa.Table:
+    """Per-sample pHashes (segment dedup's input) of the kept video copies, as for keyframes."""
+    t = _read_with_part(run.store, run.scan_key, "samples", run.store.committed_parts(run.scan_key))
+    return t.filter(pc.is_in(_part_video(t), value_set=run.kept_videos)).drop_columns(["_part"])
+
+
 def _write_tables(run: Run) -> None:
     clips = run.table_clips()
     curated = clips.filter(pc.equal(clips.column("kept"), True)) if "curate" in stage_order(run.cfg) else TABLES["curated"].empty_table()
@@ -352,6 +363,7 @@ def _write_tables(run: Run) -> None:
     store.replace_table("curated", curated)
     store.replace_table("errors", run.errors)
     store.replace_table_stream("keyframes", _keyframes(run), rows_per_file=50_000)
+    store.replace_table("dup_segments", TABLES["dup_segments"].empty_table() if run.dup_segments is None else run.dup_segments)
     run.record.counts.update(
         inputs=len(run.files) + len(run.skipped),
         videos=run.videos.num_rows,

@@ -10,7 +10,7 @@ from curation.scan import ScanResult, error_row, scan_video
 from pipelines.store import RunStore
 from schemas import TABLES, table_from_rows
 
-TABLE_NAMES = ("videos", "clips", "keyframes", "errors")
+TABLE_NAMES = ("videos", "clips", "keyframes", "errors", "samples")
 # Error rows of this stage name come from a task that died (worker crash, lost node, a bug
 # raising in scan_video), which says nothing about the file: the next run retries it.
 TASK_FAILED_STAGE = "scan"
@@ -86,4 +86,5 @@ def commit_results(store: RunStore, stage_key: str, results: list[ScanResult]) -
         rows["clips"].extend(r.clips)
         rows["keyframes"].extend(r.keyframes)
         rows["errors"].extend(r.errors)
+        rows["samples"].extend(r.samples)
     return store.write_part(stage_key, {name: table_from_rows(rows[name], TABLES[name], name) for name in TABLE_NAMES})

@@ -111,7 +111,7 @@ clips_schema = pa.schema(
         *_score_fields,
         # duplicates (curation/dedup)
         _f("dup_group_id", pa.string()),
-        _f("dup_kind", pa.string()),  # exact | perceptual | semantic
+        _f("dup_kind", pa.string()),  # exact | perceptual | segment | semantic
         _f("dup_of", pa.string()),  # clip_id of the kept representative
         _f("dup_similarity", pa.float32()),
         _f("sample_weight", pa.float32()),  # balance weight (null when balance is off)
@@ -165,6 +165,34 @@ captions_schema = pa.schema(
 )
 # --- end text and caption work tables ---
 
+# --- segment duplicates (curation/dedup/segments.py) ---
+# A per-part scan table: the 64-bit pHash of every analysis sample (about decode.sample_fps per second), the input
+# of re-cut (segment) duplicate matching. Rows of one video share its video_id.
+samples_schema = pa.schema(
+    [
+        _f("video_id", pa.string()),
+        _f("t", pa.float64()),  # seconds, the sample's decoded timestamp
+        _f("phash", pa.uint64()),  # 64-bit sign-bit DCT pHash at display geometry (curation/hashes.py; 0 = flat frame)
+    ]
+)
+
+# A final table: one row per matched segment between two videos (a and b in no fixed order; see `symmetry`).
+dup_segments_schema = pa.schema(
+    [
+        _f("video_a", pa.string()),
+        _f("video_b", pa.string()),
+        _f("a_start_s", pa.float64()),  # matched span in video a, seconds (decoded timestamps)
+        _f("a_end_s", pa.float64()),
+        _f("b_start_s", pa.float64()),  # the same footage in video b, seconds
+        _f("b_end_s", pa.float64()),
+        _f("offset_s", pa.float64()),  # t_b - t_a of the matched samples (median), seconds
+        _f("samples", pa.int32()),  # count of distinct samples of a matched in b
+        _f("mean_hamming", pa.float32()),  # bits out of 64, mean over the matched sample pairs
+        _f("symmetry", pa.int8()),  # index into curation.hashes.D4 that turns a's frames into b's (0 = as is)
+    ]
+)
+# --- end segment duplicates ---
+
 errors_schema = pa.schema(
     [
         _f("uri", pa.string(), nullable=False),
@@ -186,4 +214,6 @@ TABLES: dict[str, pa.Schema] = {
     "latents": latents_schema,
     "text_areas": text_areas_schema,
     "captions": captions_schema,
+    "samples": samples_schema,
+    "dup_segments": dup_segments_schema,
 }

@@ -103,3 +103,16 @@ def test_flat_frames_hash_to_zero():
     assert phash(np.zeros((64, 80, 3), np.uint8)) == FLAT_HASH
     assert phash(np.full((64, 80, 3), 128, np.uint8)) == FLAT_HASH
     assert phash(np.tile(np.arange(80, dtype=np.uint8) * 3, (64, 1))) != FLAT_HASH
+
+
+def test_d4_names_say_what_each_symmetry_does():
+    """The dashboard names a matched copy's symmetry with D4_NAMES: each name's picture operation gives that index."""
+    from curation.hashes import D4_NAMES
+
+    img = data.astronaut()
+    ops = {"as is": img, "flipped upside down": img[::-1], "mirrored": img[:, ::-1], "turned 180°": img[::-1, ::-1],
+           "transposed": img.transpose(1, 0, 2), "turned 90° counter-clockwise": np.rot90(img, 1),
+           "turned 90° clockwise": np.rot90(img, -1), "anti-transposed": np.rot90(img, 1)[:, ::-1]}
+    variants = d4_variants(np.uint64(phash(img)))
+    for g, name in enumerate(D4_NAMES):
+        assert int(variants[g]) == phash(np.ascontiguousarray(ops[name])), name

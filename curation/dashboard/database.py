@@ -47,6 +47,7 @@ def _materialise(con: duckdb.DuckDBPyConnection, folder: RunFolder) -> list[str]
         "clips": folder.table("clips", drop=HEAVY_COLUMNS),
         "curated": folder.table("curated", drop=HEAVY_COLUMNS),
         "errors": folder.table("errors"),
+        "dup_segments": folder.table("dup_segments"),  # re-cut copies: matched spans between videos
         "run_records": pa.Table.from_pylist(runs_as_rows(folder.run_records()), schema=_RUN_RECORDS_SCHEMA),
     }
     rules = folder.filter_rules()

@@ -13,6 +13,7 @@ import duckdb
 
 from curation.dashboard import svg
 from curation.dashboard.thumbnails import Thumbnailer
+from curation.hashes import D4_NAMES
 
 QUANTILES = (5, 25, 50, 75, 95)
 NEIGHBOURS = 2  # clips shown on each side of a threshold
@@ -118,23 +119,26 @@ DUP_MEMBERS_SHOWN = 8  # members drawn per group (the kept clip first)
 
 def _dup_section(con, thumbs: Thumbnailer) -> str:
     """The largest duplicate groups, each as a row of thumbnails: the kept clip, then its duplicates with the span
-    and how they matched it."""
+    and how they matched it (a segment duplicate: the matched span in its video and in the kept clip's video)."""
     groups = _records(con, f"SELECT dup_group_id, clips FROM dup_groups LIMIT {DUP_GROUPS_SHOWN}")
     if not groups:
         return "<p class=muted>no duplicate groups</p>"
     members = _records(
         con,
         f"""
-        SELECT o.dup_group_id, o.dup_of, o.dup_kind, o.dup_similarity, o.drop_reasons,
+        SELECT o.dup_group_id, o.dup_of, o.dup_kind, o.dup_similarity, o.drop_reasons, o.video_id,
+               kc.video_id AS kept_video_id, kc.relpath AS kept_relpath,
                {_CLIP_COLUMNS},
                row_number() OVER (PARTITION BY o.dup_group_id ORDER BY o.clip_id = o.dup_of DESC, o.dup_similarity DESC,
                                   o.clip_id) AS k
-        FROM clip_outcomes o WHERE o.dup_group_id IN (SELECT unnest(?))
+        FROM clip_outcomes o LEFT JOIN clip_outcomes kc ON kc.clip_id = o.dup_of
+        WHERE o.dup_group_id IN (SELECT unnest(?))
         QUALIFY k <= {DUP_MEMBERS_SHOWN}
         ORDER BY o.dup_group_id, k
         """,
         [[g["dup_group_id"] for g in groups]],
     )
+    spans = _segment_spans(con, members)
     by_group: dict[str, list[dict]] = {}
     for m in members:
         by_group.setdefault(m["dup_group_id"], []).append(m)
@@ -142,20 +146,63 @@ def _dup_section(con, thumbs: Thumbnailer) -> str:
     for g in groups:
         figs = []
         for m in by_group.get(g["dup_group_id"], []):
-            span = f"{m['start_s']:.1f}–{m['end_s']:.1f} s"
+            span = f"matched span {m['start_s']:.1f}–{m['end_s']:.1f} s"
             if m["clip_id"] == m["dup_of"]:
                 how = "kept clip of the group"
-            elif m["dup_kind"] == "segment":
-                how = f"segment match ({m['dup_similarity']:.3f}): this span re-cut from the kept clip's footage"
+            elif m["dup_kind"] == "segment":  # the clip's own span, then where its footage is in both videos
+                span = f"clip {m['start_s']:.1f}–{m['end_s']:.1f} s"
+                how = f"segment match ({m['dup_similarity']:.3f}), the kept clip's footage aligned in time: {_segment_match(m, spans)}"
             else:
                 how = f"{m['dup_kind']} match, similarity {m['dup_similarity']:.3f}, whole span"
-            caption = f"{esc(m['relpath'])} #{esc(m['clip_index'])}<br>matched span {esc(span)}<br>{esc(how)}<br>{_fate(m)}"
+            caption = f"{esc(m['relpath'])} #{esc(m['clip_index'])}<br>{esc(span)}<br>{esc(how)}<br>{_fate(m)}"
             image = thumbs.request(m["clip_id"], f"{m['relpath']} clip {m['clip_index']}")
             figs.append(f"<figure>{image}<figcaption>{caption}</figcaption></figure>")
         more = g["clips"] - len(figs)
         tail = f'<span class="muted">+{more} more</span>' if more > 0 else ""
         rows.append(f'<h3>group {esc(g["dup_group_id"])} ({g["clips"]} clips)</h3><div class="row">{"".join(figs)}{tail}</div>')
     return "".join(rows)
+
+
+_D4_INVERSE = {5: 6, 6: 5}  # the two quarter turns undo each other; every other symmetry is its own inverse
+
+
+def _segment_spans(con, members: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Matched segments (view dup_segment_spans) between each segment member's video and its kept clip's video."""
+    pairs = sorted({"/".join(sorted((m["video_id"], m["kept_video_id"]))) for m in members
+                    if m["dup_kind"] == "segment" and m["kept_video_id"] and m["clip_id"] != m["dup_of"]})
+    if not pairs:
+        return {}
+    rows = _records(con, "SELECT * FROM dup_segment_spans WHERE least(video_a, video_b) || '/' || greatest(video_a, video_b) "
+                         "IN (SELECT unnest(?))", [pairs])
+    out: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:  # keyed by the sorted pair: a row's (a, b) order is the matcher's, not the ids'
+        out.setdefault(tuple(sorted((r["video_a"], r["video_b"]))), []).append(r)
+    return out
+
+
+def _seen_from(r: dict, video_id: str) -> tuple[tuple[float, float], tuple[float, float], int]:
+    """A dup_segments row from one of its videos: (span there, span in the other video, the D4 symmetry that turns the
+    other video's frames into this one's)."""
+    if r["video_a"] == video_id:  # D4[symmetry] turns a's frames into b's
+        return (r["a_start_s"], r["a_end_s"]), (r["b_start_s"], r["b_end_s"]), _D4_INVERSE.get(r["symmetry"], r["symmetry"])
+    return (r["b_start_s"], r["b_end_s"]), (r["a_start_s"], r["a_end_s"]), r["symmetry"]
+
+
+def _segment_match(m: dict, spans: dict[tuple[str, str], list[dict]]) -> str:
+    """The matched span in both videos, from the segment (of this pair of videos) that covers most of the member."""
+    rows = spans.get(tuple(sorted((m["video_id"], m["kept_video_id"]))))
+    if not rows:
+        return "matched span not recorded (no dup_segments row)"
+
+    def cover(r: dict) -> tuple[float, int]:
+        (h0, h1), _, _ = _seen_from(r, m["video_id"])
+        return min(h1, m["end_s"]) - max(h0, m["start_s"]), r["samples"]
+
+    r = max(rows, key=cover)
+    (h0, h1), (k0, k1), g = _seen_from(r, m["video_id"])
+    turned = f", {D4_NAMES[g]}" if g else ""
+    return (f"matched span {h0:.1f}–{h1:.1f} s of this file = {k0:.1f}–{k1:.1f} s of "
+            f"{m['kept_relpath']} ({r['samples']} samples, {r['mean_hamming']:.1f} bits{turned})")
 
 
 _CLIP_COLUMNS = "o.clip_id, o.uri, o.relpath, o.clip_index, o.start_s, o.end_s, o.kept, o.first_reason, o.drop_reasons, o.caption"

@@ -1,10 +1,10 @@
 """SQL of the dashboard's views, over the tables that database.py materialises.
 
 Materialised tables (snapshots of the run folder, see database.py for why):
-  run_records, filter_rules, score_columns, videos, clips, curated, errors, evaluation_rows.
+  run_records, filter_rules, score_columns, videos, clips, curated, errors, evaluation_rows, dup_segments.
 Views, for people and for the HTML report:
   inputs, clip_outcomes, reason_steps, clip_scores, funnel, score_quantiles,
-  score_histograms, by_source, by_resolution, dup_groups, error_summary, runs,
+  score_histograms, by_source, by_resolution, dup_groups, dup_segment_spans, error_summary, runs,
   audio_presence, caption_counts, evaluation.
 """
 
@@ -300,6 +300,20 @@ FROM clip_outcomes WHERE dup_group_id IS NOT NULL
 GROUP BY dup_group_id ORDER BY clips DESC, dup_group_id
 """
 
+DUP_SEGMENT_SPANS = """
+CREATE VIEW dup_segment_spans AS
+-- Re-cut copies (dedup kind segment, curation/dedup/segments.py): one row per matched segment between two
+-- videos, its span in each (seconds, clamped to the file: the table's spans reach half a sample period past the
+-- first and last matched sample) and the files. symmetry indexes curation.hashes.D4 (0 = as is, 2 = mirrored).
+SELECT va.relpath AS relpath_a, greatest(s.a_start_s, 0) AS a_start_s, least(s.a_end_s, va.duration_s) AS a_end_s,
+       vb.relpath AS relpath_b, greatest(s.b_start_s, 0) AS b_start_s, least(s.b_end_s, vb.duration_s) AS b_end_s,
+       s.offset_s, s.samples, s.mean_hamming, s.symmetry, s.video_a, s.video_b
+FROM dup_segments s
+LEFT JOIN videos va ON va.video_id = s.video_a
+LEFT JOIN videos vb ON vb.video_id = s.video_b
+ORDER BY s.samples DESC, relpath_a, relpath_b, s.a_start_s
+"""
+
 ERROR_SUMMARY = """
 CREATE VIEW error_summary AS
 -- The example message and file come from one row: the first by (uri, message).
@@ -358,6 +372,6 @@ def all_views(score_columns: list[str]) -> list[str]:
     """CREATE VIEW statements in dependency order."""
     return [
         INPUTS, REASON_STEPS, CLIP_OUTCOMES, clip_scores_sql(score_columns), FUNNEL,
-        SCORE_QUANTILES, SCORE_HISTOGRAMS, BY_SOURCE, BY_RESOLUTION, DUP_GROUPS,
+        SCORE_QUANTILES, SCORE_HISTOGRAMS, BY_SOURCE, BY_RESOLUTION, DUP_GROUPS, DUP_SEGMENT_SPANS,
         ERROR_SUMMARY, RUNS, AUDIO_PRESENCE, CAPTION_COUNTS, EVALUATION,
     ]

@@ -33,23 +33,11 @@ import pyarrow.compute as pc
 from curation.dedup.edges import Edges
 from curation.dedup.params import DedupParams
 from curation.hashes import FLAT_HASH, d4_variants
+from schemas import TABLES
 
-# One row per matched segment between two videos (a < b by video_id).
-SEGMENT_MATCH_SCHEMA = pa.schema(
-    [
-        ("video_a", pa.string()),
-        ("video_b", pa.string()),
-        ("a_start_s", pa.float64()),  # matched span in video a, seconds (decoded timestamps)
-        ("a_end_s", pa.float64()),
-        ("b_start_s", pa.float64()),  # the same footage in video b, seconds
-        ("b_end_s", pa.float64()),
-        ("offset_s", pa.float64()),  # t_b - t_a of the matched samples (median)
-        ("samples", pa.int32()),  # distinct samples of a matched in b
-        ("mean_hamming", pa.float32()),  # bits out of 64 over the matched samples
-        ("symmetry", pa.int8()),  # index into curation.hashes.D4 that turns a's frames into b's (0 = as is)
-    ]
-)
-SAMPLES_SCHEMA = pa.schema([("video_id", pa.string()), ("t", pa.float64()), ("phash", pa.uint64())])
+# The tables are defined once, in schemas/: per-sample hashes in, matched segments out.
+SEGMENT_MATCH_SCHEMA = TABLES["dup_segments"]
+SAMPLES_SCHEMA = TABLES["samples"]
 
 
 def samples_table(video_ids: list[str], t: list[float], phash: list[int]) -> pa.Table:
