@@ -25,10 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 import pyarrow as pa
-
-import cv2
 
 from curation.defects import COLUMNS as DEFECT_COLUMNS
 from curation.defects import DefectParams, FrameSignals
@@ -69,13 +68,11 @@ def score_sample(frames: np.ndarray, fps: float, quality: QualityParams | None =
 def defect_scores(frames: np.ndarray, fps: float, black: Sequence[bool], params: DefectParams) -> dict:
     """fade_frac, flicker, shake, blockiness of a (T, H, W, 3) uint8 RGB sample; black: near-black flag per frame."""
     signals = FrameSignals(params)
-    if not params.enabled:
-        return signals.clip_scores(0, len(frames), list(black), fps)
     h, w = frames.shape[1:3]
     b = params.block_size
     # the coding grid of a decoder's output starts at the origin and tiles the frame
     grid = h % b == 0 and w % b == 0 and min(h, w) >= MIN_BLOCKS * b
-    for i, rgb in enumerate(frames):
+    for i, rgb in enumerate(frames if params.enabled else ()):  # disabled: clip_scores is all null
         signals.feed_frame(i, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         signals.feed_sample(i, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if grid else None)
     return signals.clip_scores(0, len(frames), list(black), fps)
