@@ -131,8 +131,11 @@ class FrameSignals:
         blocks = [v for i, v in self.block.items() if start <= i < end and not (i < len(black) and black[i])]
         if self._ramps is None:  # every frame is in by now: the clips are asked for after decoding
             self._ramps = fade_ramps(self.luma, black, fps, self.params)
+        # a fade needs its ramp, the scene frame before it and the black frame after it: a video shorter
+        # than that cannot show one, so 0 would not be a measurement
+        fade_visible = len(self.luma) >= fade_min_frames(fps, self.params) + 2
         return {
-            "fade_frac": fade_fraction(self._ramps, start, end),
+            "fade_frac": fade_fraction(self._ramps, start, end) if fade_visible else None,
             "flicker": flicker(self.luma[start:end], self.params.flicker_luma_floor),
             "shake": shake(np.array(self.shift[start + 1 : end], np.float64).reshape(-1, 2), fps,
                            self._diag, self.params.shake_smooth_s),
@@ -146,6 +149,11 @@ COLUMNS = ("fade_frac", "flicker", "shake", "blockiness")
 # --------------------------------------------------------------------------- fades
 
 
+def fade_min_frames(fps: float, p: DefectParams) -> int:
+    """Frames a luma ramp must span to be a fade: fade_min_s at fps, at least 2."""
+    return max(2, round(p.fade_min_s * fps))
+
+
 def fade_ramps(luma: list[float], black: list[bool], fps: float, p: DefectParams) -> list[tuple[int, int]]:
     """[start, end) frame ranges of luma ramps into or out of a near-black run (the black frames excluded).
 
@@ -155,7 +163,7 @@ def fade_ramps(luma: list[float], black: list[bool], fps: float, p: DefectParams
     """
     n = min(len(luma), len(black))
     min_step = p.fade_min_rate / max(fps, 1e-6)
-    min_len = max(2, round(p.fade_min_s * fps))
+    min_len = fade_min_frames(fps, p)
     ramps = []
     for e in range(1, n):
         # the ramp's far end is the last (first) frame at the scene's own brightness: not part of the fade
@@ -231,10 +239,12 @@ def shake(shifts: np.ndarray, fps: float, diagonal: float, smooth_s: float) -> f
     CVPR 2005, sec. 3); here the smoother is a Savitzky-Golay quadratic fit over
     smooth_s seconds, which reproduces a pan and a steadily accelerating pan exactly,
     so only motion that reverses within the window remains. Windows that contain an
-    unmeasured shift are skipped; None when no window is left.
+    unmeasured shift are skipped; None when no window is left, or when smooth_s spans
+    under 5 frames (fps < 11.7 at 0.3 s).
     """
-    k = max(3, int(round(smooth_s * fps)) | 1)  # odd window, frames
-    if len(shifts) < k:
+    k = int(round(smooth_s * fps)) | 1  # odd window, frames
+    # a quadratic fits any 3 points exactly: a shorter window would call every path smooth (0, not a measurement)
+    if k < 5 or len(shifts) < k:
         return None
     path = np.vstack([np.zeros((1, 2)), np.cumsum(np.nan_to_num(shifts), axis=0)])  # (N+1, 2) px
     bad = np.concatenate([[0], np.cumsum(np.isnan(shifts[:, 0]))])  # unmeasured steps up to each path point

@@ -20,6 +20,8 @@ structure to hash and gets the hash 0, which matchers can skip.
 import cv2
 import numpy as np
 
+from curation.quality import dark_bars
+
 _HASH_SIZE = 8  # 8x8 low-frequency block -> 64 bits
 _DCT_SIZE = 32  # grey image size fed to the DCT
 _BIT_WEIGHTS = np.array([1 << (63 - i) for i in range(64)], dtype=np.uint64)  # coefficient (v, u) -> bit 63 - (8v + u)
@@ -31,11 +33,11 @@ FLAT_HASH = 0
 def dark_border_box(gray: np.ndarray, luma: int = BORDER_LUMA) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) px bounds of the picture inside uniform dark bars, end exclusive
     (the whole image when everything is dark)."""
-    rows = np.flatnonzero(gray.max(axis=1) >= luma)
-    cols = np.flatnonzero(gray.max(axis=0) >= luma)
-    if len(rows) == 0 or len(cols) == 0:
-        return 0, gray.shape[0], 0, gray.shape[1]
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    h, w = gray.shape
+    top, bottom, left, right = dark_bars(gray, luma)  # a bar line: its brightest pixel below luma
+    if top == h:  # no pixel reaches luma: no picture to find
+        return 0, h, 0, w
+    return top, h - bottom, left, w - right
 
 
 def crop_dark_borders(gray: np.ndarray, luma: int = BORDER_LUMA) -> np.ndarray:

@@ -48,12 +48,17 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
 
 
-def _bar_lines(luma: np.ndarray, axis: int, p: QualityParams) -> np.ndarray:
-    """Bool per row (axis=1) or column (axis=0): dark and flat enough to be a bar."""
-    f = luma.astype(np.float32)
-    # "p99 below the level" as a count (at most 1% of the line at or above it): O(n), no sort
-    bright_share = (luma >= p.bar_luma_p99).mean(axis=axis)
-    return (bright_share <= 0.01) & (f.std(axis=axis) < p.bar_luma_std)
+def dark_lines(luma: np.ndarray, axis: int, level: float, bright_share: float = 0.0,
+               max_std: float | None = None) -> np.ndarray:
+    """Bool per row (axis=1) or column (axis=0): at most bright_share of it at or above `level` (and luma std below max_std)."""
+    if bright_share > 0:
+        # "p(100 - share) below the level" as a count: O(n), no sort
+        dark = (luma >= level).mean(axis=axis) <= bright_share
+    else:
+        dark = luma.max(axis=axis) < level  # the same test, cheaper
+    if max_std is not None:
+        dark &= luma.astype(np.float32).std(axis=axis) < max_std
+    return dark
 
 
 def _run_length(flags: np.ndarray) -> int:
@@ -62,10 +67,19 @@ def _run_length(flags: np.ndarray) -> int:
     return int(idx[0]) if idx.size else int(flags.size)
 
 
-def _bars(flags: np.ndarray, min_frac: float, sym_tol: float) -> tuple[int, int]:
-    """(before, after) bar sizes along one axis, 0 unless both sides are bars of similar size."""
-    n = flags.size
-    a, b = _run_length(flags), _run_length(flags[::-1])
+def dark_bars(luma: np.ndarray, level: float, bright_share: float = 0.0,
+              max_std: float | None = None) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) px: the runs of dark_lines() in from each edge of a (H, W) uint8 luma image.
+
+    The one dark-bar finder: letterbox_frac (symmetric bars, below) and the pHash's crop
+    (curation.hashes.dark_border_box) both read it. When every row is dark, top = bottom = H.
+    """
+    rows, cols = dark_lines(luma, 1, level, bright_share, max_std), dark_lines(luma, 0, level, bright_share, max_std)
+    return _run_length(rows), _run_length(rows[::-1]), _run_length(cols), _run_length(cols[::-1])
+
+
+def _symmetric(a: int, b: int, n: int, min_frac: float, sym_tol: float) -> tuple[int, int]:
+    """(a, b) when both opposite bars are there and of similar size along an axis of n px, else (0, 0)."""
     # a letterbox is symmetric; a dark sky or floor on one side is not a bar
     if a < min_frac * n or b < min_frac * n or abs(a - b) > sym_tol * n + 2 or a + b >= n:
         return 0, 0
@@ -100,9 +114,10 @@ def frame_quality(rgb: np.ndarray, params: QualityParams) -> dict:
     if near_black or blank:
         bars = (0, 0, 0, 0)  # bars cannot be told apart from a black picture
     else:
-        t, b = _bars(_bar_lines(luma, 1, params), params.bar_min_frac, params.bar_sym_tol)
-        l, r = _bars(_bar_lines(luma, 0, params), params.bar_min_frac, params.bar_sym_tol)
-        bars = (t, b, l, r)
+        # "p99 below bar_luma_p99": at most 1% of a bar line may be brighter
+        t, b, l, r = dark_bars(luma, params.bar_luma_p99, 0.01, params.bar_luma_std)
+        bars = (*_symmetric(t, b, h, params.bar_min_frac, params.bar_sym_tol),
+                *_symmetric(l, r, w, params.bar_min_frac, params.bar_sym_tol))
     t, b, l, r = bars
     pic, pic_rgb = luma[t : h - b, l : w - r], rgb[t : h - b, l : w - r]
     return {

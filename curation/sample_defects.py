@@ -1,25 +1,45 @@
-"""Defect rate of generated clips: score decoded samples with the pipeline's own quality and motion scorers and
-count which of the current filter rules would drop them, per reason.
+"""Defect rate of generated clips: score decoded samples with the pipeline's own quality, motion and defect scorers
+and count which of the current filter rules would drop them, per reason.
 
 A sample is scored like a clip in the scan stage: frame_quality() on every frame, pair_flow() between consecutive
-frames (dt = 1 / fps), aggregated by aggregate_quality() / aggregate_motion(), then apply_filters() with the rules
-whose column these scorers produce. Rules on other columns (duration, aesthetic, audio, text, captions) are listed
-as not applicable: a sample's duration is fixed by the sampled shape, and those scorers need models or sound.
+frames (dt = 1 / fps), the per-frame defect signals (curation.defects.FrameSignals: every frame is both a detector
+frame and an analysis sample), aggregated by aggregate_quality() / aggregate_motion() / clip_scores(), then
+apply_filters() with the rules whose column these scorers produce. Rules on other columns (duration, aesthetic,
+audio, text, captions) are listed as not applicable: a sample's duration is fixed by the sampled shape, and those
+scorers need models or sound.
+
+Where a score means nothing at a sample's size it is null, and a rule never fails on null (curation.filters):
+- blockiness: null unless the frame is a whole number of 8x8 coding blocks and at least 8 blocks each way
+  (64 px). On smaller crops of clean photos the ratio is noise: 16-33 % of 16-40 px crops read above the
+  1.12 rule, 9 % at 64 px, 4 % at 96-128 px (notes/darkbars.md).
+- shake: null when the 0.3 s smoothing window is under 5 frames (fps < 11.7: a quadratic fits 3 points
+  exactly, so the residual would always be 0) or the sample has fewer frames than that window + 1
+  (curation.defects.shake).
+- fade_frac: null when the sample is shorter than a fade (fade_min_s = 0.3 s) plus the scene frame before it
+  and the black frame after it (e.g. under 10 frames at 25 fps); otherwise a ramp must reach a near-black frame
+  inside the sample to count.
+- flicker: null under 3 frames; from 3 to 4 frames the median is of 1-2 second differences, so one flash counts.
+- letterbox_frac and the quality/motion scores as in the scan (motion null under 16 px).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 import pyarrow as pa
 
+from curation.defects import COLUMNS as DEFECT_COLUMNS
+from curation.defects import DefectParams, FrameSignals
 from curation.filters import Rule, apply_filters
 from curation.motion import MotionParams, aggregate_motion, pair_flow, to_gray
 from curation.quality import QualityParams, aggregate_quality, frame_quality
 
 MIN_FLOW_SIDE_PX = 16  # as in scan.py: smaller frames get no motion scores (DIS needs a few pixels)
+MIN_BLOCKS = 8  # blocks each way: fewer, and the blocking ratio of a clean picture is noise (module docstring)
 PICTURE_COLUMNS = ("motion", "camera_motion", "local_motion", "sharpness", "luma_mean", "clipped_dark_frac",
-                   "clipped_bright_frac", "contrast", "colorfulness", "black_frac", "letterbox_frac", "quality")
+                   "clipped_bright_frac", "contrast", "colorfulness", "black_frac", "letterbox_frac", "quality",
+                   *DEFECT_COLUMNS)
 
 
 def to_uint8_frames(clip: np.ndarray) -> np.ndarray:
@@ -29,18 +49,33 @@ def to_uint8_frames(clip: np.ndarray) -> np.ndarray:
 
 
 def score_sample(frames: np.ndarray, fps: float, quality: QualityParams | None = None,
-                 motion: MotionParams | None = None) -> dict:
+                 motion: MotionParams | None = None, defects: DefectParams | None = None) -> dict:
     """Clip score columns (PICTURE_COLUMNS and `static`) of one sample (T, H, W, 3) uint8 shown at fps frames/s."""
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    quality, motion = quality or QualityParams(), motion or MotionParams()
-    row = aggregate_quality([frame_quality(f, quality) for f in frames], quality)
+    quality, motion, defects = quality or QualityParams(), motion or MotionParams(), defects or DefectParams()
+    per_frame = [frame_quality(f, quality) for f in frames]
+    row = aggregate_quality(per_frame, quality)
+    row.update(defect_scores(frames, fps, [f["near_black"] for f in per_frame], defects))
     pairs = []
     if min(frames.shape[1:3]) >= MIN_FLOW_SIDE_PX:
         grays = [to_gray(f) for f in frames]
         pairs = [pair_flow(a, b, 1.0 / fps, motion) for a, b in zip(grays[:-1], grays[1:])]
     row.update(aggregate_motion(pairs, motion))
     return row
+
+
+def defect_scores(frames: np.ndarray, fps: float, black: Sequence[bool], params: DefectParams) -> dict:
+    """fade_frac, flicker, shake, blockiness of a (T, H, W, 3) uint8 RGB sample; black: near-black flag per frame."""
+    signals = FrameSignals(params)
+    h, w = frames.shape[1:3]
+    b = params.block_size
+    # the coding grid of a decoder's output starts at the origin and tiles the frame
+    grid = h % b == 0 and w % b == 0 and min(h, w) >= MIN_BLOCKS * b
+    for i, rgb in enumerate(frames if params.enabled else ()):  # disabled: clip_scores is all null
+        signals.feed_frame(i, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        signals.feed_sample(i, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if grid else None)
+    return signals.clip_scores(0, len(frames), list(black), fps)
 
 
 def applicable_rules(rules: Sequence[Rule]) -> tuple[list[Rule], list[Rule]]:

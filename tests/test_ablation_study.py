@@ -77,6 +77,67 @@ def test_sample_defect_scoring():
     assert np.abs(to_uint8_frames(clip.numpy()).astype(int) - moving).max() <= 1
 
 
+DEFECT_RULES = [Rule("letterbox_frac", None, 0.1, "letterbox"), Rule("fade_frac", None, 0.3, "fade"),
+                Rule("flicker", None, 0.05, "flicker"), Rule("shake", None, 0.006, "shaky"),
+                Rule("blockiness", None, 1.12, "blocky")]  # pipelines/configs/default.yaml
+
+
+def _smooth(h, w, seed=0):
+    """Smooth random RGB texture (no 8 px structure), 8 px larger than (h, w) for the pan and the jitter."""
+    import cv2
+
+    small = np.random.default_rng(seed).uniform(40, 215, (h // 6 + 3, w // 6 + 3, 3)).astype(np.float32)
+    return cv2.resize(small, (w + 8, h + 8), interpolation=cv2.INTER_CUBIC).clip(0, 255)
+
+
+def _shot(side, t_len, kind, seed=0):
+    """(T, side, side, 3) uint8: a slow pan of a smooth texture, with one defect applied."""
+    tex, rng = _smooth(side, side, seed), np.random.default_rng(seed)
+    frames = []
+    for t in range(t_len):
+        dy, dx = (rng.integers(-2, 3, 2) + 2) if kind == "shake" else (2, t)  # else a pan of 1 px/frame
+        f = tex[dy:dy + side, dx:dx + side].copy()
+        if kind == "flicker":
+            f *= 1.0 + 0.3 * (t % 2)
+        if kind == "fade":
+            f *= max(0.0, 1.0 - t / (t_len - 2))  # the last two frames black
+        if kind == "bars":
+            f[:side // 8], f[-(side // 8):] = 0, 0
+        if kind == "blocky":  # each 8x8 tile its mean: a DC-only coder, on the frame's grid
+            f = f.reshape(side // 8, 8, side // 8, 8, 3).mean(axis=(1, 3), keepdims=True).repeat(8, 1).repeat(8, 3)
+            f = f.reshape(side, side, 3)
+        frames.append(f.clip(0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+def test_sample_defect_rules_apply_to_tiny_samples():
+    """Every picture-defect rule of the curation fires on its defect in a 64 px, 9 frame sample, and not on a clean one."""
+    kinds = {"clean": 16.0, "flicker": 16.0, "shake": 16.0, "fade": 8.0, "bars": 16.0, "blocky": 16.0}
+    rows = {k: score_sample(_shot(64, 9, k), fps) for k, fps in kinds.items()}
+    assert all(v is not None for v in (rows["clean"][c] for c in ("fade_frac", "flicker", "shake", "blockiness")))
+    reasons = dict(zip(rows, drop_reasons(list(rows.values()), DEFECT_RULES)))
+    assert reasons == {"clean": [], "flicker": ["flicker"], "shake": ["shaky"], "fade": ["fade"],
+                       "bars": ["letterbox"], "blocky": ["blocky"]}, {k: {c: r[c] for c in (
+                           "letterbox_frac", "fade_frac", "flicker", "shake", "blockiness")} for k, r in rows.items()}
+
+
+def test_sample_defect_scores_are_null_where_the_sample_is_too_small():
+    # blockiness: fewer than 8 blocks each way, or a frame that is not whole 8x8 blocks
+    for side in (32, 56):
+        assert score_sample(_shot(side, 9, "blocky"), 16.0)["blockiness"] is None
+    assert score_sample(_shot(64, 9, "blocky")[:, :60, :60], 16.0)["blockiness"] is None
+    # shake: at 8 fps the 0.3 s window is 3 frames, which a quadratic fits exactly; at 16 fps 5 frames
+    # need 6 shifts
+    assert score_sample(_shot(64, 9, "shake"), 8.0)["shake"] is None
+    assert score_sample(_shot(64, 5, "shake"), 16.0)["shake"] is None
+    # fade: 5 frames at 25 fps are shorter than a 0.3 s ramp; flicker needs 3 frames
+    short = score_sample(_shot(64, 5, "fade"), 25.0)
+    assert short["fade_frac"] is None and short["flicker"] is not None
+    assert score_sample(_shot(64, 2, "clean"), 16.0)["flicker"] is None
+    # a rule never fails on null: the blocky 32 px sample is kept by the blocky rule
+    assert drop_reasons([score_sample(_shot(32, 9, "blocky"), 16.0)], DEFECT_RULES) == [[]]
+
+
 @pytest.fixture(scope="module")
 def autoencoder(tmp_path_factory):
     torch.manual_seed(0)

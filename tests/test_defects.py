@@ -100,6 +100,8 @@ def test_shake_is_the_jitter_around_the_camera_path_not_the_pan():
     gaps[20] = np.nan
     assert shake(gaps, 25.0, diag, 0.3) == pytest.approx(0.0, abs=1e-9)
     assert shake(pan[:4], 25.0, diag, 0.3) is None
+    # under 11.7 fps the 0.3 s window is 3 frames, which a quadratic fits exactly: unmeasured, not 0
+    assert shake(shaky, 10.0, diag, 0.3) is None and shake(shaky, 12.0, diag, 0.3) > 0.01
 
 
 def test_frame_signals_measure_shake_and_flicker_from_bgr_frames():
@@ -129,6 +131,11 @@ def test_frame_signals_measure_shake_and_flicker_from_bgr_frames():
     assert scores["shake"]["flicker"] < 0.05  # jitter moves content, not brightness
     assert scores["clean"]["fade_frac"] == 0.0 and scores["clean"]["blockiness"] is None  # no sample fed
     assert FrameSignals(DefectParams(enabled=False)).clip_scores(0, 40, [], 25.0) == dict.fromkeys(scores["clean"])
+    # 9 frames at 25 fps cannot hold a 0.3 s ramp with a scene frame before it and a black frame after it
+    short = FrameSignals(p)
+    for i, f in enumerate(frames(False, False)[:9]):
+        short.feed_frame(i, f)
+    assert short.clip_scores(0, 9, [False] * 9, 25.0)["fade_frac"] is None
 
 
 # --------------------------------------------------------------------------- fades

@@ -167,3 +167,21 @@ def test_testvideo_near_black_ranges(test_videos, expected):
     leaf = aggregate_quality([f for i, f in samples if 30 <= i < 180], P)
     assert lead["black_frac"] > BLACK_FRAC_MAX and leaf["black_frac"] == 0.0
     assert leaf["letterbox_frac"] == 0.0
+
+
+def test_one_dark_bar_finder_for_letterbox_and_the_hash_crop():
+    from curation.hashes import dark_border_box
+    from curation.quality import dark_bars
+
+    img = _letterbox(_photo("astronaut", 480, 270), 34, 0)
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    assert dark_bars(gray, 24) == (34, 34, 0, 0)
+    assert dark_border_box(gray) == (34, 270 - 34, 0, 480)
+    assert frame_quality(img, P)["bars"] == (34, 34, 0, 0)
+    # coding noise just above the level in the top bar: the letterbox test lets 1% of a flat line be
+    # brighter, the hash crop (any pixel) keeps the rows from the noise down
+    img[5, 100:103] = 30
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    assert frame_quality(img, P)["bars"] == (34, 34, 0, 0)
+    assert dark_border_box(gray)[0] == 5
+    assert dark_border_box(np.zeros((10, 12), np.uint8)) == (0, 10, 0, 12)  # all dark: the whole image
