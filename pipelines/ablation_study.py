@@ -54,14 +54,14 @@ def _encode_fps(latents_dir: str, default: float = 4.0) -> float:
 
 @torch.no_grad()
 def decode_and_score(ae, raw: torch.Tensor, fps: float, rules: list[Rule], quality=None, motion=None,
-                     batch: int = 4) -> list[dict]:
+                     defects=None, batch: int = 4) -> list[dict]:
     """Decode raw latents (N, C, T', H', W') with the autoencoder; score each clip; rows with their drop reasons."""
     from training.autoencoder.model import decode_video
 
     rows = []
     for i in range(0, len(raw), batch):
         clips = decode_video(ae, raw[i:i + batch].float()).clamp(-1, 1).cpu().numpy()  # (n, 3, T, H, W)
-        rows += [score_sample(to_uint8_frames(c), fps, quality, motion) for c in clips]
+        rows += [score_sample(to_uint8_frames(c), fps, quality, motion, defects) for c in clips]
     for row, reasons in zip(rows, drop_reasons(rows, rules)):
         row["drop_reasons"] = reasons
     return rows
@@ -73,7 +73,7 @@ def _pipeline_scorers(config: str | None):
 
     cfg = load_config(config)
     p = scan_params(cfg)
-    return filter_rules(cfg), p.quality, p.motion
+    return filter_rules(cfg), p.quality, p.motion, p.defects
 
 
 def run_study(curated_dir: str, all_dir: str, reference_dir: str, autoencoder: str, out_dir: str,
@@ -92,7 +92,7 @@ def run_study(curated_dir: str, all_dir: str, reference_dir: str, autoencoder: s
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rules, qp, mp = _pipeline_scorers(pipeline_config)
+    rules, qp, mp, dp = _pipeline_scorers(pipeline_config)
     on, off = applicable_rules(rules)
     fps = _encode_fps(reference_dir)
     ae = load_autoencoder(autoencoder)
@@ -104,7 +104,7 @@ def run_study(curated_dir: str, all_dir: str, reference_dir: str, autoencoder: s
     ref_norm = ref.mean_windows()  # (M, C, T', H', W'), the reference's normalisation
     feats = RandomConvFeatures(ref.channels)
     ref_f = feats(ref_norm)
-    ref_rows = decode_and_score(ae, ref.stats.denormalize(ref_norm), fps, rules, qp, mp)
+    ref_rows = decode_and_score(ae, ref.stats.denormalize(ref_norm), fps, rules, qp, mp, dp)
     size = _rows(curated_dir)
     ref_defects = defect_rates([r["drop_reasons"] for r in ref_rows], rules)
     informative = [k for k, v in ref_defects["by_reason"].items() if v <= max_reference_rate]
@@ -140,7 +140,7 @@ def run_study(curated_dir: str, all_dir: str, reference_dir: str, autoencoder: s
             run = train_arm(data, train_cfg, out / arm / f"seed{seed}", seed)
             s = sample_arm(run["checkpoint"], reference_dir, n_samples, sample_steps, seed=seed)
             f = feats(s["normalized"])
-            rows = decode_and_score(ae, s["raw"], fps, rules, qp, mp)
+            rows = decode_and_score(ae, s["raw"], fps, rules, qp, mp, dp)
             reasons = [r["drop_reasons"] for r in rows]
             per_arm[arm]["features"].append(f)
             per_arm[arm]["rows"] += [{"arm": arm, "seed": seed, "sample": i, **r} for i, r in enumerate(rows)]
