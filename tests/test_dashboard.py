@@ -311,3 +311,30 @@ def test_funnel_and_cli_summary_count_by_one_rule(runs):
     assert any(c["flagged"] > c["removed"] for c in counts.values())  # the two numbers differ on this run
     line = summary_line(used)
     assert line.startswith("dropped clips by reason (flagged / removed at its funnel step): ")
+
+
+def test_failed_and_interrupted_runs_show_in_history_but_numbers_come_from_the_latest_succeeded(tmp_path, test_videos):
+    out = make_run(tmp_path / "OUT", tmp_path / "inputs", test_videos, "a")
+    later = [("run-failed", "failed", {"type": "InputError", "message": "input s3://***@b/in is not readable"}),
+             ("run-killed", "interrupted", {"type": "ProcessGone", "message": "found running by run run-failed"})]
+    for i, (run_id, status, error) in enumerate(later):
+        rec = RunRecord(run_id=run_id, input_uri="/elsewhere", output_uri=str(out), started_at=f"2026-11-22T10:0{i}:00Z",
+                        config={"filters": [{"column": "motion", "min": 9.0, "reason": "other_rule"}]}, config_hash="z",
+                        versions={}, status=status, error=error, counts={"clips": 999})
+        (out / "runs" / f"{run_id}.json").write_text(rec.to_json())
+    db, html = build_dashboard(str(out))
+    assert _sql(db, "SELECT run_id, status, error_type FROM runs") == [
+        ("run-a", "succeeded", None), ("run-failed", "failed", "InputError"), ("run-killed", "interrupted", "ProcessGone")]
+    assert _sql(db, "SELECT run_id FROM latest_run") == [("run-a",)]
+    assert [r[0] for r in _sql(db, "SELECT reason FROM filter_rules")][:2] == ["too_short", "static"]  # run-a's rules
+    page = html.read_text()
+    assert "a later run, run-failed, is failed (InputError: input s3://***@b/in is not readable)" in page
+    assert "run-killed" in page and "vidcurate run run-a" in page
+    counts = page.split("Counts (latest succeeded run)")[1].split("</table>")[0]
+    assert "<td>clips</td><td>24</td>" in counts and "999" not in counts
+    labels = dict(_sql(db, "SELECT stage, label FROM funnel WHERE level = 'clips'"))
+    assert labels["blurry"] == "clips removed by filter rule blurry (sharpness < 50.0 fails)"
+    assert labels["duplicate"] == "clips removed at dedup (duplicate of a kept clip)"
+    assert labels["clips"] == "clips cut from the decoded videos" and labels["curated"] == "curated clips (no drop reason)"
+    assert dict(_sql(db, "SELECT stage, label FROM funnel WHERE level = 'inputs'"))["error"] == \
+        "input files with an error and no clips (not decoded)"

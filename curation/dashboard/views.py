@@ -3,7 +3,7 @@
 Materialised tables (snapshots of the run folder, see database.py for why):
   run_records, filter_rules, score_columns, videos, clips, curated, errors, evaluation_rows.
 Views, for people and for the HTML report:
-  inputs, clip_outcomes, reason_steps, clip_scores, funnel, score_quantiles,
+  latest_run, inputs, clip_outcomes, reason_steps, clip_scores, funnel, score_quantiles,
   score_histograms, by_source, by_resolution, dup_groups, error_summary, runs,
   audio_presence, caption_counts, evaluation.
 """
@@ -13,12 +13,17 @@ HISTOGRAM_BINS = 20
 # Where a file sits under the input root: its top folder, the unit of "source".
 _SOURCE_OF_RELPATH = "CASE WHEN contains(relpath, '/') THEN split_part(relpath, '/', 1) ELSE '(top level)' END"
 
+LATEST_RUN = """
+CREATE VIEW latest_run AS
+-- The run whose tables are on disk: the latest succeeded one (failed, interrupted and running
+-- runs wrote no final tables), else the latest record of any status. Same rule as RunFolder.latest_run.
+SELECT * FROM run_records ORDER BY status = 'succeeded' DESC, started_at DESC, run_id DESC LIMIT 1
+"""
+
 INPUTS = f"""
 CREATE VIEW inputs AS
 -- One row per input file: a video row, an error row, or both; `outcome` counts it once.
-WITH latest AS (
-    SELECT input_uri FROM run_records ORDER BY started_at DESC, run_id DESC LIMIT 1
-),
+WITH latest AS (SELECT input_uri FROM latest_run),
 all_uris AS (SELECT uri FROM videos UNION SELECT uri FROM errors),
 clip_stats AS (
     SELECT uri,
@@ -149,7 +154,20 @@ clip_rows AS (
     FROM clips WHERE kept
 ),
 all_rows AS (SELECT * FROM input_rows UNION ALL SELECT * FROM clip_rows)
-SELECT level, step, stage, kind, count, hours,
+SELECT level, step, stage,
+       -- what the row counts, in words (the report's funnel shows this, not the stage code)
+       CASE WHEN level = 'inputs' AND kind = 'total' THEN 'input files (each listed file once)'
+            WHEN level = 'inputs' AND stage = 'error' THEN 'input files with an error and no clips (not decoded)'
+            WHEN level = 'inputs' AND stage = 'dropped' THEN 'input files decoded into clips, none curated'
+            WHEN level = 'inputs' AND stage = 'curated' THEN 'input files with at least one curated clip'
+            WHEN kind = 'total' THEN 'clips cut from the decoded videos'
+            WHEN stage = 'curated' THEN 'curated clips (no drop reason)'
+            WHEN stage = 'duplicate' THEN 'clips removed at dedup (duplicate of a kept clip)'
+            WHEN stage = 'balance' THEN 'clips removed at balance (over-represented group)'
+            WHEN rule IS NOT NULL THEN 'clips removed by filter rule ' || stage || ' (' || rule || ' fails)'
+            WHEN stage = '(no reason recorded)' THEN 'clips not kept, no reason recorded'
+            ELSE 'clips removed for reason ' || stage END AS label,
+       kind, count, hours,
        -- what is left after this step: total minus everything removed so far
        sum(CASE WHEN kind = 'total' THEN count WHEN kind = 'removed' THEN -count ELSE 0 END)
            OVER (PARTITION BY level ORDER BY step) AS remaining,
@@ -161,10 +179,18 @@ FROM all_rows
 ORDER BY level DESC, step
 """
 
-SCORE_QUANTILES = """
+EXACT_QUANTILE_MAX_CLIPS = 1_000_000  # above this many clips quantiles come from a t-digest sketch (bounded memory)
+
+
+def score_quantiles_sql(exact: bool) -> str:
+    """Quantiles of every score over all clips and over kept clips; a score that was never measured (scorer off,
+    weights not configured) has measured = 0 and nulls. `exact`: quantile_cont (holds every value of a group in
+    memory); else approx_quantile, DuckDB's t-digest sketch, for runs above EXACT_QUANTILE_MAX_CLIPS clips."""
+    def q(p: float) -> str:
+        return f"quantile_cont(v.value, {p})" if exact else f"approx_quantile(v.value, {p})"
+
+    return f"""
 CREATE VIEW score_quantiles AS
--- Quantiles of every score over all clips and over kept clips; a score that was
--- never measured (scorer off, weights not configured) has measured = 0 and nulls.
 WITH subsets(subset) AS (VALUES ('all'), ('kept')),
 vals AS (
     SELECT score, value, 'all' AS subset FROM clip_scores
@@ -175,16 +201,16 @@ sizes AS (SELECT 'all' AS subset, count(*) AS clips FROM clips
           UNION ALL SELECT 'kept', count(*) FROM clips WHERE kept)
 SELECT sc.position, sc.score, ss.subset, z.clips, count(v.value) AS measured,
        min(v.value) AS min,
-       quantile_cont(v.value, 0.05) AS p05, quantile_cont(v.value, 0.25) AS p25,
-       quantile_cont(v.value, 0.50) AS p50, quantile_cont(v.value, 0.75) AS p75,
-       quantile_cont(v.value, 0.95) AS p95,
-       max(v.value) AS max, avg(v.value) AS mean
+       {q(0.05)} AS p05, {q(0.25)} AS p25, {q(0.50)} AS p50, {q(0.75)} AS p75, {q(0.95)} AS p95,
+       max(v.value) AS max, avg(v.value) AS mean,
+       '{"exact" if exact else "t-digest sketch"}' AS quantiles
 FROM score_columns sc CROSS JOIN subsets ss
 JOIN sizes z ON z.subset = ss.subset
 LEFT JOIN vals v ON v.score = sc.score AND v.subset = ss.subset
 GROUP BY ALL
 ORDER BY sc.position, ss.subset
 """
+
 
 SCORE_HISTOGRAMS = f"""
 CREATE VIEW score_histograms AS
@@ -337,9 +363,12 @@ FROM clips
 
 RUNS = """
 CREATE VIEW runs AS
+-- Every run record: succeeded, failed (error_type, error_message), interrupted (SIGINT/SIGTERM, or
+-- found still running by a later run after its process was gone) and running.
 SELECT run_id, status, started_at, finished_at, input_uri, output_uri, config_hash,
        counts::JSON AS counts, timings::JSON AS timings, not_configured::JSON AS not_configured,
-       versions::JSON AS versions, config::JSON AS config
+       versions::JSON AS versions, config::JSON AS config,
+       error_type, error_message, host, project_version, git_commit, command_line
 FROM run_records ORDER BY started_at, run_id
 """
 
@@ -354,10 +383,10 @@ def clip_scores_sql(score_columns: list[str]) -> str:
     return "CREATE VIEW clip_scores AS\n" + "\nUNION ALL\n".join(parts)
 
 
-def all_views(score_columns: list[str]) -> list[str]:
-    """CREATE VIEW statements in dependency order."""
+def all_views(score_columns: list[str], n_clips: int = 0) -> list[str]:
+    """CREATE VIEW statements in dependency order; `n_clips` decides exact or sketched quantiles."""
     return [
-        INPUTS, REASON_STEPS, CLIP_OUTCOMES, clip_scores_sql(score_columns), FUNNEL,
-        SCORE_QUANTILES, SCORE_HISTOGRAMS, BY_SOURCE, BY_RESOLUTION, DUP_GROUPS,
+        LATEST_RUN, INPUTS, REASON_STEPS, CLIP_OUTCOMES, clip_scores_sql(score_columns), FUNNEL,
+        score_quantiles_sql(exact=n_clips <= EXACT_QUANTILE_MAX_CLIPS), SCORE_HISTOGRAMS, BY_SOURCE, BY_RESOLUTION, DUP_GROUPS,
         ERROR_SUMMARY, RUNS, AUDIO_PRESENCE, CAPTION_COUNTS, EVALUATION,
     ]
