@@ -158,8 +158,8 @@ from curation.dashboard import build_dashboard
 db, html = build_dashboard(sys.argv[1])
 wall = time.perf_counter() - t
 ru = resource.getrusage(resource.RUSAGE_SELF)  # CPU seconds of all threads: less sensitive to a shared machine's load
-print(json.dumps({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024,
-                  "html_mb": html.stat().st_size / 2**20, "db_mb": db.stat().st_size / 2**20}))
+open(sys.argv[2], "w").write(json.dumps({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024,
+                  "html_mb": html.stat().st_size / 2**20, "db_mb": db.stat().st_size / 2**20}))  # stdout may hold progress bars
 """
 
 
@@ -169,10 +169,12 @@ def bench_size(n: int, workdir: Path) -> dict:
     counts = write_synthetic_run(out, n)
     gen_s = time.perf_counter() - t
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(out)], cwd=REPO, env=env, capture_output=True, text=True)
+    result_file = workdir / f"result_{n}.json"
+    done = subprocess.run([sys.executable, "-c", _CHILD, str(out), str(result_file)], cwd=REPO, env=env,
+                          capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"dashboard build failed at {n} clips: {done.stderr[-2000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(result_file.read_text())
     parquet_mb = sum(f.stat().st_size for f in out.rglob("*.parquet")) / 2**20
     shutil.rmtree(out, ignore_errors=True)
     return {"clips": n, **counts, "generate_s": round(gen_s, 1), "parquet_mb": round(parquet_mb, 1),

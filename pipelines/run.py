@@ -218,9 +218,9 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
     store = RunStore(output_uri, cfg.output.storage_options)
     store.check_writable()
     record = _new_record(store, input_uri, output_uri, cfg)
-    log(describe_filters(cfg))
     with tracked(store, record, cfg.output.heartbeat_s, cfg.output.stale_after_s, log) as tracker:
         run = _prepare(store, record, input_uri, cfg, log)
+        log(describe_filters(cfg))  # once, after the inputs are known to be readable
         if _already_done(run):
             log(f"nothing to do: all {len(run.files)} input files are already processed with this config ({output_uri})")
             tracker.discard()

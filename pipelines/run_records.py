@@ -361,9 +361,7 @@ def tracked(store: RunStore, record: RunRecord, heartbeat_s: float, stale_after_
         status = "interrupted" if isinstance(ended_by, (KeyboardInterrupt, SystemExit)) else "failed"
         if not tracker.ended:
             try:
-                tracker.end(status, ended_by)
-                log(f"run {record.run_id} {status}: {record.error['type']}: {record.error['message']} "
-                    f"(run record: {record_path(record.run_id)})")
+                tracker.end(status, ended_by)  # the caller reports the error itself (the CLI: one line)
             except Exception as write_error:  # never hide the run's own error behind the record's
                 log(f"run {record.run_id} {status}, and its record could not be written: {write_error}")
         if raise_as is not None and isinstance(e, SystemExit):
