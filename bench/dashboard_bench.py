@@ -2,7 +2,7 @@
 
 The rows are synthetic but schema-valid: every table is written through
 schemas.write_table (validated against schemas/tables.py). Each size is built in
-its own child process, so its peak RSS is the build's alone (ru_maxrss of the child).
+its own child process, so its peak RSS is the build's alone (the child's VmHWM).
 The report must stay fast at scale: histograms and quantiles are SQL aggregates
 (approx_quantile), sample clips come from a fixed-size reservoir sample, and
 thumbnails are read for the ~200 clips shown, never for all rows.
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -62,7 +61,7 @@ def write_synthetic_run(out: Path, n_clips: int, seed: int = 0) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from schemas import RunRecord, TABLES, write_table
+    from schemas import RunRecord, write_table
 
     rng = np.random.default_rng(seed)
     n_videos = max(1, n_clips // CLIPS_PER_VIDEO)
@@ -158,7 +157,9 @@ from curation.dashboard import build_dashboard
 db, html = build_dashboard(sys.argv[1])
 wall = time.perf_counter() - t
 ru = resource.getrusage(resource.RUSAGE_SELF)  # CPU seconds of all threads: less sensitive to a shared machine's load
-open(sys.argv[2], "w").write(json.dumps({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024,
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over execve, so it would report the forking parent's peak
+hwm_kb = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1])
+open(sys.argv[2], "w").write(json.dumps({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": hwm_kb / 1024,
                   "html_mb": html.stat().st_size / 2**20, "db_mb": db.stat().st_size / 2**20}))  # stdout may hold progress bars
 """
 
