@@ -31,7 +31,10 @@ def _cmd_run(args) -> int:
     except ConfigError as e:
         raise CliError(str(e)) from None
     if args.dry_run:
+        from pipelines.params import describe_filters
+
         print(describe_dag(cfg))
+        print(describe_filters(cfg))
         return EXIT_OK
     try:
         record = run_pipeline(args.input, args.output, cfg)
@@ -163,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as e:
         print(f"vidcurate: error: {e}", file=sys.stderr)
         return e.code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM during a run (pipelines.run_records.RunInterrupted)
         print("vidcurate: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", 2)
     except BrokenPipeError:  # output piped into `head`: not an error
         sys.stderr.close()
         return EXIT_OK

@@ -36,6 +36,15 @@ class InputConfig(_Strict):
 class OutputConfig(_Strict):
     storage_options: dict = {}
     videos_per_part: int = Field(64, ge=1, le=100_000)
+    heartbeat_s: float = Field(60.0, ge=1, le=3600)  # s between rewrites of a running run's record
+    stale_after_s: float = Field(900.0, gt=0)  # s without a heartbeat before another host's running record counts as interrupted
+
+    @model_validator(mode="after")
+    def _stale_after_beats(self):
+        if self.stale_after_s < 3 * self.heartbeat_s:
+            raise ValueError(f"output.stale_after_s ({self.stale_after_s:g}) must be at least 3 x output.heartbeat_s "
+                             f"({self.heartbeat_s:g}): a live run must not look dead after one late beat")
+        return self
 
 
 class RayConfig(_Strict):

@@ -47,3 +47,33 @@ def embed_config_subset(cfg: PipelineConfig) -> dict:
 
 def filter_rules(cfg: PipelineConfig) -> list[Rule]:
     return [Rule(r.column, r.min, r.max, r.reason) for r in cfg.filters]
+
+
+def _bounds(rule: dict) -> str:
+    """`sharpness < 2.5 or > 90 fails`: the values a rule drops."""
+    parts = [f"< {rule['min']:g}" if rule.get("min") is not None else None,
+             f"> {rule['max']:g}" if rule.get("max") is not None else None]
+    return f"{rule['column']} {' or '.join(p for p in parts if p)} fails"
+
+
+def describe_filters(cfg: PipelineConfig) -> str:
+    """The effective filter rules (defaults merged with the user's, see config.merge_filters), one line per rule,
+    each saying where it comes from; then the default rules the config switched off."""
+    from pipelines.config import default_config_dict
+
+    defaults = {r["reason"]: r for r in default_config_dict().get("filters") or []}
+    lines = [f"filter rules ({len(cfg.filters)}; a clip failing any of them is dropped with its reason; null never fails):"]
+    for rule in cfg.filters:
+        r = rule.model_dump()
+        base = defaults.get(rule.reason)
+        if base is None:
+            origin = "added by your config"
+        elif (base["column"], base.get("min"), base.get("max")) == (r["column"], r["min"], r["max"]):
+            origin = "default"
+        else:
+            origin = f"your config; default was {_bounds(base)}"
+        lines.append(f"  {rule.reason:<20} {_bounds(r):<40} ({origin})")
+    off = [reason for reason in defaults if reason not in {r.reason for r in cfg.filters}]
+    if off:
+        lines.append(f"  switched off by your config: {', '.join(off)}")
+    return "\n".join(lines)

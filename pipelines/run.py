@@ -26,8 +26,9 @@ from curation.sources import VideoFile, list_videos
 from pipelines.config import BUILTIN_STAGES, PipelineConfig, balance_params, dedup_params, stage_order
 from pipelines.dedup_stage import run_dedup_on_ray
 from pipelines.embed_stage import join_embeddings, run_embed_stage
-from pipelines.params import embed_config_subset, filter_rules, scan_config_subset, scan_params
+from pipelines.params import describe_filters, embed_config_subset, filter_rules, scan_config_subset, scan_params
 from pipelines.ray_runtime import init_ray
+from pipelines.run_records import RunTracker, redact_uri, tracked, unique_run_id
 from pipelines.scan_stage import done_uris, run_scan_stage
 from pipelines.store import RunStore
 from pipelines.caption_stage import caption_cache_key, run_caption_stage
@@ -47,7 +48,8 @@ def tables_config_hash(cfg: PipelineConfig) -> str:
     """Hash of the config that decides the final tables: where Ray runs or how parts are sized does not."""
     d = cfg.public_dict()
     d.pop("ray", None)
-    d["output"].pop("videos_per_part", None)
+    for key in ("videos_per_part", "heartbeat_s", "stale_after_s"):
+        d["output"].pop(key, None)
     for st in d["stages"].values():  # how long a task may run does not change what a finished one wrote
         st.pop("timeout_floor_s", None)
         st.pop("timeout_s_per_gb", None)
@@ -214,41 +216,52 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
     """Run (or resume) the pipeline; raises InputError/OutputError/ClusterError for unusable locations.
 
     `on_stage(name, "start" | "end")` is called around every stage (progress, benchmarks).
+    Once the output is known writable, runs/<run_id>.json says `running`, then how the run ended
+    (pipelines/run_records.py); a run with nothing to do leaves no record.
     """
     t_start = time.perf_counter()
-    run = _prepare(input_uri, output_uri, cfg, log)
-    record = run.record
-    if _already_done(run):
-        log(f"nothing to do: all {len(run.files)} input files are already processed with this config ({output_uri})")
-        return _finish(run, "nothing_to_do")
-    t = time.perf_counter()
-    record.cluster = init_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.ray.connect_timeout_s,
-                              cfg.ray.worker_niceness, cfg.ray.observability)
-    record.timings["ray_start_s"] = time.perf_counter() - t
-    record.notes.append(f"ray: {record.cluster['how']}, {record.cluster.get('address')}, {record.cluster['nodes']} nodes, "
-                        f"{int(record.cluster['cpus'])} CPUs, {int(record.cluster['gpus'])} GPUs")
-    for name in stage_order(cfg):
-        if on_stage:
-            on_stage(name, "start")
-        t = time.perf_counter()
-        (_custom_stage if cfg.stages[name].entrypoint else STAGE_RUNNERS[name])(run, name)
-        record.timings[f"{name}_s"] = time.perf_counter() - t
-        if on_stage:
-            on_stage(name, "end")
-    t = time.perf_counter()
-    _write_tables(run)
-    record.timings["write_s"] = time.perf_counter() - t
-    record.timings["total_s"] = time.perf_counter() - t_start
-    return _finish(run, "succeeded")
-
-
-def _prepare(input_uri: str, output_uri: str, cfg: PipelineConfig, log) -> Run:
     store = RunStore(output_uri, cfg.output.storage_options)
     store.check_writable()
-    files, skipped = list_videos(input_uri, cfg.input.extensions, cfg.input.storage_options)
+    record = _new_record(store, input_uri, output_uri, cfg)
+    with tracked(store, record, cfg.output.heartbeat_s, cfg.output.stale_after_s, log) as tracker:
+        run = _prepare(store, record, input_uri, cfg, log)
+        log(describe_filters(cfg))  # once, after the inputs are known to be readable
+        if _already_done(run):
+            log(f"nothing to do: all {len(run.files)} input files are already processed with this config ({output_uri})")
+            tracker.discard()
+            return _finish(run, "nothing_to_do")
+        t = time.perf_counter()
+        record.cluster = init_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.ray.connect_timeout_s,
+                                  cfg.ray.worker_niceness, cfg.ray.observability)
+        tracker.catch_sigterm()  # ray.init replaced it with sys.exit; SIGTERM must still end the record as interrupted
+        record.timings["ray_start_s"] = time.perf_counter() - t
+        record.notes.append(f"ray: {record.cluster['how']}, {record.cluster.get('address')}, {record.cluster['nodes']} nodes, "
+                            f"{int(record.cluster['cpus'])} CPUs, {int(record.cluster['gpus'])} GPUs")
+        for name in stage_order(cfg):
+            if on_stage:
+                on_stage(name, "start")
+            t = time.perf_counter()
+            (_custom_stage if cfg.stages[name].entrypoint else STAGE_RUNNERS[name])(run, name)
+            record.timings[f"{name}_s"] = time.perf_counter() - t
+            if on_stage:
+                on_stage(name, "end")
+        t = time.perf_counter()
+        _write_tables(run)
+        record.timings["write_s"] = time.perf_counter() - t
+        record.timings["total_s"] = time.perf_counter() - t_start
+        return _finish(run, "succeeded", tracker)
+
+
+def _new_record(store: RunStore, input_uri: str, output_uri: str, cfg: PipelineConfig) -> RunRecord:
+    """The record of a run starting now (credentials in the URIs redacted)."""
     now = dt.datetime.now(dt.timezone.utc)
-    record = RunRecord(run_id=f"{now:%Y%m%dT%H%M%SZ}-{cfg.hash()[:8]}", input_uri=input_uri, output_uri=output_uri,
-                       started_at=now.isoformat(), config=cfg.public_dict(), config_hash=cfg.hash(), versions=versions())
+    run_id = unique_run_id(store, f"{now:%Y%m%dT%H%M%SZ}-{cfg.hash()[:8]}")
+    return RunRecord(run_id=run_id, input_uri=redact_uri(input_uri), output_uri=redact_uri(output_uri),
+                     started_at=now.isoformat(), config=cfg.public_dict(), config_hash=cfg.hash(), versions=versions())
+
+
+def _prepare(store: RunStore, record: RunRecord, input_uri: str, cfg: PipelineConfig, log) -> Run:
+    files, skipped = list_videos(input_uri, cfg.input.extensions, cfg.input.storage_options)
     run = Run(cfg, store, files, skipped, record, scan_key=f"scan-{_short_hash(scan_config_subset(cfg))}",
               embed_key=f"embed-{_short_hash(embed_config_subset(cfg))}", log=log)
     run.text_key = text_cache_key(cfg) if "text" in stage_order(cfg) else None
@@ -271,11 +284,13 @@ def _already_done(run: Run) -> bool:
     return pc.all(pc.is_in(uris, value_set=done_uris(run.store, run.scan_key))).as_py() in (True, None)  # a crashed task's file is retried
 
 
-def _finish(run: Run, status: str) -> RunRecord:
-    run.record.status = status
-    run.record.finished_at = dt.datetime.now(dt.timezone.utc).isoformat()
+def _finish(run: Run, status: str, tracker: RunTracker | None = None) -> RunRecord:
+    if tracker is not None:
+        tracker.end(status)  # stops the heartbeat, writes runs/<run_id>.json
+    else:
+        run.record.status = status
+        run.record.finished_at = dt.datetime.now(dt.timezone.utc).isoformat()
     if status == "succeeded":
-        run.store.write_json(f"runs/{run.record.run_id}.json", json.loads(run.record.to_json()))
         # written last: a kill before this point means the next run assembles again (and records it)
         run.store.write_json("_work/final.json", run.fingerprint())
     return run.record

@@ -311,3 +311,60 @@ def test_funnel_and_cli_summary_count_by_one_rule(runs):
     assert any(c["flagged"] > c["removed"] for c in counts.values())  # the two numbers differ on this run
     line = summary_line(used)
     assert line.startswith("dropped clips by reason (flagged / removed at its funnel step): ")
+
+
+def test_failed_and_interrupted_runs_show_in_history_but_numbers_come_from_the_latest_succeeded(tmp_path, test_videos):
+    out = make_run(tmp_path / "OUT", tmp_path / "inputs", test_videos, "a")
+    later = [("run-failed", "failed", {"type": "InputError", "message": "input s3://***@b/in is not readable"}),
+             ("run-killed", "interrupted", {"type": "ProcessGone", "message": "found running by run run-failed"})]
+    for i, (run_id, status, error) in enumerate(later):
+        rec = RunRecord(run_id=run_id, input_uri="/elsewhere", output_uri=str(out), started_at=f"2026-11-22T10:0{i}:00Z",
+                        config={"filters": [{"column": "motion", "min": 9.0, "reason": "other_rule"}]}, config_hash="z",
+                        versions={}, status=status, error=error, counts={"clips": 999})
+        (out / "runs" / f"{run_id}.json").write_text(rec.to_json())
+    db, html = build_dashboard(str(out))
+    assert _sql(db, "SELECT run_id, status, error_type FROM runs") == [
+        ("run-a", "succeeded", None), ("run-failed", "failed", "InputError"), ("run-killed", "interrupted", "ProcessGone")]
+    assert _sql(db, "SELECT run_id FROM latest_run") == [("run-a",)]
+    assert [r[0] for r in _sql(db, "SELECT reason FROM filter_rules")][:2] == ["too_short", "static"]  # run-a's rules
+    page = html.read_text()
+    assert "a later run, run-failed, is failed (InputError: input s3://***@b/in is not readable)" in page
+    assert "run-killed" in page and "vidcurate run run-a" in page
+    counts = page.split("Counts (latest succeeded run)")[1].split("</table>")[0]
+    assert "<td>clips</td><td>24</td>" in counts and "999" not in counts
+    labels = dict(_sql(db, "SELECT stage, label FROM funnel WHERE level = 'clips'"))
+    assert labels["blurry"] == "clips removed by filter rule blurry (sharpness < 50.0 fails)"
+    assert labels["duplicate"] == "clips removed at dedup (duplicate of a kept clip)"
+    assert labels["clips"] == "clips cut from the decoded videos" and labels["curated"] == "curated clips (no drop reason)"
+    assert dict(_sql(db, "SELECT stage, label FROM funnel WHERE level = 'inputs'"))["error"] == \
+        "input files with an error and no clips (not decoded)"
+
+
+def test_bench_run_folder_is_schema_valid_and_builds(tmp_path):
+    """bench/dashboard_bench.py's synthetic rows pass the schemas and give a consistent funnel (its numbers mean something)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.dashboard_bench import CLIPS_PER_VIDEO, write_synthetic_run
+
+    counts = write_synthetic_run(tmp_path / "OUT", 3000, seed=1)
+    tables = {n: read_table(str(tmp_path / "OUT" / n), n) for n in ("videos", "clips", "curated", "errors", "keyframes")}
+    assert tables["clips"].num_rows == tables["keyframes"].num_rows == 3000
+    assert tables["videos"].num_rows == 3000 // CLIPS_PER_VIDEO
+    assert tables["curated"].num_rows == pc.sum(tables["clips"]["kept"]).as_py() == counts["curated"] > 0
+    db, html = build_dashboard(str(tmp_path / "OUT"))
+    assert _sql(db, "SELECT count FROM funnel WHERE level = 'clips' AND stage IN ('clips', 'curated') ORDER BY step") == [
+        (3000,), (counts["curated"],)]
+    assert html.read_text().count('src="data:image/jpeg') >= 20  # thumbnails read from the keyframes table
+
+
+def test_sketched_quantiles_agree_with_exact_ones_in_shape(runs):
+    """The t-digest variant of score_quantiles (used above views.EXACT_QUANTILE_MAX_CLIPS clips) runs on the same tables."""
+    from curation.dashboard.views import score_quantiles_sql
+
+    cols = [r[0] for r in _sql(runs["db"], "SELECT score FROM score_columns ORDER BY position")]
+    pick = "SELECT score, subset, measured, min, p25, p50, p75, max, quantiles FROM ({}) WHERE score = 'sharpness'"
+    exact = _sql(runs["db"], pick.format(score_quantiles_sql(cols, True).split(" AS\n", 1)[1]))
+    sketch = _sql(runs["db"], pick.format(score_quantiles_sql(cols, False).split(" AS\n", 1)[1]))
+    assert [r[:4] + r[7:8] for r in exact] == [r[:4] + r[7:8] for r in sketch]  # counts, min, max: exact in both
+    for e, s in zip(exact, sketch):
+        assert e[8] == "exact" and s[8] == "t-digest sketch"
+        assert s[3] <= s[4] <= s[5] <= s[6] <= s[7] and s[5] == pytest.approx(e[5], rel=0.25)

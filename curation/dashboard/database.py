@@ -15,13 +15,18 @@ import shutil
 import tempfile
 import uuid
 
+import posixpath
+
 import duckdb
 import fsspec
 import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from curation.dashboard import views
 from curation.dashboard.run_folder import HEAVY_COLUMNS, SCORE_COLUMNS, RunFolder, runs_as_rows
-from schemas import clips_schema
+from schemas import SCHEMA_VERSION, TABLES, SchemaError, clips_schema, validate_table
+from schemas.io import VERSION_KEY
 
 DATABASE_NAME = "dashboard.duckdb"
 
@@ -29,6 +34,7 @@ _RUN_RECORDS_SCHEMA = pa.schema(
     [(name, pa.string()) for name in (
         "run_id", "status", "started_at", "finished_at", "input_uri", "output_uri", "config_hash",
         "counts", "timings", "not_configured", "versions", "config",
+        "error_type", "error_message", "host", "project_version", "git_commit", "command_line",
     )]
 )
 
@@ -40,14 +46,47 @@ def score_columns_for(folder: RunFolder) -> list[str]:
     return SCORE_COLUMNS + list(dict.fromkeys(extra))
 
 
+def _parquet_files(folder: RunFolder, name: str) -> list[str] | None:
+    """Local paths of table `name`'s visible Parquet files, their schemas checked against schemas/ (footers
+    only); None when the folder is not on the local disk (then pyarrow reads it through fsspec)."""
+    fs, base = fsspec.core.url_to_fs(folder.path(name), **folder.storage_options)
+    if not isinstance(fs, LocalFileSystem):
+        return None
+    files = sorted(p for p in fs.find(base) if p.endswith(".parquet") and not posixpath.basename(p).startswith((".", "_"))) \
+        if fs.isdir(base) else []
+    for path in files:
+        schema = pq.read_schema(path)
+        version = (schema.metadata or {}).get(VERSION_KEY, b"?").decode()
+        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise SchemaError(f"{name}: {path} has schema version {version}, this code reads {SCHEMA_VERSION}")
+        validate_table(schema.empty_table(), TABLES[name], name)  # missing, unknown or uncastable columns
+    return files
+
+
+def _copy_table(con: duckdb.DuckDBPyConnection, folder: RunFolder, name: str, table: str, drop: tuple[str, ...] = ()) -> None:
+    """CREATE TABLE `table` from run table `name`: DuckDB reads local Parquet itself, in parallel and out of
+    core (a 10M-clip table never passes through Python); remote folders go through pyarrow."""
+    files = _parquet_files(folder, name)
+    columns = [f.name for f in TABLES[name] if f.name not in drop]
+    empty = TABLES[name].empty_table().select(columns)
+    con.register("_empty", empty)
+    con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM _empty')  # the schema's column types
+    con.unregister("_empty")
+    if files is None:
+        con.register("_incoming", folder.table(name, drop=drop))
+        con.execute(f'INSERT INTO "{table}" SELECT * FROM _incoming')
+        con.unregister("_incoming")
+    elif files:
+        cols = ", ".join('"' + c + '"' for c in columns)
+        con.execute(f'INSERT INTO "{table}" BY NAME SELECT {cols} FROM read_parquet(?, union_by_name = true)', [files])
+
+
 def _materialise(con: duckdb.DuckDBPyConnection, folder: RunFolder) -> list[str]:
     """Copy the run's tables into `con`; return the score columns used."""
+    for name, drop in (("videos", ()), ("clips", HEAVY_COLUMNS), ("curated", HEAVY_COLUMNS), ("errors", ()),
+                       ("dup_segments", ())):  # dup_segments: re-cut copies, matched spans between videos
+        _copy_table(con, folder, name, name, drop)
     tables: dict[str, pa.Table] = {
-        "videos": folder.table("videos"),
-        "clips": folder.table("clips", drop=HEAVY_COLUMNS),
-        "curated": folder.table("curated", drop=HEAVY_COLUMNS),
-        "errors": folder.table("errors"),
-        "dup_segments": folder.table("dup_segments"),  # re-cut copies: matched spans between videos
         "run_records": pa.Table.from_pylist(runs_as_rows(folder.run_records()), schema=_RUN_RECORDS_SCHEMA),
     }
     rules = folder.filter_rules()
@@ -86,7 +125,8 @@ def build_database(out_dir: str, storage_options: dict | None = None) -> str:
         con = duckdb.connect(local)
         try:
             score_columns = _materialise(con, folder)
-            for statement in views.all_views(score_columns):
+            n_clips = con.execute("SELECT count(*) FROM clips").fetchone()[0]
+            for statement in views.all_views(score_columns, n_clips):
                 con.execute(statement)
             con.execute("CHECKPOINT")
         finally:

@@ -12,6 +12,7 @@ from html import escape
 import duckdb
 
 from curation.dashboard import svg
+from curation.dashboard.counting import COUNTING_RULE
 from curation.dashboard.thumbnails import Thumbnailer
 from curation.hashes import D4_NAMES
 
@@ -209,51 +210,88 @@ _CLIP_COLUMNS = "o.clip_id, o.uri, o.relpath, o.clip_index, o.start_s, o.end_s, 
 CAPTION_CHARS = 160  # longest caption shown under a thumbnail (characters)
 
 
+SAMPLE_CLIPS = 20_000  # percentile examples are picked from a reservoir sample of this many clips (fixed seed)
+
+
+def _score_values(score: str) -> str:
+    """The measured, finite values of one score column of `clips` (score names come from the schema and the rules)."""
+    col = '"' + score.replace('"', '""') + '"'
+    return f"SELECT clip_id, CAST({col} AS DOUBLE) AS value FROM clips WHERE {col} IS NOT NULL AND isfinite({col})"
+
+
 def _quantile_clips(con, score: str) -> list[dict]:
-    """The clip at each of QUANTILES of `score` (nearest rank)."""
+    """(q, clip_id, value): the clip at each of QUANTILES of `score` (nearest rank) in a reservoir sample of
+    SAMPLE_CLIPS clips, so a 10M-clip run sorts 20k values, not 10M (all clips when there are fewer)."""
     qs = ", ".join(f"({q})" for q in QUANTILES)
     return _records(
         con,
         f"""
-        WITH ranked AS (
-            SELECT clip_id, value, row_number() OVER (ORDER BY value, clip_id) - 1 AS r, count(*) OVER () AS n
-            FROM clip_scores WHERE score = ?
-        ), qs(q) AS (VALUES {qs})
-        SELECT qs.q, ranked.value, {_CLIP_COLUMNS}
-        FROM qs JOIN ranked ON ranked.r = round(qs.q / 100 * (ranked.n - 1))::BIGINT
-        JOIN clip_outcomes o USING (clip_id) ORDER BY qs.q
+        WITH s AS (SELECT * FROM ({_score_values(score)}) USING SAMPLE reservoir({SAMPLE_CLIPS} ROWS) REPEATABLE (7)),
+        ranked AS (SELECT clip_id, value, row_number() OVER (ORDER BY value, clip_id) - 1 AS r, count(*) OVER () AS n FROM s),
+        qs(q) AS (VALUES {qs})
+        SELECT qs.q, ranked.clip_id, ranked.value
+        FROM qs JOIN ranked ON ranked.r = round(qs.q / 100 * (ranked.n - 1))::BIGINT ORDER BY qs.q
         """,
-        [score],
     )
 
 
 def _threshold_clips(con, score: str, value: float) -> list[dict]:
-    """The NEIGHBOURS clips just below and just above a threshold on `score`."""
+    """(below, clip_id, value): the NEIGHBOURS clips just below and just above a threshold (two top-N scans)."""
     return _records(
         con,
         f"""
-        WITH sided AS (
-            SELECT clip_id, value, value < ? AS below,
-                   row_number() OVER (PARTITION BY value < ? ORDER BY abs(value - ?), clip_id) AS k
-            FROM clip_scores WHERE score = ?
-        )
-        SELECT sided.below, sided.value, {_CLIP_COLUMNS}
-        FROM sided JOIN clip_outcomes o USING (clip_id)
-        WHERE k <= {NEIGHBOURS} ORDER BY sided.value
+        WITH v AS ({_score_values(score)})
+        SELECT * FROM (
+            (SELECT true AS below, clip_id, value FROM v WHERE value < ? ORDER BY value DESC, clip_id LIMIT {NEIGHBOURS})
+            UNION ALL
+            (SELECT false, clip_id, value FROM v WHERE value >= ? ORDER BY value, clip_id LIMIT {NEIGHBOURS})
+        ) ORDER BY value
         """,
-        [value, value, value, score],
+        [value, value],
     )
 
 
-def _score_section(con, q_all: dict, q_kept: dict, rules: list[dict], thumbs: Thumbnailer) -> str:
+class _ClipDetails:
+    """What a thumbnail caption shows about a clip, looked up for the few clips shown (never a whole-table view)."""
+
+    def __init__(self, con):
+        self.con = con
+        order = [r[0] for r in con.execute("SELECT reason FROM reason_steps ORDER BY step").fetchall()]
+        self.rank = {reason: i for i, reason in enumerate(order)}
+
+        self.cache: dict[str, dict] = {}
+
+    def fetch(self, ids) -> None:
+        """Look up every clip of `ids` not yet known, in one scan of clips (and one of videos)."""
+        ids = sorted(set(ids) - set(self.cache))
+        if not ids:
+            return
+        clips = _records(self.con, "SELECT clip_id, uri, clip_index, start_s, end_s, kept, drop_reasons, caption FROM clips "
+                                   "WHERE clip_id IN (SELECT unnest(?))", [ids])
+        uris = sorted({c["uri"] for c in clips})
+        relpath = dict(self.con.execute("SELECT uri, relpath FROM videos WHERE uri IN (SELECT unnest(?))", [uris]).fetchall())
+        for c in clips:
+            c["relpath"] = relpath.get(c["uri"], c["uri"])
+            reasons = list(c["drop_reasons"] or [])
+            c["first_reason"] = None if c["kept"] else (
+                min(reasons, key=lambda x: self.rank.get(x, len(self.rank))) if reasons else "(no reason recorded)")
+            self.cache[c["clip_id"]] = c
+
+    def add(self, rows: list[dict]) -> list[dict]:
+        """`rows` (each with a clip_id) merged with the clip's span, file, fate and caption."""
+        self.fetch(r["clip_id"] for r in rows)
+        return [dict(self.cache[r["clip_id"]], **r) for r in rows]
+
+
+def _thresholds(rules: list[dict]) -> list[svg.Threshold]:
+    return [svg.Threshold(r[side], side, r["reason"]) for r in rules for side in ("min", "max") if r[side] is not None]
+
+
+def _score_section(q_all: dict, q_kept: dict, rules: list[dict], thumbs: Thumbnailer, bins: list[tuple],
+                   at_quantiles: list[dict], near_thresholds: list[list[dict]]) -> str:
+    """One score: histogram with thresholds, quantile table, example clips (rows already with their details)."""
     score = q_all["score"]
-    bins = [
-        (r["bin_lo"], r["bin_hi"], r["clips"], r["kept"])
-        for r in _records(con, "SELECT * FROM score_histograms WHERE score = ? ORDER BY bin", [score])
-    ]
-    thresholds = [
-        svg.Threshold(r[side], side, r["reason"]) for r in rules for side in ("min", "max") if r[side] is not None
-    ]
+    thresholds = _thresholds(rules)
     chart = svg.histogram(bins, thresholds, f"{score}: all clips (grey), kept (blue)")
     stats = "".join(
         f"<tr><th>{esc(name)}</th>"
@@ -270,16 +308,18 @@ def _score_section(con, q_all: dict, q_kept: dict, rules: list[dict], thumbs: Th
     )
     # with few distinct values several percentiles land on one clip: show it once
     merged: dict[str, tuple[list[str], dict]] = {}
-    for c in _quantile_clips(con, score):
+    for c in at_quantiles:
         merged.setdefault(c["clip_id"], ([], c))[0].append(f"p{c['q']}")
     figures = "".join(_figure(c, ", ".join(labels), thumbs) for labels, c in merged.values())
+    sampled = f" of a random sample of {SAMPLE_CLIPS:,} clips" if (q_all["measured"] or 0) > SAMPLE_CLIPS else ""
     parts = [
         f'<div class="score" id="score-{esc(score)}"><h3>{esc(score)}</h3>',
         f'<div class="row">{chart}{stats_table}</div>',
-        f"<p>Clips at percentiles 5 / 25 / 50 / 75 / 95:</p><div class=\"row\">{figures}</div>",
+        f"<p>Clips at percentiles 5 / 25 / 50 / 75 / 95{sampled}:</p><div class=\"row\">{figures}</div>",
     ]
-    for t in thresholds:
-        near = _threshold_clips(con, score, t.value)
+    if q_all.get("quantiles", "exact") != "exact":
+        parts.insert(2, f'<p class="muted">percentiles from a {esc(q_all["quantiles"])} (approximate) over all clips</p>')
+    for t, near in zip(thresholds, near_thresholds):
         op = "<" if t.side == "min" else ">"
         figs = "".join(
             _figure(c, f"{'below' if c['below'] else 'above'} {t.value:.4g}", thumbs) for c in near
@@ -298,10 +338,11 @@ def _funnel_section(con) -> str:
     for level in ("inputs", "clips"):
         steps = [r for r in rows if r["level"] == level]
         bars = [
-            (r["stage"], int(r["remaining"]), int(r["count"]) if r["kind"] == "removed" else 0)
+            (r["label"], int(r["remaining"]), int(r["count"]) if r["kind"] == "removed" else 0)
             for r in steps
         ]
-        out.append(svg.funnel_bars(bars, f"{level}: remaining after each step (red: removed by the step)"))
+        out.append(svg.funnel_bars(bars, f"{level}: remaining after each step (red: removed by the step)",
+                                   width=760, label_width=380))
     curated_rows = con.execute("SELECT count(*) FROM curated").fetchone()[0]
     kept = con.execute("SELECT count(*) FROM clips WHERE kept").fetchone()[0]
     warn = (
@@ -311,8 +352,10 @@ def _funnel_section(con) -> str:
     )
     return (
         '<div class="row">' + "".join(out) + "</div>" + warn
-        + html_table(con, "SELECT level, step, stage, kind, count, round(hours, 3) AS hours, remaining, "
-                     "round(remaining_hours, 3) AS remaining_hours, rule, flagged, reasons FROM funnel")
+        + f'<p class="muted">Counting: {esc(COUNTING_RULE)}. The CLI summary&#39;s &ldquo;clips flagged by reason&rdquo; are the flagged numbers.</p>'
+        + html_table(con, 'SELECT level, step, label AS "what is counted", count AS "count (removed at this step)", '
+                     'flagged AS "flagged (clips with the reason)", round(hours, 3) AS hours, remaining, '
+                     "round(remaining_hours, 3) AS remaining_hours, stage, reasons FROM funnel")
         + "<h3>Captions</h3>" + html_table(con, "SELECT * FROM caption_counts")
     )
 
@@ -348,20 +391,32 @@ def _evaluation_section(con) -> str:
 
 def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = None) -> str:
     """The whole report for the run whose dashboard database is `con`."""
-    run = (_records(con, "SELECT * FROM run_records ORDER BY started_at DESC, run_id DESC LIMIT 1") or [{}])[0]
+    run = (_records(con, "SELECT * FROM latest_run") or [{}])[0]  # the latest succeeded run: its tables are on disk
+    newer = _records(con, "SELECT run_id, status, error_type, error_message FROM run_records WHERE started_at > ? "
+                          "ORDER BY started_at", [run.get("started_at")]) if run.get("status") == "succeeded" else []
     thumbs = thumbs or Thumbnailer(run.get("output_uri"))
     if thumbs.out_dir is None:  # thumbnails come from the run's keyframes table
         thumbs.out_dir = run.get("output_uri")
     not_configured = json.loads(run.get("not_configured") or "[]")
     rules = _records(con, "SELECT * FROM filter_rules ORDER BY position")
     quantiles = _records(con, "SELECT * FROM score_quantiles")
+    details = _ClipDetails(con)
     by_score: dict[str, dict[str, dict]] = {}
     for q in quantiles:
         by_score.setdefault(q["score"], {})[q["subset"]] = q
     measured = [s for s, q in by_score.items() if q["all"]["measured"]]
     unmeasured = [s for s, q in by_score.items() if not q["all"]["measured"]]
+    bins: dict[str, list[tuple]] = {}
+    for r in _records(con, "SELECT score, bin_lo, bin_hi, clips, kept FROM score_histograms ORDER BY position, bin"):
+        bins.setdefault(r["score"], []).append((r["bin_lo"], r["bin_hi"], r["clips"], r["kept"]))
+    # pick every example clip first, then look all of them up in one scan
+    rules_of = {s: [r for r in rules if r["column"] == s] for s in measured}
+    picks = {s: (_quantile_clips(con, s), [_threshold_clips(con, s, t.value) for t in _thresholds(rules_of[s])])
+             for s in measured}
+    details.fetch(r["clip_id"] for q, near in picks.values() for rows in [q, *near] for r in rows)
     score_html = "".join(
-        _score_section(con, by_score[s]["all"], by_score[s]["kept"], [r for r in rules if r["column"] == s], thumbs)
+        _score_section(by_score[s]["all"], by_score[s]["kept"], rules_of[s], thumbs, bins[s],
+                       details.add(picks[s][0]), [details.add(n) for n in picks[s][1]])
         for s in measured
     )
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -376,6 +431,9 @@ def render_html(con: duckdb.DuckDBPyConnection, thumbs: Thumbnailer | None = Non
 · config {esc(run.get("config_hash"))}<br>input {esc(run.get("input_uri"))} · output {esc(run.get("output_uri"))}
 <br><span class="muted">report built {esc(built)}; the same data is in dashboard.duckdb next to this file</span></p>
 {"".join(f'<p class="warn">not configured: {esc(n)}</p>' for n in not_configured)}
+{"".join(f'<p class="warn">a later run, {esc(n["run_id"])}, is {esc(n["status"])}'
+         + (f' ({esc(n["error_type"])}: {esc(n["error_message"])})' if n["error_type"] else "")
+         + '; it wrote no tables, so this report shows the run above (see Runs)</p>' for n in newer)}
 <h2>Funnel</h2>
 {_funnel_section(con)}
 <h2>Scores</h2>
@@ -401,11 +459,14 @@ most of the shorter clip.</p>
 {html_table(con, "SELECT * FROM error_summary")}
 {html_table(con, "SELECT uri, stage, error_type, message FROM errors ORDER BY stage, uri")}
 <h2>Runs</h2>
-{html_table(con, "SELECT run_id, status, started_at, finished_at, config_hash, not_configured FROM runs")}
-<div class="row"><div><h3>Counts (latest run)</h3>
-{html_table(con, "SELECT j.key, j.value::VARCHAR AS value FROM (SELECT counts FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1) r, json_each(r.counts) j ORDER BY j.key")}
-</div><div><h3>Timings, s (latest run)</h3>
-{html_table(con, "SELECT j.key, round(j.value::DOUBLE, 2) AS seconds FROM (SELECT timings FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1) r, json_each(r.timings) j ORDER BY j.key")}
+<p class="muted">Every run on this folder: failed runs say why, interrupted ones were stopped (SIGINT/SIGTERM) or found
+still "running" by a later run after their process was gone. Numbers on this page come from the latest succeeded run.</p>
+{html_table(con, "SELECT run_id, status, started_at, finished_at, error_type, error_message, config_hash, "
+                 "project_version, git_commit, host, command_line, not_configured FROM runs")}
+<div class="row"><div><h3>Counts (latest succeeded run)</h3>
+{html_table(con, "SELECT j.key, j.value::VARCHAR AS value FROM (SELECT counts::JSON AS counts FROM latest_run) r, json_each(r.counts) j ORDER BY j.key")}
+</div><div><h3>Timings, s (latest succeeded run)</h3>
+{html_table(con, "SELECT j.key, round(j.value::DOUBLE, 2) AS seconds FROM (SELECT timings::JSON AS timings FROM latest_run) r, json_each(r.timings) j ORDER BY j.key")}
 </div></div>
 <h3>Filter rules</h3>
 {html_table(con, 'SELECT position, "column", "min", "max", reason FROM filter_rules ORDER BY position')}

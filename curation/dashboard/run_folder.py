@@ -67,11 +67,14 @@ class RunFolder:
         return sorted(records, key=lambda r: (r.started_at or "", r.run_id))
 
     def latest_run(self) -> RunRecord | None:
+        """The run whose tables are on disk: the latest `succeeded` one (failed, interrupted and still running
+        runs wrote no final tables), else the latest record of any status."""
         records = self.run_records()
-        return records[-1] if records else None
+        succeeded = [r for r in records if r.status == "succeeded"]
+        return (succeeded or records or [None])[-1]
 
     def filter_rules(self) -> list[FilterRule]:
-        """The latest run's filter rules, in config order (the funnel's step order)."""
+        """The filter rules of latest_run(), in config order (the funnel's step order)."""
         run = self.latest_run()
         rules = (run.config or {}).get("filters") or [] if run else []
         return [
@@ -105,6 +108,12 @@ def runs_as_rows(records: list[RunRecord]) -> list[dict]:
             "not_configured": json.dumps(r.not_configured),
             "versions": json.dumps(r.versions, sort_keys=True),
             "config": json.dumps(r.config, sort_keys=True, default=str),
+            "error_type": (r.error or {}).get("type"),
+            "error_message": (r.error or {}).get("message"),
+            "host": (r.process or {}).get("host"),
+            "project_version": r.project_version,
+            "git_commit": r.git_commit,
+            "command_line": " ".join(r.command_line or []) or None,  # secrets already redacted in the record
         }
         for r in records
     ]

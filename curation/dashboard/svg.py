@@ -74,9 +74,9 @@ def histogram(
     return "".join(parts)
 
 
-def funnel_bars(rows: list[tuple[str, int, int]], title: str, width: int = 560) -> str:
+def funnel_bars(rows: list[tuple[str, int, int]], title: str, width: int = 560, label_width: int = 150) -> str:
     """Horizontal bars of (label, remaining, removed) per step: what is left, what a step took."""
-    row_h, pad_l, pad_r = 20, 150, 120
+    row_h, pad_l, pad_r = 20, label_width, 120
     height = 24 + row_h * len(rows)
     top = max([r[1] + r[2] for r in rows] + [1])
     plot_w = width - pad_l - pad_r
