@@ -102,12 +102,12 @@ def _radius_splits(total: int, m: int, top: int):
 def chunk_plan(n_table: int, max_hamming: int, chunks: int | None = None) -> tuple[Chunk, ...]:
     """The cheapest exact plan (widths summing to 64, radii with sum(r_i + 1) > max_hamming) for n_table hashes.
 
-    chunks fixes the number of chunks; None tries 3..8 (64 bits in at most 24-bit chunks).
+    chunks fixes the number of chunks (3..16); None tries 3..8 (64 bits in at most 24-bit chunks).
     """
     best, best_cost = None, np.inf
     for m in ([chunks] if chunks else range(-(-64 // MAX_CHUNK_BITS), 9)):
-        if m * MAX_CHUNK_BITS < 64:
-            raise ValueError(f"{m} phash index chunks cannot cover 64 bits in chunks of at most {MAX_CHUNK_BITS} bits")
+        if not (m * MAX_CHUNK_BITS >= 64 and m <= 16):
+            raise ValueError(f"phash_index_chunks must be 0 (chosen from N) or 3..16, got {m}")
         for radii in _radius_splits(max(0, max_hamming + 1 - m), m, 6):
             widths = [64 // m + (i < 64 % m) for i in range(m)]
             cost = _plan_cost(widths, radii, n_table)
@@ -145,10 +145,14 @@ def chunk_candidates(query: np.ndarray, table: np.ndarray, chunk: Chunk, max_ham
 
     examined counts the candidates the chunk look-ups returned (before the Hamming check).
     """
-    tkey, qkey = _chunk_key(table, chunk), _chunk_key(query, chunk)
+    tkey = _chunk_key(table, chunk)
     order = np.argsort(tkey, kind="stable")
-    bucket = np.zeros((1 << chunk.bits) + 1, np.int64)  # bucket v = order[bucket[v]:bucket[v+1]]
+    sorted_table = table[order]  # candidates of one probe are contiguous here: cache-friendly checks
+    bucket = np.zeros((1 << chunk.bits) + 1, np.int64)  # bucket v = sorted_table[bucket[v]:bucket[v+1]]
     np.cumsum(np.bincount(tkey, minlength=1 << chunk.bits), out=bucket[1:])
+    qorder = np.argsort(_chunk_key(query, chunk), kind="stable")  # queries by key: probes walk the buckets in order
+    query = query[qorder]
+    qkey = _chunk_key(query, chunk)
     out_a, out_b, examined = [], [], 0
     for mask in _flip_masks(chunk.bits, chunk.radius):
         probe = qkey ^ mask
@@ -161,10 +165,10 @@ def chunk_candidates(query: np.ndarray, table: np.ndarray, chunk: Chunk, max_ham
             c_cnt = cnt[s:e]
             q = np.repeat(hit[s:e], c_cnt)
             first = np.repeat(lo[s:e] - np.cumsum(c_cnt) + c_cnt, c_cnt)
-            cand = order[first + np.arange(len(q))]
-            close = np.bitwise_count(query[q] ^ table[cand]) <= max_hamming
-            out_a.append(q[close])
-            out_b.append(cand[close])
+            cand = first + np.arange(len(q))
+            close = np.bitwise_count(query[q] ^ sorted_table[cand]) <= max_hamming
+            out_a.append(qorder[q[close]])
+            out_b.append(order[cand[close]])
     if not out_a:
         return np.empty(0, np.int64), np.empty(0, np.int64), examined
     return np.concatenate(out_a), np.concatenate(out_b), examined
