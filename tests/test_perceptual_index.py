@@ -60,3 +60,9 @@ def test_partitions_split_the_work_without_losing_pairs():
 def test_plan_widens_chunks_as_n_grows():
     small, big = chunk_plan(10_000, 6), chunk_plan(10_000_000, 6)
     assert max(c.bits for c in big) > max(c.bits for c in small)
+
+
+@pytest.mark.parametrize("chunks", [1, 2, 17])
+def test_bad_chunk_count_fails_fast(chunks):
+    with pytest.raises(ValueError, match="phash_index_chunks"):
+        chunk_plan(1000, 6, chunks)
