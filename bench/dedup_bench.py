@@ -1,6 +1,6 @@
 """Semantic dedup at scale: 10k / 100k / 1M synthetic 512-d unit embeddings with planted duplicate groups.
 
-Run: python -m bench.dedup_bench [--sizes 10000,100000,1000000] [--phash-sizes 1000000] [--segment-sizes 1000000]
+Run: python -m bench.dedup_bench [--sizes 10000,100000,1000000] [--phash-sizes 100000,1000000 [--phash-faiss]] [--segment-sizes 1000000]
 Each size runs in its own subprocess so peak memory (ru_maxrss, which counts
 faiss' native allocations, unlike tracemalloc) belongs to that size alone.
 Writes bench/results/dedup.json and prints a table. Compared side by side in
@@ -154,7 +154,7 @@ def run_one(n: int) -> dict:
         print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
     t = time.perf_counter()
     truth_sub = brute_force_pairs(x[:sub], 1.0 - EPS, key_base=n)
-    out.update({f"brute_force_{sub}_s": round(time.perf_counter() - t, 2), "brute_force_subset": sub,
+    out.update({f"brute_force_{len(idx)}_s": round(time.perf_counter() - t, 2), "brute_force_subset": sub,
                 "subset_true_pairs": int(len(truth_sub))})
     for name, found in found_by.items():
         p_sub, r_sub = _pr(found, truth_sub)
@@ -162,10 +162,72 @@ def run_one(n: int) -> dict:
     return out
 
 
-def run_one_phash(n: int, max_hamming: int = 6, sub: int = 5_000) -> dict:
+BEFORE_COMMIT = "a76774e"  # the perceptual index before chunk plans sized to N (4 x 16-bit chunks, 14 passes)
+BEFORE_MAX_N = 200_000  # above this the old index is not run (hours at 1M); its cost is estimated from its candidates
+
+
+def _before_module():
+    """curation/dedup/perceptual.py as of BEFORE_COMMIT, imported from git (the baseline, side by side)."""
+    import importlib.util
+    import tempfile
+
+    src = subprocess.run(["git", "show", f"{BEFORE_COMMIT}:curation/dedup/perceptual.py"], cwd=Path(__file__).resolve().parents[1],
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "perceptual_before.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("perceptual_before", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _before_candidates(h: np.ndarray, max_hamming: int, symmetric: bool = True, chunks: int = 4) -> int:
+    """Exact count of the candidates the old index examines: 7 symmetry passes x 2 positions x 4 chunks x masks,
+    each probe returning its whole bucket (its self-join pass keeps half)."""
+    from curation.dedup.perceptual import SYMMETRIES, _flip_masks
+    from curation.hashes import d4_variants
+
+    uniq = np.unique(h, axis=0)
+    bits = 64 // chunks
+    masks = _flip_masks(bits, max_hamming // chunks)
+    total = 0
+    for p in range(h.shape[1] - (h.shape[1] + 1) // 2 + 1):
+        var = d4_variants(uniq[:, p]) if symmetric else uniq[:, p, None]
+        for c in range(chunks):
+            key = lambda x: ((x >> np.uint64(bits * c)) & np.uint64((1 << bits) - 1)).astype(np.int64)
+            counts = np.bincount(key(uniq[:, p]), minlength=1 << bits)
+            for g in (SYMMETRIES if symmetric else (0,)):
+                q = key(var[:, g])
+                n_g = sum(int(counts[q ^ m].sum()) for m in masks)
+                total += (n_g - len(q)) // 2 if g == 0 else n_g  # self-join: pairs i < j only
+    return total
+
+
+def _faiss_position0(h: np.ndarray, max_hamming: int) -> dict:
+    """faiss IndexBinaryMultiHash (4 x 16 bits, 1 flip: exact for t <= 7) range search, 1 thread, keyframe position 0
+    only (half the candidate work), over the same stacked table of the 7 symmetries."""
+    import faiss
+
+    from curation.dedup.perceptual import SYMMETRIES
+    from curation.hashes import d4_variants
+
+    faiss.omp_set_num_threads(1)
+    col = np.ascontiguousarray(np.unique(h, axis=0)[:, 0])
+    table = np.ascontiguousarray(d4_variants(col)[:, list(SYMMETRIES)].reshape(-1))
+    t, c = time.perf_counter(), time.process_time()
+    idx = faiss.IndexBinaryMultiHash(64, 4, 16)
+    idx.nflip = 1
+    idx.add(table.view(np.uint8).reshape(-1, 8))
+    lims, _, _ = idx.range_search(col.view(np.uint8).reshape(-1, 8), max_hamming + 1)  # faiss: distance < radius
+    return {"faiss_multihash_position0_wall_s": round(time.perf_counter() - t, 2),
+            "faiss_multihash_position0_cpu_s": round(time.process_time() - c, 2), "faiss_position0_hits": int(lims[-1])}
+
+
+def run_one_phash(n: int, max_hamming: int = 6, sub: int = 2_000, with_faiss: bool = False) -> dict:
     """Perceptual dedup on n clips x 3 random keyframe hashes, 1 % with a planted copy (0-6 flipped bits each),
-    1/8 of the copies turned (a random one of the 8 square symmetries); ours (all 8 symmetries) beside the
-    identity-only index (the baseline, which misses turned copies)."""
+    1/8 of the copies turned (a random one of the 8 square symmetries). Side by side: ours (chunk plan sized to
+    N, all 8 symmetries), the index before it (BEFORE_COMMIT: run up to BEFORE_MAX_N, else estimated from its
+    exact candidate count at its measured CPU time per candidate), ours identity-only (misses turned copies)."""
     from curation.dedup.perceptual import perceptual_edges
     from curation.hashes import d4_variants
 
@@ -182,20 +244,43 @@ def run_one_phash(n: int, max_hamming: int = 6, sub: int = 5_000) -> dict:
     turned = rng.random(len(dst)) < 1 / 8
     g = rng.integers(1, 8, int(turned.sum()))
     h[dst[turned]] = d4_variants(h[dst[turned]])[np.arange(len(g)), :, g]
-    t, c = time.perf_counter(), time.process_time()
-    plain = perceptual_edges(np.arange(n), h, max_hamming, 4, symmetric=False)
-    wall_plain, cpu_plain = time.perf_counter() - t, time.process_time() - c
-    t, c = time.perf_counter(), time.process_time()
-    edges = perceptual_edges(np.arange(n), h, max_hamming, 4, symmetric=True)
-    wall, cpu = time.perf_counter() - t, time.process_time() - c
-    found = _pair_keys(edges.a, edges.b, n)
     planted = _pair_keys(src, dst, n)
+    # ours first, so its peak RSS is its own (ru_maxrss only grows)
+    stats = {}
+    t, c = time.perf_counter(), time.process_time()
+    edges = perceptual_edges(np.arange(n), h, max_hamming, None, symmetric=True, stats=stats)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    found = _pair_keys(edges.a, edges.b, n)
     p, r = _pr(found, planted)
+    plain_stats = {}
+    t, c = time.perf_counter(), time.process_time()
+    plain = perceptual_edges(np.arange(n), h, max_hamming, None, symmetric=False, stats=plain_stats)
+    wall_plain, cpu_plain = time.perf_counter() - t, time.process_time() - c
     p_plain, r_plain = _pr(_pair_keys(plain.a, plain.b, n), planted)
-    # brute force on a subset: every pair's median Hamming distance over aligned keyframes, smallest over the 8
-    # symmetries of the row clip
+    out = {"n": n, "max_hamming": max_hamming, "plan": stats["plan"], "partitions": stats["partitions"],
+           "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "candidates": stats["candidates_examined"],
+           "peak_rss_mib": round(rss), "pairs_found": int(len(found)), "planted_precision": round(p, 4),
+           "planted_recall": round(r, 4), "identity_only_wall_s": round(wall_plain, 2),
+           "identity_only_cpu_s": round(cpu_plain, 2), "identity_only_candidates": plain_stats["candidates_examined"],
+           "identity_only_planted_recall": round(r_plain, 4), "identity_only_planted_precision": round(p_plain, 4)}
+    print(json.dumps(out), file=sys.stderr, flush=True)
+    out["before_candidates"] = _before_candidates(h, max_hamming)
+    if n <= BEFORE_MAX_N:
+        before = _before_module()
+        t, c = time.perf_counter(), time.process_time()
+        old = before.perceptual_edges(np.arange(n), h, max_hamming, 4, symmetric=True)
+        out.update(before_wall_s=round(time.perf_counter() - t, 2), before_cpu_s=round(time.process_time() - c, 2))
+        old_found = _pair_keys(old.a, old.b, n)
+        out.update(before_same_pairs=bool(np.array_equal(old_found, found)),
+                   before_planted_recall=round(_pr(old_found, planted)[1], 4))
+    if with_faiss:
+        out.update(_faiss_position0(h, max_hamming))
+    # brute force on a subset (a quarter planted sources, a quarter their copies, half other rows, so it holds
+    # true pairs): every pair's median Hamming distance over aligned keyframes, smallest over the 8 symmetries
     t = time.perf_counter()
-    hs, a, b = h[:sub], [], []
+    idx = np.unique(np.concatenate([src[:sub // 4], dst[:sub // 4], np.arange(sub // 2)]))
+    hs, a, b = h[idx], [], []
     vs = d4_variants(hs)  # (sub, 3, 8)
     for i in range(0, len(hs), 64):
         d = np.median(np.bitwise_count(vs[i:i + 64, None, :, :] ^ hs[None, :, :, None]), axis=2).min(axis=-1)
@@ -204,17 +289,31 @@ def run_one_phash(n: int, max_hamming: int = 6, sub: int = 5_000) -> dict:
         keep = ri + i < ci
         a.append(ri[keep] + i)
         b.append(ci[keep])
-    truth = _pair_keys(np.concatenate(a), np.concatenate(b), n)
-    bf = time.perf_counter() - t
-    in_sub = found[(found // n < sub) & (found % n < sub)]
+    truth = _pair_keys(idx[np.concatenate(a)], idx[np.concatenate(b)], n)
+    in_sub = found[np.isin(found // n, idx) & np.isin(found % n, idx)]
     ps, rs = _pr(in_sub, truth)
-    return {"n": n, "max_hamming": max_hamming, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-            "identity_only_wall_s": round(wall_plain, 2), "identity_only_cpu_s": round(cpu_plain, 2),
-            "identity_only_planted_recall": round(r_plain, 4), "identity_only_planted_precision": round(p_plain, 4),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "pairs_found": int(len(found)), "planted_precision": round(p, 4), "planted_recall": round(r, 4),
-            f"brute_force_{sub}_s": round(bf, 2), "bruteforce_subset_precision": round(ps, 4),
-            "bruteforce_subset_recall": round(rs, 4), "subset_true_pairs": int(len(truth))}
+    out.update({f"brute_force_{len(idx)}_s": round(time.perf_counter() - t, 2), "bruteforce_subset_precision": round(ps, 4),
+                "bruteforce_subset_recall": round(rs, 4), "subset_true_pairs": int(len(truth))})
+    return out
+
+
+def _phash_table(rows: list[dict]) -> str:
+    """Ours vs the index before, side by side; the old CPU time above BEFORE_MAX_N is estimated (est) from its exact
+    candidate count at its CPU time per candidate measured at the largest size it ran."""
+    timed = [r for r in rows if "before_cpu_s" in r]
+    per_cand = timed[-1]["before_cpu_s"] / timed[-1]["before_candidates"] if timed else None
+    head = (f"{'N':>9} {'plan (bits,r)':>28} {'ours wall':>9} {'ours CPU':>8} {'ours cand':>12} {'before CPU':>11} "
+            f"{'before cand':>13} {'CPU ratio':>9} {'cand ratio':>10} {'MiB':>6} {'recall':>6} {'id-only R':>9}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        est = "before_cpu_s" not in r
+        before = r.get("before_cpu_s", per_cand * r["before_candidates"] if per_cand else float("nan"))
+        plan = ",".join(f"{b}/{k}" for b, k in r["plan"])
+        lines.append(f"{r['n']:>9} {plan:>28} {r['wall_s']:>9.1f} {r['cpu_s']:>8.1f} {r['candidates']:>12,} "
+                     f"{before:>10.1f}{'e' if est else ' '} {r['before_candidates']:>13,} {before / r['cpu_s']:>8.1f}x "
+                     f"{r['before_candidates'] / r['candidates']:>9.1f}x {r['peak_rss_mib']:>6} {r['planted_recall']:>6.3f} "
+                     f"{r['identity_only_planted_recall']:>9.3f}")
+    return "\n".join(lines) + "\n(e = estimated: old index not run at this size)"
 
 
 def run_one_segments(n: int, samples_per_clip: int = 10, seed_bits: int = 32) -> dict:
@@ -281,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phash-sizes", default="", help="also bench perceptual dedup at these sizes, e.g. 100000,1000000")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child mode: one size, JSON on stdout
     ap.add_argument("--one-phash", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--phash-faiss", action="store_true", help="also time faiss IndexBinaryMultiHash (position 0, 1 thread)")
     ap.add_argument("--segment-sizes", default="", help="also bench segment matching (re-cut copies) at these clip counts")
     ap.add_argument("--one-segments", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS))
@@ -289,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one(args.one)))
         return 0
     if args.one_phash:
-        print(json.dumps(run_one_phash(args.one_phash)))
+        print(json.dumps(run_one_phash(args.one_phash, with_faiss=args.phash_faiss)))
         return 0
     if args.one_segments:
         print(json.dumps(run_one_segments(args.one_segments)))
@@ -300,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     out_path = Path(args.out)
     previous = json.loads(out_path.read_text()) if out_path.exists() else {}
     for n in [int(s) for s in args.phash_sizes.split(",") if s]:
-        proc = subprocess.run([sys.executable, "-m", "bench.dedup_bench", "--one-phash", str(n)], cwd=repo, env=env,
+        proc = subprocess.run([sys.executable, "-m", "bench.dedup_bench", "--one-phash", str(n)]
+                              + (["--phash-faiss"] if args.phash_faiss and n <= BEFORE_MAX_N else []), cwd=repo, env=env,
                               stdout=subprocess.PIPE, text=True)
         if proc.returncode == 0:
             row = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -308,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
             out_path.parent.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps(previous, indent=1))
             print(json.dumps(row), flush=True)
+    if args.phash_sizes:
+        rows_ph = [r for r in previous.get("perceptual", {}).values() if "plan" in r]  # rows of this bench version
+        print(_phash_table(sorted(rows_ph, key=lambda r: r["n"])), flush=True)
     for n in [int(s) for s in args.segment_sizes.split(",") if s]:
         proc = subprocess.run([sys.executable, "-m", "bench.dedup_bench", "--one-segments", str(n)], cwd=repo, env=env,
                               stdout=subprocess.PIPE, text=True)
