@@ -25,8 +25,8 @@ class DedupParams:
     #                            Re-encodes measure 0-4 (carphone pair), unrelated shots >= 20.
     phash_symmetric: bool = True  # also match every 90° rotation and mirror of a clip (8 symmetries;
     #                               costs 8 index passes instead of 1)
-    phash_index_chunks: int = 4  # multi-index hashing: 64 bits in 4 tables of 16 bits; up to
-    #                              4*2-1 = 7 bits costs 17 probes per table, more bits cost more
+    phash_index_chunks: int = 0  # multi-index hashing tables: 0 = chunk widths chosen from N (curation/dedup/
+    #                              perceptual.py chunk_plan); 3..16 forces that many chunks
     # segment: temporal alignment of per-sample phash sequences (curation/dedup/segments.py)
     segment_max_hamming: int = 10  # bits out of 64 for two samples to vote for an alignment (samples 0.5 s apart
     #                                of a 0.3 s-shifted copy of fast motion measure ~10; distinct videos >= 15)
