@@ -120,6 +120,14 @@ class RunStore:
         tables = [read_table(self.uri(r), name, self.storage_options) for r in rels]
         return pa.concat_tables(tables) if tables else TABLES[name].empty_table()
 
+    def read_part(self, stage_key: str, part: str, name: str) -> pa.Table:
+        """Table `name` of one part (no listing of the stage: one marker check, one read); empty when the part is not
+        committed or lacks the table."""
+        path = self.path("_work", stage_key, part, f"{name}.parquet")
+        if not self.fs.exists(self.path("_work", stage_key, part, COMMITTED)) or not self.fs.exists(path):
+            return TABLES[name].empty_table()
+        return read_table(self.uri("_work", stage_key, part, f"{name}.parquet"), name, self.storage_options)
+
     def dataset(self, rels: list[str]) -> ds.Dataset:
         """A pyarrow dataset over Parquet files of the run folder: scanned in batches, never loaded whole."""
         return ds.dataset([self.path(r) for r in rels], format="parquet", filesystem=PyFileSystem(FSSpecHandler(self.fs)))
@@ -204,6 +212,13 @@ class TableWriter:
         self.written.append(fname)
         self.rows += table.num_rows
         self.held.clear()
+
+    def add_files(self, files: list[tuple[str, int]]) -> None:
+        """Files of this version that tasks wrote themselves ((name in the folder, rows)), in table order."""
+        if self.held:
+            self._flush()
+        self.written += [f for f, _ in files]
+        self.rows += sum(n for _, n in files)
 
     def commit(self) -> list[str]:
         """Write the last file, switch readers to the new set, delete the files of older ones; returns the paths."""
