@@ -252,7 +252,7 @@ def table_stage_run(cfg: PipelineConfig, store: RunStore, files: list[VideoFile]
     """A Run over scan parts already committed under `scan_key` (benchmarks: the table stages alone)."""
     import ray
 
-    record = RunRecord(run_id="table-stages", input_uri="", output_uri=store.output_uri, config=cfg.public_dict(),
+    record = RunRecord(run_id="table-stages", input_uri="", output_uri=store.output_uri, started_at="", versions={}, config=cfg.public_dict(),
                        config_hash=cfg.hash())
     if ray.is_initialized():
         record.cluster = {"cpus": ray.cluster_resources().get("CPU", 1)}
