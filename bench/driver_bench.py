@@ -7,7 +7,8 @@ as the scan writes them: 64 videos per part, 20 clips per video, realistic
 scores, durations, content hashes and 3 keyframe phashes per clip, 0.5 % of
 videos byte copies of another, 2 % of clips near-copies by phash, 0.5 % of
 inputs broken = error rows only, 3 tiny keyframe JPEGs per clip; no
-embeddings: CLIP not configured), then runs the table stages in a child
+embeddings: CLIP not configured; exact + perceptual dedup without the 8
+symmetries, balance on in select mode), then runs the table stages in a child
 process per (size, variant) and reports wall time and the child's peak RSS
 (ru_maxrss: the driver alone; Ray workers are other processes). Variants:
 "baseline" is the old code path (bench/driver_baseline.py: every column of
@@ -50,8 +51,10 @@ stages:
   caption: {enabled: false}
   balance: {enabled: true}
 balance: {mode: select, target_fraction: 0.5}
-dedup: {kinds: [exact, perceptual]}
+dedup: {kinds: [exact, perceptual], phash_symmetric: false}
 """
+# phash_symmetric off: the 8 rotation/mirror passes multiply the perceptual step's time by 8 (not its memory
+# much); on this shared 2-core box that alone took > 20 min at 1M clips.
 
 
 def _uri(i: int) -> str:

@@ -206,6 +206,11 @@ def _fill_columns(clips: pa.Table, edges: Edges, member: np.ndarray, rep: np.nda
     direct = (len(ekey_s) > 0) & (ekey_s[pos] == mkey) if len(ekey_s) else np.zeros(len(rows), bool)
     kind = np.where(direct, kind_s[pos] if len(ekey_s) else 0, KIND_CODE["exact"]).astype(np.int8)  # no direct edge: same exact node
     sim = np.where(direct, sim_s[pos] if len(ekey_s) else 1.0, 1.0).astype(np.float32)
+    exact = edges.kind == KIND_CODE["exact"]
+    node = union_find(n, edges.a[exact], edges.b[exact])
+    same_span = node[rows] == node[reps]  # byte-identical to the centre: exact, whichever star edge joined them
+    kind[same_span] = KIND_CODE["exact"]
+    sim[same_span] = 1.0
     is_rep = rows == reps
     sim[is_rep] = 1.0
     # the centre's kind: its strongest edge inside the group
