@@ -414,7 +414,7 @@ def _assemble(run: Run, rules=None) -> None:
 
 def _decisions(run: Run):
     """(group parts, kept keys, that group's decision columns) per group, in part order, made one at a time."""
-    decisions = run.narrow.sort_by([("_pos", "ascending")]).select(["clip_id", *DECISION_COLUMNS])
+    decisions = run.narrow.select(["_pos", "clip_id", *DECISION_COLUMNS]).sort_by([("_pos", "ascending")])
     offset = 0
     for g, n in zip(run.groups, run.group_rows):
         yield g, _kept_in(run, g), decisions.slice(offset, n).combine_chunks()  # own buffers: shipped to a task

@@ -68,7 +68,7 @@ def find_duplicates(
     keys = None
     if "exact" in params.kinds:
         keys = clip_content_keys(clips, videos)
-        missing = keys.null_count
+        missing = int(np.sum(keys[:, 0] < 0))
         if missing:
             notes.append(f"exact dedup: {missing} clip(s) have no row in videos, skipped for exact matching")
         e = exact_edges(keys)
