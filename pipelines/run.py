@@ -94,6 +94,7 @@ class Run:
     videos: pa.Table | None = None
     errors: pa.Table | None = None
     kept_videos: pa.Array | None = None  # "part/video_id" of each video's one committed copy
+    kept_parts: pa.Array | None = None  # the part of each of kept_videos
     groups: list[list[str]] = field(default_factory=list)  # committed scan parts, one list per table task
     group_rows: list[int] = field(default_factory=list)  # clips of each group in the narrow table
     source: PartsSource | None = None
@@ -252,8 +253,8 @@ def table_stage_run(cfg: PipelineConfig, store: RunStore, files: list[VideoFile]
     """A Run over scan parts already committed under `scan_key` (benchmarks: the table stages alone)."""
     import ray
 
-    record = RunRecord(run_id="table-stages", input_uri="", output_uri=store.output_uri, started_at="", versions={}, config=cfg.public_dict(),
-                       config_hash=cfg.hash())
+    record = RunRecord(run_id="table-stages", input_uri="", output_uri=store.output_uri, started_at="", versions={},
+                       config=cfg.public_dict(), config_hash=cfg.hash())
     if ray.is_initialized():
         record.cluster = {"cpus": ray.cluster_resources().get("CPU", 1)}
     return Run(cfg, store, files, [], record, scan_key=scan_key, embed_key="embed-none", log=lambda *_: None)
@@ -362,8 +363,7 @@ def _part_video(t: pa.Table) -> pa.Array:
 
 def _kept_in(run: Run, parts: list[str]) -> pa.Array:
     """The kept "part/video_id" keys of these parts (what a table task keeps of its parts' clips)."""
-    prefix = pc.list_element(pc.split_pattern(run.kept_videos, "/", max_splits=1), 0)
-    return run.kept_videos.filter(pc.is_in(prefix, value_set=pa.array(parts, pa.string())))
+    return run.kept_videos.filter(pc.is_in(run.kept_parts, value_set=pa.array(parts, pa.string())))
 
 
 def _narrow_columns(run: Run, filtered: bool) -> list[str]:
@@ -385,7 +385,7 @@ def _assemble(run: Run, rules=None) -> None:
     wanted = pa.array(sorted(f.uri for f in run.files), pa.string())
     videos = _read_with_part(store, key, "videos", parts)
     videos = first_per_key(videos.filter(pc.is_in(videos.column("uri"), value_set=wanted)), ["uri"])
-    run.kept_videos = _part_video(videos)
+    run.kept_videos, run.kept_parts = _part_video(videos), videos.column("_part")
     run.videos = videos.drop_columns(["_part"]).sort_by([("relpath", "ascending")])
     local = store.process_local
     text = None
