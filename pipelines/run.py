@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -396,11 +397,17 @@ def _assemble(run: Run, rules=None) -> None:
     run.groups = groups(parts)
     columns = _narrow_columns(run, filtered=rules is not None)
     pieces = list(map_groups(local, narrow_group, ((run.source, g, _kept_in(run, g), columns, rules) for g in run.groups), run.window))
-    narrow = pa.concat_tables(pieces) if pieces else pa.schema([TABLES["clips"].field(c) for c in columns]).empty_table()
-    narrow = narrow.append_column("_pos", pa.array(range(narrow.num_rows), pa.int64()))
     run.group_rows = [p.num_rows for p in pieces]
+    narrow = pa.concat_tables(pieces) if pieces else pa.schema([TABLES["clips"].field(c) for c in columns]).empty_table()
+    del pieces
+    narrow = narrow.append_column("_pos", pa.array(np.arange(narrow.num_rows, dtype=np.int64)))
     # an order that does not depend on how the files fell into parts (a resumed run's parts differ)
-    run.narrow = narrow.sort_by([("video_id", "ascending"), ("clip_index", "ascending")])
+    order = pc.sort_indices(narrow, [("video_id", "ascending"), ("clip_index", "ascending")])
+    columns = {}
+    for name in narrow.column_names:  # one column at a time, each source column dropped once taken: no second table
+        columns[name] = narrow.column(name).take(order)
+        narrow = narrow.drop_columns([name])
+    run.narrow = pa.table(columns)
     errors = [_read_with_part(store, key, "errors", parts).drop_columns(["_part"])]
     if run.embed_on:
         errors.append(store.read_parts(run.embed_key, "errors"))
@@ -414,10 +421,13 @@ def _assemble(run: Run, rules=None) -> None:
 
 def _decisions(run: Run):
     """(group parts, kept keys, that group's decision columns) per group, in part order, made one at a time."""
-    decisions = run.narrow.select(["_pos", "clip_id", *DECISION_COLUMNS]).sort_by([("_pos", "ascending")])
+    decisions = run.narrow.select(["clip_id", *DECISION_COLUMNS])
+    narrow_row = np.empty(decisions.num_rows, np.int64)  # narrow row of each position in part order
+    narrow_row[run.narrow.column("_pos").to_numpy()] = np.arange(decisions.num_rows)
     offset = 0
     for g, n in zip(run.groups, run.group_rows):
-        yield g, _kept_in(run, g), decisions.slice(offset, n).combine_chunks()  # own buffers: shipped to a task
+        # take(): the group's own buffers, shipped to its task
+        yield g, _kept_in(run, g), decisions.take(pa.array(narrow_row[offset:offset + n])).combine_chunks()
         offset += n
 
 
