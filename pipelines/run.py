@@ -403,11 +403,11 @@ def _assemble(run: Run, rules=None) -> None:
     narrow = narrow.append_column("_pos", pa.array(np.arange(narrow.num_rows, dtype=np.int64)))
     # an order that does not depend on how the files fell into parts (a resumed run's parts differ)
     order = pc.sort_indices(narrow, [("video_id", "ascending"), ("clip_index", "ascending")])
-    columns = {}
+    sorted_columns = {}
     for name in narrow.column_names:  # one column at a time, each source column dropped once taken: no second table
-        columns[name] = narrow.column(name).take(order)
+        sorted_columns[name] = narrow.column(name).take(order)
         narrow = narrow.drop_columns([name])
-    run.narrow = pa.table(columns)
+    run.narrow = pa.table(sorted_columns)
     errors = [_read_with_part(store, key, "errors", parts).drop_columns(["_part"])]
     if run.embed_on:
         errors.append(store.read_parts(run.embed_key, "errors"))
