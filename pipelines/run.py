@@ -95,7 +95,7 @@ class Run:
     videos: pa.Table | None = None
     errors: pa.Table | None = None
     kept_videos: pa.Array | None = None  # "part/video_id" of each video's one committed copy
-    kept_parts: pa.Array | None = None  # the part of each of kept_videos
+    kept_by_part: dict[str, pa.Array] = field(default_factory=dict)  # the same, by part
     groups: list[list[str]] = field(default_factory=list)  # committed scan parts, one list per table task
     group_rows: list[int] = field(default_factory=list)  # clips of each group in the narrow table
     source: PartsSource | None = None
@@ -364,7 +364,20 @@ def _part_video(t: pa.Table) -> pa.Array:
 
 def _kept_in(run: Run, parts: list[str]) -> pa.Array:
     """The kept "part/video_id" keys of these parts (what a table task keeps of its parts' clips)."""
-    return run.kept_videos.filter(pc.is_in(run.kept_parts, value_set=pa.array(parts, pa.string())))
+    keys = [run.kept_by_part[p] for p in parts if p in run.kept_by_part]
+    return pa.concat_arrays(keys) if keys else pa.array([], pa.string())
+
+
+def _kept_by_part(parts: pa.ChunkedArray, keys: pa.ChunkedArray) -> dict[str, pa.Array]:
+    """part -> its kept "part/video_id" keys, in one sort (not one scan of every key per part)."""
+    t = pa.table({"part": parts, "key": keys}).sort_by("part").combine_chunks()
+    if not t.num_rows:
+        return {}
+    enc = pc.dictionary_encode(t.column("part").chunk(0))
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    bounds = np.r_[0, np.flatnonzero(np.diff(codes)) + 1, len(codes)]
+    names = enc.dictionary.to_pylist()
+    return {names[codes[a]]: t.column("key").chunk(0).slice(a, b - a) for a, b in zip(bounds[:-1], bounds[1:])}
 
 
 def _narrow_columns(run: Run, filtered: bool) -> list[str]:
@@ -386,7 +399,8 @@ def _assemble(run: Run, rules=None) -> None:
     wanted = pa.array(sorted(f.uri for f in run.files), pa.string())
     videos = _read_with_part(store, key, "videos", parts)
     videos = first_per_key(videos.filter(pc.is_in(videos.column("uri"), value_set=wanted)), ["uri"])
-    run.kept_videos, run.kept_parts = _part_video(videos), videos.column("_part")
+    run.kept_videos = _part_video(videos)
+    run.kept_by_part = _kept_by_part(videos.column("_part"), run.kept_videos)
     run.videos = videos.drop_columns(["_part"]).sort_by([("relpath", "ascending")])
     local = store.process_local
     text = None
@@ -444,7 +458,7 @@ def _keyframes(run: Run):
     for part in run.store.committed_parts(run.scan_key):
         t = _read_with_part(run.store, run.scan_key, "keyframes", [part])
         if t.num_rows:
-            t = t.filter(pc.is_in(_part_video(t), value_set=run.kept_videos)).drop_columns(["_part"])
+            t = t.filter(pc.is_in(_part_video(t), value_set=_kept_in(run, [part]))).drop_columns(["_part"])
             yield t.sort_by([("clip_id", "ascending"), ("position", "ascending")])
 
 
