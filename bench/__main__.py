@@ -21,14 +21,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 NAMES = ("scan", "clip", "dedup", "ae", "diffusion", "load", "read", "export", "audio", "text", "ablation", "defects",
-         "dashboard")
+         "dashboard", "driver")
 # Default arguments keep `python -m bench` near 30 minutes on a shared 2-core machine; --heavy uses these instead.
-QUICK_ARGS = {"dedup": ["--sizes", "10000,100000"], "dashboard": ["--sizes", "100000,1000000"]}
+QUICK_ARGS = {"dedup": ["--sizes", "10000,100000"], "dashboard": ["--sizes", "100000,1000000"],
+              "driver": ["--sizes", "100000,1000000"]}
 HEAVY_ARGS = {
     "scan": ["--minutes", "30", "--rounds", "5"],
     "clip": ["--models", "ViT-B-32,ViT-L-14"],
     "dedup": ["--sizes", "10000,100000,1000000"],
     "dashboard": ["--sizes", "100000,1000000,10000000"],
+    "driver": ["--sizes", "100000,1000000,10000000"],
 }
 
 _CHILD = r"""

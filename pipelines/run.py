@@ -3,8 +3,16 @@
 Every stage is a function `(run, name)` in STAGE_RUNNERS (steps), run by
 `run_pipeline` (the executor) in the DAG's order; a stage hands its output to
 the next through the store (scan and embed: committed parts) or through
-`run.clips` (the table stages). A stage with an `entrypoint` is a custom table
+`run.working()` (the table stages). A stage with an `entrypoint` is a custom table
 stage and can go anywhere after the scan.
+
+The built-in table stages never hold every column of every clip on the driver:
+table tasks read the parts per group and hand the driver a narrow projection
+(ids, spans, phashes, the scores dedup and balance read, the decision columns);
+filter runs in those tasks, dedup and balance map the narrow table, and the
+write tasks join the decisions back per group and write clips/ and curated/
+(pipelines/table_parts.py). A custom or caption stage needs the whole table:
+`run.table_clips()` materialises it, and the later stages map that instead.
 """
 import datetime as dt
 import hashlib
@@ -16,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -25,14 +34,17 @@ from curation.scan import error_row
 from curation.sources import VideoFile, list_videos
 from pipelines.config import BUILTIN_STAGES, PipelineConfig, balance_params, dedup_params, stage_order
 from pipelines.dedup_stage import run_dedup_on_ray
-from pipelines.embed_stage import join_embeddings, run_embed_stage
+from pipelines.embed_stage import run_embed_stage
 from pipelines.params import describe_filters, embed_config_subset, filter_rules, scan_config_subset, scan_params
 from pipelines.ray_runtime import init_ray
 from pipelines.run_records import RunTracker, redact_uri, tracked, unique_run_id
 from pipelines.scan_stage import done_uris, run_scan_stage
 from pipelines.store import RunStore
+from pipelines.table_parts import (DECISION_COLUMNS, NARROW_COLUMNS, PartsSource, decided_group, first_per_key, groups,
+                                   map_groups, narrow_group, text_lookup, text_lookup_ref,
+                                   write_group)
 from pipelines.caption_stage import caption_cache_key, run_caption_stage
-from pipelines.text_stage import join_text_areas, run_text_stage, text_cache_key
+from pipelines.text_stage import run_text_stage, text_cache_key
 from schemas import TABLES, RunRecord, table_from_rows, validate_table
 
 FINAL_TABLES = ("videos", "clips", "curated", "errors", "keyframes", "dup_segments")
@@ -80,10 +92,15 @@ class Run:
     text_key: str | None = None  # on-screen text parts (None: the text stage is off)
     log: Callable = print
     work_keys: list[str] = field(default_factory=list)  # stage keys whose committed parts decide the final tables
-    clips: pa.Table | None = None  # the table stages' working table, assembled from the parts when first needed
+    clips: pa.Table | None = None  # every column of every clip: only once a stage needs them all (custom, caption)
+    narrow: pa.Table | None = None  # the built-in table stages' working table, see `working`
     videos: pa.Table | None = None
     errors: pa.Table | None = None
     kept_videos: pa.Array | None = None  # "part/video_id" of each video's one committed copy
+    kept_by_part: dict[str, pa.Array] = field(default_factory=dict)  # the same, by part
+    groups: list[list[str]] = field(default_factory=list)  # committed scan parts, one list per table task
+    group_rows: list[int] = field(default_factory=list)  # clips of each group in the narrow table
+    source: PartsSource | None = None
     dup_segments: pa.Table | None = None  # matched segments between videos (dedup, kind segment); None: not run
 
     @property
@@ -95,13 +112,37 @@ class Run:
         return {"config_hash": tables_config_hash(self.cfg), "inputs": sorted(f.uri for f in self.files),
                 **{key: self.store.committed_parts(key) for key in self.work_keys}}
 
-    def table_clips(self) -> pa.Table:
-        """The clips table for the table stages, assembled from the committed parts on first use."""
-        if self.clips is None:
+    def working(self, rules=None) -> pa.Table:
+        """What the built-in table stages map: the whole clips table once a stage materialised it, else the
+        narrow projection (NARROW_COLUMNS, sorted by (video_id, clip_index); `_pos` = row in part order),
+        assembled on first use and filtered by `rules` in the same pass over the parts."""
+        if self.clips is not None:
+            return self.clips
+        if self.narrow is None:
             t = time.perf_counter()
-            _assemble(self)
+            _assemble(self, rules)
             self.record.timings["assemble_s"] = time.perf_counter() - t
+        return self.narrow
+
+    def set_working(self, table: pa.Table) -> None:
+        if self.clips is not None:
+            self.clips = table
+        else:
+            self.narrow = table
+
+    def table_clips(self) -> pa.Table:
+        """Every column of the clips after the stages so far, on the driver (custom and caption stages need them):
+        from then on the table stages map this table instead of the narrow one."""
+        if self.clips is None:
+            self.working()
+            self.clips = _materialise(self)
+            self.narrow = None
         return self.clips
+
+    @property
+    def window(self) -> int:
+        """Table tasks in flight: two per CPU of the cluster."""
+        return max(2, 2 * int(self.record.cluster.get("cpus", 1)))
 
 
 # ------------------------------------------------------------------ the stages (steps)
@@ -145,30 +186,35 @@ def _caption(run: Run, name: str) -> None:
 
 
 def _filter(run: Run, name: str) -> None:
-    run.clips = apply_filters(run.table_clips(), filter_rules(run.cfg))
+    """Row-local: applied per part by the tasks that assemble the working table, or to it when it exists already."""
+    rules = filter_rules(run.cfg)
+    if run.clips is None and run.narrow is None:
+        run.working(rules)
+    else:
+        run.set_working(apply_filters(run.working(), rules))
 
 
 def _dedup(run: Run, name: str) -> None:
     params = dedup_params(run.cfg.dedup)
-    clips = run.table_clips()
+    clips = run.working()
     samples = _samples(run) if "segment" in params.kinds else None
     result = run_dedup_on_ray(clips, run.videos, params, samples=samples)
-    run.clips = result.table
+    run.set_working(result.table)
     run.dup_segments = result.segments
     run.record.notes.extend(result.notes)
     run.record.counts["dedup"] = result.stats
 
 
 def _balance(run: Run, name: str) -> None:
-    result = balance(run.table_clips(), balance_params(run.cfg.balance))
-    run.clips = result.table
+    result = balance(run.working(), balance_params(run.cfg.balance))
+    run.set_working(result.table)
     run.record.notes.extend(result.notes)
     run.record.counts["balance"] = result.report
 
 
 def _curate(run: Run, name: str) -> None:
-    """Nothing to compute here: curated/ is written from the final clips, the ones no stage dropped."""
-    run.table_clips()
+    """Nothing to compute here: curated/ is written per part from the final clips, the ones no stage dropped."""
+    run.working()
 
 
 def _custom_stage(run: Run, name: str) -> None:
@@ -209,6 +255,27 @@ def describe_dag(cfg: PipelineConfig) -> str:
     if off:
         lines.append(f"(switched off: {', '.join(off)})")
     return "\n".join(lines)
+
+
+def table_stage_run(cfg: PipelineConfig, store: RunStore, files: list[VideoFile], scan_key: str) -> Run:
+    """A Run over scan parts already committed under `scan_key` (benchmarks: the table stages alone)."""
+    import ray
+
+    record = RunRecord(run_id="table-stages", input_uri="", output_uri=store.output_uri, started_at="", versions={},
+                       config=cfg.public_dict(), config_hash=cfg.hash())
+    if ray.is_initialized():
+        record.cluster = {"cpus": ray.cluster_resources().get("CPU", 1)}
+    return Run(cfg, store, files, [], record, scan_key=scan_key, embed_key="embed-none", log=lambda *_: None)
+
+
+def run_table_stages(run: Run, mark: Callable[[str], None] = lambda name: None) -> None:
+    """The built-in table stages of the config's DAG, then the final tables; `mark(name)` after each."""
+    for name in stage_order(run.cfg):
+        if name in ("filter", "dedup", "balance", "curate"):
+            STAGE_RUNNERS[name](run, name)
+            mark(name)
+    _write_tables(run)
+    mark("write")
 
 
 def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print,
@@ -298,52 +365,84 @@ def _finish(run: Run, status: str, tracker: RunTracker | None = None) -> RunReco
 
 # ------------------------------------------------------------------ assembly over the committed parts
 
-def _read_with_part(store: RunStore, key: str, name: str, parts: list[str], columns: list[str] | None = None) -> pa.Table:
+def _read_with_part(store: RunStore, key: str, name: str, parts: list[str]) -> pa.Table:
     """Table `name` of every part, with a `_part` column; parts are read concurrently (object stores: one GET each)."""
     def one(part: str) -> pa.Table:
-        t = store.read_parts(key, name, [part], columns=columns)
+        t = store.read_part(key, part, name)
         return t.append_column("_part", pa.repeat(pa.scalar(part), t.num_rows).cast(pa.string()))
 
     with ThreadPoolExecutor(16) as pool:
         tables = list(pool.map(one, parts))
     if tables:
         return pa.concat_tables(tables)
-    empty = TABLES[name].empty_table() if columns is None else store.read_parts(key, name, [], columns=columns)
-    return empty.append_column("_part", pa.array([], pa.string()))
+    return TABLES[name].empty_table().append_column("_part", pa.array([], pa.string()))
 
 
 def _part_video(t: pa.Table) -> pa.Array:
     return pc.binary_join_element_wise(t.column("_part"), t.column("video_id"), "/")
 
 
-def _first_per_key(table: pa.Table, keys: list[str]) -> pa.Table:
-    """Keep the first row per key (vectorised): a file rescanned after an interrupted commit must not appear twice."""
-    if table.num_rows == 0:
-        return table
-    first = table.append_column("_row", pa.array(range(table.num_rows), pa.int64())).group_by(keys, use_threads=False).aggregate([("_row", "min")])
-    if first.num_rows == table.num_rows:
-        return table
-    return table.take(pc.sort_indices(first.column("_row_min")))
+def _kept_in(run: Run, parts: list[str]) -> pa.Array:
+    """The kept "part/video_id" keys of these parts (what a table task keeps of its parts' clips)."""
+    keys = [run.kept_by_part[p] for p in parts if p in run.kept_by_part]
+    return pa.concat_arrays(keys) if keys else pa.array([], pa.string())
 
 
-def _assemble(run: Run) -> None:
-    """Videos, clips and errors of the current inputs from the committed parts, one committed copy per video."""
+def _kept_by_part(parts: pa.ChunkedArray, keys: pa.ChunkedArray) -> dict[str, pa.Array]:
+    """part -> its kept "part/video_id" keys, in one sort (not one scan of every key per part)."""
+    t = pa.table({"part": parts, "key": keys}).sort_by("part").combine_chunks()
+    if not t.num_rows:
+        return {}
+    enc = pc.dictionary_encode(t.column("part").chunk(0))
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    bounds = np.r_[0, np.flatnonzero(np.diff(codes)) + 1, len(codes)]
+    names = enc.dictionary.to_pylist()
+    return {names[codes[a]]: t.column("key").chunk(0).slice(a, b - a) for a, b in zip(bounds[:-1], bounds[1:])}
+
+
+def _narrow_columns(run: Run, filtered: bool) -> list[str]:
+    """NARROW_COLUMNS plus what the configured stages read besides: keep-policy and rank columns, and the
+    filter rules' columns when the filter has not run yet."""
+    cfg = run.cfg
+    extra = [c for c, _ in dedup_params(cfg.dedup).keep_policy] + [balance_params(cfg.balance).rank_by]
+    if not filtered and "filter" in stage_order(cfg):
+        extra += [r.column for r in filter_rules(cfg)]
+    names = set(TABLES["clips"].names)
+    return list(dict.fromkeys([*NARROW_COLUMNS, *(c for c in extra if c in names)]))
+
+
+def _assemble(run: Run, rules=None) -> None:
+    """Videos and errors of the current inputs, one committed copy per video, and the narrow clips table:
+    read (and filtered by `rules`) per group of parts by table tasks; see pipelines/table_parts.py."""
     store, key = run.store, run.scan_key
     parts = store.committed_parts(key)
     wanted = pa.array(sorted(f.uri for f in run.files), pa.string())
     videos = _read_with_part(store, key, "videos", parts)
-    videos = _first_per_key(videos.filter(pc.is_in(videos.column("uri"), value_set=wanted)), ["uri"])
+    videos = first_per_key(videos.filter(pc.is_in(videos.column("uri"), value_set=wanted)), ["uri"])
     run.kept_videos = _part_video(videos)
+    run.kept_by_part = _kept_by_part(videos.column("_part"), run.kept_videos)
     run.videos = videos.drop_columns(["_part"]).sort_by([("relpath", "ascending")])
-    clips = _read_with_part(store, key, "clips", parts)
-    clips = clips.filter(pc.is_in(_part_video(clips), value_set=run.kept_videos)).drop_columns(["_part"])
-    clips = clips.sort_by([("uri", "ascending"), ("clip_index", "ascending")]) if clips.num_rows else clips
-    if run.embed_on:
-        clips = join_embeddings(clips, _first_per_key(store.read_parts(run.embed_key, "embeddings"), ["clip_id"]))
+    local = store.process_local
+    text = None
     if run.text_key:
-        clips = join_text_areas(clips, _first_per_key(store.read_parts(run.text_key, "text_areas"), ["clip_id"]))
-    run.clips = clips
-    errors = [store.read_parts(key, "errors", parts)]
+        src = PartsSource(store.output_uri, store.storage_options, key, None)
+        text = text_lookup(src, run.text_key) if local else text_lookup_ref(src, run.text_key)
+    run.source = PartsSource(store.output_uri, store.storage_options, key, run.embed_key if run.embed_on else None, text)
+    run.groups = groups(parts)
+    columns = _narrow_columns(run, filtered=rules is not None)
+    pieces = list(map_groups(local, narrow_group, ((run.source, g, _kept_in(run, g), columns, rules) for g in run.groups), run.window))
+    run.group_rows = [p.num_rows for p in pieces]
+    narrow = pa.concat_tables(pieces) if pieces else pa.schema([TABLES["clips"].field(c) for c in columns]).empty_table()
+    del pieces
+    narrow = narrow.append_column("_pos", pa.array(np.arange(narrow.num_rows, dtype=np.int64)))
+    # an order that does not depend on how the files fell into parts (a resumed run's parts differ)
+    order = pc.sort_indices(narrow, [("video_id", "ascending"), ("clip_index", "ascending")])
+    sorted_columns = {}
+    for name in narrow.column_names:  # one column at a time, each source column dropped once taken: no second table
+        sorted_columns[name] = narrow.column(name).take(order)
+        narrow = narrow.drop_columns([name])
+    run.narrow = pa.table(sorted_columns)
+    errors = [_read_with_part(store, key, "errors", parts).drop_columns(["_part"])]
     if run.embed_on:
         errors.append(store.read_parts(run.embed_key, "errors"))
     listing = [error_row(uri, None, "list", "Unreadable", reason, run.record.run_id) for uri, reason in run.skipped]
@@ -351,7 +450,27 @@ def _assemble(run: Run) -> None:
     errors = pa.concat_tables(errors)
     errors = errors.filter(pc.or_(pc.is_in(errors.column("uri"), value_set=wanted), pc.equal(errors.column("stage"), "list")))
     errors = errors.sort_by([("uri", "ascending"), ("stage", "ascending")]) if errors.num_rows else errors
-    run.errors = _first_per_key(errors, ["uri", "stage", "error_type"])
+    run.errors = first_per_key(errors, ["uri", "stage", "error_type"])
+
+
+def _decisions(run: Run):
+    """(group parts, kept keys, that group's decision columns) per group, in part order, made one at a time."""
+    decisions = run.narrow.select(["clip_id", *DECISION_COLUMNS])
+    narrow_row = np.empty(decisions.num_rows, np.int64)  # narrow row of each position in part order
+    narrow_row[run.narrow.column("_pos").to_numpy()] = np.arange(decisions.num_rows)
+    offset = 0
+    for g, n in zip(run.groups, run.group_rows):
+        # take(): the group's own buffers, shipped to its task
+        yield g, _kept_in(run, g), decisions.take(pa.array(narrow_row[offset:offset + n])).combine_chunks()
+        offset += n
+
+
+def _materialise(run: Run) -> pa.Table:
+    """Every column of every clip with the decisions so far, sorted as the narrow table is."""
+    args = ((run.source, g, kept, d) for g, kept, d in _decisions(run))
+    tables = list(map_groups(run.store.process_local, decided_group, args, run.window))
+    clips = pa.concat_tables(tables) if tables else TABLES["clips"].empty_table()
+    return clips.sort_by([("video_id", "ascending"), ("clip_index", "ascending")]) if clips.num_rows else clips
 
 
 def _keyframes(run: Run):
@@ -359,34 +478,58 @@ def _keyframes(run: Run):
     for part in run.store.committed_parts(run.scan_key):
         t = _read_with_part(run.store, run.scan_key, "keyframes", [part])
         if t.num_rows:
-            t = t.filter(pc.is_in(_part_video(t), value_set=run.kept_videos)).drop_columns(["_part"])
+            t = t.filter(pc.is_in(_part_video(t), value_set=_kept_in(run, [part]))).drop_columns(["_part"])
             yield t.sort_by([("clip_id", "ascending"), ("position", "ascending")])
 
 
 def _samples(run: Run) -> pa.Table:
     """Per-sample pHashes (segment dedup's input) of the kept video copies, as for keyframes."""
-    t = _read_with_part(run.store, run.scan_key, "samples", run.store.committed_parts(run.scan_key))
-    return t.filter(pc.is_in(_part_video(t), value_set=run.kept_videos)).drop_columns(["_part"])
+    parts = run.store.committed_parts(run.scan_key)
+    t = _read_with_part(run.store, run.scan_key, "samples", parts)
+    return t.filter(pc.is_in(_part_video(t), value_set=_kept_in(run, parts))).drop_columns(["_part"])
+
+
+def _write_clips(run: Run, curate: bool, rows_per_file: int = 200_000) -> None:
+    """clips/ and curated/ as new table sets: written per group by table tasks (or from the whole table once a
+    stage materialised it), committed by their manifests."""
+    store = run.store
+    writers = {"clips": store.table_writer("clips", rows_per_file)}
+    if curate:
+        writers["curated"] = store.table_writer("curated", rows_per_file)
+    if run.clips is not None:
+        writers["clips"].add(run.clips)
+        if curate:
+            writers["curated"].add(run.clips.filter(pc.equal(run.clips.column("kept"), True)))
+    else:
+        versions = {name: w.version for name, w in writers.items()}
+        args = ((run.source, g, kept, d, i, versions, rows_per_file) for i, (g, kept, d) in enumerate(_decisions(run)))
+        for files in map_groups(store.process_local, write_group, args, run.window):
+            for name, fs in files.items():
+                writers[name].add_files(fs)
+    if not curate:
+        store.replace_table("curated", TABLES["curated"].empty_table())
+    for w in writers.values():
+        w.commit()
 
 
 def _write_tables(run: Run) -> None:
-    clips = run.table_clips()
-    curated = clips.filter(pc.equal(clips.column("kept"), True)) if "curate" in stage_order(run.cfg) else TABLES["curated"].empty_table()
+    clips = run.working()
+    curate = "curate" in stage_order(run.cfg)
     store = run.store
     store.replace_table("videos", run.videos)
-    store.replace_table("clips", clips)
-    store.replace_table("curated", curated)
+    _write_clips(run, curate)
     store.replace_table("errors", run.errors)
     store.replace_table_stream("keyframes", _keyframes(run), rows_per_file=50_000)
     store.replace_table("dup_segments", TABLES["dup_segments"].empty_table() if run.dup_segments is None else run.dup_segments)
+    kept = clips.filter(pc.equal(clips.column("kept"), True)) if curate else clips.slice(0, 0)
     run.record.counts.update(
         inputs=len(run.files) + len(run.skipped),
         videos=run.videos.num_rows,
         clips=clips.num_rows,
-        curated=curated.num_rows,
+        curated=kept.num_rows,
         errors=run.errors.num_rows,
         inputs_with_errors=len(pc.unique(run.errors.column("uri"))),
         drop_reasons=rule_counts(clips),
         hours_in=float(pc.sum(clips.column("duration_s")).as_py() or 0) / 3600,
-        hours_curated=float(pc.sum(curated.column("duration_s")).as_py() or 0) / 3600,
+        hours_curated=float(pc.sum(kept.column("duration_s")).as_py() or 0) / 3600,
     )

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-from schemas import TABLES, read_table, write_table
+from schemas import MANIFEST, TABLES, read_manifest, read_table, write_table
 
 COMMITTED = "_COMMITTED"
 
@@ -120,50 +120,35 @@ class RunStore:
         tables = [read_table(self.uri(r), name, self.storage_options) for r in rels]
         return pa.concat_tables(tables) if tables else TABLES[name].empty_table()
 
+    def read_part(self, stage_key: str, part: str, name: str) -> pa.Table:
+        """Table `name` of one part (no listing of the stage: one marker check, one read); empty when the part is not
+        committed or lacks the table."""
+        path = self.path("_work", stage_key, part, f"{name}.parquet")
+        if not self.fs.exists(self.path("_work", stage_key, part, COMMITTED)) or not self.fs.exists(path):
+            return TABLES[name].empty_table()
+        return read_table(self.uri("_work", stage_key, part, f"{name}.parquet"), name, self.storage_options)
+
     def dataset(self, rels: list[str]) -> ds.Dataset:
         """A pyarrow dataset over Parquet files of the run folder: scanned in batches, never loaded whole."""
         return ds.dataset([self.path(r) for r in rels], format="parquet", filesystem=PyFileSystem(FSSpecHandler(self.fs)))
 
     # --- final tables -----------------------------------------------------
     def replace_table(self, name: str, table: pa.Table, tag: str = "", rows_per_file: int = 200_000) -> list[str]:
-        """Write `table` as OUT/name/part-NNNNN.parquet, then remove the folder's older files (see `replace_table_stream`)."""
+        """Replace OUT/name with `table` as one atomic set of files (see `TableWriter`)."""
         return self.replace_table_stream(name, [table], rows_per_file=rows_per_file)
 
     def replace_table_stream(self, name: str, tables: Iterable[pa.Table], rows_per_file: int = 200_000,
                              max_bytes: int = 256 << 20) -> list[str]:
-        """Write the tables of an iterator as OUT/name/part-NNNNN.parquet files of bounded size, then
-        remove the folder's older files. Only one file's rows are held at a time.
-
-        File names do not depend on the run or config: each new file replaces the old one of
-        the same name by an atomic rename, so a run killed here leaves readers the old table
-        or the new one file by file (a table under `rows_per_file` rows is a single file).
-        """
-        folder = self.path(name)
-        self.fresh(folder)
-        old = list(self.fs.ls(folder, detail=False)) if self.fs.exists(folder) else []
-        written: list[str] = []
-        held: list[pa.Table] = []
-
-        def flush() -> None:
-            fname = f"part-{len(written):05d}.parquet"
-            table = pa.concat_tables(held) if held else TABLES[name].empty_table()
-            write_table(table, name, self.uri(name, fname), self.storage_options)
-            written.append(posixpath.join(folder, fname))
-            held.clear()
-
+        """Replace OUT/name with the tables of an iterator, in files of bounded size, as one atomic set.
+        Only one file's rows are held at a time."""
+        writer = self.table_writer(name, rows_per_file, max_bytes)
         for table in tables:
-            for start in range(0, table.num_rows, rows_per_file):
-                piece = table.slice(start, rows_per_file)
-                if held and (sum(t.num_rows for t in held) + piece.num_rows > rows_per_file
-                             or sum(t.nbytes for t in held) + piece.nbytes > max_bytes):
-                    flush()
-                held.append(piece)
-        if held or not written:
-            flush()
-        for p in old:
-            if p not in written:
-                self.fs.rm(p)
-        return written
+            writer.add(table)
+        return writer.commit()
+
+    def table_writer(self, name: str, rows_per_file: int = 200_000, max_bytes: int = 256 << 20) -> "TableWriter":
+        """A writer that replaces final table `name` as a set: add() tables, then commit()."""
+        return TableWriter(self, name, rows_per_file, max_bytes)
 
     def write_json(self, rel: str, data: dict) -> None:
         path = self.path(rel)
@@ -180,3 +165,73 @@ class RunStore:
             return None
         with self.fs.open(path, "r") as f:
             return json.load(f)
+
+
+class TableWriter:
+    """Replaces OUT/<name> as one set: files of a new version, then the manifest (atomic), then cleanup.
+
+    New files are named `<version>-part-NNNNN.parquet` next to the old ones; readers follow
+    `_MANIFEST.json` (schemas.io), which is replaced last, so a writer killed at any moment
+    leaves readers the old complete set or the new one. A folder without a manifest (older
+    runs) first gets one listing its current files, so a reader never sees old and new files
+    together. Files no manifest names (older versions, a killed writer's) are deleted after
+    the new manifest lands.
+    """
+
+    def __init__(self, store: RunStore, name: str, rows_per_file: int, max_bytes: int):
+        self.store, self.name, self.rows_per_file, self.max_bytes = store, name, rows_per_file, max_bytes
+        self.folder = store.path(name)
+        self.version = f"v{uuid.uuid4().hex[:12]}"
+        self.written: list[str] = []  # file names, relative to the folder
+        self.rows = 0
+        self.held: list[pa.Table] = []
+        self._adopt_unmanaged()
+
+    def _adopt_unmanaged(self) -> None:
+        fs = self.store.fs
+        self.store.fresh(self.folder)
+        if not fs.exists(self.folder) or read_manifest(fs, self.folder) is not None:
+            return
+        names = sorted(posixpath.basename(p) for p in fs.ls(self.folder, detail=False)
+                       if p.endswith(".parquet") and not posixpath.basename(p).startswith((".", "_")))
+        if names:  # pin what readers see today before any new file appears next to it
+            self._write_manifest({"table": self.name, "version": "unmanaged", "files": names, "rows": None})
+
+    def add(self, table: pa.Table) -> None:
+        for start in range(0, table.num_rows, self.rows_per_file):
+            piece = table.slice(start, self.rows_per_file)
+            if self.held and (sum(t.num_rows for t in self.held) + piece.num_rows > self.rows_per_file
+                              or sum(t.nbytes for t in self.held) + piece.nbytes > self.max_bytes):
+                self._flush()
+            self.held.append(piece)
+
+    def _flush(self) -> None:
+        fname = f"{self.version}-part-{len(self.written):05d}.parquet"
+        table = pa.concat_tables(self.held) if self.held else TABLES[self.name].empty_table()
+        write_table(table, self.name, self.store.uri(self.name, fname), self.store.storage_options)
+        self.written.append(fname)
+        self.rows += table.num_rows
+        self.held.clear()
+
+    def add_files(self, files: list[tuple[str, int]]) -> None:
+        """Files of this version that tasks wrote themselves ((name in the folder, rows)), in table order."""
+        if self.held:
+            self._flush()
+        self.written += [f for f, _ in files]
+        self.rows += sum(n for _, n in files)
+
+    def commit(self) -> list[str]:
+        """Write the last file, switch readers to the new set, delete the files of older ones; returns the paths."""
+        if self.held or not self.written:
+            self._flush()
+        self._write_manifest({"table": self.name, "version": self.version, "files": self.written, "rows": self.rows})
+        fs = self.store.fs
+        self.store.fresh(self.folder)
+        for p in fs.ls(self.folder, detail=False):
+            base = posixpath.basename(p)
+            if base.endswith(".parquet") and base not in self.written:
+                fs.rm(p)
+        return [posixpath.join(self.folder, f) for f in self.written]
+
+    def _write_manifest(self, data: dict) -> None:
+        self.store.write_json(posixpath.join(self.name, MANIFEST), data)

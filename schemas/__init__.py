@@ -15,7 +15,7 @@ from schemas.tables import (
 from schemas.latents import latents_schema
 from schemas.export import export_report_schema
 from schemas.validate import SchemaError, validate_table, table_from_rows
-from schemas.io import read_table, write_table
+from schemas.io import MANIFEST, read_manifest, read_table, table_files, write_table
 from schemas.run_record import RunRecord
 
 __all__ = [
@@ -33,5 +33,8 @@ __all__ = [
     "table_from_rows",
     "read_table",
     "write_table",
+    "table_files",
+    "read_manifest",
+    "MANIFEST",
     "RunRecord",
 ]

@@ -1,4 +1,12 @@
-"""Read and write tables through fsspec, validated, versioned and atomic."""
+"""Read and write tables through fsspec, validated, versioned and atomic.
+
+A table folder of many files is replaced as a set: the writer puts the new
+files next to the old ones under new names, then atomically replaces
+`<folder>/_MANIFEST.json`, which lists the files of the current version;
+readers read exactly those. A folder without a manifest (older runs,
+hand-made tables) reads as every visible Parquet file in it.
+"""
+import json
 import posixpath
 import uuid
 
@@ -11,6 +19,7 @@ from schemas.validate import SchemaError, validate_table
 
 VERSION_KEY = b"vidcurate.schema_version"
 TABLE_KEY = b"vidcurate.table"
+MANIFEST = "_MANIFEST.json"  # {"table", "version", "files": [names relative to the folder], "rows"}
 
 
 def write_table(
@@ -40,6 +49,32 @@ def write_table(
     return uri
 
 
+def read_manifest(fs, folder: str) -> dict | None:
+    """The folder's manifest (see the module docstring), or None when it has none."""
+    path = posixpath.join(folder, MANIFEST)
+    try:
+        with fs.open(path, "r") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def table_files(uri: str, storage_options: dict | None = None) -> tuple:
+    """(fs, paths) of the Parquet files that make up the table at `uri` (a file or a folder), in order.
+
+    A folder with a manifest: the files it lists; without: every visible Parquet file under it.
+    """
+    fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+    path = path.rstrip("/")
+    if fs.isdir(path):
+        fs.invalidate_cache(path)  # object stores cache listings; a writer in another process may have moved on
+        manifest = read_manifest(fs, path)
+        if manifest is not None:
+            return fs, [posixpath.join(path, f) for f in manifest["files"]]
+        return fs, sorted(p for p in fs.find(path) if p.endswith(".parquet") and not posixpath.basename(p).startswith((".", "_")))
+    return fs, [path] if fs.exists(path) else []
+
+
 def read_table(
     uri: str,
     name: str,
@@ -48,15 +83,17 @@ def read_table(
 ) -> pa.Table:
     """Read every visible Parquet file of table `name` under `uri` (a file or a folder)."""
     schema = schema if schema is not None else TABLES[name]
-    fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
-    if fs.isdir(path):
-        files = sorted(
-            p for p in fs.find(path) if p.endswith(".parquet") and not posixpath.basename(p).startswith((".", "_"))
-        )
-    elif fs.exists(path):
-        files = [path]
-    else:
-        files = []
+    for attempt in (1, 2):
+        fs, files = table_files(uri, storage_options)
+        try:
+            return _read_files(fs, files, name, schema)
+        except FileNotFoundError:  # a writer replaced the set (and removed the old files) while we read it
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _read_files(fs, files: list[str], name: str, schema: pa.Schema) -> pa.Table:
     tables = []
     for p in files:
         with fs.open(p, "rb") as f:

@@ -262,32 +262,69 @@ def test_uncommitted_part_is_discarded_on_resume(corpus, ray_local, tmp_path):
     assert sorted(videos.column("relpath").to_pylist()) == ["a.mp4", "b.mp4", "c.mp4"]
 
 
-def test_replacing_a_table_killed_before_cleanup_never_shows_two_versions(tmp_path, monkeypatch):
-    """A config change (new tag) and a kill right after the new file is written: readers see one table."""
-    import pyarrow as pa
-
-    from pipelines.store import RunStore
+def _errors_table(n, label):
     from schemas import TABLES, table_from_rows
 
-    def errors(n, label):
-        rows = [{"uri": f"file{i}", "video_id": None, "stage": "decode", "error_type": "X", "message": label, "run_id": label}
-                for i in range(n)]
-        return table_from_rows(rows, TABLES["errors"], "errors")
+    rows = [{"uri": f"file{i}", "video_id": None, "stage": "decode", "error_type": "X", "message": label, "run_id": label}
+            for i in range(n)]
+    return table_from_rows(rows, TABLES["errors"], "errors")
+
+
+def test_replacing_a_table_killed_before_cleanup_never_shows_two_versions(tmp_path, monkeypatch):
+    """A kill right after a new file is in place, before the manifest: readers see the old table, whole."""
+    from pipelines.store import RunStore
 
     store = RunStore(str(tmp_path / "out"))
-    store.replace_table("errors", errors(3, "old"), tag="aaaa1111")
+    store.replace_table("errors", _errors_table(3, "old"), tag="aaaa1111")
 
     real_mv = store.fs.mv  # write_table gets the same cached LocalFileSystem instance
 
     def mv_then_die(*a, **k):
         real_mv(*a, **k)  # the new file is in place...
-        raise KeyboardInterrupt("...and the run is killed before removing the older files")
+        raise KeyboardInterrupt("...and the run is killed before the manifest is replaced")
 
     monkeypatch.setattr(store.fs, "mv", mv_then_die)
     with pytest.raises(KeyboardInterrupt):
-        store.replace_table("errors", errors(2, "new"), tag="bbbb2222")
+        store.replace_table("errors", _errors_table(2, "new"), tag="bbbb2222")
     seen = read_table(str(tmp_path / "out" / "errors"), "errors")
-    assert isinstance(seen, pa.Table) and seen.column("message").to_pylist() == ["new", "new"]
+    assert seen.column("message").to_pylist() == ["old"] * 3
+    monkeypatch.undo()
+    store.replace_table("errors", _errors_table(2, "new"))  # the next run: the new set, the killed writer's file gone
+    assert read_table(str(tmp_path / "out" / "errors"), "errors").column("message").to_pylist() == ["new"] * 2
+    assert len(list((tmp_path / "out" / "errors").glob("*.parquet"))) == 1
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_table_set_killed_between_files_reads_as_the_old_set(tmp_path, monkeypatch, legacy):
+    """A many-file table: a writer killed after some of its files leaves readers the old complete set,
+    also when the old set was written before manifests existed (a folder of part-NNNNN files)."""
+    from pipelines.store import RunStore
+    from schemas import write_table
+
+    store = RunStore(str(tmp_path / "out"))
+    folder = tmp_path / "out" / "errors"
+    if legacy:
+        for i in range(3):
+            write_table(_errors_table(2, "old"), "errors", str(folder / f"part-{i:05d}.parquet"))
+    else:
+        store.replace_table("errors", _errors_table(6, "old"), rows_per_file=2)
+    assert len(list(folder.glob("*.parquet"))) == 3
+    real_mv, moved = store.fs.mv, []
+
+    def die_on_third_file(src, dst, *a, **k):
+        if dst.endswith(".parquet"):
+            moved.append(dst)
+            if len(moved) == 3:
+                raise KeyboardInterrupt("killed between files")
+        return real_mv(src, dst, *a, **k)
+
+    monkeypatch.setattr(store.fs, "mv", die_on_third_file)
+    with pytest.raises(KeyboardInterrupt):
+        store.replace_table("errors", _errors_table(10, "new"), rows_per_file=2)
+    visible = [f for f in folder.glob("*.parquet") if not f.name.startswith(".")]
+    assert len(visible) == 5  # two new files lie next to the old three (the third is still a hidden temp file)
+    seen = read_table(str(folder), "errors")
+    assert seen.column("message").to_pylist() == ["old"] * 6
 
 
 def test_failed_task_is_retried_next_run_and_its_error_row_retired(ray_local, tmp_path):

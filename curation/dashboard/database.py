@@ -15,7 +15,6 @@ import shutil
 import tempfile
 import uuid
 
-import posixpath
 
 import duckdb
 import fsspec
@@ -25,7 +24,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from curation.dashboard import views
 from curation.dashboard.run_folder import HEAVY_COLUMNS, SCORE_COLUMNS, RunFolder, runs_as_rows
-from schemas import SCHEMA_VERSION, TABLES, SchemaError, clips_schema, validate_table
+from schemas import SCHEMA_VERSION, TABLES, SchemaError, clips_schema, table_files, validate_table
 from schemas.io import VERSION_KEY
 
 DATABASE_NAME = "dashboard.duckdb"
@@ -49,11 +48,9 @@ def score_columns_for(folder: RunFolder) -> list[str]:
 def _parquet_files(folder: RunFolder, name: str) -> list[str] | None:
     """Local paths of table `name`'s visible Parquet files, their schemas checked against schemas/ (footers
     only); None when the folder is not on the local disk (then pyarrow reads it through fsspec)."""
-    fs, base = fsspec.core.url_to_fs(folder.path(name), **folder.storage_options)
+    fs, files = table_files(folder.path(name), folder.storage_options)  # the current set: a manifest, if any
     if not isinstance(fs, LocalFileSystem):
         return None
-    files = sorted(p for p in fs.find(base) if p.endswith(".parquet") and not posixpath.basename(p).startswith((".", "_"))) \
-        if fs.isdir(base) else []
     for path in files:
         schema = pq.read_schema(path)
         version = (schema.metadata or {}).get(VERSION_KEY, b"?").decode()

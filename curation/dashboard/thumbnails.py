@@ -15,11 +15,12 @@ from html import escape
 
 import cv2
 import duckdb
-import fsspec
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from fsspec.implementations.local import LocalFileSystem
+
+from schemas import table_files
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,9 @@ KEYFRAME_POSITION = 0.5  # which stored keyframe stands for a clip (fraction of 
 
 def keyframe_jpegs(out_dir: str, clip_ids: list[str], storage_options: dict | None = None) -> dict[str, bytes]:
     """clip_id -> JPEG bytes of the stored keyframe nearest KEYFRAME_POSITION, for the clips that have one."""
-    fs, base = fsspec.core.url_to_fs(posixpath.join(out_dir.rstrip("/"), "keyframes"), **(storage_options or {}))
-    if not clip_ids or not fs.isdir(base):
+    if not clip_ids:
         return {}
-    files = [p for p in fs.find(base) if p.endswith(".parquet") and not posixpath.basename(p).startswith((".", "_"))]
+    fs, files = table_files(posixpath.join(out_dir.rstrip("/"), "keyframes"), storage_options)  # the current set (manifest)
     if not files:
         return {}
     wanted = sorted(set(clip_ids))

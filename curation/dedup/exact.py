@@ -7,26 +7,25 @@ from curation.dedup.edges import Edges
 
 
 def clip_content_keys(clips: pa.Table, videos: pa.Table) -> np.ndarray:
-    """Per clip, "content_hash:start_frame:end_frame" of its file (None where the video is unknown)."""
-    vid_hash = dict(zip(videos.column("video_id").to_pylist(), videos.column("content_hash").to_pylist()))
-    hashes = [vid_hash.get(v) for v in clips.column("video_id").to_pylist()]
-    starts = clips.column("start_frame").to_pylist()
-    ends = clips.column("end_frame").to_pylist()
-    return np.array(
-        [None if h is None else f"{h}:{s}:{e}" for h, s, e in zip(hashes, starts, ends)], dtype=object
-    )
+    """Per clip, (content hash code, start_frame, end_frame) of its span, as an (n, 3) int64 array; code -1 where
+    the video is unknown. Equal rows = the same span of byte-identical files (no string per clip)."""
+    code_of_video = pc.dictionary_encode(videos.column("content_hash").combine_chunks()).indices
+    idx = pc.index_in(clips.column("video_id"), value_set=videos.column("video_id"))
+    code = code_of_video.take(idx).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    start = clips.column("start_frame").to_numpy().astype(np.int64)
+    end = clips.column("end_frame").to_numpy().astype(np.int64)
+    return np.stack([code, start, end], axis=1)
 
 
 def exact_edges(keys: np.ndarray) -> Edges:
-    """Star edges from the first row of every group of equal keys to the others (None keys skipped)."""
-    valid = np.flatnonzero(np.array([k is not None for k in keys], dtype=bool))
+    """Star edges from the first row of every group of equal keys to the others (code -1 skipped)."""
+    valid = np.flatnonzero(keys[:, 0] >= 0)
     if len(valid) < 2:
         return Edges.empty()
-    arr = pa.array(keys[valid].tolist(), pa.string())
-    codes = pc.dictionary_encode(arr).indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    order = np.argsort(codes, kind="stable")
-    codes_sorted, rows = codes[order], valid[order]
-    group_start = np.r_[True, codes_sorted[1:] != codes_sorted[:-1]]
+    k = keys[valid]
+    order = np.lexsort((valid, k[:, 2], k[:, 1], k[:, 0]))  # ties: row order, so the first row of a group leads
+    ks, rows = k[order], valid[order]
+    group_start = np.r_[True, np.any(ks[1:] != ks[:-1], axis=1)]
     first_of_group = rows[np.flatnonzero(group_start)][np.cumsum(group_start) - 1]
     member = ~group_start
     return Edges.of(first_of_group[member], rows[member], "exact", 1.0)

@@ -68,7 +68,7 @@ def find_duplicates(
     keys = None
     if "exact" in params.kinds:
         keys = clip_content_keys(clips, videos)
-        missing = int(sum(k is None for k in keys))
+        missing = int(np.sum(keys[:, 0] < 0))
         if missing:
             notes.append(f"exact dedup: {missing} clip(s) have no row in videos, skipped for exact matching")
         e = exact_edges(keys)
@@ -191,7 +191,8 @@ def _fill_columns(clips: pa.Table, edges: Edges, member: np.ndarray, rep: np.nda
     n = clips.num_rows
     rows = np.flatnonzero(member)
     reps = rep[rows]
-    clip_ids = np.array(clips.column("clip_id").to_pylist(), dtype=object)
+    clip_col = clips.column("clip_id")
+    member_ids = clip_col.take(pa.array(rows)).to_pylist()  # members only: never a Python string per clip
 
     # strongest direct edge between each member and its centre (exact: same node, so 1.0)
     ekey = edges.a * np.int64(n) + edges.b
@@ -205,6 +206,11 @@ def _fill_columns(clips: pa.Table, edges: Edges, member: np.ndarray, rep: np.nda
     direct = (len(ekey_s) > 0) & (ekey_s[pos] == mkey) if len(ekey_s) else np.zeros(len(rows), bool)
     kind = np.where(direct, kind_s[pos] if len(ekey_s) else 0, KIND_CODE["exact"]).astype(np.int8)  # no direct edge: same exact node
     sim = np.where(direct, sim_s[pos] if len(ekey_s) else 1.0, 1.0).astype(np.float32)
+    exact = edges.kind == KIND_CODE["exact"]
+    node = union_find(n, edges.a[exact], edges.b[exact])
+    same_span = node[rows] == node[reps]  # byte-identical to the centre: exact, whichever star edge joined them
+    kind[same_span] = KIND_CODE["exact"]
+    sim[same_span] = 1.0
     is_rep = rows == reps
     sim[is_rep] = 1.0
     # the centre's kind: its strongest edge inside the group
@@ -214,22 +220,23 @@ def _fill_columns(clips: pa.Table, edges: Edges, member: np.ndarray, rep: np.nda
     np.minimum.at(strongest, edges.b[same_group], edges.kind[same_group])
     kind[is_rep] = strongest[rows[is_rep]]
 
+    at = np.full(n, -1, np.int64)
+    at[rows] = np.arange(len(rows))
+    scatter = pa.array(at, mask=at < 0)  # take() through this puts member values at their rows, null elsewhere
+
     def column(values_at_rows, type_):
-        full = [None] * n
-        for r, v in zip(rows.tolist(), values_at_rows):
-            full[r] = v
-        return pa.array(full, type_)
+        return pa.array(values_at_rows, type_).take(scatter)
 
     group_min: dict[int, str] = {}
-    for r in rows.tolist():  # smallest clip_id per group
+    for r, cid in zip(rows.tolist(), member_ids):  # smallest clip_id per group
         g = int(group[r])
-        if g not in group_min or clip_ids[r] < group_min[g]:
-            group_min[g] = clip_ids[r]
+        if g not in group_min or cid < group_min[g]:
+            group_min[g] = cid
     new = {
         "dup_group_id": column([group_min[int(group[r])] for r in rows], pa.string()),
         "dup_kind": column([KINDS[k] if 0 <= k < len(KINDS) else None for k in kind.tolist()], pa.string()),
-        "dup_of": column(clip_ids[reps].tolist(), pa.string()),
-        "dup_similarity": column([float(s) for s in sim.tolist()], pa.float32()),
+        "dup_of": column(clip_col.take(pa.array(reps)).to_pylist(), pa.string()),
+        "dup_similarity": column(sim, pa.float32()),
     }
     for name in _DUP_COLUMNS:
         i = clips.schema.get_field_index(name)
