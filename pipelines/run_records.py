@@ -354,7 +354,9 @@ def tracked(store: RunStore, record: RunRecord, heartbeat_s: float, stale_after_
             # SIGTERM while ray.init ran: Ray's own handler (sys.exit(signum)) was in place
             raise_as = RunInterrupted(signal.SIGTERM)
         elif isinstance(e, KeyboardInterrupt) and not isinstance(e, RunInterrupted):
-            raise_as = RunInterrupted(signal.SIGINT)  # Ctrl-C: say so instead of an empty message
+            # Ctrl-C, or our SIGTERM's RunInterrupted after Ray turned it into a plain KeyboardInterrupt (a signal
+            # handler's exception inside ray.get/ray.wait comes back as KeyboardInterrupt): say which signal it was
+            raise_as = RunInterrupted(_received_signal or signal.SIGINT)
         else:
             raise_as = None
         ended_by = raise_as or e
@@ -364,7 +366,7 @@ def tracked(store: RunStore, record: RunRecord, heartbeat_s: float, stale_after_
                 tracker.end(status, ended_by)  # the caller reports the error itself (the CLI: one line)
             except Exception as write_error:  # never hide the run's own error behind the record's
                 log(f"run {record.run_id} {status}, and its record could not be written: {write_error}")
-        if raise_as is not None and isinstance(e, SystemExit):
+        if raise_as is not None:
             raise raise_as from None
         raise
     finally:
@@ -372,7 +374,12 @@ def tracked(store: RunStore, record: RunRecord, heartbeat_s: float, stale_after_
         tracker.release_sigterm()
 
 
+_received_signal: int | None = None  # the SIGTERM our handler saw, should its exception come back as another type
+
+
 def _on_sigterm(signum, frame):
+    global _received_signal
+    _received_signal = signum
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # once: a second SIGTERM kills as usual
     raise RunInterrupted(signum)
 

@@ -21,7 +21,7 @@ def test_ray_encode_then_local_reencode_skips(tmp_path, test_videos):
     ckpt = str(save_checkpoint(tmp_path / "a.pt", make_trainer(cfg, torch.device("cpu")), cfg))
     out = str(tmp_path / "latents")
     kw = dict(fps=2.0, size=32, frames=2, clips_per_shard=1)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a `ray start` cluster
     try:
         s = encode_manifest_ray(manifest, ckpt, out, num_actors=2, num_cpus=1, **kw)
     finally:

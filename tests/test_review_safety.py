@@ -177,15 +177,15 @@ def _rules(cfg) -> dict:
 def test_user_rule_replaces_only_its_reason(tmp_path):
     default = _rules(load_config())
     cfg = _cfg(tmp_path, "filters:\n  - {column: sharpness, min: 5.0, reason: blurry}\n"
-                         "  - {column: letterbox_frac, max: 0.2, reason: letterbox}\n")
+                         "  - {column: letterbox_frac, max: 0.2, reason: wide_bars}\n")
     rules = _rules(cfg)
     assert rules["blurry"] == ("sharpness", 5.0, None)
-    assert rules["letterbox"] == ("letterbox_frac", None, 0.2)
-    assert {k: v for k, v in rules.items() if k not in ("blurry", "letterbox")} == {
+    assert rules["wide_bars"] == ("letterbox_frac", None, 0.2)
+    assert {k: v for k, v in rules.items() if k not in ("blurry", "wide_bars")} == {
         k: v for k, v in default.items() if k != "blurry"}
     order = [r.reason for r in cfg.filters]
     assert order.index("blurry") == [r.reason for r in load_config().filters].index("blurry")  # in place
-    assert order[-1] == "letterbox"
+    assert order[-1] == "wide_bars"  # a new reason is added
 
 
 def test_a_rule_is_removed_only_explicitly(tmp_path):

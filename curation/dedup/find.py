@@ -194,21 +194,24 @@ def _fill_columns(clips: pa.Table, edges: Edges, member: np.ndarray, rep: np.nda
     clip_col = clips.column("clip_id")
     member_ids = clip_col.take(pa.array(rows)).to_pylist()  # members only: never a Python string per clip
 
-    # strongest direct edge between each member and its centre (exact: same node, so 1.0)
-    ekey = edges.a * np.int64(n) + edges.b
+    # strongest direct edge between each member and its centre, where byte-identical spans (one exact node) count
+    # as one clip: identical hash lists are indexed once, so a copy's edge may name the centre's twin instead
+    exact = edges.kind == KIND_CODE["exact"]
+    node = union_find(n, edges.a[exact], edges.b[exact])
+    na, nb = node[edges.a], node[edges.b]
+    ekey = np.minimum(na, nb) * np.int64(n) + np.maximum(na, nb)
     order = np.lexsort((-edges.sim, edges.kind, ekey))
     ekey_s, kind_s, sim_s = ekey[order], edges.kind[order], edges.sim[order]
     first = np.ones(len(ekey_s), bool)
     first[1:] = ekey_s[1:] != ekey_s[:-1]
     ekey_s, kind_s, sim_s = ekey_s[first], kind_s[first], sim_s[first]
-    mkey = np.minimum(rows, reps) * np.int64(n) + np.maximum(rows, reps)
+    mn, rn = node[rows], node[reps]
+    mkey = np.minimum(mn, rn) * np.int64(n) + np.maximum(mn, rn)
     pos = np.clip(np.searchsorted(ekey_s, mkey), 0, max(0, len(ekey_s) - 1))
-    direct = (len(ekey_s) > 0) & (ekey_s[pos] == mkey) if len(ekey_s) else np.zeros(len(rows), bool)
-    kind = np.where(direct, kind_s[pos] if len(ekey_s) else 0, KIND_CODE["exact"]).astype(np.int8)  # no direct edge: same exact node
+    direct = (ekey_s[pos] == mkey) if len(ekey_s) else np.zeros(len(rows), bool)
+    kind = np.where(direct, kind_s[pos] if len(ekey_s) else 0, KIND_CODE["exact"]).astype(np.int8)
     sim = np.where(direct, sim_s[pos] if len(ekey_s) else 1.0, 1.0).astype(np.float32)
-    exact = edges.kind == KIND_CODE["exact"]
-    node = union_find(n, edges.a[exact], edges.b[exact])
-    same_span = node[rows] == node[reps]  # byte-identical to the centre: exact, whichever star edge joined them
+    same_span = mn == rn  # byte-identical to the centre: exact, whichever star edge joined them
     kind[same_span] = KIND_CODE["exact"]
     sim[same_span] = 1.0
     is_rep = rows == reps
