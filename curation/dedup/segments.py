@@ -155,8 +155,9 @@ def _segments_of_pair(ta, tb, dist, t_all_a, period_a, period_b, params: DedupPa
         offset = float(np.median(off[win]))
         out.append({
             "video_a": name_a, "video_b": name_b,
-            "a_start_s": float(a0 - period_a / 2), "a_end_s": float(a1 + period_a / 2),
-            "b_start_s": float(a0 + offset - period_b / 2), "b_end_s": float(a1 + offset + period_b / 2),
+            # each sample stands for half a period either side; a video starts at 0 s
+            "a_start_s": max(0.0, float(a0 - period_a / 2)), "a_end_s": float(a1 + period_a / 2),
+            "b_start_s": max(0.0, float(a0 + offset - period_b / 2)), "b_end_s": float(a1 + offset + period_b / 2),
             "offset_s": offset, "samples": int(len(matched_a)),
             "mean_hamming": float(np.mean(dist[win])), "symmetry": g,
         })
