@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from diffusers import AutoencoderKL
 
 from curation.filters import Rule
 from curation.sample_defects import defect_rates, drop_reasons, score_sample, to_uint8_frames
@@ -136,17 +135,6 @@ def test_sample_defect_scores_are_null_where_the_sample_is_too_small():
     assert score_sample(_shot(64, 2, "clean"), 16.0)["flicker"] is None
     # a rule never fails on null: the blocky 32 px sample is kept by the blocky rule
     assert drop_reasons([score_sample(_shot(32, 9, "blocky"), 16.0)], DEFECT_RULES) == [[]]
-
-
-@pytest.fixture(scope="module")
-def autoencoder(tmp_path_factory):
-    torch.manual_seed(0)
-    ae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-                       up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 8), layers_per_block=1,
-                       latent_channels=2, norm_num_groups=4)
-    path = tmp_path_factory.mktemp("ae") / "ae"
-    ae.save_pretrained(str(path))
-    return path
 
 
 def test_study_end_to_end(tmp_path, capsys, autoencoder):

@@ -6,25 +6,12 @@ import av
 import matplotlib.image
 import pytest
 import torch
-from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
 from training.diffusion.cli import main
 from training.diffusion.toy import write_gmm_latents
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def autoencoder(tmp_path_factory):
-    """A tiny random 2-D AutoencoderKL (f2, 2 latent channels) saved as a diffusers folder."""
-    torch.manual_seed(0)
-    ae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-                       up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 8), layers_per_block=1,
-                       latent_channels=2, norm_num_groups=4)
-    path = tmp_path_factory.mktemp("ae") / "ae"
-    ae.save_pretrained(str(path))
-    return path
 
 
 def test_train_sample_ablate(tmp_path, capsys, autoencoder):
