@@ -232,7 +232,7 @@ class TreeRSS:
                 with open(f"/proc/{pid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
                 cpu_s = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
-                if pid not in self.cpu or self.cpu[pid][0] == "ray::IDLE":  # a Ray worker names itself by its task
+                if pid not in self.cpu or self.cpu[pid][0] in _RENAMES:  # a Ray worker names itself by its first task
                     with open(f"/proc/{pid}/cmdline", "rb") as f:
                         self.cpu[pid] = (_process_kind(f.read()), cpu_s)
                 self.cpu[pid] = (self.cpu[pid][0], cpu_s)
@@ -279,6 +279,10 @@ class TreeRSS:
                 "cpu_s_by_process": top}  # CPU seconds (as last sampled) of the tree's processes, by kind
 
 
+_STARTING_WORKER = "ray worker (starting)"
+_RENAMES = ("ray::IDLE", _STARTING_WORKER)  # names a process drops once it runs a task
+
+
 def _process_kind(cmdline: bytes) -> str:
     """A short name for a process from its command line (Ray workers and daemons by role)."""
     args = [a.decode(errors="replace") for a in cmdline.split(b"\0") if a]
@@ -287,6 +291,8 @@ def _process_kind(cmdline: bytes) -> str:
     if args[0].startswith("ray::"):
         return args[0].split()[0]  # ray::_scan_task, ray::IDLE
     joined = " ".join(args)
+    if "default_worker.py" in joined:  # a Ray worker before it sets its title (its arguments name the raylet)
+        return _STARTING_WORKER
     for key in ("gcs_server", "raylet", "dashboard/agent", "runtime_env/agent", "log_monitor", "monitor.py",
                 "dashboard.py", "multiprocessing", "scenedetect", "bench.scan_bench"):
         if key in joined:
