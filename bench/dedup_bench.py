@@ -154,7 +154,7 @@ def run_one(n: int) -> dict:
         print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
     t = time.perf_counter()
     truth_sub = brute_force_pairs(x[:sub], 1.0 - EPS, key_base=n)
-    out.update({f"brute_force_{len(idx)}_s": round(time.perf_counter() - t, 2), "brute_force_subset": sub,
+    out.update({f"brute_force_{sub}_s": round(time.perf_counter() - t, 2), "brute_force_subset": sub,
                 "subset_true_pairs": int(len(truth_sub))})
     for name, found in found_by.items():
         p_sub, r_sub = _pr(found, truth_sub)

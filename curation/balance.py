@@ -31,7 +31,13 @@ from curation.dedup.kmeans import nearest_centroids, train_kmeans
 from curation.dedup.table_ops import embedding_matrix, float_column, reasons_without, set_drop_reason
 
 DROP_REASON = "balance"
-QUOTA_DIMENSIONS = ("resolution", "aspect", "duration", "motion")
+QUOTA_NAMES = {  # every bucket label of each quota dimension
+    "resolution": ("<360p", "360-719p", "720-1079p", ">=1080p"),
+    "aspect": ("portrait", "square", "standard", "wide", "ultrawide"),
+    "duration": ("<2s", "2-5s", "5-10s", "10-30s", ">=30s"),
+    "motion": ("static", "low", "mid", "high", "unknown"),
+}
+QUOTA_DIMENSIONS = tuple(QUOTA_NAMES)
 
 
 @dataclass(frozen=True)
@@ -97,9 +103,11 @@ def fill(budget: float, caps: np.ndarray, shares: np.ndarray | None = None, inte
     return out
 
 
-def build_hierarchy(x: np.ndarray, levels: tuple[int, ...], iters: int, seed: int) -> tuple[list[np.ndarray], list[int]]:
-    """(assignments, ks), finest first: the cluster of each point (level 0) or finer centroid (level > 0), and k per level."""
-    out, ks, data = [], [], x
+def build_hierarchy(x: np.ndarray, levels: tuple[int, ...], iters: int, seed: int
+                    ) -> tuple[list[np.ndarray], list[int], list[np.ndarray]]:
+    """(assignments, ks, centroids), finest first: the cluster of each point (level 0) or finer centroid (level > 0),
+    k per level, and each level's centroids."""
+    out, ks, cents, data = [], [], [], x
     for level, k in enumerate(levels):
         k = max(1, min(k, len(data)))
         # coarser levels cluster a few centroids: restarts are cheap there and avoid
@@ -108,8 +116,9 @@ def build_hierarchy(x: np.ndarray, levels: tuple[int, ...], iters: int, seed: in
         _, idx = nearest_centroids(data, centroids, 1)
         out.append(idx[:, 0].astype(np.int64))
         ks.append(len(centroids))
+        cents.append(centroids)
         data = centroids
-    return out, ks
+    return out, ks, cents
 
 
 def default_levels(n: int, params: BalanceParams) -> tuple[int, ...]:
@@ -121,18 +130,18 @@ def default_levels(n: int, params: BalanceParams) -> tuple[int, ...]:
     return tuple(levels)
 
 
-def quota_buckets(table: pa.Table, dimension: str) -> np.ndarray:
-    """Bucket label of every clip along one metadata dimension."""
+def quota_buckets(table: pa.Table, dimension: str, motion_tertiles: tuple[float, float] | None = None) -> np.ndarray:
+    """Bucket label of every clip along one metadata dimension (motion: tertiles of `table` unless given)."""
     if dimension == "resolution":
         short = np.minimum(float_column(table, "width"), float_column(table, "height"))
-        edges, names = [360, 720, 1080], ["<360p", "360-719p", "720-1079p", ">=1080p"]
+        edges, names = [360, 720, 1080], QUOTA_NAMES["resolution"]
         return np.array(names, dtype=object)[np.searchsorted(edges, short, side="right")]
     if dimension == "aspect":
         ratio = float_column(table, "width") / np.maximum(float_column(table, "height"), 1)
-        edges, names = [0.9, 1.1, 1.5, 2.0], ["portrait", "square", "standard", "wide", "ultrawide"]
+        edges, names = [0.9, 1.1, 1.5, 2.0], QUOTA_NAMES["aspect"]
         return np.array(names, dtype=object)[np.searchsorted(edges, ratio, side="right")]
     if dimension == "duration":
-        edges, names = [2, 5, 10, 30], ["<2s", "2-5s", "5-10s", "10-30s", ">=30s"]
+        edges, names = [2, 5, 10, 30], QUOTA_NAMES["duration"]
         return np.array(names, dtype=object)[np.searchsorted(edges, float_column(table, "duration_s"), side="right")]
     # motion: static flag, else tertiles of the motion score over the measured clips; null -> unknown
     motion = float_column(table, "motion")
@@ -140,7 +149,7 @@ def quota_buckets(table: pa.Table, dimension: str) -> np.ndarray:
     out = np.full(len(motion), "unknown", dtype=object)
     measured = ~np.isnan(motion) & ~static
     if measured.any():
-        t1, t2 = np.quantile(motion[measured], [1 / 3, 2 / 3])
+        t1, t2 = motion_tertiles if motion_tertiles is not None else np.quantile(motion[measured], [1 / 3, 2 / 3])
         out[measured] = np.array(["low", "mid", "high"], dtype=object)[np.searchsorted([t1, t2], motion[measured], side="right")]
     out[static] = "static"
     return out
@@ -149,7 +158,13 @@ def quota_buckets(table: pa.Table, dimension: str) -> np.ndarray:
 def diversity(leaf: np.ndarray, weights: np.ndarray | None = None, n_leaves: int | None = None) -> dict:
     """Entropy of cluster sizes (nats, and / log of the cluster count) and share of the largest 10 % of clusters."""
     n_leaves = n_leaves or int(leaf.max()) + 1
-    sizes = np.bincount(leaf, weights=weights, minlength=n_leaves).astype(np.float64)
+    return diversity_of_sizes(np.bincount(leaf, weights=weights, minlength=n_leaves).astype(np.float64))
+
+
+def diversity_of_sizes(sizes: np.ndarray) -> dict:
+    """diversity() from the clusters' sizes (counts or summed weights), one entry per cluster."""
+    sizes = np.asarray(sizes, np.float64)
+    n_leaves = len(sizes)
     total = sizes.sum()
     if total <= 0:
         return {"clusters": n_leaves, "entropy": 0.0, "entropy_norm": 0.0, "top10pct_share": 0.0}
@@ -166,11 +181,14 @@ def diversity(leaf: np.ndarray, weights: np.ndarray | None = None, n_leaves: int
 
 def _allocate_tree(budget: float, points_leaf: np.ndarray, parents: list[np.ndarray], n_leaves: int, integer: bool, rng) -> np.ndarray:
     """Budget per leaf cluster, split equally top-down through the hierarchy (capped by what each subtree holds)."""
-    caps = [np.bincount(points_leaf, minlength=n_leaves).astype(np.float64)]
-    node_of_leaf = [np.arange(n_leaves)]
+    return allocate_tree(budget, np.bincount(points_leaf, minlength=n_leaves).astype(np.float64), parents, integer, rng)
+
+
+def allocate_tree(budget: float, leaf_sizes: np.ndarray, parents: list[np.ndarray], integer: bool, rng) -> np.ndarray:
+    """Budget per leaf from the leaves' sizes: split equally over the top level, then over each node's children."""
+    caps = [np.asarray(leaf_sizes, np.float64)]
     for parent in parents:  # parent[c] = coarser cluster of finer cluster c
         caps.append(np.bincount(parent, weights=caps[-1], minlength=int(parent.max()) + 1))
-        node_of_leaf.append(parent[node_of_leaf[-1]])
     alloc = fill(budget, caps[-1], integer=integer, rng=rng)  # top level
     for level in range(len(parents) - 1, -1, -1):
         parent = parents[level]
@@ -182,6 +200,15 @@ def _allocate_tree(budget: float, points_leaf: np.ndarray, parents: list[np.ndar
             child_alloc[kids] = fill(alloc[p], caps[level][kids], integer=integer, rng=rng)
         alloc = child_alloc
     return alloc
+
+
+def bucket_budgets(target: int, names, caps: np.ndarray, params: BalanceParams, rng) -> np.ndarray:
+    """The target split over the quota buckets `names` by params.quota_shares (equal when None), capped by `caps`."""
+    shares = None
+    if params.quota_shares is not None:
+        wanted = dict(params.quota_shares)
+        shares = np.array([wanted.get(b, 0.0) for b in names])
+    return fill(target, caps, shares, integer=params.mode == "select", rng=rng)
 
 
 def balance(clips: pa.Table, params: BalanceParams = BalanceParams()) -> BalanceResult:
@@ -202,7 +229,7 @@ def balance(clips: pa.Table, params: BalanceParams = BalanceParams()) -> Balance
     levels: tuple[int, ...] = ()
     if len(emb_rows) >= 2:
         levels = params.levels or default_levels(len(emb_rows), params)
-        tree, ks = build_hierarchy(emb, levels, params.kmeans_iters, params.seed)
+        tree, ks, _ = build_hierarchy(emb, levels, params.kmeans_iters, params.seed)
         leaf[:] = ks[0]  # index ks[0]: the extra leaf, for clips without an embedding
         leaf[emb_rows] = tree[0]
         # the extra leaf hangs under its own extra node (index ks[l]) at every coarser level l
@@ -221,12 +248,8 @@ def balance(clips: pa.Table, params: BalanceParams = BalanceParams()) -> Balance
     buckets = quota_buckets(clips.take(pa.array(rows)), params.quota_by) if params.quota_by else np.full(len(rows), "all", dtype=object)
     names = sorted(set(buckets.tolist()))
     caps = np.array([np.sum(buckets == b) for b in names], np.float64)
-    shares = None
-    if params.quota_shares is not None:
-        wanted = dict(params.quota_shares)
-        shares = np.array([wanted.get(b, 0.0) for b in names])
     integer = params.mode == "select"
-    per_bucket = fill(target, caps, shares, integer=integer, rng=rng)
+    per_bucket = bucket_budgets(target, names, caps, params, rng)
 
     inclusion = np.zeros(len(rows))  # select: 0/1; weight: expected inclusion rate
     for b, budget in zip(names, per_bucket):

@@ -8,7 +8,6 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import av
 from av.video.reformatter import VideoReformatter

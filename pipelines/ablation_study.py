@@ -15,7 +15,6 @@ OUT/features.safetensors (the pooled features per arm and of the reference), and
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict

@@ -5,7 +5,6 @@ config, input or output.
 """
 import argparse
 import sys
-from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

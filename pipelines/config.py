@@ -55,6 +55,15 @@ class RayConfig(_Strict):
     observability: bool = False
 
 
+class TablesConfig(_Strict):
+    """How the table stages (filter, dedup, balance, curate) run; see pipelines/table_shards.py."""
+
+    mode: Literal["auto", "driver", "sharded"] = "auto"  # driver: a narrow row per clip on the driver (~185 B);
+    #   sharded: no per-clip state on the driver; auto: sharded from `sharded_min_videos` videos when the DAG allows
+    sharded_min_videos: int = Field(25_000, ge=1)  # videos (~500k clips at 20 per video)
+    sample_rows: int = Field(200_000, ge=1_000)  # sharded balance: k-means hierarchy and motion tertiles from this many clips
+
+
 class DecodeConfig(_Strict):
     sample_fps: float = Field(2.0, gt=0, le=60)
     analysis_short_side: int = Field(256, ge=32, le=2160)
@@ -239,6 +248,7 @@ class PipelineConfig(_Strict):
     input: InputConfig
     output: OutputConfig = OutputConfig()
     ray: RayConfig = RayConfig()
+    tables: TablesConfig = TablesConfig()
     decode: DecodeConfig = DecodeConfig()
     split: SplitConfig = SplitConfig()
     motion: MotionConfig = MotionConfig()
@@ -274,6 +284,8 @@ class PipelineConfig(_Strict):
                 if dep not in self.stages:
                     raise ValueError(f"stages.{name}.depends_on names unknown stage {dep!r}")
         _topological_order(self.stages)  # raises on cycles
+        if self.tables.mode == "sharded" and (why := sharded_blocker(self)):
+            raise ValueError(f"tables.mode sharded: {why}; use tables.mode auto or driver")
         return self
 
     def hash(self) -> str:
@@ -327,6 +339,23 @@ def _topological_order(stages: dict[str, StageConfig]) -> list[str]:
     for n in stages:
         visit(n, ())
     return order
+
+
+SHARDED_ORDER = ("filter", "dedup", "balance", "curate")  # the table stages the sharded path runs, in this order
+
+
+def sharded_blocker(cfg: "PipelineConfig") -> str | None:
+    """Why the table stages cannot run sharded (pipelines/table_shards.py) with this config; None: they can."""
+    order = stage_order(cfg)
+    custom = [n for n in order if cfg.stages[n].entrypoint]
+    if custom:
+        return f"custom stage {custom[0]!r} needs the whole clips table on the driver"
+    if "caption" in order and cfg.caption.model:
+        return "the caption stage needs the kept clips on the driver"
+    table = [n for n in order if n in SHARDED_ORDER]
+    if table != [n for n in SHARDED_ORDER if n in table]:
+        return f"the table stages run in the order {table}, the sharded path only in the order {list(SHARDED_ORDER)}"
+    return None
 
 
 def stage_order(cfg: PipelineConfig) -> list[str]:

@@ -62,7 +62,11 @@ def _train_task(sample: np.ndarray, k: int, params: DedupParams) -> np.ndarray:
 
 @ray.remote
 def _assign_task(batch: pa.Table, offset: int, centroids: np.ndarray, params: DedupParams, num_shards: int):
-    """Assign one batch; return per shard (row ids, vectors, cluster ids, primary flags)."""
+    return split_by_cluster(batch, offset, centroids, params, num_shards)
+
+
+def split_by_cluster(batch: pa.Table, offset: int, centroids: np.ndarray, params: DedupParams, num_shards: int):
+    """Assign one batch of embeddings (rows offset..); return per shard (row ids, vectors, cluster ids, primary flags)."""
     rows, x = embedding_matrix(batch)
     asg = assign(x, centroids, params)
     # one membership per (row, cluster): primaries, then border spill

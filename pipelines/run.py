@@ -32,7 +32,8 @@ from curation.balance import balance
 from curation.filters import apply_filters, rule_counts
 from curation.scan import error_row
 from curation.sources import VideoFile, list_videos
-from pipelines.config import BUILTIN_STAGES, PipelineConfig, balance_params, dedup_params, stage_order
+from pipelines import table_shards
+from pipelines.config import BUILTIN_STAGES, PipelineConfig, balance_params, dedup_params, sharded_blocker, stage_order
 from pipelines.dedup_stage import run_dedup_on_ray
 from pipelines.embed_stage import run_embed_stage
 from pipelines.params import describe_filters, embed_config_subset, filter_rules, scan_config_subset, scan_params
@@ -102,6 +103,8 @@ class Run:
     group_rows: list[int] = field(default_factory=list)  # clips of each group in the narrow table
     source: PartsSource | None = None
     dup_segments: pa.Table | None = None  # matched segments between videos (dedup, kind segment); None: not run
+    shards: table_shards.Shards | None = None  # the sharded path's state (no per-clip state on the driver)
+    sharded: bool | None = None  # which path the table stages take; decided at the first table stage
 
     @property
     def embed_on(self) -> bool:
@@ -123,6 +126,31 @@ class Run:
             _assemble(self, rules)
             self.record.timings["assemble_s"] = time.perf_counter() - t
         return self.narrow
+
+    def use_shards(self) -> bool:
+        """Whether the table stages run sharded (tables.mode; auto: from tables.sharded_min_videos kept videos
+        when the DAG allows it); decided once, after the inputs are assembled."""
+        if self.sharded is None:
+            if self.videos is None:
+                _assemble_inputs(self)
+            mode, why = self.cfg.tables.mode, sharded_blocker(self.cfg)
+            if mode == "auto":
+                mode = "sharded" if (why is None and not self.store.process_local
+                                     and len(self.kept_videos) >= self.cfg.tables.sharded_min_videos) else "driver"
+            self.sharded = mode == "sharded"
+            if self.sharded and self.store.process_local:
+                raise ValueError("tables.mode sharded: the output is process-local (memory://); Ray tasks cannot write it")
+            self.record.counts["tables_mode"] = mode
+        return self.sharded
+
+    def sharded_state(self, rules=None) -> "table_shards.Shards":
+        """The sharded path's shard files, written on first use (filtered by `rules` in the same pass)."""
+        if self.shards is None:
+            t = time.perf_counter()
+            self.shards = table_shards.shard(self.source, self.store, self.groups, [_kept_in(self, g) for g in self.groups],
+                                             rules, _narrow_columns(self, filtered=True), self.window)
+            self.record.timings["assemble_s"] = time.perf_counter() - t
+        return self.shards
 
     def set_working(self, table: pa.Table) -> None:
         if self.clips is not None:
@@ -188,7 +216,9 @@ def _caption(run: Run, name: str) -> None:
 def _filter(run: Run, name: str) -> None:
     """Row-local: applied per part by the tasks that assemble the working table, or to it when it exists already."""
     rules = filter_rules(run.cfg)
-    if run.clips is None and run.narrow is None:
+    if run.use_shards():
+        run.sharded_state(rules)
+    elif run.clips is None and run.narrow is None:
         run.working(rules)
     else:
         run.set_working(apply_filters(run.working(), rules))
@@ -196,6 +226,12 @@ def _filter(run: Run, name: str) -> None:
 
 def _dedup(run: Run, name: str) -> None:
     params = dedup_params(run.cfg.dedup)
+    if run.use_shards():
+        stats, notes = table_shards.dedup(run.sharded_state(), params)
+        run.dup_segments = run.shards.dup_segments
+        run.record.notes.extend(notes)
+        run.record.counts["dedup"] = stats
+        return
     clips = run.working()
     samples = _samples(run) if "segment" in params.kinds else None
     result = run_dedup_on_ray(clips, run.videos, params, samples=samples)
@@ -206,6 +242,11 @@ def _dedup(run: Run, name: str) -> None:
 
 
 def _balance(run: Run, name: str) -> None:
+    if run.use_shards():
+        report, notes = table_shards.balance(run.sharded_state(), balance_params(run.cfg.balance), run.cfg.tables.sample_rows)
+        run.record.notes.extend(notes)
+        run.record.counts["balance"] = report
+        return
     result = balance(run.working(), balance_params(run.cfg.balance))
     run.set_working(result.table)
     run.record.notes.extend(result.notes)
@@ -214,7 +255,10 @@ def _balance(run: Run, name: str) -> None:
 
 def _curate(run: Run, name: str) -> None:
     """Nothing to compute here: curated/ is written per part from the final clips, the ones no stage dropped."""
-    run.working()
+    if run.use_shards():
+        run.sharded_state()
+    else:
+        run.working()
 
 
 def _custom_stage(run: Run, name: str) -> None:
@@ -412,8 +456,28 @@ def _narrow_columns(run: Run, filtered: bool) -> list[str]:
 
 
 def _assemble(run: Run, rules=None) -> None:
-    """Videos and errors of the current inputs, one committed copy per video, and the narrow clips table:
-    read (and filtered by `rules`) per group of parts by table tasks; see pipelines/table_parts.py."""
+    """The narrow clips table (after the inputs): read (and filtered by `rules`) per group of parts by table
+    tasks; see pipelines/table_parts.py."""
+    if run.videos is None:
+        _assemble_inputs(run)
+    local = run.store.process_local
+    columns = _narrow_columns(run, filtered=rules is not None)
+    pieces = list(map_groups(local, narrow_group, ((run.source, g, _kept_in(run, g), columns, rules) for g in run.groups), run.window))
+    run.group_rows = [p.num_rows for p in pieces]
+    narrow = pa.concat_tables(pieces) if pieces else pa.schema([TABLES["clips"].field(c) for c in columns]).empty_table()
+    del pieces
+    narrow = narrow.append_column("_pos", pa.array(np.arange(narrow.num_rows, dtype=np.int64)))
+    # an order that does not depend on how the files fell into parts (a resumed run's parts differ)
+    order = pc.sort_indices(narrow, [("video_id", "ascending"), ("clip_index", "ascending")])
+    sorted_columns = {}
+    for name in narrow.column_names:  # one column at a time, each source column dropped once taken: no second table
+        sorted_columns[name] = narrow.column(name).take(order)
+        narrow = narrow.drop_columns([name])
+    run.narrow = pa.table(sorted_columns)
+
+
+def _assemble_inputs(run: Run) -> None:
+    """Videos and errors of the current inputs, one committed copy per video, and the groups of parts."""
     store, key = run.store, run.scan_key
     parts = store.committed_parts(key)
     wanted = pa.array(sorted(f.uri for f in run.files), pa.string())
@@ -429,19 +493,6 @@ def _assemble(run: Run, rules=None) -> None:
         text = text_lookup(src, run.text_key) if local else text_lookup_ref(src, run.text_key)
     run.source = PartsSource(store.output_uri, store.storage_options, key, run.embed_key if run.embed_on else None, text)
     run.groups = groups(parts)
-    columns = _narrow_columns(run, filtered=rules is not None)
-    pieces = list(map_groups(local, narrow_group, ((run.source, g, _kept_in(run, g), columns, rules) for g in run.groups), run.window))
-    run.group_rows = [p.num_rows for p in pieces]
-    narrow = pa.concat_tables(pieces) if pieces else pa.schema([TABLES["clips"].field(c) for c in columns]).empty_table()
-    del pieces
-    narrow = narrow.append_column("_pos", pa.array(np.arange(narrow.num_rows, dtype=np.int64)))
-    # an order that does not depend on how the files fell into parts (a resumed run's parts differ)
-    order = pc.sort_indices(narrow, [("video_id", "ascending"), ("clip_index", "ascending")])
-    sorted_columns = {}
-    for name in narrow.column_names:  # one column at a time, each source column dropped once taken: no second table
-        sorted_columns[name] = narrow.column(name).take(order)
-        narrow = narrow.drop_columns([name])
-    run.narrow = pa.table(sorted_columns)
     errors = [_read_with_part(store, key, "errors", parts).drop_columns(["_part"])]
     if run.embed_on:
         errors.append(store.read_parts(run.embed_key, "errors"))
@@ -485,18 +536,20 @@ def _keyframes(run: Run):
 def _samples(run: Run) -> pa.Table:
     """Per-sample pHashes (segment dedup's input) of the kept video copies, as for keyframes."""
     parts = run.store.committed_parts(run.scan_key)
-    t = _read_with_part(run.store, run.scan_key, "samples", parts)
-    return t.filter(pc.is_in(_part_video(t), value_set=_kept_in(run, parts))).drop_columns(["_part"])
+    return table_shards.read_samples(run.store, run.scan_key, parts, _kept_in(run, parts))
 
 
-def _write_clips(run: Run, curate: bool, rows_per_file: int = 200_000) -> None:
+def _write_clips(run: Run, curate: bool, rows_per_file: int = 200_000) -> dict | None:
     """clips/ and curated/ as new table sets: written per group by table tasks (or from the whole table once a
-    stage materialised it), committed by their manifests."""
+    stage materialised it), committed by their manifests. The sharded path returns its counts."""
     store = run.store
     writers = {"clips": store.table_writer("clips", rows_per_file)}
     if curate:
         writers["curated"] = store.table_writer("curated", rows_per_file)
-    if run.clips is not None:
+    totals = None
+    if run.shards is not None:
+        totals = table_shards.write(run.shards, writers, rows_per_file)
+    elif run.clips is not None:
         writers["clips"].add(run.clips)
         if curate:
             writers["curated"].add(run.clips.filter(pc.equal(run.clips.column("kept"), True)))
@@ -510,26 +563,36 @@ def _write_clips(run: Run, curate: bool, rows_per_file: int = 200_000) -> None:
         store.replace_table("curated", TABLES["curated"].empty_table())
     for w in writers.values():
         w.commit()
+    return totals
 
 
 def _write_tables(run: Run) -> None:
-    clips = run.working()
+    if run.use_shards():
+        run.sharded_state()  # a DAG without table stages still writes the tables through the shards
+    else:
+        clips = run.working()
     curate = "curate" in stage_order(run.cfg)
     store = run.store
     store.replace_table("videos", run.videos)
-    _write_clips(run, curate)
+    totals = _write_clips(run, curate)
     store.replace_table("errors", run.errors)
     store.replace_table_stream("keyframes", _keyframes(run), rows_per_file=50_000)
     store.replace_table("dup_segments", TABLES["dup_segments"].empty_table() if run.dup_segments is None else run.dup_segments)
-    kept = clips.filter(pc.equal(clips.column("kept"), True)) if curate else clips.slice(0, 0)
+    if totals is None:  # the driver path: the counts from its table
+        kept = clips.filter(pc.equal(clips.column("kept"), True)) if curate else clips.slice(0, 0)
+        totals = {"clips": clips.num_rows, "curated": kept.num_rows, "drop_reasons": rule_counts(clips),
+                  "seconds_in": float(pc.sum(clips.column("duration_s")).as_py() or 0),
+                  "seconds_curated": float(pc.sum(kept.column("duration_s")).as_py() or 0)}
+    else:
+        table_shards.cleanup(store)
     run.record.counts.update(
         inputs=len(run.files) + len(run.skipped),
         videos=run.videos.num_rows,
-        clips=clips.num_rows,
-        curated=kept.num_rows,
+        clips=totals["clips"],
+        curated=totals["curated"] if curate else 0,
         errors=run.errors.num_rows,
         inputs_with_errors=len(pc.unique(run.errors.column("uri"))),
-        drop_reasons=rule_counts(clips),
-        hours_in=float(pc.sum(clips.column("duration_s")).as_py() or 0) / 3600,
-        hours_curated=float(pc.sum(kept.column("duration_s")).as_py() or 0) / 3600,
+        drop_reasons=totals["drop_reasons"],
+        hours_in=totals["seconds_in"] / 3600,
+        hours_curated=(totals["seconds_curated"] if curate else 0.0) / 3600,
     )

@@ -122,8 +122,13 @@ def write_group(src: PartsSource, parts: list[str], kept: pa.Array, decisions: p
 
     `versions`: table name -> version of its TableWriter. Returns table -> [(file name, rows)] in order.
     """
-    clips = with_decisions(group_clips(src, parts, kept), decisions)
-    store = src.store()
+    return write_versions(src.store(), with_decisions(group_clips(src, parts, kept), decisions), group, versions, rows_per_file)
+
+
+def write_versions(store: RunStore, clips: pa.Table, group: int, versions: dict[str, str],
+                   rows_per_file: int) -> dict[str, list[tuple[str, int]]]:
+    """One group's clips (and its kept clips as curated, when "curated" is in `versions`) as files of the new
+    table versions, at most rows_per_file rows each; returns table -> [(file name, rows)] in order."""
     out: dict[str, list[tuple[str, int]]] = {}
     for name, version in versions.items():
         table = clips if name == "clips" else clips.filter(pc.equal(clips.column("kept"), True))

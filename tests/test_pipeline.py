@@ -222,3 +222,23 @@ def test_memory_uri_input_and_output(ray_local, test_videos):
     clips = read_table("memory://out/clips", "clips")
     assert sorted({u.rsplit("/", 1)[-1] for u in clips.column("uri").to_pylist()}) == ["counter.mp4", "realshort.mp4"]
     assert [(c["start_frame"], c["end_frame"]) for c in clips.to_pylist() if c["uri"].endswith("counter.mp4")] == [(0, 30)]
+
+
+def test_sharded_tables_equal_the_driver_tables(real_run, test_videos, tmp_path):
+    """tables.mode sharded over the same committed parts (real videos: text areas joined, exact, perceptual and
+    segment dedup as tasks) gives the final tables of the driver path, row for row."""
+    import shutil
+
+    out, record = real_run
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    sharded = _run(test_videos, copy, tables={"mode": "sharded"})
+    assert (record.counts["tables_mode"], sharded.counts["tables_mode"]) == ("driver", "sharded")
+    assert sharded.counts["scan"]["scanned"] == 0  # only the table stages ran again
+    a, b = _tables(out), _tables(copy)
+    for name in a:
+        key = (lambda r: json.dumps(r, sort_keys=True, default=str))
+        assert sorted(a[name].to_pylist(), key=key) == sorted(b[name].to_pylist(), key=key), name
+    for k in ("clips", "curated", "drop_reasons", "dedup"):
+        assert sharded.counts[k] == {**record.counts[k], **({} if k != "dedup" else {
+            key: sharded.counts[k][key] for key in ("perceptual_partitions", "perceptual_candidates", "involved")})}, k

@@ -7,7 +7,7 @@ import duckdb
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from curation.dashboard.database import DATABASE_NAME, build_database
+from curation.dashboard.database import build_database
 from curation.dashboard.report import render_html
 from curation.dashboard.thumbnails import Thumbnailer
 

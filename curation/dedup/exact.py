@@ -18,12 +18,13 @@ def clip_content_keys(clips: pa.Table, videos: pa.Table) -> np.ndarray:
 
 
 def exact_edges(keys: np.ndarray) -> Edges:
-    """Star edges from the first row of every group of equal keys to the others (code -1 skipped)."""
+    """Star edges from the first row of every group of equal key rows (n, columns) to the others
+    (rows whose first column is negative, an unknown video, are skipped)."""
     valid = np.flatnonzero(keys[:, 0] >= 0)
     if len(valid) < 2:
         return Edges.empty()
     k = keys[valid]
-    order = np.lexsort((valid, k[:, 2], k[:, 1], k[:, 0]))  # ties: row order, so the first row of a group leads
+    order = np.lexsort((valid, *k.T[::-1]))  # by every key column; ties: row order, so the first row of a group leads
     ks, rows = k[order], valid[order]
     group_start = np.r_[True, np.any(ks[1:] != ks[:-1], axis=1)]
     first_of_group = rows[np.flatnonzero(group_start)][np.cumsum(group_start) - 1]

@@ -39,7 +39,7 @@ from curation.dedup.table_ops import embedding_matrix, reasons_without, set_drop
 from curation.dedup.unionfind import union_find
 
 DROP_REASON = "duplicate"
-_DUP_COLUMNS = ("dup_group_id", "dup_kind", "dup_of", "dup_similarity")
+DUP_COLUMNS = ("dup_group_id", "dup_kind", "dup_of", "dup_similarity")
 
 # (clips, params) -> (semantic edges between clip rows, stats): how semantic pairs are found.
 # The default runs in this process; pipelines/dedup_stage.py passes a distributed one.
@@ -115,7 +115,7 @@ def find_duplicates(
     edges = Edges.concat(parts)
     rep, group = centre_groups(clips, edges, kept_before, params)
     member = rep >= 0
-    table = _fill_columns(clips, edges, member, rep, group)
+    table = fill_dup_columns(clips, edges, member, rep, group)
     table = set_drop_reason(table, member & (rep != np.arange(n)), DROP_REASON)
     stats.update(
         groups=int(np.sum(member & (rep == np.arange(n)))),
@@ -186,7 +186,7 @@ def centre_groups(clips: pa.Table, edges: Edges, kept_before: np.ndarray, params
     return rep, group
 
 
-def _fill_columns(clips: pa.Table, edges: Edges, member: np.ndarray, rep: np.ndarray, group: np.ndarray) -> pa.Table:
+def fill_dup_columns(clips: pa.Table, edges: Edges, member: np.ndarray, rep: np.ndarray, group: np.ndarray) -> pa.Table:
     """The clips table with the four dup_* columns recomputed (null outside groups)."""
     n = clips.num_rows
     rows = np.flatnonzero(member)
@@ -241,7 +241,7 @@ def _fill_columns(clips: pa.Table, edges: Edges, member: np.ndarray, rep: np.nda
         "dup_of": column(clip_col.take(pa.array(reps)).to_pylist(), pa.string()),
         "dup_similarity": column(sim, pa.float32()),
     }
-    for name in _DUP_COLUMNS:
+    for name in DUP_COLUMNS:
         i = clips.schema.get_field_index(name)
         clips = clips.set_column(i, clips.schema.field(name), new[name])
     return clips
