@@ -1,7 +1,9 @@
 """Load: the whole pipeline over 2,000 generated videos on a local 3-node Ray cluster, one worker node lost mid-scan.
 
 Run: python -m bench.load_bench [--videos 2000] [--seconds 2] [--bad 3] [--cpus-per-node 1] [--no-kill]
-(also `python -m bench load`). Quick check: --videos 200.
+(also `python -m bench load`, with the defaults). On the shared 2-core box the
+default takes about 17 minutes (three quarters of it the text stage);
+`--videos 200` is the quick check (about 2 minutes).
 
 Inputs: N small H.264 videos (160x90, 25 fps, a 1 px/frame pan over a seeded
 texture with one hard cut half-way: 2 clips each), plus --bad undecodable files.
