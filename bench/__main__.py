@@ -24,13 +24,14 @@ NAMES = ("scan", "clip", "dedup", "ae", "diffusion", "load", "read", "export", "
          "dashboard", "driver")
 # Default arguments keep `python -m bench` near 30 minutes on a shared 2-core machine; --heavy uses these instead.
 QUICK_ARGS = {"dedup": ["--sizes", "10000,100000"], "dashboard": ["--sizes", "100000,1000000"],
-              "driver": ["--sizes", "100000,1000000"]}
+              "driver": ["--sizes", "100000,1000000"], "load": ["--videos", "500"]}
 HEAVY_ARGS = {
     "scan": ["--minutes", "30", "--rounds", "5"],
     "clip": ["--models", "ViT-B-32,ViT-L-14"],
     "dedup": ["--sizes", "10000,100000,1000000"],
     "dashboard": ["--sizes", "100000,1000000,10000000"],
     "driver": ["--sizes", "100000,1000000,10000000"],
+    "load": ["--videos", "2000"],
 }
 
 _CHILD = r"""

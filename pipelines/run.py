@@ -131,7 +131,7 @@ class Run:
         """Whether the table stages run sharded (tables.mode; auto: from tables.sharded_min_videos kept videos
         when the DAG allows it); decided once, after the inputs are assembled."""
         if self.sharded is None:
-            if self.videos is None:
+            if self.kept_videos is None:
                 _assemble_inputs(self)
             mode, why = self.cfg.tables.mode, sharded_blocker(self.cfg)
             if mode == "auto":
@@ -141,6 +141,8 @@ class Run:
             if self.sharded and self.store.process_local:
                 raise ValueError("tables.mode sharded: the output is process-local (memory://); Ray tasks cannot write it")
             self.record.counts["tables_mode"] = mode
+            if not self.sharded:  # the sharded path's write tasks write the videos table group by group
+                self.videos = _kept_videos_table(self)
         return self.sharded
 
     def sharded_state(self, rules=None) -> "table_shards.Shards":
@@ -409,17 +411,28 @@ def _finish(run: Run, status: str, tracker: RunTracker | None = None) -> RunReco
 
 # ------------------------------------------------------------------ assembly over the committed parts
 
-def _read_with_part(store: RunStore, key: str, name: str, parts: list[str]) -> pa.Table:
-    """Table `name` of every part, with a `_part` column; parts are read concurrently (object stores: one GET each)."""
+def _read_with_part(store: RunStore, key: str, name: str, parts: list[str], columns: list[str] | None = None) -> pa.Table:
+    """Table `name` (or its `columns`) of every part, with a `_part` column; parts are read concurrently
+    (object stores: one GET each) and the result is one chunk per column."""
     def one(part: str) -> pa.Table:
         t = store.read_part(key, part, name)
+        t = t.select(columns) if columns else t
         return t.append_column("_part", pa.repeat(pa.scalar(part), t.num_rows).cast(pa.string()))
 
     with ThreadPoolExecutor(16) as pool:
         tables = list(pool.map(one, parts))
     if tables:
-        return pa.concat_tables(tables)
-    return TABLES[name].empty_table().append_column("_part", pa.array([], pa.string()))
+        return pa.concat_tables(tables).combine_chunks()  # thousands of parts: one buffer per column, not per part
+    empty = TABLES[name].empty_table()
+    return (empty.select(columns) if columns else empty).append_column("_part", pa.array([], pa.string()))
+
+
+def _kept_videos_table(run: Run) -> pa.Table:
+    """Every column of the kept copy of each input video, sorted by relpath (the driver path's videos table)."""
+    store, key = run.store, run.scan_key
+    videos = _read_with_part(store, key, "videos", store.committed_parts(key))
+    videos = videos.filter(pc.is_in(_part_video(videos), value_set=run.kept_videos))
+    return videos.drop_columns(["_part"]).sort_by([("relpath", "ascending")])
 
 
 def _part_video(t: pa.Table) -> pa.Array:
@@ -458,8 +471,7 @@ def _narrow_columns(run: Run, filtered: bool) -> list[str]:
 def _assemble(run: Run, rules=None) -> None:
     """The narrow clips table (after the inputs): read (and filtered by `rules`) per group of parts by table
     tasks; see pipelines/table_parts.py."""
-    if run.videos is None:
-        _assemble_inputs(run)
+    run.use_shards()  # the inputs, and the videos table of the driver path
     local = run.store.process_local
     columns = _narrow_columns(run, filtered=rules is not None)
     pieces = list(map_groups(local, narrow_group, ((run.source, g, _kept_in(run, g), columns, rules) for g in run.groups), run.window))
@@ -477,15 +489,16 @@ def _assemble(run: Run, rules=None) -> None:
 
 
 def _assemble_inputs(run: Run) -> None:
-    """Videos and errors of the current inputs, one committed copy per video, and the groups of parts."""
+    """One committed copy per current input (its "part/video_id" key), errors, and the groups of parts.
+    Only the uri and video_id of the videos are read here (the driver holds no full video rows on the
+    sharded path)."""
     store, key = run.store, run.scan_key
     parts = store.committed_parts(key)
     wanted = pa.array(sorted(f.uri for f in run.files), pa.string())
-    videos = _read_with_part(store, key, "videos", parts)
+    videos = _read_with_part(store, key, "videos", parts, columns=["uri", "video_id"])
     videos = first_per_key(videos.filter(pc.is_in(videos.column("uri"), value_set=wanted)), ["uri"])
-    run.kept_videos = _part_video(videos)
+    run.kept_videos = _part_video(videos).combine_chunks()
     run.kept_by_part = _kept_by_part(videos.column("_part"), run.kept_videos)
-    run.videos = videos.drop_columns(["_part"]).sort_by([("relpath", "ascending")])
     local = store.process_local
     text = None
     if run.text_key:
@@ -544,6 +557,8 @@ def _write_clips(run: Run, curate: bool, rows_per_file: int = 200_000) -> dict |
     stage materialised it), committed by their manifests. The sharded path returns its counts."""
     store = run.store
     writers = {"clips": store.table_writer("clips", rows_per_file)}
+    if run.shards is not None:  # the sharded path writes the videos table with the clips, group by group
+        writers["videos"] = store.table_writer("videos", rows_per_file)
     if curate:
         writers["curated"] = store.table_writer("curated", rows_per_file)
     totals = None
@@ -573,7 +588,8 @@ def _write_tables(run: Run) -> None:
         clips = run.working()
     curate = "curate" in stage_order(run.cfg)
     store = run.store
-    store.replace_table("videos", run.videos)
+    if run.shards is None:
+        store.replace_table("videos", run.videos)
     totals = _write_clips(run, curate)
     store.replace_table("errors", run.errors)
     store.replace_table_stream("keyframes", _keyframes(run), rows_per_file=50_000)
@@ -587,7 +603,7 @@ def _write_tables(run: Run) -> None:
         table_shards.cleanup(store)
     run.record.counts.update(
         inputs=len(run.files) + len(run.skipped),
-        videos=run.videos.num_rows,
+        videos=len(run.kept_videos),
         clips=totals["clips"],
         curated=totals["curated"] if curate else 0,
         errors=run.errors.num_rows,

@@ -127,11 +127,11 @@ def write_group(src: PartsSource, parts: list[str], kept: pa.Array, decisions: p
 
 def write_versions(store: RunStore, clips: pa.Table, group: int, versions: dict[str, str],
                    rows_per_file: int) -> dict[str, list[tuple[str, int]]]:
-    """One group's clips (and its kept clips as curated, when "curated" is in `versions`) as files of the new
-    table versions, at most rows_per_file rows each; returns table -> [(file name, rows)] in order."""
+    """One group's rows as files of the new table versions (table "curated": only its kept clips), at most
+    rows_per_file rows each; returns table -> [(file name, rows)] in order."""
     out: dict[str, list[tuple[str, int]]] = {}
     for name, version in versions.items():
-        table = clips if name == "clips" else clips.filter(pc.equal(clips.column("kept"), True))
+        table = clips.filter(pc.equal(clips.column("kept"), True)) if name == "curated" else clips
         files = []
         for i, start in enumerate(range(0, table.num_rows, rows_per_file)):
             piece = table.slice(start, rows_per_file)

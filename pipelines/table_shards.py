@@ -509,6 +509,16 @@ def with_balance(t: pa.Table, state: dict, cells: pa.Table, offset: int) -> pa.T
 
 # ------------------------------------------------------------------ 4. write
 
+def group_videos(store: RunStore, scan_key: str, parts: list[str], kept: pa.Array) -> pa.Table:
+    """The video rows of the kept copies ("part/video_id" in `kept`) among `parts`."""
+    tables = []
+    for part in parts:
+        t = store.read_part(scan_key, part, "videos")
+        key = pc.binary_join_element_wise(pa.repeat(pa.scalar(part), t.num_rows).cast(pa.string()), t.column("video_id"), "/")
+        tables.append(t.filter(pc.is_in(key, value_set=kept)))
+    return pa.concat_tables(tables) if tables else TABLES["videos"].empty_table()
+
+
 @ray.remote(num_cpus=1, max_retries=3)
 def _write_task(src, parts: list[str], kept: pa.Array, rules, offset: int, dup, balance_state: dict | None, cells_path: str | None,
                 group: int, versions: dict[str, str], rows_per_file: int) -> tuple[dict, dict]:
@@ -521,7 +531,12 @@ def _write_task(src, parts: list[str], kept: pa.Array, rules, offset: int, dup, 
     t = with_dup(t, _dup_slice(dup, offset, t.num_rows), offset)
     if balance_state is not None:
         t = with_balance(t, balance_state, pq.read_table(cells_path, filesystem=_fs(store)), offset)
-    out = write_versions(store, t, group, versions, rows_per_file)
+    versions = dict(versions)
+    out = {}
+    if "videos" in versions:  # the group's kept video copies ("part/video_id" in `kept`) as files of videos/
+        out = write_versions(store, group_videos(store, src.scan_key, parts, kept), group, {"videos": versions.pop("videos")},
+                             rows_per_file)
+    out.update(write_versions(store, t, group, versions, rows_per_file))
     kept_t = t.filter(pc.equal(t.column("kept"), True))
     counts = {"clips": t.num_rows, "curated": kept_t.num_rows, "drop_reasons": rule_counts(t),
               "seconds_in": float(pc.sum(t.column("duration_s")).as_py() or 0),
@@ -530,7 +545,7 @@ def _write_task(src, parts: list[str], kept: pa.Array, rules, offset: int, dup, 
 
 
 def write(sh: Shards, writers: dict, rows_per_file: int) -> dict:
-    """Write clips/ (and curated/ when it is among `writers`) per group; returns the summed counts."""
+    """Write clips/ (and videos/, curated/ when among `writers`) per group; returns the summed counts."""
     versions = {name: w.version for name, w in writers.items()}
     off = sh.offsets
     cells = sh.balance["files"] if sh.balance else [None] * len(sh.groups)
