@@ -44,7 +44,7 @@ from curation.balance import BalanceParams
 from curation.balance_counts import Hierarchy, buckets_of, cell_budgets, cell_labels, cell_thresholds, diversity_report, sample_hierarchy, taken
 from curation.dedup import DedupParams
 from curation.dedup.edges import Edges
-from curation.dedup.exact import exact_edges
+from curation.dedup.exact import exact_edges, identical_file_groups
 from curation.dedup.find import DROP_REASON as DUP_REASON, DUP_COLUMNS, centre_groups, fill_dup_columns
 from curation.dedup.kmeans import train_kmeans
 from curation.dedup.params import KINDS
@@ -321,13 +321,23 @@ def _semantic(sh: Shards, params: DedupParams) -> tuple[Edges, dict]:
                    "reduce_tasks": num_shards}
 
 
+@ray.remote(num_cpus=1, max_retries=3)
+def _identical_files_task(src, groups: list[list[str]], kept: list) -> int:
+    """Content hashes shared by two or more kept video copies (files with byte-identical copies)."""
+    store = src.store()
+    hashes = [group_videos(store, src.scan_key, g, k).column("content_hash") for g, k in zip(groups, ray.get(kept))]
+    return identical_file_groups(pa.table({"content_hash": pa.chunked_array(hashes, pa.string())}))
+
+
 def dedup(sh: Shards, params: DedupParams) -> tuple[dict, list[str]]:
     """Every configured kind as tasks, then the centre grouping over the rows that have an edge."""
     notes, stats, parts = [], {"clips": sh.n}, []
     if "exact" in params.kinds:
         e = _exact(sh)
         parts.append(e)
-        notes.append(f"exact dedup: {len(e)} pair(s), by a hash shuffle over {max(2, sh.window)} buckets")
+        stats["identical_file_groups"] = ray.get(_identical_files_task.remote(sh.src, sh.groups, sh.kept))
+        notes.append(f"exact dedup: {len(e)} pair(s), {stats['identical_file_groups']} file(s) with byte-identical copies; "
+                     f"by a hash shuffle over {max(2, sh.window)} buckets")
     if "perceptual" in params.kinds:
         e, note = _perceptual(sh, params, stats)
         parts.append(e)

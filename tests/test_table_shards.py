@@ -71,6 +71,8 @@ def test_sharded_dedup_gives_the_driver_paths_tables(parts, tmp_path, ray_local)
     for kind in ("exact", "perceptual"):
         assert sharded.record.counts["dedup"]["pairs"][kind] == driver.record.counts["dedup"]["pairs"][kind] > 0
     assert sharded.record.counts["dedup"]["involved"] < sharded.shards.n
+    files_with_copies = driver.record.counts["dedup"]["identical_file_groups"]
+    assert sharded.record.counts["dedup"]["identical_file_groups"] == files_with_copies > 0
     assert not Path(store.path("_work", "tables")).exists()
 
 
