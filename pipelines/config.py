@@ -166,7 +166,6 @@ class TextConfig(_Strict):
     max_box_height_frac: float = Field(0.3, gt=0, le=1)
     max_box_area_frac: float = Field(0.25, gt=0, le=1)
     aggregate: Literal["median", "mean", "max"] = "median"
-    clips_per_task: int = Field(16, ge=1, le=100_000)
 
 
 class CaptionConfig(_Strict):

@@ -42,8 +42,7 @@ from pipelines.run_records import RunTracker, redact_uri, tracked, unique_run_id
 from pipelines.scan_stage import done_uris, run_scan_stage
 from pipelines.store import RunStore
 from pipelines.table_parts import (DECISION_COLUMNS, NARROW_COLUMNS, PartsSource, decided_group, first_per_key, groups,
-                                   map_groups, narrow_group, text_lookup, text_lookup_ref,
-                                   write_group)
+                                   map_groups, narrow_group, write_group)
 from pipelines.caption_stage import caption_cache_key, run_caption_stage
 from pipelines.text_stage import run_text_stage, text_cache_key
 from schemas import TABLES, RunRecord, table_from_rows, validate_table
@@ -499,12 +498,7 @@ def _assemble_inputs(run: Run) -> None:
     videos = first_per_key(videos.filter(pc.is_in(videos.column("uri"), value_set=wanted)), ["uri"])
     run.kept_videos = _part_video(videos).combine_chunks()
     run.kept_by_part = _kept_by_part(videos.column("_part"), run.kept_videos)
-    local = store.process_local
-    text = None
-    if run.text_key:
-        src = PartsSource(store.output_uri, store.storage_options, key, None)
-        text = text_lookup(src, run.text_key) if local else text_lookup_ref(src, run.text_key)
-    run.source = PartsSource(store.output_uri, store.storage_options, key, run.embed_key if run.embed_on else None, text)
+    run.source = PartsSource(store.output_uri, store.storage_options, key, run.embed_key if run.embed_on else None, run.text_key)
     run.groups = groups(parts)
     errors = [_read_with_part(store, key, "errors", parts).drop_columns(["_part"])]
     if run.embed_on:

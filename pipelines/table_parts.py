@@ -47,7 +47,7 @@ class PartsSource:
     storage_options: dict
     scan_key: str
     embed_key: str | None  # embed parts have the scan part's name; None: embed stage off
-    text_areas: object = None  # ref (or table) of clip_id -> text_area_frac, first per clip; None: text stage off
+    text_key: str | None = None  # text parts have the scan part's name; None: text stage off
 
     def store(self) -> RunStore:
         return RunStore(self.output_uri, self.storage_options)
@@ -61,7 +61,6 @@ def group_clips(src: PartsSource, parts: list[str], kept: pa.Array) -> pa.Table:
     """Every column of the clips of `parts` that belong to kept video copies ("part/video_id"), in part order,
     (video_id, clip_index) within a part, with embeddings and text areas joined."""
     store = src.store()
-    text_areas = ray.get(src.text_areas) if isinstance(src.text_areas, ray.ObjectRef) else src.text_areas
     out = []
     for part in parts:
         t = store.read_part(src.scan_key, part, "clips")
@@ -72,8 +71,8 @@ def group_clips(src: PartsSource, parts: list[str], kept: pa.Array) -> pa.Table:
         t = t.sort_by([("video_id", "ascending"), ("clip_index", "ascending")])
         if src.embed_key:
             t = join_embeddings(t, first_per_key(store.read_part(src.embed_key, part, "embeddings"), ["clip_id"]))
-        if text_areas is not None:
-            t = join_text_areas(t, text_areas)
+        if src.text_key:
+            t = join_text_areas(t, first_per_key(store.read_part(src.text_key, part, "text_areas"), ["clip_id"]))
         out.append(t)
     return pa.concat_tables(out) if out else TABLES["clips"].empty_table()
 
@@ -110,12 +109,6 @@ def decided_group(src: PartsSource, parts: list[str], kept: pa.Array, decisions:
     return with_decisions(group_clips(src, parts, kept), decisions)
 
 
-def text_lookup(src: PartsSource, text_key: str) -> pa.Table:
-    """clip_id -> text_area_frac over the committed text parts, first per clip (joined to clips by every task)."""
-    store = src.store()
-    return first_per_key(store.read_parts(text_key, "text_areas", columns=["clip_id", "text_area_frac"]), ["clip_id"])
-
-
 def write_group(src: PartsSource, parts: list[str], kept: pa.Array, decisions: pa.Table, group: int,
                 versions: dict[str, str], rows_per_file: int) -> dict[str, list[tuple[str, int]]]:
     """Pass 2 for one group: write its clips (and kept clips as curated) as files of the new versions.
@@ -145,10 +138,9 @@ def write_versions(store: RunStore, clips: pa.Table, group: int, versions: dict[
 _narrow_task = ray.remote(num_cpus=1, max_retries=3)(narrow_group)
 _write_task = ray.remote(num_cpus=1, max_retries=3)(write_group)
 _decided_task = ray.remote(num_cpus=1, max_retries=3)(decided_group)
-_text_lookup_task = ray.remote(num_cpus=1, max_retries=3)(text_lookup)
 
 
-TASKS = {narrow_group: _narrow_task, write_group: _write_task, decided_group: _decided_task, text_lookup: _text_lookup_task}
+TASKS = {narrow_group: _narrow_task, write_group: _write_task, decided_group: _decided_task}
 
 
 def map_groups(local: bool, fn, arg_lists: Iterable[tuple], window: int) -> Iterator:
@@ -165,8 +157,3 @@ def map_groups(local: bool, fn, arg_lists: Iterable[tuple], window: int) -> Iter
             yield ray.get(refs.pop(0))
     while refs:
         yield ray.get(refs.pop(0))
-
-
-def text_lookup_ref(src: PartsSource, text_key: str) -> ray.ObjectRef:
-    """The text lookup built by a task and left in the object store: the driver never holds it."""
-    return _text_lookup_task.remote(src, text_key)

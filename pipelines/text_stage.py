@@ -1,4 +1,10 @@
-"""Stage `text`: on-screen text area of every clip from its keyframes, one text detector per Ray actor."""
+"""Stage `text`: on-screen text area of every clip from its keyframes, one text detector per Ray actor.
+
+Work goes out one scan part at a time, as for embed: the actor reads that part's
+keyframes itself and writes a text part of the same name, so keyframe JPEGs never
+pass through the driver, "already measured" is one listing, and the table stages
+join a part's text areas by the part's name.
+"""
 import hashlib
 import json
 import time
@@ -6,6 +12,7 @@ import time
 import cv2
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 from ray.util import ActorPool
 from tqdm import tqdm
@@ -38,8 +45,7 @@ class _TextWorker:
     def __init__(self, t: dict, threads: int):
         from curation.text_area import TextAreaMeter, TextAreaParams
 
-        fields = {k: v for k, v in t.items() if k != "clips_per_task"}
-        self.meter = TextAreaMeter(TextAreaParams(**fields, threads=threads))
+        self.meter = TextAreaMeter(TextAreaParams(**t, threads=threads))
 
     def measure(self, batch: list[tuple[str, list[bytes]]]) -> list[dict]:
         """{"clip_id", "text_area_frac", "ocr_s"} per clip, or {"clip_id", "error"}: one bad clip does not stop the stage."""
@@ -54,45 +60,57 @@ class _TextWorker:
             rows.append({"clip_id": cid, "text_area_frac": frac, "ocr_s": time.perf_counter() - t0})
         return rows
 
+    def measure_part(self, output_uri: str, storage_options: dict, scan_key: str, text_key: str, part: str) -> list[dict]:
+        """Measure every clip of one committed scan part and commit the text part of the same name."""
+        store = RunStore(output_uri, storage_options)
+        rows = self.measure(keyframes_by_clip(store.read_part(scan_key, part, "keyframes")))
+        commit_text_part(store, text_key, part, rows)
+        return rows
+
+
+def commit_text_part(store: RunStore, text_key: str, part: str, rows: list[dict]) -> None:
+    """The measured clips of one scan part as the text part of the same name (a clip that failed stays null)."""
+    ok = [r for r in rows if "error" not in r]
+    store.write_part(text_key, {"text_areas": table_from_rows(ok, TABLES["text_areas"], "text_areas")}, part=part)
+
 
 def run_text_stage(store: RunStore, scan_key: str, text_key: str, t: TextConfig, stage: StageConfig) -> dict:
-    """Measure text_area_frac of every scanned clip that has keyframes and no cached value."""
-    done = set(store.read_parts(text_key, "text_areas", store.committed_parts(text_key, clean=True)).column("clip_id").to_pylist())
-    items = keyframes_by_clip(store.read_parts(scan_key, "keyframes"), skip=done)
-    stats = {"clips_to_measure": len(items), "already_measured": len(done)}
-    if not items:
+    """Measure the clips of every committed scan part that has no committed text part yet."""
+    done = set(store.committed_parts(text_key, clean=True))
+    todo = [p for p in store.committed_parts(scan_key) if p not in done]
+    stats = {"parts_to_measure": len(todo), "parts_already_measured": len(done)}
+    if not todo:
         return stats
-    batches = [items[i : i + t.clips_per_task] for i in range(0, len(items), t.clips_per_task)]
     actor_cls = ray.remote(_TextWorker).options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_restarts=2, max_task_retries=2)
-    actors = [actor_cls.remote(t.model_dump(), max(1, int(stage.num_cpus))) for _ in range(min(stage.concurrency, len(batches)))]
+    actors = [actor_cls.remote(t.model_dump(), max(1, int(stage.num_cpus))) for _ in range(min(stage.concurrency, len(todo)))]
     pool = ActorPool(actors)
     t0 = time.perf_counter()
-    rows: list[dict] = []
-    ocr_s, failed = 0.0, []
-    with tqdm(total=len(items), desc="text", unit="clip", dynamic_ncols=True) as bar:
-        for result in pool.map_unordered(lambda actor, b: actor.measure.remote(b), batches):
-            failed += [r for r in result if "error" in r]
-            result = [r for r in result if "error" not in r]
-            rows.extend(result)
-            ocr_s += sum(r["ocr_s"] for r in result)
-            bar.update(len(result))
-            if len(rows) >= 4096:
-                store.write_part(text_key, {"text_areas": table_from_rows(rows, TABLES["text_areas"], "text_areas")})
-                rows = []
-    if rows:
-        store.write_part(text_key, {"text_areas": table_from_rows(rows, TABLES["text_areas"], "text_areas")})
+    ocr_s, measured, failed = 0.0, 0, []
+
+    def submit(actor, part):
+        if store.process_local:  # memory://: only the driver can read and write the parts
+            return actor.measure.remote(keyframes_by_clip(store.read_part(scan_key, part, "keyframes")))
+        return actor.measure_part.remote(store.output_uri, store.storage_options, scan_key, text_key, part)
+
+    with tqdm(total=len(todo), desc="text", unit="part", dynamic_ncols=True) as bar:
+        for part, rows in zip(todo, pool.map(submit, todo)):  # map keeps the order: the driver knows each part's name
+            if store.process_local:
+                commit_text_part(store, text_key, part, rows)
+            failed += [r for r in rows if "error" in r]
+            ok = [r for r in rows if "error" not in r]
+            measured += len(ok)
+            ocr_s += sum(r["ocr_s"] for r in ok)
+            bar.update(1)
     for actor in actors:
         ray.kill(actor)
-    measured = len(items) - len(failed)
     stats.update(text_s=time.perf_counter() - t0, clips_measured=measured, ocr_s_per_clip=ocr_s / measured if measured else None,
                  text_errors=[f"{r['clip_id']}: {r['error']}" for r in failed[:20]], clips_failed=len(failed))
     return stats
 
 
 def join_text_areas(clips: pa.Table, text_areas: pa.Table) -> pa.Table:
-    """Fill clips' text_area_frac from the text stage's results (null where not measured)."""
-    lookup = {cid: i for i, cid in enumerate(text_areas.column("clip_id").to_pylist())}
-    idx = pa.array([lookup.get(cid) for cid in clips.column("clip_id").to_pylist()], pa.int64())
+    """Fill clips' text_area_frac from the text stage's results (null where not measured; vectorised lookup)."""
+    idx = pc.index_in(clips.column("clip_id"), value_set=text_areas.column("clip_id").combine_chunks())
     col = text_areas.column("text_area_frac").take(idx).cast(clips.schema.field("text_area_frac").type)
     return clips.set_column(clips.schema.get_field_index("text_area_frac"), "text_area_frac", col)
 
@@ -101,5 +119,5 @@ def text_cache_key(cfg) -> str:
     """Work-folder key of the text stage: its settings and the scan settings that made the keyframes."""
     from pipelines.params import scan_config_subset
 
-    data = {"text": cfg.text.model_dump(mode="json"), "scan": scan_config_subset(cfg)}
+    data = {"text": cfg.text.model_dump(mode="json"), "scan": scan_config_subset(cfg), "layout": "one text part per scan part"}
     return "text-" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
