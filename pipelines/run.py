@@ -414,8 +414,7 @@ def _read_with_part(store: RunStore, key: str, name: str, parts: list[str], colu
     """Table `name` (or its `columns`) of every part, with a `_part` column; parts are read concurrently
     (object stores: one GET each) and the result is one chunk per column."""
     def one(part: str) -> pa.Table:
-        t = store.read_part(key, part, name)
-        t = t.select(columns) if columns else t
+        t = store.read_part_columns(key, part, name, columns) if columns else store.read_part(key, part, name)
         return t.append_column("_part", pa.repeat(pa.scalar(part), t.num_rows).cast(pa.string()))
 
     with ThreadPoolExecutor(16) as pool:
@@ -498,6 +497,8 @@ def _assemble_inputs(run: Run) -> None:
     videos = first_per_key(videos.filter(pc.is_in(videos.column("uri"), value_set=wanted)), ["uri"])
     run.kept_videos = _part_video(videos).combine_chunks()
     run.kept_by_part = _kept_by_part(videos.column("_part"), run.kept_videos)
+    del videos
+    pa.default_memory_pool().release_unused()  # thousands of part reads: give the allocator's freed pages back
     run.source = PartsSource(store.output_uri, store.storage_options, key, run.embed_key if run.embed_on else None, run.text_key)
     run.groups = groups(parts)
     errors = [_read_with_part(store, key, "errors", parts).drop_columns(["_part"])]

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import fsspec
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pyarrow.dataset as ds
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
@@ -127,6 +128,14 @@ class RunStore:
         if not self.fs.exists(self.path("_work", stage_key, part, COMMITTED)) or not self.fs.exists(path):
             return TABLES[name].empty_table()
         return read_table(self.uri("_work", stage_key, part, f"{name}.parquet"), name, self.storage_options)
+
+    def read_part_columns(self, stage_key: str, part: str, name: str, columns: list[str]) -> pa.Table:
+        """Only `columns` of table `name` of one committed part (not validated: a projection, for the driver's
+        bookkeeping over thousands of parts)."""
+        path = self.path("_work", stage_key, part, f"{name}.parquet")
+        if not self.fs.exists(path):
+            return pa.schema([TABLES[name].field(c) for c in columns]).empty_table()
+        return pq.read_table(path, columns=columns, filesystem=PyFileSystem(FSSpecHandler(self.fs)))
 
     def dataset(self, rels: list[str]) -> ds.Dataset:
         """A pyarrow dataset over Parquet files of the run folder: scanned in batches, never loaded whole."""

@@ -31,7 +31,7 @@ and groups of parts, never a row per clip.
 """
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -78,7 +78,6 @@ class Shards:
     dup_drops: int = 0
     dup_segments: pa.Table | None = None
     balance: dict | None = None  # mode, files, thresholds, weights per cell
-    notes: list[str] = field(default_factory=list)
 
     @property
     def offsets(self) -> np.ndarray:
