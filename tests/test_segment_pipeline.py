@@ -176,15 +176,16 @@ def test_sharded_tables_equal_the_driver_tables(incremental, corpus, tmp_path):
     import shutil
 
     root, inp, cfg, *_ = corpus
-    out, _, second = incremental
-    copy = tmp_path / "out"
-    shutil.copytree(out, copy)
-    record = _run(inp, copy, cfg, tables={"mode": "sharded"})
-    assert record.counts["tables_mode"] == "sharded" and record.counts["scan"]["scanned"] == 0
-    assert second.counts["tables_mode"] == "driver"
+    out = incremental[0]
+    copies = {mode: tmp_path / mode for mode in ("driver", "sharded")}
+    records = {}
+    for mode, copy in copies.items():  # copies: other tests rerun `out` with other configs
+        shutil.copytree(out, copy)
+        records[mode] = _run(inp, copy, cfg, tables={"mode": mode})
+        assert records[mode].counts["tables_mode"] == mode and records[mode].counts["scan"]["scanned"] == 0
     for name in ("clips", "curated", "dup_segments", "videos"):
-        a, b = (read_table(str(o / name), name).to_pylist() for o in (out, copy))
+        a, b = (read_table(str(o / name), name).to_pylist() for o in copies.values())
         key = (lambda r: json.dumps(r, sort_keys=True, default=str))
         assert sorted(a, key=key) == sorted(b, key=key), name
-    assert read_table(str(copy / "dup_segments"), "dup_segments").num_rows > 0
-    assert not (copy / "_work" / "tables").exists()  # the shard files are gone once the tables are committed
+    assert read_table(str(copies["sharded"] / "dup_segments"), "dup_segments").num_rows > 0
+    assert not (copies["sharded"] / "_work" / "tables").exists()  # the shard files are gone once the tables are committed
