@@ -6,7 +6,6 @@ pair them; only the alignment of per-sample hashes (`samples` table -> dedup kin
 """
 import json
 
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
