@@ -13,6 +13,9 @@ filter runs in those tasks, dedup and balance map the narrow table, and the
 write tasks join the decisions back per group and write clips/ and curated/
 (pipelines/table_parts.py). A custom or caption stage needs the whole table:
 `run.table_clips()` materialises it, and the later stages map that instead.
+With `tables.mode: sharded` (what `auto` picks at scale) the driver holds no
+row per clip at all: pipelines/table_shards.py runs the same stages as tasks
+over shard files.
 """
 import datetime as dt
 import hashlib
