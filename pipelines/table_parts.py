@@ -57,6 +57,11 @@ def groups(parts: list[str], per_task: int = PARTS_PER_TASK) -> list[list[str]]:
     return [parts[i:i + per_task] for i in range(0, len(parts), per_task)]
 
 
+def part_video_keys(part: str, t: pa.Table) -> pa.Array:
+    """"part/video_id" of every row of one part's table: how a kept video copy is named."""
+    return pc.binary_join_element_wise(pa.repeat(pa.scalar(part), t.num_rows).cast(pa.string()), t.column("video_id"), "/")
+
+
 def group_clips(src: PartsSource, parts: list[str], kept: pa.Array) -> pa.Table:
     """Every column of the clips of `parts` that belong to kept video copies ("part/video_id"), in part order,
     (video_id, clip_index) within a part, with embeddings and text areas joined."""
@@ -66,8 +71,7 @@ def group_clips(src: PartsSource, parts: list[str], kept: pa.Array) -> pa.Table:
         t = store.read_part(src.scan_key, part, "clips")
         if not t.num_rows:
             continue
-        key = pc.binary_join_element_wise(pa.repeat(pa.scalar(part), t.num_rows).cast(pa.string()), t.column("video_id"), "/")
-        t = t.filter(pc.is_in(key, value_set=kept))
+        t = t.filter(pc.is_in(part_video_keys(part, t), value_set=kept))
         t = t.sort_by([("video_id", "ascending"), ("clip_index", "ascending")])
         if src.embed_key:
             t = join_embeddings(t, first_per_key(store.read_part(src.embed_key, part, "embeddings"), ["clip_id"]))

@@ -55,7 +55,7 @@ from curation.dedup.table_ops import embedding_matrix, reasons_without, set_drop
 from curation.filters import Rule, apply_filters, rule_counts
 from pipelines.dedup_stage import _pairs_task, split_by_cluster
 from pipelines.store import RunStore
-from pipelines.table_parts import group_clips, write_versions
+from pipelines.table_parts import group_clips, part_video_keys, write_versions
 from schemas import TABLES
 
 BALANCE_REASON = "balance"
@@ -250,8 +250,7 @@ def read_samples(store: RunStore, scan_key: str, parts: list[str], kept: pa.Arra
     for part in parts:
         t = store.read_part(scan_key, part, "samples")
         if t.num_rows:
-            key = pc.binary_join_element_wise(pa.repeat(pa.scalar(part), t.num_rows).cast(pa.string()), t.column("video_id"), "/")
-            tables.append(t.filter(pc.is_in(key, value_set=kept)))
+            tables.append(t.filter(pc.is_in(part_video_keys(part, t), value_set=kept)))
     return pa.concat_tables(tables) if tables else TABLES["samples"].empty_table()
 
 
@@ -523,8 +522,7 @@ def group_videos(store: RunStore, scan_key: str, parts: list[str], kept: pa.Arra
     tables = []
     for part in parts:
         t = store.read_part(scan_key, part, "videos")
-        key = pc.binary_join_element_wise(pa.repeat(pa.scalar(part), t.num_rows).cast(pa.string()), t.column("video_id"), "/")
-        tables.append(t.filter(pc.is_in(key, value_set=kept)))
+        tables.append(t.filter(pc.is_in(part_video_keys(part, t), value_set=kept)))
     return pa.concat_tables(tables) if tables else TABLES["videos"].empty_table()
 
 
