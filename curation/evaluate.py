@@ -19,6 +19,28 @@ A run's clips are matched to the truth of the file they come from (by relpath):
 
 Works with both truth formats: the demo set (curation.sample_data v1, derived
 from its kinds and segments) and the defect corpus (curation.defect_corpus v1).
+
+**Keep/drop labels** (a person's verdicts on real footage, e.g.
+../shared/data/real/LABELS.json) are the third input; `evaluate_labels` scores them:
+
+    {"_about": "...",                          # keys that start with "_" are comments
+     "FILE": {                                 # the file's path relative to the input (else its unique base name)
+       "keep": true | false | "every shot",    # the label of each of its clips (true: the file should be kept;
+                                               # "every shot": so should each of its clips)
+       "spans": [{"start_s": 0.0, "end_s": 1.0, "keep": false, "defect": "black"}],  # optional, seconds
+       "defect": "black",                      # optional: the truth defect (DEFECT_REASONS) a drop label is for
+       "copy_of": {"file": "OTHER", "span_s": [4.75, 6.75]},  # optional: FILE re-publishes that span of OTHER
+       ...}}                                   # any other key (notes, source, size) is ignored
+
+A clip takes the label of the span that covers most of its time when that span
+covers at least COVER of it, else its file's. A clip of a copy (`copy_of`) and
+a clip of the original that overlaps the copied span form a copy group: when one
+member is kept and the others are dropped only as `duplicate`, that group is
+right whichever member it kept, and its clips count neither way. Reported:
+**clean-clip retention** (clips labelled keep that the run kept), per drop reason
+its precision (a clip labelled drop counts as a correct drop for any reason) and
+recall (share of the clips labelled drop that carry it), and per file whether the
+verdict matches (true: some clip kept; "every shot": all kept; false: none kept).
 """
 from __future__ import annotations
 
@@ -250,6 +272,143 @@ def _duplicate_pairs(clips: list[dict], videos: dict[str, dict]) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- keep/drop labels
+
+
+def is_labels(data: dict) -> bool:
+    """True for a keep/drop labels file (module docstring); a ground-truth file has "videos" instead."""
+    return "videos" not in data and any(isinstance(v, dict) and "keep" in v
+                                        for k, v in data.items() if not k.startswith("_"))
+
+
+def normalise_labels(labels: dict) -> dict[str, dict]:
+    """{file: {keep, every_shot, spans, defect, copy_of}}; ValueError names a malformed entry."""
+    out = {}
+    for name, v in labels.items():
+        if name.startswith("_"):
+            continue
+        if not isinstance(v, dict) or v.get("keep") not in (True, False, "every shot"):
+            raise ValueError(f"label of {name!r}: 'keep' must be true, false or \"every shot\"")
+        spans = []
+        for s in v.get("spans") or []:
+            try:
+                a, b, keep = float(s["start_s"]), float(s["end_s"]), s["keep"]
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"label of {name!r}: a span needs start_s, end_s (seconds) and keep") from None
+            if not b > a or keep not in (True, False):
+                raise ValueError(f"label of {name!r}: span {a}-{b} s needs end_s > start_s and keep true or false")
+            spans.append({"start_s": a, "end_s": b, "keep": keep, "defect": s.get("defect")})
+        copy = v.get("copy_of")
+        if copy is not None:
+            if not isinstance(copy, dict) or "file" not in copy:
+                raise ValueError(f"label of {name!r}: copy_of needs {{\"file\": ..., \"span_s\": [start, end]}}")
+            span = copy.get("span_s") or [0.0, float("inf")]
+            copy = {"file": copy["file"], "span_s": [float(span[0]), float(span[1])]}
+        out[name] = {"keep": v["keep"] is not False, "every_shot": v["keep"] == "every shot", "spans": spans,
+                     "defect": v.get("defect"), "copy_of": copy}
+    return out
+
+
+def label_key(name: str, labels: dict[str, dict]) -> str | None:
+    """The labels' key for a run's file: its relpath, else its base name when exactly one label has it."""
+    if name in labels:
+        return name
+    hits = [k for k in labels if posixpath.basename(k) == posixpath.basename(name)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def clip_label(label: dict, start_s: float, end_s: float, cover: float = COVER) -> tuple[bool, str | None]:
+    """(keep, defect) of a clip: the span that covers most of it if it covers >= cover of it, else the file's."""
+    best, overlap = None, 0.0
+    for s in label["spans"]:
+        o = min(end_s, s["end_s"]) - max(start_s, s["start_s"])
+        if o > overlap:
+            best, overlap = s, o
+    if best is not None and overlap >= cover * max(1e-9, end_s - start_s):
+        return best["keep"], best["defect"]
+    return label["keep"], label["defect"]
+
+
+def label_clips(clips: list[dict], labels: dict[str, dict]) -> list[dict]:
+    """Clips {name, start_s, end_s, drop_reasons} of labelled files, with file, keep, defect, kept, either_way.
+
+    either_way: the clip is in a copy group that kept one member, and its verdict goes against its label
+    only because the group kept another member (module docstring); it counts neither way.
+    """
+    out = []
+    for c in clips:
+        key = label_key(c["name"], labels)
+        if key is None:
+            continue
+        reasons = list(c.get("drop_reasons") or [])
+        keep, defect = clip_label(labels[key], float(c["start_s"]), float(c["end_s"]))
+        out.append(dict(c, file=key, keep=keep, defect=defect, drop_reasons=reasons, kept=not reasons,
+                        either_way=False))
+    for name, lab in labels.items():
+        if not lab["copy_of"]:
+            continue
+        a, b = lab["copy_of"]["span_s"]
+        group = [c for c in out if c["file"] == name or (
+            c["file"] == lab["copy_of"]["file"] and min(float(c["end_s"]), b) > max(float(c["start_s"]), a))]
+        if any(c["kept"] for c in group):
+            for c in group:
+                if (c["keep"] and c["drop_reasons"] == ["duplicate"]) or (not c["keep"] and c["kept"]):
+                    c["either_way"] = True
+    return out
+
+
+def _file_verdicts(labelled: list[dict], labels: dict[str, dict]) -> list[dict]:
+    rows = []
+    for name, lab in labels.items():
+        mine = [c for c in labelled if c["file"] == name]
+        kept = [c for c in mine if (c["keep"] if c["either_way"] else c["kept"])]  # a copy group's choice is right
+        if not mine:
+            verdict = "no clips"
+        elif lab["every_shot"]:
+            verdict = "right" if len(kept) == len(mine) else "wrong"
+        else:
+            verdict = "right" if bool(kept) == lab["keep"] else "wrong"
+        label = "every shot" if lab["every_shot"] else "keep" if lab["keep"] else "drop"
+        reasons = Counter(r for c in mine if not c["either_way"] for r in c["drop_reasons"])
+        rows.append({"file": name, "label": label, "clips": len(mine), "kept": len(kept), "verdict": verdict,
+                     "reasons": dict(reasons.most_common())})
+    return rows
+
+
+def evaluate_labels(clips: list[dict], labels: dict, reasons_in_run: set[str] | None = None) -> dict:
+    """Score clip rows {name, start_s, end_s, drop_reasons} against keep/drop labels (module docstring)."""
+    labels = normalise_labels(labels)
+    labelled = label_clips(clips, labels)
+    counted = [c for c in labelled if not c["either_way"]]
+    keep = [c for c in counted if c["keep"]]
+    drop = [c for c in counted if not c["keep"]]
+    reasons = sorted((reasons_in_run or set()) | {r for c in counted for r in c["drop_reasons"]})
+    rows = []
+    for r in reasons:
+        tp = sum(r in c["drop_reasons"] for c in drop)
+        fp = sum(r in c["drop_reasons"] for c in keep)
+        rows.append({"reason": r, "flagged": tp + fp, "tp": tp, "fp": fp, "fn": len(drop) - tp,
+                     "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, len(drop))})
+    rows.sort(key=lambda x: (-x["flagged"], x["reason"]))
+    kept = sum(c["kept"] for c in keep)
+    dropped = sum(not c["kept"] for c in drop)
+    files = _file_verdicts(labelled, labels)
+    return {
+        "files": len(labels),
+        "files_without_clips": sorted(f["file"] for f in files if f["verdict"] == "no clips"),
+        "clips_scored": len(labelled),
+        "clips_unlabelled_file": len(clips) - len(labelled),
+        "cover": COVER,
+        "retention": {"clips": len(keep), "kept": kept, "retention": _ratio(kept, len(keep)),
+                      "dropped_by_reason": dict(Counter(r for c in keep for r in c["drop_reasons"]).most_common())},
+        "drops": {"clips": len(drop), "dropped": dropped, "recall": _ratio(dropped, len(drop)),
+                  "precision": _ratio(dropped, dropped + len(keep) - kept)},
+        "either_way": sum(c["either_way"] for c in labelled),
+        "reasons": rows,
+        "file_verdicts": files,
+    }
+
+
 def evaluate_clips(clips: list[dict], truth: dict, reasons_in_run: set[str] | None = None,
                    defect_reasons: dict[str, str | None] | None = None, tol: int = BOUNDARY_TOLERANCE) -> dict:
     """Score clip rows {name, start_frame, end_frame, split_reason, drop_reasons, dup_group_id} against truth.
@@ -293,7 +452,7 @@ def _run_clips(folder) -> list[dict]:
     """Clip rows of a run folder with `name` = the file's relpath under the input root."""
     videos = folder.table("videos").select(["uri", "relpath"]).to_pylist()
     relpath = {v["uri"]: v["relpath"] for v in videos}
-    cols = ["uri", "start_frame", "end_frame", "split_reason", "drop_reasons", "dup_group_id"]
+    cols = ["uri", "start_frame", "end_frame", "start_s", "end_s", "split_reason", "drop_reasons", "dup_group_id"]
     rows = folder.table("clips").select(cols).to_pylist()
     for r in rows:
         r["name"] = relpath.get(r["uri"]) or posixpath.basename(r["uri"])
@@ -310,21 +469,48 @@ def _reasons_in_run(folder, clips: list[dict]) -> set[str]:
     return {r for r in reasons if r} | {r for c in clips for r in c["drop_reasons"] or []}
 
 
-def evaluate_run(out_dir: str, truth_uri: str, defect_reasons: dict[str, str | None] | None = None,
-                 storage_options: dict | None = None) -> dict:
-    """Evaluate run folder OUT against a truth JSON; write OUT/evaluation.json; return the result."""
+def _read_json(uri: str, storage_options: dict | None) -> dict:
+    import fsspec
+
+    with fsspec.open(uri, "r", **(storage_options or {})) as f:
+        return json.load(f)
+
+
+def evaluate_folder(folder, truth: dict | None = None, labels: dict | None = None,
+                    defect_reasons: dict[str, str | None] | None = None) -> dict:
+    """A run folder's clips scored against a ground truth, keep/drop labels, or both (keys "defects"..., "labels")."""
+    clips = _run_clips(folder)
+    reasons = _reasons_in_run(folder, clips)
+    result = evaluate_clips(clips, truth, reasons, defect_reasons) if truth is not None else {}
+    if labels is not None:
+        result["labels"] = evaluate_labels(clips, labels, reasons)
+    return result
+
+
+def evaluate_run(out_dir: str, truth_uri: str | None = None, defect_reasons: dict[str, str | None] | None = None,
+                 storage_options: dict | None = None, labels_uri: str | None = None) -> dict:
+    """Evaluate run folder OUT against a truth JSON and/or keep/drop labels; write OUT/evaluation.json.
+
+    A labels file given as the truth is read as labels.
+    """
     import fsspec
 
     from curation.dashboard.run_folder import RunFolder
 
+    if truth_uri is None and labels_uri is None:
+        raise ValueError("evaluate needs a ground-truth file, a labels file or both")
     folder = RunFolder(out_dir, storage_options or {})
-    with fsspec.open(truth_uri, "r", **(storage_options or {})) as f:
-        truth = json.load(f)
-    clips = _run_clips(folder)
-    result = evaluate_clips(clips, truth, _reasons_in_run(folder, clips), defect_reasons)
+    truth = _read_json(truth_uri, storage_options) if truth_uri else None
+    labels = _read_json(labels_uri, storage_options) if labels_uri else None
+    if truth is not None and is_labels(truth):
+        truth, labels, labels_uri = None, truth, truth_uri
+    result = evaluate_folder(folder, truth, labels, defect_reasons)
     run = folder.latest_run()
     result["run_id"] = run.run_id if run else None
-    result["truth"]["uri"] = truth_uri
+    if truth is not None:
+        result["truth"]["uri"] = truth_uri
+    if labels is not None:
+        result["labels"]["uri"] = labels_uri
     with fsspec.open(folder.path(EVALUATION_NAME), "w", **(storage_options or {})) as f:
         f.write(json.dumps(result, indent=1, sort_keys=True) + "\n")
     return result
@@ -334,8 +520,7 @@ EVALUATION_COLUMNS = ("position", "section", "name", "reason", "status", "positi
                       "precision", "recall", "note")
 
 
-def evaluation_rows(result: dict) -> list[dict]:
-    """The evaluation as flat rows: one per defect, then shot boundaries and duplicate pairs."""
+def _truth_rows(result: dict) -> list[dict]:
     rows = [{"section": "defect", "name": d["defect"], "reason": d["reason"], "status": d["status"],
              "positives": d["positives"], "flagged": d["flagged"], "tp": d["tp"], "fp": d["fp"], "fn": d["fn"],
              "precision": d["precision"], "recall": d["recall"],
@@ -349,30 +534,64 @@ def evaluation_rows(result: dict) -> list[dict]:
                  "positives": dp["tp"] + dp["fn"], "flagged": dp["tp"] + dp["fp"],
                  **{k: dp[k] for k in ("tp", "fp", "fn", "precision", "recall")},
                  "note": ", ".join(f"{k} {v['found']}/{v['pairs']}" for k, v in dp["recall_by_copy_kind"].items())})
+    return rows
+
+
+RETENTION_ROW = "clean-clip retention"  # the labels section's first row: tp = clips labelled keep that were kept
+
+
+def _label_rows(lab: dict) -> list[dict]:
+    ret, drops = lab["retention"], lab["drops"]
+    wrong = [f["file"] for f in lab["file_verdicts"] if f["verdict"] == "wrong"]
+    rows = [{"section": "labels", "name": RETENTION_ROW, "reason": None, "status": "measured",
+             "positives": ret["clips"], "flagged": ret["kept"], "tp": ret["kept"], "fp": None,
+             "fn": ret["clips"] - ret["kept"], "precision": None, "recall": ret["retention"],
+             "note": "clips labelled keep that the run dropped, by reason: "
+                     + (", ".join(f"{k}={v}" for k, v in ret["dropped_by_reason"].items()) or "none")},
+            {"section": "labels", "name": "any drop reason", "reason": None, "status": "measured",
+             "positives": drops["clips"], "flagged": drops["dropped"] + ret["clips"] - ret["kept"],
+             "tp": drops["dropped"], "fp": ret["clips"] - ret["kept"], "fn": drops["clips"] - drops["dropped"],
+             "precision": drops["precision"], "recall": drops["recall"],
+             "note": f"files with the wrong verdict: {', '.join(wrong) or 'none'}"}]
+    rows += [{"section": "labels", "name": r["reason"], "reason": r["reason"], "status": "measured",
+              "positives": drops["clips"], "flagged": r["flagged"], "tp": r["tp"], "fp": r["fp"], "fn": r["fn"],
+              "precision": r["precision"], "recall": r["recall"], "note": None} for r in lab["reasons"]]
+    return rows
+
+
+def evaluation_rows(result: dict) -> list[dict]:
+    """The evaluation as flat rows: per defect, shot boundaries and duplicate pairs; then the labels' rows."""
+    rows = _truth_rows(result) if "defects" in result else []
+    if "labels" in result:
+        rows += _label_rows(result["labels"])
     return [dict(r, position=i) for i, r in enumerate(rows)]
 
 
-def _truth_next_to(folder) -> str | None:
-    """ground_truth.json in the run folder or in the run's input folder, if there is one."""
+TRUTH_NAMES = ("ground_truth.json", "LABELS.json")  # looked for next to a run when it has no evaluation.json
+
+
+def _truth_next_to(folder) -> dict[str, str]:
+    """{file name: uri} of ground_truth.json and LABELS.json in the run folder or the run's input folder."""
     import fsspec
 
     run = folder.latest_run()
+    found = {}
     for base in (folder.root, run.input_uri if run else None):
-        if not base:
-            continue
-        uri = f"{base.rstrip('/')}/ground_truth.json"
-        try:
-            fs, path = fsspec.core.url_to_fs(uri, **folder.storage_options)
-            if fs.isfile(path):
-                return uri
-        except Exception:  # noqa: BLE001 - an unreachable input just means: no truth to show
-            continue
-    return None
+        for name in TRUTH_NAMES:
+            if not base or name in found:
+                continue
+            uri = f"{base.rstrip('/')}/{name}"
+            try:
+                fs, path = fsspec.core.url_to_fs(uri, **folder.storage_options)
+                if fs.isfile(path):
+                    found[name] = uri
+            except Exception:  # noqa: BLE001 - an unreachable input just means: no truth to show
+                continue
+    return found
 
 
 def evaluation_table(folder):
-    """The dashboard's evaluation rows: OUT/evaluation.json, else computed from a truth file next to the run."""
-    import fsspec
+    """The dashboard's evaluation rows: OUT/evaluation.json, else computed from truth or labels next to the run."""
     import pyarrow as pa
 
     fs, base = folder.fs()
@@ -382,12 +601,9 @@ def evaluation_table(folder):
         with fs.open(path, "r") as f:
             result = json.load(f)
     else:
-        truth_uri = _truth_next_to(folder)
-        if truth_uri:
-            with fsspec.open(truth_uri, "r", **folder.storage_options) as f:
-                truth = json.load(f)
-            clips = _run_clips(folder)
-            result = evaluate_clips(clips, truth, _reasons_in_run(folder, clips))
+        found = {k: _read_json(v, folder.storage_options) for k, v in _truth_next_to(folder).items()}
+        if found:
+            result = evaluate_folder(folder, found.get("ground_truth.json"), found.get("LABELS.json"))
     rows = evaluation_rows(result) if result else []
     types = {"position": pa.int32(), "positives": pa.int64(), "flagged": pa.int64(), "tp": pa.int64(),
              "fp": pa.int64(), "fn": pa.int64(), "precision": pa.float64(), "recall": pa.float64()}
@@ -401,6 +617,13 @@ def _fmt(x) -> str:
 
 def format_evaluation(result: dict) -> str:
     """The evaluation as text tables for the terminal."""
+    out = _format_truth(result) if "defects" in result else []
+    if "labels" in result:
+        out += ([""] if out else []) + _format_labels(result["labels"])
+    return "\n".join(out)
+
+
+def _format_truth(result: dict) -> list[str]:
     from curation.dashboard.text_table import format_table
 
     rows = [[d["defect"], d["reason"] or "–", d["status"], d["positives"], d["flagged"], d["tp"], d["fp"],
@@ -431,4 +654,30 @@ def format_evaluation(result: dict) -> str:
             f"{k} {v['found']}/{v['pairs']}" for k, v in dp["recall_by_copy_kind"].items()))
     if dp.get("contentless_groups"):
         out.append(f"left out: {dp['contentless_groups']} duplicate group(s) of black clips (all black clips look alike)")
-    return "\n".join(out)
+    return out
+
+
+def _format_labels(lab: dict) -> list[str]:
+    from curation.dashboard.text_table import format_table
+
+    ret, drops = lab["retention"], lab["drops"]
+    out = [f"{lab['clips_scored']} clips of {lab['files'] - len(lab['files_without_clips'])} labelled files scored "
+           f"against {lab.get('uri') or 'the labels'} (a clip takes a span's label when the span covers >= "
+           f"{lab['cover']:.0%} of it)",
+           f"clean-clip retention: {_fmt(ret['retention'])} ({ret['kept']} of {ret['clips']} clips labelled keep kept"
+           + (f"; dropped by {', '.join(f'{k}={v}' for k, v in ret['dropped_by_reason'].items())})"
+              if ret["dropped_by_reason"] else ")"),
+           f"clips labelled drop: {drops['clips']}, dropped {drops['dropped']} (recall {_fmt(drops['recall'])}, "
+           f"precision of any drop {_fmt(drops['precision'])})"]
+    if lab["either_way"]:
+        out.append(f"copy groups that kept another member: {lab['either_way']} clip(s) counted neither way")
+    if lab["files_without_clips"]:
+        out.append(f"labelled files with no clips (errors or not scanned): {', '.join(lab['files_without_clips'])}")
+    out += ["", "Drop reasons on labelled footage (a clip labelled drop is a correct drop for any reason)",
+            format_table(["reason", "flagged", "tp (labelled drop)", "fp (labelled keep)", "precision", "recall"],
+                         [[r["reason"], r["flagged"], r["tp"], r["fp"], _fmt(r["precision"]), _fmt(r["recall"])]
+                          for r in lab["reasons"]]),
+            "", format_table(["file", "label", "clips", "kept", "verdict", "drop reasons"],
+                             [[f["file"], f["label"], f["clips"], f["kept"], f["verdict"],
+                               ", ".join(f"{k}={v}" for k, v in f["reasons"].items())] for f in lab["file_verdicts"]])]
+    return out

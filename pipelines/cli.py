@@ -96,12 +96,16 @@ def _cmd_evaluate(args) -> int:
         if not sep or not defect:
             raise CliError(f"--reason wants DEFECT=REASON (REASON may be empty for none), got {item!r}")
         mapping[defect] = reason or None
+    if not args.truth and not args.labels:
+        raise CliError("evaluate needs --truth FILE, --labels FILE or both")
     try:
-        result = evaluate_run(args.out, args.truth, mapping, options)
+        result = evaluate_run(args.out, args.truth, mapping, options, labels_uri=args.labels)
     except FileNotFoundError as e:
-        raise CliError(f"truth file not found: {e}") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise CliError(f"{args.truth} is not a ground-truth file (vidcurate sample-data writes one): {e}") from None
+        raise CliError(f"truth or labels file not found: {e}") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        given = " / ".join(x for x in (args.truth, args.labels) if x)
+        raise CliError(f"{given} is not a ground-truth file (vidcurate sample-data writes one) or a keep/drop "
+                       f"labels file (curation/evaluate.py describes it): {e}") from None
     print(format_evaluation(result))
     print(f"wrote {args.out.rstrip('/')}/{EVALUATION_NAME}")
     return EXIT_OK
@@ -135,12 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_sample_data)
 
     # --- evaluate verb (evalcorpus) ---
-    e = sub.add_parser("evaluate", help="precision and recall of a run's drop reasons, cuts and duplicates against ground truth",
+    e = sub.add_parser("evaluate", help="precision and recall of a run's drop reasons, cuts and duplicates against "
+                                        "ground truth or keep/drop labels",
                        description="Score run folder OUT against a ground-truth file (vidcurate sample-data writes one): "
                                    "per defect the precision and recall of its drop reason, shot boundaries (±2 frames) "
-                                   "and duplicate pairs. Writes OUT/evaluation.json.")
+                                   "and duplicate pairs; and/or against a person's keep/drop labels (per file, or per "
+                                   "span in seconds, e.g. ../shared/data/real/LABELS.json): clean-clip retention and "
+                                   "each drop reason's precision and recall. Writes OUT/evaluation.json.")
     e.add_argument("out", metavar="OUT", help="a run folder written by `vidcurate run`")
-    e.add_argument("--truth", required=True, metavar="FILE", help="ground_truth.json of the input")
+    e.add_argument("--truth", metavar="FILE", help="ground_truth.json of the input (a labels file here is read as labels)")
+    e.add_argument("--labels", metavar="FILE",
+                   help='keep/drop labels: {"FILE": {"keep": true|false|"every shot", "spans": [{"start_s", "end_s", '
+                        '"keep"}]}} (format: curation/evaluate.py)')
     e.add_argument("--reason", action="append", metavar="DEFECT=REASON",
                    help="which drop reason catches a defect (repeatable), e.g. letterbox=letterboxed")
     e.add_argument("--config", metavar="FILE", help="YAML whose input/output storage_options reach OUT")

@@ -93,10 +93,10 @@ def test_every_corpus_defect_maps_to_a_default_rule():
     from curation.evaluate import DEFECT_REASONS
     from pipelines.config import load_config
 
-    rules = {r.reason: r.column for r in load_config().filters}
-    expected = {"fade": "fade_frac", "flicker": "flicker", "shake": "shake", "blocky": "blockiness",
-                "letterbox": "letterbox_frac"}
-    assert {d: rules.get(DEFECT_REASONS[d]) for d in expected} == expected
+    rules = {r.reason for r in load_config().filters}  # which column measures each is the scorers' business
+    expected = {"fade": "fade", "flicker": "flicker", "shake": "shaky", "blocky": "blocky", "letterbox": "letterbox"}
+    assert {d: DEFECT_REASONS[d] for d in expected} == expected
+    assert set(expected.values()) <= rules
     reasons = {"flicker", "fade", "blocky", "shaky", "letterbox"}
     clips = [_c("flicker.mp4", 0, 30, "cut", reasons=["flicker"]), _c("flicker.mp4", 30, 100, "cut"),
              _c("text.mp4", 0, 100, reasons=["flicker"])]
@@ -187,3 +187,137 @@ def test_end_to_end_on_a_small_defect_corpus(ray_local, tmp_path, capsys):
         assert "black" in rows and "file pairs" in rows, source
         assert "Curation quality against ground truth" in html.read_text(encoding="utf-8"), source
         (out / "evaluation.json").unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- keep/drop labels
+
+LABELS = {
+    "_about": "hand-made",
+    "film.mp4": {"keep": True, "spans": [{"start_s": 8.0, "end_s": 10.0, "keep": False, "defect": "black"}],
+                 "notes": "ignored"},
+    "cartoon.webm": {"keep": "every shot"},
+    "bars.mp4": {"keep": False},
+    "excerpt.mp4": {"keep": False, "copy_of": {"file": "cartoon.webm", "span_s": [4.0, 6.0]}},
+    "absent.mp4": {"keep": True},
+}
+
+
+def _l(name, a, b, reasons=()):
+    return {"name": name, "start_s": a, "end_s": b, "drop_reasons": list(reasons)}
+
+
+# film: 3 clips, the last (8-10 s) labelled drop by its span; one good clip dropped as blocky.
+# cartoon: every shot; its 3-7 s clip is dropped as a duplicate of the excerpt, which is kept: right either way.
+# bars: dropped as static. A clip under "sub/" matches its label by base name; one file has no label.
+LABEL_CLIPS = [
+    _l("film.mp4", 0, 4), _l("film.mp4", 4, 8.5, ["blocky"]), _l("film.mp4", 8.5, 10, ["dark", "black_frames"]),
+    _l("sub/cartoon.webm", 0, 3), _l("sub/cartoon.webm", 3, 7, ["duplicate"]), _l("sub/cartoon.webm", 7, 9),
+    _l("bars.mp4", 0, 10, ["static", "blocky"]),
+    _l("excerpt.mp4", 0, 2),
+    _l("unlabelled.mp4", 0, 5, ["dark"]),
+]
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    from curation.evaluate import evaluate_labels
+
+    return evaluate_labels(LABEL_CLIPS, LABELS, {"blocky", "dark", "static", "black_frames", "blurry", "duplicate"})
+
+
+def test_clean_clip_retention_counts_clips_labelled_keep(labelled):
+    ret = labelled["retention"]
+    # keep-labelled, counted: film 0-4, film 4-8.5 (span covers 0.5 of 4.5 s: under half), cartoon 0-3, 7-9
+    assert (ret["clips"], ret["kept"], ret["retention"]) == (4, 3, 0.75)
+    assert ret["dropped_by_reason"] == {"blocky": 1}
+    assert labelled["either_way"] == 2  # cartoon 3-7 dropped as duplicate, the excerpt kept instead
+    assert labelled["clips_scored"] == 8 and labelled["clips_unlabelled_file"] == 1
+    assert labelled["files_without_clips"] == ["absent.mp4"]
+
+
+def test_reason_precision_and_recall_on_labelled_drops(labelled):
+    rows = {r["reason"]: r for r in labelled["reasons"]}
+    # labelled drop, counted: film 8.5-10 and bars (2 clips)
+    assert (rows["blocky"]["tp"], rows["blocky"]["fp"], rows["blocky"]["precision"], rows["blocky"]["recall"]) == (
+        1, 1, 0.5, 0.5)
+    assert (rows["dark"]["tp"], rows["dark"]["fp"], rows["dark"]["recall"]) == (1, 0, 0.5)
+    assert rows["blurry"]["flagged"] == 0 and rows["blurry"]["precision"] is None
+    assert rows["duplicate"]["flagged"] == 0  # the copy group's drop counts neither way
+    assert labelled["drops"] == {"clips": 2, "dropped": 2, "recall": 1.0, "precision": round(2 / 3, 4)}
+    verdicts = {f["file"]: f["verdict"] for f in labelled["file_verdicts"]}
+    assert verdicts == {"film.mp4": "right", "cartoon.webm": "right", "bars.mp4": "right",
+                        "excerpt.mp4": "right", "absent.mp4": "no clips"}
+
+
+def test_every_shot_and_copy_groups_change_the_file_verdict():
+    from curation.evaluate import evaluate_labels
+
+    clips = [_l("cartoon.webm", 0, 3, ["blurry"]), _l("cartoon.webm", 3, 7, ["duplicate"]), _l("excerpt.mp4", 0, 2,
+                                                                                                 ["duplicate"])]
+    res = evaluate_labels(clips, LABELS)
+    verdicts = {f["file"]: f["verdict"] for f in res["file_verdicts"]}
+    # nothing of the group kept: the duplicate drop of a shot labelled keep is a false drop again
+    assert verdicts["cartoon.webm"] == "wrong" and res["either_way"] == 0
+    assert res["retention"]["clips"] == 2 and res["retention"]["kept"] == 0
+
+
+def test_malformed_labels_are_refused_with_the_file_named():
+    from curation.evaluate import is_labels, normalise_labels
+
+    with pytest.raises(ValueError, match="film.mp4"):
+        normalise_labels({"film.mp4": {"keep": "yes"}})
+    with pytest.raises(ValueError, match="end_s"):
+        normalise_labels({"film.mp4": {"keep": True, "spans": [{"start_s": 3, "end_s": 1, "keep": False}]}})
+    assert is_labels(LABELS) and not is_labels(TRUTH)
+
+
+def test_shared_labels_file_reads():
+    from pathlib import Path
+
+    from curation.evaluate import normalise_labels
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "LABELS.json"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    labels = normalise_labels(json.loads(path.read_text()))
+    assert labels["big_buck_bunny_0_30.webm"]["every_shot"] and not labels["smpte-2997.mp4"]["keep"]
+    assert labels["bbb_excerpt_2s.mp4"]["copy_of"] == {"file": "big_buck_bunny_0_30.webm", "span_s": [4.75, 6.75]}
+
+
+def test_evaluate_verb_with_labels_writes_retention_the_dashboard_shows(tmp_path, capsys):
+    """`vidcurate evaluate OUT --labels FILE` on a synthetic run folder; the dashboard headline shows retention."""
+    import os
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from pipelines.cli import main
+    from test_dashboard_synthetic import SCRIPT_NAME, make_run
+
+    videos = Path(os.environ.get("VIDCURATE_TEST_VIDEOS", Path(__file__).resolve().parents[2] / "shared/data/videos"))
+    if not videos.exists():
+        pytest.skip("shared videos not present")
+    out = make_run(tmp_path / "out", tmp_path / "in", videos)
+    labels = {"nature/bikes.mp4": {"keep": True, "spans": [{"start_s": 0, "end_s": 2.0, "keep": False}]},
+              "nature/cockatoo.mp4": {"keep": "every shot"}, SCRIPT_NAME: {"keep": False}}
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    assert main(["evaluate", str(out), "--labels", str(tmp_path / "labels.json")]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "evaluation.json").read_text())
+    assert "defects" not in result and "clean-clip retention" in printed
+    # the same count, straight from the clips table
+    clips = pq.read_table(out / "clips").to_pylist()
+    names = {"bikes.mp4": "nature/bikes.mp4", "cockatoo.mp4": "nature/cockatoo.mp4"}
+    keep = [c for c in clips if any(c["uri"].endswith(k) for k in names)
+            and not (c["uri"].endswith("bikes.mp4") and c["end_s"] <= 2.0 + 1e-9)]
+    ret = result["labels"]["retention"]
+    assert ret["clips"] == len(keep) > 0 and ret["kept"] == sum(not c["drop_reasons"] for c in keep)
+    from curation.dashboard import build_dashboard, query
+
+    _, html = build_dashboard(str(out))
+    assert f"({ret['kept']} of {ret['clips']} clips a person labelled keep were kept)" in html.read_text(encoding="utf-8")
+    assert "clean-clip retention" in query(str(out), "select name from evaluation where section = 'labels'")
+    assert main(["evaluate", str(out)]) == 2  # neither --truth nor --labels
+    (tmp_path / "bad.json").write_text(json.dumps({"x.mp4": {"keep": "maybe"}}))
+    assert main(["evaluate", str(out), "--labels", str(tmp_path / "bad.json")]) == 2
+    assert "x.mp4" in capsys.readouterr().err

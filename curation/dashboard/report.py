@@ -14,6 +14,7 @@ import duckdb
 from curation.dashboard import svg
 from curation.dashboard.counting import COUNTING_RULE
 from curation.dashboard.thumbnails import Thumbnailer
+from curation.evaluate import RETENTION_ROW
 from curation.hashes import D4_NAMES
 
 QUANTILES = (5, 25, 50, 75, 95)
@@ -378,11 +379,17 @@ def _evaluation_section(con) -> str:
     """Precision and recall per defect, when the run has a truth file (else nothing)."""
     if not con.execute("SELECT count(*) FROM evaluation").fetchone()[0]:
         return ""
+    retention = con.execute("SELECT recall, tp, positives FROM evaluation WHERE section = 'labels' AND name = ?",
+                            [RETENTION_ROW]).fetchone()
+    headline = "" if retention is None or retention[0] is None else (
+        f'<p>Clean-clip retention on labelled footage: <b>{retention[0]:.0%}</b> '
+        f"({retention[1]} of {retention[2]} clips a person labelled keep were kept).</p>")
     return (
-        "<h2>Curation quality against ground truth</h2>"
+        "<h2>Curation quality against ground truth</h2>" + headline +
         '<p class="muted">From vidcurate evaluate: per defect, the precision and recall of the drop reason meant '
         "to catch it (a clip has a defect when it covers at least half its frames); status says when no rule "
-        "catches it yet.</p>"
+        "catches it yet. Section labels: against a person's keep/drop labels, where a clip labelled drop is a "
+        "correct drop for any reason.</p>"
         + html_table(con, "SELECT section, name, reason, status, positives, flagged, tp, fp, fn, "
                      'round("precision", 3) AS "precision", round(recall, 3) AS recall, note FROM evaluation')
     )
