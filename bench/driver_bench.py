@@ -123,7 +123,7 @@ def part_tables(part: int, first_input: int, n_inputs: int, jpeg: bytes) -> dict
         "sharpness": f32(rng.lognormal(np.log(20), 0.8, n)), "luma_mean": f32(np.clip(rng.normal(110, 40, n), 0, 255)),
         "clipped_dark_frac": f32(rng.beta(0.5, 20, n)), "clipped_bright_frac": f32(rng.beta(0.5, 30, n)),
         "contrast": f32(rng.normal(50, 15, n)), "colorfulness": f32(rng.lognormal(np.log(30), 0.5, n)),
-        "black_frac": f32(np.where(rng.random(n) < 0.02, 1.0, 0.0)), "letterbox_frac": f32(np.where(rng.random(n) < 0.1, 0.25, 0.0)),
+        "black_frac": f32(np.where(rng.random(n) < 0.02, 1.0, 0.0)), "content_frac": f32(np.where(rng.random(n) < 0.1, 0.75, 1.0)),
         "quality": f32(rng.uniform(0.2, 0.95, n)),
         "phash": pa.ListArray.from_arrays(pa.array(np.arange(0, 3 * n + 1, 3, dtype=np.int32)), pa.array(ph.ravel())),
         "audio_channels": pa.array(np.full(n, 2, np.int32)), "audio_coverage": f32(np.where(rng.random(n) < 0.03, 0.2, 1.0)),

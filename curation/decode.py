@@ -57,6 +57,7 @@ class Sample:
     # the decoded luma plane, uint8 (H, W) at coded geometry (before scaling, SAR and rotation), valid only
     # during the on_sample call: the coding-block grid is still on it (curation/defects.py measures blocking)
     luma: np.ndarray | None = None
+    rotation: int = 0  # degrees counter-clockwise that turn `luma` to display orientation (rgb is already turned)
 
 
 @dataclass
@@ -266,7 +267,7 @@ def decode(
                     rgb = smp_rgb.reformat(smp_scale.reformat(frame, width=sw, height=sh), format="rgb24").to_ndarray()
                     if info.rotation:
                         rgb = np.ascontiguousarray(np.rot90(rgb, k=info.rotation // 90))
-                    on_sample(Sample(index=index, t=t, rgb=rgb, luma=luma_plane(frame, smp_gray)))
+                    on_sample(Sample(index=index, t=t, rgb=rgb, luma=luma_plane(frame, smp_gray), rotation=info.rotation))
                     next_sample_t = (t if next_sample_t == -math.inf else next_sample_t) + period
                     if next_sample_t <= t:  # a gap in time (VFR): resync on this frame
                         next_sample_t = t + period

@@ -1,9 +1,9 @@
-"""Technical quality of a clip from its analysis samples: sharpness, exposure, colour, bars.
+"""Technical quality of a clip from its analysis samples: sharpness, exposure, colour.
 
 frame_quality() turns one RGB sample into a few scalars; aggregate_quality()
 turns the samples of a clip into the clips-table columns. Luma is BT.601
-(0..255). Statistics other than near-black and letterbox are computed on the
-picture inside the detected black bars, so letterboxed films are not called dark.
+(0..255). Every statistic is computed on the picture inside the sample's content
+box (curation/content_box.py), so bars never make a film dark, flat or soft.
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+
+from curation.content_box import Bars, crop
 
 
 @dataclass(frozen=True)
@@ -30,11 +32,6 @@ class QualityParams:
     # px at analysis size; Gaussian pre-smoothing (Laplacian of Gaussian) so the score
     # reflects picture detail, not the resampling kernel that made the sample (0 = off)
     sharpness_sigma: float = 1.0
-    # letterbox / pillarbox: a bar row (column) is dark and flat all along
-    bar_luma_p99: float = 24.0  # luma; p99 of a bar line must be below
-    bar_luma_std: float = 4.0  # luma; std of a bar line must be below
-    bar_min_frac: float = 0.02  # share of height (width) a bar must span to count
-    bar_sym_tol: float = 0.03  # share of height (width) the two opposite bars may differ by
     # combined quality = weighted mean of three 0..1 sub-scores (see combined_quality)
     sharpness_lo: float = 1.0  # sharpness scoring 0 (a Gaussian blur of sigma 4 px at 480x270 reads 0.2..1.7)
     sharpness_hi: float = 100.0  # sharpness scoring 1, log scale in between (crisp footage reads 40..70)
@@ -71,19 +68,11 @@ def dark_bars(luma: np.ndarray, level: float, bright_share: float = 0.0,
               max_std: float | None = None) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) px: the runs of dark_lines() in from each edge of a (H, W) uint8 luma image.
 
-    The one dark-bar finder: letterbox_frac (symmetric bars, below) and the pHash's crop
-    (curation.hashes.dark_border_box) both read it. When every row is dark, top = bottom = H.
+    The pHash's crop of dark borders (curation.hashes.dark_border_box) reads it; the content box of
+    a clip is curation.content_box. When every row is dark, top = bottom = H.
     """
     rows, cols = dark_lines(luma, 1, level, bright_share, max_std), dark_lines(luma, 0, level, bright_share, max_std)
     return _run_length(rows), _run_length(rows[::-1]), _run_length(cols), _run_length(cols[::-1])
-
-
-def _symmetric(a: int, b: int, n: int, min_frac: float, sym_tol: float) -> tuple[int, int]:
-    """(a, b) when both opposite bars are there and of similar size along an axis of n px, else (0, 0)."""
-    # a letterbox is symmetric; a dark sky or floor on one side is not a bar
-    if a < min_frac * n or b < min_frac * n or abs(a - b) > sym_tol * n + 2 or a + b >= n:
-        return 0, 0
-    return a, b
 
 
 def _colorfulness(rgb: np.ndarray) -> float:
@@ -104,29 +93,22 @@ def _sharpness(pic: np.ndarray, k: float, sigma: float) -> float:
     return float(cv2.Laplacian(g, cv2.CV_32F, ksize=1).var())
 
 
-def frame_quality(rgb: np.ndarray, params: QualityParams) -> dict:
-    """Per-sample scalars from one RGB uint8 (H, W, 3) frame."""
-    luma = _luma(rgb)
-    h, w = luma.shape
-    top = luma[: max(1, int(round(h * params.black_top_frac)))]
-    near_black = float(np.percentile(top, 99)) < params.black_luma_p99
-    blank = float(top.std()) < params.blank_luma_std
-    if near_black or blank:
-        bars = (0, 0, 0, 0)  # bars cannot be told apart from a black picture
-    else:
-        # "p99 below bar_luma_p99": at most 1% of a bar line may be brighter
-        t, b, l, r = dark_bars(luma, params.bar_luma_p99, 0.01, params.bar_luma_std)
-        bars = (*_symmetric(t, b, h, params.bar_min_frac, params.bar_sym_tol),
-                *_symmetric(l, r, w, params.bar_min_frac, params.bar_sym_tol))
-    t, b, l, r = bars
-    pic, pic_rgb = luma[t : h - b, l : w - r], rgb[t : h - b, l : w - r]
+def frame_quality(rgb: np.ndarray, params: QualityParams, bars: Bars | None = None) -> dict:
+    """Per-sample scalars from one RGB uint8 (H, W, 3) frame, measured inside `bars` (the sample's content box).
+
+    near_black and blank judge the whole frame (the top rows: captions are left out), as EXPECTED.json does:
+    a black frame with a caption on it has no picture to put a box around.
+    """
+    h, w = rgb.shape[:2]
+    top = _luma(rgb[: max(1, int(round(h * params.black_top_frac)))])
+    pic_rgb = crop(rgb, bars)
+    pic = _luma(pic_rgb)
     return {
-        "height": h,
-        "width": w,
-        "bars": bars,  # (top, bottom, left, right) px
-        "near_black": near_black,
-        "blank": blank,
+        "near_black": float(np.percentile(top, 99)) < params.black_luma_p99,
+        "blank": float(top.std()) < params.blank_luma_std,
         "luma_mean": float(pic.mean()),
+        # the bright end of the picture: a night scene keeps its lights, an underexposed clip has none
+        "luma_p99": float(np.percentile(pic, 99)),
         "contrast": float(pic.std()),
         "clipped_dark_frac": float((pic <= params.dark_clip_level).mean()),
         "clipped_bright_frac": float((pic >= params.bright_clip_level).mean()),
@@ -134,17 +116,6 @@ def frame_quality(rgb: np.ndarray, params: QualityParams) -> dict:
         # scale set by the whole frame, so cropping bars never upscales the picture
         "sharpness": _sharpness(pic, params.sharpness_short_side / min(h, w), params.sharpness_sigma),
     }
-
-
-def _letterbox_frac(frames: Sequence[dict]) -> float | None:
-    """Share of the frame area lost to bars present in every non-black sample."""
-    live = [f for f in frames if not (f["near_black"] or f["blank"])]
-    if not live:
-        return None  # an all-black clip has no measurable bars
-    # a bar must be there in every sample: a dark scene lights up at some point
-    t, b, l, r = np.min(np.array([f["bars"] for f in live]), axis=0)
-    h, w = live[0]["height"], live[0]["width"]
-    return float(1.0 - ((h - t - b) * (w - l - r)) / (h * w))
 
 
 def combined_quality(sharpness: float, luma_mean: float, clipped: float, contrast: float, p: QualityParams) -> float:
@@ -172,7 +143,7 @@ _COLUMNS = (
     "contrast",
     "colorfulness",
     "black_frac",
-    "letterbox_frac",
+    "luma_p99",
     "quality",
 )
 
@@ -183,10 +154,10 @@ def aggregate_quality(frames: Sequence[dict], params: QualityParams) -> dict:
         return {k: None for k in _COLUMNS}
     out = {
         k: float(np.mean([f[k] for f in frames]))
-        for k in ("sharpness", "luma_mean", "clipped_dark_frac", "clipped_bright_frac", "contrast", "colorfulness")
+        for k in ("sharpness", "luma_mean", "luma_p99", "clipped_dark_frac", "clipped_bright_frac", "contrast",
+                  "colorfulness")
     }
     out["black_frac"] = float(np.mean([f["near_black"] or f["blank"] for f in frames]))
-    out["letterbox_frac"] = _letterbox_frac(frames)
     out["quality"] = combined_quality(
         out["sharpness"], out["luma_mean"], out["clipped_dark_frac"] + out["clipped_bright_frac"], out["contrast"], params
     )

@@ -19,7 +19,8 @@ Where a score means nothing at a sample's size it is null, and a rule never fail
   and the black frame after it (e.g. under 10 frames at 25 fps); otherwise a ramp must reach a near-black frame
   inside the sample to count.
 - flicker: null under 3 frames; from 3 to 4 frames the median is of 1-2 second differences, so one flash counts.
-- letterbox_frac and the quality/motion scores as in the scan (motion null under 16 px).
+- the content box (content_frac, ...) and the quality/motion scores as in the scan: every frame's bars
+  (curation.content_box), the picture scores inside them (motion null under 16 px).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
+from curation.content_box import Bars, box_columns, clip_box, crop, frame_bars
 from curation.defects import COLUMNS as DEFECT_COLUMNS
 from curation.defects import DefectParams, FrameSignals
 from curation.filters import Rule, apply_filters
@@ -38,7 +40,7 @@ from curation.quality import QualityParams, aggregate_quality, frame_quality
 MIN_FLOW_SIDE_PX = 16  # as in scan.py: smaller frames get no motion scores (DIS needs a few pixels)
 MIN_BLOCKS = 8  # blocks each way: fewer, and the blocking ratio of a clean picture is noise (module docstring)
 PICTURE_COLUMNS = ("motion", "camera_motion", "local_motion", "sharpness", "luma_mean", "clipped_dark_frac",
-                   "clipped_bright_frac", "contrast", "colorfulness", "black_frac", "letterbox_frac", "quality",
+                   "clipped_bright_frac", "contrast", "colorfulness", "black_frac", "luma_p99", "content_frac", "quality",
                    *DEFECT_COLUMNS)
 
 
@@ -54,9 +56,12 @@ def score_sample(frames: np.ndarray, fps: float, quality: QualityParams | None =
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     quality, motion, defects = quality or QualityParams(), motion or MotionParams(), defects or DefectParams()
-    per_frame = [frame_quality(f, quality) for f in frames]
+    bars = [frame_bars(to_gray(f)) for f in frames]
+    per_frame = [frame_quality(f, quality, b) for f, b in zip(frames, bars)]
+    bars = [None if q["near_black"] or q["blank"] else b for q, b in zip(per_frame, bars)]
     row = aggregate_quality(per_frame, quality)
-    row.update(defect_scores(frames, fps, [f["near_black"] for f in per_frame], defects))
+    row.update(box_columns(clip_box(bars), frames.shape[2], frames.shape[1]))
+    row.update(defect_scores(frames, fps, [f["near_black"] for f in per_frame], defects, clip_box(bars)))
     pairs = []
     if min(frames.shape[1:3]) >= MIN_FLOW_SIDE_PX:
         grays = [to_gray(f) for f in frames]
@@ -65,16 +70,18 @@ def score_sample(frames: np.ndarray, fps: float, quality: QualityParams | None =
     return row
 
 
-def defect_scores(frames: np.ndarray, fps: float, black: Sequence[bool], params: DefectParams) -> dict:
-    """fade_frac, flicker, shake, blockiness of a (T, H, W, 3) uint8 RGB sample; black: near-black flag per frame."""
+def defect_scores(frames: np.ndarray, fps: float, black: Sequence[bool], params: DefectParams,
+                  bars: Bars | None = None) -> dict:
+    """fade_frac, flicker, shake, blockiness of a (T, H, W, 3) uint8 RGB sample inside `bars` (its content box);
+    black: near-black flag per frame."""
     signals = FrameSignals(params)
     h, w = frames.shape[1:3]
     b = params.block_size
     # the coding grid of a decoder's output starts at the origin and tiles the frame
     grid = h % b == 0 and w % b == 0 and min(h, w) >= MIN_BLOCKS * b
     for i, rgb in enumerate(frames if params.enabled else ()):  # disabled: clip_scores is all null
-        signals.feed_frame(i, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        signals.feed_sample(i, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if grid else None)
+        signals.feed_frame(i, cv2.cvtColor(crop(rgb, bars), cv2.COLOR_RGB2BGR))
+        signals.feed_sample(i, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if grid else None, bars)
     return signals.clip_scores(0, len(frames), list(black), fps)
 
 

@@ -10,6 +10,7 @@ import hashlib
 import os
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from curation import ids
 from curation.audio import AudioMeter, AudioParams
+from curation.content_box import Bars, BoxParams, box_columns, clip_box, crop, frame_bars, rotate_bars, scale_bars
 from curation.decode import DECODER_OPENS, DecodeError, DecodePlan, Sample, decode, frame_rate
 from curation.defects import DefectParams, FrameSignals
 from curation.hashes import phash
@@ -38,6 +40,7 @@ class ScanParams:
     quality: QualityParams = field(default_factory=QualityParams)
     audio: AudioParams = field(default_factory=AudioParams)
     defects: DefectParams = field(default_factory=DefectParams)
+    box: BoxParams = field(default_factory=BoxParams)
     keyframes_at: tuple[float, ...] = (0.1, 0.5, 0.9)  # fractions of the clip
     jpeg_quality: int = 90  # keyframe JPEGs (0..100)
 
@@ -57,8 +60,10 @@ class _SampleRecord:
     t: float
     quality: dict
     phash: int
-    jpeg: bytes
-    size: tuple[int, int]  # (width, height)
+    jpeg: bytes  # the sample inside its content box
+    size: tuple[int, int]  # (width, height) of the JPEG
+    bars: Bars | None  # the sample's bars in display-oriented plane px; None = a flat frame (no box to measure)
+    plane: tuple[int, int]  # (W, H) of the plane the bars were found on
 
 
 def error_row(uri: str, video_id: str | None, stage: str, error_type: str, message: str, run_id: str) -> dict:
@@ -134,33 +139,89 @@ def scan_video(uri: str, relpath: str, params: ScanParams, run_id: str, storage_
         ctx.__exit__(None, None, None)
 
 
+RECENT_BOXES = 8  # motion and per-frame signals crop to the largest picture of this many recent samples (~4 s at 2 fps)
+
+
+def _sample_bars(s: Sample, box: BoxParams) -> tuple[Bars | None, Bars | None, tuple[int, int]]:
+    """(bars in display-oriented plane px, bars in coded luma px, (W, H) of that plane).
+
+    Found on the full-resolution decoded luma when there is one (exact to a pixel), else on the sample.
+    """
+    if s.luma is None:
+        gray = to_gray(s.rgb)
+        return frame_bars(gray, box), None, (gray.shape[1], gray.shape[0])
+    coded = frame_bars(s.luma, box)
+    h, w = s.luma.shape
+    size = (h, w) if s.rotation in (90, 270) else (w, h)
+    return (None if coded is None else rotate_bars(coded, s.rotation)), coded, size
+
+
+class _RecentBox:
+    """The largest picture over the last few measured samples, as shares of the frame: a crop that holds still
+    within a shot, and the crop of a sample whose own box cannot be measured (a dark picture meeting its bars)."""
+
+    def __init__(self, n: int = RECENT_BOXES):
+        self._shares: deque[tuple[float, float, float, float]] = deque(maxlen=n)
+
+    def add(self, bars: Bars | None, size: tuple[int, int]) -> None:
+        if bars is not None:
+            w, h = size
+            self._shares.append((bars[0] / h, bars[1] / h, bars[2] / w, bars[3] / w))
+
+    def bars(self, size: tuple[int, int]) -> Bars | None:
+        """The recent box in px of a (W, H) image (None before any sample was measured)."""
+        if not self._shares:
+            return None
+        w, h = size
+        t, b, l, r = np.min(np.array(self._shares), axis=0)
+        return int(np.ceil(t * h)), int(np.ceil(b * h)), int(np.ceil(l * w)), int(np.ceil(r * w))
+
+    def crop(self, img: np.ndarray) -> np.ndarray:
+        return crop(img, self.bars((img.shape[1], img.shape[0])))
+
+
 def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run_id, out: ScanResult) -> None:
     detector = ShotDetector(params.split)
     samples: list[_SampleRecord] = []
     pairs: list[tuple[int, int, PairMotion]] = []  # (prev sample index, sample index, motion)
     prev: dict = {}
     signals = FrameSignals(params.defects)
+    recent = _RecentBox()
 
     def on_detector_frame(index: int, bgr: np.ndarray) -> None:
         detector.feed(index, bgr)
         if params.defects.enabled:
-            signals.feed_frame(index, bgr)
+            signals.feed_frame(index, recent.crop(bgr))
 
     def on_sample(s: Sample) -> None:
+        plane_bars, coded_bars, plane_size = _sample_bars(s, params.box)
+        size = (s.rgb.shape[1], s.rgb.shape[0])
+        bars = None if plane_bars is None else scale_bars(plane_bars, plane_size, size)
+        quality = frame_quality(s.rgb, params.quality, bars)
+        if quality["near_black"] or quality["blank"]:
+            # a black frame with a caption on it: no picture to put a box around
+            plane_bars = coded_bars = bars = None
+            quality = frame_quality(s.rgb, params.quality)
+        elif plane_bars is None and (bars := recent.bars(size)) is not None:
+            # no box of its own (a dark picture meeting its bars): measured inside the recent one
+            coded = recent.bars(plane_size)
+            coded_bars = rotate_bars(coded, -s.rotation) if s.luma is not None else None
+            quality = frame_quality(s.rgb, params.quality, bars)
+        recent.add(plane_bars, plane_size)
+        pic = crop(s.rgb, bars)
         if params.defects.enabled:
-            signals.feed_sample(s.index, s.luma)
-        gray = to_gray(s.rgb)
+            signals.feed_sample(s.index, s.luma, coded_bars)
+        gray = recent.crop(to_gray(s.rgb))
         # optical flow needs a few pixels (DIS refuses frames under 12 px): a
         # 1x1 video has no measurable motion, so its clips get null motion
-        if prev and min(gray.shape[:2]) >= MIN_FLOW_SIDE_PX:
+        if prev and min(gray.shape[:2]) >= MIN_FLOW_SIDE_PX and prev["gray"].shape == gray.shape:
             dt = s.t - prev["t"]
             if dt > 0:
                 pairs.append((prev["index"], s.index, pair_flow(prev["gray"], gray, dt, params.motion)))
         prev.update(index=s.index, t=s.t, gray=gray)
-        ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(s.rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality])
-        samples.append(
-            _SampleRecord(s.index, s.t, frame_quality(s.rgb, params.quality), phash(s.rgb), jpg.tobytes(), (s.rgb.shape[1], s.rgb.shape[0]))
-        )
+        ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality])
+        samples.append(_SampleRecord(s.index, s.t, quality, phash(pic), jpg.tobytes(), (pic.shape[1], pic.shape[0]),
+                                     plane_bars, plane_size))
 
     meter = AudioMeter(params.audio) if params.audio.enabled else None
     opens_before = DECODER_OPENS["count"]
@@ -201,6 +262,7 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
             "kept": True,
         }
         row.update(aggregate_motion([m for a, b, m in pairs if span.start <= a and b < span.end], params.motion))
+        row.update(box_columns(clip_box([_display_bars(s, (width, height)) for s in inside]), width, height))
         row.update(aggregate_quality([s.quality for s in inside], params.quality))
         row.update(signals.clip_scores(span.start, span.end, detector.black, fps))
         if meter is not None:
@@ -289,6 +351,10 @@ def _time_missing(declared_s: float | None, decoded_s: float) -> float:
         return 0.0
     gap = declared_s - decoded_s
     return gap if gap >= max(1.0, 0.05 * declared_s) else 0.0
+
+
+def _display_bars(s: _SampleRecord, display: tuple[int, int]) -> Bars | None:
+    return None if s.bars is None else scale_bars(s.bars, s.plane, display)
 
 
 def _keyframes(inside: list[_SampleRecord], start: int, end: int, fractions) -> list[tuple[float, _SampleRecord]]:

@@ -195,7 +195,8 @@ _NUMERIC_COLUMNS = {
 _NON_NEGATIVE_COLUMNS = {
     "duration_s", "num_frames", "fps", "width", "height", "start_s", "end_s", "start_frame", "end_frame",
     "motion", "camera_motion", "local_motion", "sharpness", "luma_mean", "clipped_dark_frac",
-    "clipped_bright_frac", "contrast", "colorfulness", "black_frac", "letterbox_frac", "quality", "aesthetic",
+    "clipped_bright_frac", "contrast", "colorfulness", "black_frac", "content_frac", "content_aspect", "luma_p99",
+    "content_x", "content_y", "content_w", "content_h", "quality", "aesthetic",
     "fade_frac", "flicker", "shake", "blockiness",
     "dup_similarity", "sample_weight",
 } & _NUMERIC_COLUMNS

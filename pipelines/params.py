@@ -27,9 +27,10 @@ def scan_params(cfg: PipelineConfig) -> ScanParams:
 
 # Bump when the scan's code changes what it writes for the same config (v2: display-aspect frames,
 # symmetric sign-bit pHash, black runs that keep detected cuts; v3: fade_frac, flicker, shake, blockiness;
-# v4: a `samples` table of per-sample pHashes; v5: shake and fade_frac null where too few frames):
+# v4: a `samples` table of per-sample pHashes; v5: shake and fade_frac null where too few frames;
+# v6: the content box, every picture score inside it, keyframes cropped to it, luma_p99):
 # parts from older code are rescanned, not mixed in.
-SCAN_CODE_VERSION = 5
+SCAN_CODE_VERSION = 6
 
 
 def scan_config_subset(cfg: PipelineConfig) -> dict:

@@ -55,15 +55,24 @@ _score_fields = [
     _f("camera_motion", pa.float32()),  # global (median) flow part, same unit
     _f("local_motion", pa.float32()),  # residual flow part, same unit
     _f("static", pa.bool_()),  # motion below config threshold
-    # technical quality (curation/quality.py)
+    # content box (curation/content_box.py): the picture inside bars of one level (letterbox, pillarbox,
+    # windowbox, a coloured border), the largest over the clip's samples; display px. Every picture score
+    # below is measured inside it, keyframes are stored cropped to it, export crops to it.
+    _f("content_x", pa.int32()),  # left edge, px
+    _f("content_y", pa.int32()),  # top edge, px
+    _f("content_w", pa.int32()),  # px
+    _f("content_h", pa.int32()),  # px
+    _f("content_aspect", pa.float32()),  # content_w / content_h
+    _f("content_frac", pa.float32()),  # content area / frame area, 0..1 (rule letterbox: a thumbnail or inset picture)
+    # technical quality (curation/quality.py), inside the content box
     _f("sharpness", pa.float32()),  # variance of Laplacian at a fixed analysis size
     _f("luma_mean", pa.float32()),  # 0..255
+    _f("luma_p99", pa.float32()),  # 99th percentile of luma, mean over samples, 0..255 (rule dark: even the highlights are dim)
     _f("clipped_dark_frac", pa.float32()),  # share of pixels with luma <= 2
     _f("clipped_bright_frac", pa.float32()),  # share of pixels with luma >= 253
     _f("contrast", pa.float32()),  # RMS contrast: std of luma, 0..255
     _f("colorfulness", pa.float32()),  # Hasler & Suesstrunk 2003
     _f("black_frac", pa.float32()),  # share of sampled frames that are near-black/blank
-    _f("letterbox_frac", pa.float32()),  # share of the frame area lost to black bars (top/bottom, left/right), 0..1
     _f("quality", pa.float32()),  # combined technical quality, 0..1
     # --- defects (curation/defects.py): every decoded frame of the scan pass; null = not measured ---
     _f("fade_frac", pa.float32()),  # share of the clip's frames on a luma ramp into or out of near-black, 0..1

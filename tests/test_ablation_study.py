@@ -76,7 +76,7 @@ def test_sample_defect_scoring():
     assert np.abs(to_uint8_frames(clip.numpy()).astype(int) - moving).max() <= 1
 
 
-DEFECT_RULES = [Rule("letterbox_frac", None, 0.1, "letterbox"), Rule("fade_frac", None, 0.3, "fade"),
+DEFECT_RULES = [Rule("content_frac", 0.35, None, "letterbox"), Rule("fade_frac", None, 0.3, "fade"),
                 Rule("flicker", None, 0.05, "flicker"), Rule("shake", None, 0.006, "shaky"),
                 Rule("blockiness", None, 1.12, "blocky")]  # pipelines/configs/default.yaml
 
@@ -100,8 +100,8 @@ def _shot(side, t_len, kind, seed=0):
             f *= 1.0 + 0.3 * (t % 2)
         if kind == "fade":
             f *= max(0.0, 1.0 - t / (t_len - 2))  # the last two frames black
-        if kind == "bars":
-            f[:side // 8], f[-(side // 8):] = 0, 0
+        if kind == "bars":  # an inset picture: a quarter of the frame inside black bars
+            f[:side // 4], f[-(side // 4):], f[:, :side // 4], f[:, -(side // 4):] = 0, 0, 0, 0
         if kind == "blocky":  # each 8x8 tile its mean: a DC-only coder, on the frame's grid
             f = f.reshape(side // 8, 8, side // 8, 8, 3).mean(axis=(1, 3), keepdims=True).repeat(8, 1).repeat(8, 3)
             f = f.reshape(side, side, 3)
@@ -117,7 +117,7 @@ def test_sample_defect_rules_apply_to_tiny_samples():
     reasons = dict(zip(rows, drop_reasons(list(rows.values()), DEFECT_RULES)))
     assert reasons == {"clean": [], "flicker": ["flicker"], "shake": ["shaky"], "fade": ["fade"],
                        "bars": ["letterbox"], "blocky": ["blocky"]}, {k: {c: r[c] for c in (
-                           "letterbox_frac", "fade_frac", "flicker", "shake", "blockiness")} for k, r in rows.items()}
+                           "content_frac", "fade_frac", "flicker", "shake", "blockiness")} for k, r in rows.items()}
 
 
 def test_sample_defect_scores_are_null_where_the_sample_is_too_small():

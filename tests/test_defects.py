@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from curation.content_box import frame_bars
 from curation.defects import (
     DefectParams, FrameSignals, blocking_ratio, fade_fraction, fade_ramps, flicker, grid_crop, shake,
 )
@@ -46,7 +47,8 @@ def test_grid_crop_leaves_out_letterbox_bars_and_keeps_the_grid():
     pic = _texture(96, 128).astype(np.uint8)
     frame = np.zeros((96 + 2 * 18, 128), np.uint8)  # 18 px bars: the picture starts off the grid
     frame[18:-18] = pic
-    crop = grid_crop(frame, 512)
+    crop = grid_crop(frame, 512, bars=frame_bars(frame))
+    assert frame_bars(frame) == (18, 18, 0, 0)
     assert crop.shape[0] <= 96 and crop.min() > 0  # no bar rows
     row0 = next(y for y in range(frame.shape[0]) if np.array_equal(frame[y], crop[0]))
     assert row0 % 8 == 0 and row0 >= 18
@@ -54,7 +56,7 @@ def test_grid_crop_leaves_out_letterbox_bars_and_keeps_the_grid():
     # bars of 16 px: their edges lie on the grid and would read as blocking
     frame = np.zeros((96 + 2 * 16, 128), np.uint8)
     frame[16:-16] = pic
-    assert blocking_ratio(grid_crop(frame, 512)) < 1.15 < 1.5 < blocking_ratio(frame)
+    assert blocking_ratio(grid_crop(frame, 512, bars=frame_bars(frame))) < 1.15 < 1.5 < blocking_ratio(frame)
     assert grid_crop(np.zeros((1080, 1920), np.uint8)[:, :1000], 512).shape == (512, 512)
 
 

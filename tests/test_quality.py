@@ -7,6 +7,7 @@ import pytest
 import skimage.data
 
 from _samples import analysis_samples
+from curation.content_box import box_columns, clip_box, frame_bars
 from curation.quality import QualityParams, aggregate_quality, combined_quality, frame_quality
 
 P = QualityParams()
@@ -15,7 +16,7 @@ BLURRY_SHARPNESS_MIN = 2.5
 DARK_LUMA_MIN = 30.0
 BLACK_FRAC_MAX = 0.5
 COLUMNS = {"sharpness", "luma_mean", "clipped_dark_frac", "clipped_bright_frac", "contrast",
-           "colorfulness", "black_frac", "letterbox_frac", "quality"}
+           "colorfulness", "black_frac", "luma_p99", "quality"}
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"]
 
 
@@ -23,8 +24,14 @@ def _photo(name: str, w: int = 480, h: int = 270) -> np.ndarray:
     return cv2.resize(getattr(skimage.data, name)(), (w, h), interpolation=cv2.INTER_AREA)
 
 
+def _bars(rgb: np.ndarray):
+    return frame_bars(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+
+
 def _clip(*frames: np.ndarray) -> dict:
-    return aggregate_quality([frame_quality(f, P) for f in frames], P)
+    """Quality columns and the content box of a clip of these samples, as the scan measures them."""
+    q = aggregate_quality([frame_quality(f, P, _bars(f)) for f in frames], P)
+    return q | box_columns(clip_box([_bars(f) for f in frames]), frames[0].shape[1], frames[0].shape[0])
 
 
 @pytest.mark.parametrize("name", PHOTOS)
@@ -54,9 +61,9 @@ def test_sharpness_is_resolution_normalised(name):
 
 def test_columns_and_ranges():
     q = _clip(_photo("astronaut"), _photo("coffee"))
-    assert set(q) == COLUMNS
-    assert 0.0 <= q["quality"] <= 1.0 and 0.0 < q["luma_mean"] < 255.0
-    assert q["black_frac"] == 0.0 and q["letterbox_frac"] == 0.0
+    assert COLUMNS <= set(q)
+    assert 0.0 <= q["quality"] <= 1.0 and 0.0 < q["luma_mean"] < q["luma_p99"] <= 255.0
+    assert q["black_frac"] == 0.0 and q["content_frac"] == 1.0
     assert aggregate_quality([], P) == {k: None for k in COLUMNS}
 
 
@@ -91,16 +98,19 @@ def _letterbox(img: np.ndarray, top: int, side: int) -> np.ndarray:
 def test_letterbox_and_pillarbox_are_measured_and_excluded_from_stats():
     img = _photo("astronaut", 480, 270)
     boxed = _letterbox(img, 34, 0)  # 2 x 34 of 270 rows
-    q, ref = _clip(boxed, _letterbox(_photo("coffee", 480, 270), 34, 0)), _clip(img)
-    assert q["letterbox_frac"] == pytest.approx(68 / 270, abs=0.01)
+    q = _clip(boxed, _letterbox(_photo("coffee", 480, 270), 34, 0))
+    assert (q["content_y"], q["content_h"], q["content_w"]) == (34, 270 - 68, 480)
+    assert q["content_frac"] == pytest.approx(1 - 68 / 270, abs=0.01)
     # statistics are taken on the picture inside the bars
-    assert frame_quality(boxed, P)["luma_mean"] == pytest.approx(frame_quality(img[34:-34], P)["luma_mean"], rel=0.01)
+    inside = frame_quality(boxed, P, _bars(boxed))
+    for k in ("luma_mean", "luma_p99", "contrast", "colorfulness"):
+        assert inside[k] == pytest.approx(frame_quality(img[34:-34], P)[k], rel=0.02), k
     assert q["clipped_dark_frac"] < _clip(img)["clipped_dark_frac"] + 0.01
     pillar = _clip(_letterbox(img, 0, 60))  # 2 x 60 of 480 columns
-    assert pillar["letterbox_frac"] == pytest.approx(120 / 480, abs=0.01)
+    assert pillar["content_frac"] == pytest.approx(1 - 120 / 480, abs=0.01)
+    assert pillar["content_aspect"] == pytest.approx(360 / 270, abs=0.01)
     both = _clip(_letterbox(img, 20, 40))
-    assert both["letterbox_frac"] == pytest.approx(1 - (230 * 400) / (270 * 480), abs=0.01)
-    assert ref["letterbox_frac"] == 0.0
+    assert both["content_frac"] == pytest.approx((230 * 400) / (270 * 480), abs=0.01)
 
 
 def test_dark_scene_is_not_a_letterbox():
@@ -108,13 +118,13 @@ def test_dark_scene_is_not_a_letterbox():
     # dark sky on top only: one-sided, not a bar
     sky = img.copy()
     sky[:60] = 3
-    assert _clip(sky)["letterbox_frac"] == 0.0
+    assert _clip(sky)["content_frac"] == 1.0
     # dark bands top and bottom in one sample, picture there in the next: content, not bars
     bands = _letterbox(img, 30, 0)
-    assert _clip(bands, img)["letterbox_frac"] == 0.0
+    assert _clip(bands, img)["content_frac"] == 1.0
     # a dim real photo (textured shadows) has no bars
     dim = np.clip(img.astype(np.float32) * 0.25, 0, 255).astype(np.uint8)
-    assert _clip(dim)["letterbox_frac"] == 0.0
+    assert _clip(dim)["content_frac"] == 1.0
 
 
 def test_black_and_blank_samples():
@@ -127,7 +137,7 @@ def test_black_and_blank_samples():
     assert frame_quality(slate, P)["blank"] and not frame_quality(slate, P)["near_black"]
     q = _clip(black, slate, img, img)
     assert q["black_frac"] == pytest.approx(0.5)
-    assert _clip(black)["letterbox_frac"] is None  # bars are unmeasurable on black
+    assert clip_box([None]) is None  # the scan gives a black sample no box: bars are unmeasurable on black
 
 
 def test_combined_quality_is_monotone():
@@ -166,10 +176,9 @@ def test_testvideo_near_black_ranges(test_videos, expected):
     lead = aggregate_quality([f for i, f in samples if i < 30], P)
     leaf = aggregate_quality([f for i, f in samples if 30 <= i < 180], P)
     assert lead["black_frac"] > BLACK_FRAC_MAX and leaf["black_frac"] == 0.0
-    assert leaf["letterbox_frac"] == 0.0
 
 
-def test_one_dark_bar_finder_for_letterbox_and_the_hash_crop():
+def test_the_hash_crop_of_dark_borders():
     from curation.hashes import dark_border_box
     from curation.quality import dark_bars
 
@@ -177,11 +186,11 @@ def test_one_dark_bar_finder_for_letterbox_and_the_hash_crop():
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     assert dark_bars(gray, 24) == (34, 34, 0, 0)
     assert dark_border_box(gray) == (34, 270 - 34, 0, 480)
-    assert frame_quality(img, P)["bars"] == (34, 34, 0, 0)
-    # coding noise just above the level in the top bar: the letterbox test lets 1% of a flat line be
-    # brighter, the hash crop (any pixel) keeps the rows from the noise down
+    assert _bars(img) == (34, 34, 0, 0)
+    # coding noise just above the level in the top bar: the content box lets 2% of a flat line stray,
+    # the hash crop (any pixel) keeps the rows from the noise down
     img[5, 100:103] = 30
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    assert frame_quality(img, P)["bars"] == (34, 34, 0, 0)
+    assert _bars(img) == (34, 34, 0, 0)
     assert dark_border_box(gray)[0] == 5
     assert dark_border_box(np.zeros((10, 12), np.uint8)) == (0, 10, 0, 12)  # all dark: the whole image

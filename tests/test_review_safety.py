@@ -177,10 +177,10 @@ def _rules(cfg) -> dict:
 def test_user_rule_replaces_only_its_reason(tmp_path):
     default = _rules(load_config())
     cfg = _cfg(tmp_path, "filters:\n  - {column: sharpness, min: 5.0, reason: blurry}\n"
-                         "  - {column: letterbox_frac, max: 0.2, reason: wide_bars}\n")
+                         "  - {column: content_frac, min: 0.8, reason: wide_bars}\n")
     rules = _rules(cfg)
     assert rules["blurry"] == ("sharpness", 5.0, None)
-    assert rules["wide_bars"] == ("letterbox_frac", None, 0.2)
+    assert rules["wide_bars"] == ("content_frac", 0.8, None)
     assert {k: v for k, v in rules.items() if k not in ("blurry", "wide_bars")} == {
         k: v for k, v in default.items() if k != "blurry"}
     order = [r.reason for r in cfg.filters]
