@@ -51,7 +51,7 @@ def read_display_frames(path: Path, max_s: float = MAX_S, width: int = WIDTH) ->
         for f in c.decode(s):
             t = float(f.time or 0.0)
             t0 = t if t0 is None else t0
-            if t - t0 >= max_s:
+            if t - t0 >= max_s - 0.5 / rate:  # max_s may be a clip's end: its next frame starts there
                 break
             dw = f.width * sar
             w = _even(min(width, dw))
