@@ -18,7 +18,8 @@ def _export(args) -> int:
 
     try:
         params = ExportParams(format=args.format, shard_size=args.shard_size, crf=args.crf, preset=args.preset,
-                              encoder_threads=args.encoder_threads, audio=not args.no_audio, workers=args.workers)
+                              encoder_threads=args.encoder_threads, audio=not args.no_audio, workers=args.workers,
+                              crop_to_content=not args.full_frame)
         cfg = load_config(args.config)
     except (ExportConfigError, ConfigError) as e:
         return fail(e)
@@ -48,7 +49,8 @@ def add_parsers(sub) -> None:
     d = ExportParams()
     e = sub.add_parser(
         "export", help="write the curated clips as WebDataset shards or an Open-Sora CSV with clip files",
-        description="Each curated clip becomes an mp4 of exactly its frames (H.264, display geometry) with its audio "
+        description="Each curated clip becomes an mp4 of exactly its frames (H.264, display geometry, cropped to the "
+                    "clip's content box: letterbox, pillarbox or coloured bars cut off) with its audio "
                     "trimmed to the same span (AAC), plus its manifest row as json. Resumable (finished shards or "
                     "clips are skipped), atomic per shard, deterministic bytes for the same input and settings. "
                     "A clip whose source vanished or changed becomes an error row in export_report.json/.parquet.")
@@ -63,6 +65,9 @@ def add_parsers(sub) -> None:
                    help=f"libx264 threads per clip; fixed so bytes do not depend on the machine (default {d.encoder_threads})")
     e.add_argument("--workers", type=int, default=d.workers, help=f"videos encoded side by side (default {d.workers})")
     e.add_argument("--no-audio", action="store_true", help="do not keep the sources' audio")
+    e.add_argument("--full-frame", action="store_true",
+                   help="keep the whole frame, bars included (default: crop each clip to its content box, edges "
+                        "rounded inwards to even px; clips without a box are exported whole)")
     e.add_argument("--config", metavar="FILE", help="the run's YAML: input/output storage_options for the sources, OUT and --dest")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_export)

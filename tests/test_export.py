@@ -77,11 +77,16 @@ def make_run(root: Path, videos: list[Path]) -> Path:
     return out
 
 
+def _source_dir(tmp_path_factory, name: str) -> tuple[Path, Path]:
+    """(a fresh folder, its src/ subfolder for the source videos)."""
+    tmp = tmp_path_factory.mktemp(name)
+    (tmp / "src").mkdir()
+    return tmp, tmp / "src"
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("export")
-    src = tmp / "src"
-    src.mkdir()
+    tmp, src = _source_dir(tmp_path_factory, "export")
     videos = [
         write_av(src / "tone.mp4", seed=1, seconds=3.0),  # a hard cut at 1.5 s: two clips
         write_video(src / "rotated.mp4", seed=2, seconds=1.6, rotation=90, cut=False),
@@ -378,3 +383,158 @@ def test_caption_goes_to_json_txt_and_csv_text():
     assert csv_row("p", meta)["text"] is None and "embedding" not in csv_row("p", dict(meta, embedding=None))
     meta, members = sample_members({k: v for k, v in clip.items() if k != "caption"}, enc, ExportParams(), "/tmp/x.mp4")
     assert "txt" not in dict(members) and csv_row("p", meta)["text"] is None
+
+
+# ------------------------------------------------------------------ content box: export crops the bars off
+
+
+def write_barred(path: Path, seed: int, top: int, left: int, rgb=(0, 0, 0), rotation: int | None = None,
+                 width: int = 160, height: int = 90, n: int = 30) -> Path:
+    """A panning texture inside bars of colour `rgb`: `top` px above and below, `left` px left and right (stored px)."""
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = width + 2 * left, height + 2 * top, "yuv420p"
+        vs.options = {"preset": "ultrafast", "threads": "1", "g": "12"}
+        if rotation is not None:
+            vs.set_display_rotation(rotation)
+        for img in frames(seed, width, height, n, None):
+            fr = np.empty((height + 2 * top, width + 2 * left, 3), np.uint8)
+            fr[:] = rgb
+            fr[top:top + height, left:left + width] = img
+            for p in vs.encode(av.VideoFrame.from_ndarray(fr, format="rgb24")):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bars_run(tmp_path_factory) -> Path:
+    tmp, src = _source_dir(tmp_path_factory, "bars")
+    videos = [
+        write_barred(src / "letterbox.mp4", seed=4, top=12, left=0),  # 160x114, picture 160x90 at y=12
+        write_barred(src / "windowbox_rotated.mp4", seed=8, top=10, left=14, rgb=(40, 70, 160), rotation=90),
+    ]  # stored 188x110 with a blue border, shown upright as 110x188: picture 90x160 at (10, 14)
+    # (seed 8: the scan reads this box a pixel tall, 13..174, which the export must round inwards)
+    return make_run(tmp, videos)
+
+
+def _display_frames(uri: str) -> list[np.ndarray]:
+    """Source frames decoded from the start, turned upright (curation.decode's quarter turns)."""
+    with av.open(uri) as c:
+        out = []
+        for f in c.decode(c.streams.video[0]):
+            k = int(round(float(f.rotation or 0) / 90.0)) % 4
+            out.append(np.rot90(f.to_ndarray(format="rgb24"), k=k).astype(np.int16))
+    return out
+
+
+def _decoded(data: bytes) -> list[np.ndarray]:
+    with av.open(io.BytesIO(data)) as c:
+        return [f.to_ndarray(format="rgb24").astype(np.int16) for f in c.decode(c.streams.video[0])]
+
+
+def _samples(dest: Path) -> list[tuple[dict, bytes]]:
+    import webdataset as wds
+
+    return [(json.loads(s["json"]), s["mp4"])
+            for s in wds.WebDataset(sorted(str(p) for p in dest.glob("shard-*.tar")), shardshuffle=False)]
+
+
+def test_letterboxed_clip_exports_the_content_box_with_the_cropped_source_frames(bars_run, tmp_path):
+    from curation.export.crop import content_box, even_box
+
+    manifest = _manifest(bars_run)
+    truth = {"letterbox.mp4": (0, 12, 160, 90), "windowbox_rotated.mp4": (10, 14, 90, 160)}
+    for m in manifest.values():  # the scan's boxes (curation/content_box.py), within 2 px of the truth
+        got = (m["content_x"], m["content_y"], m["content_w"], m["content_h"])
+        assert max(abs(a - b) for a, b in zip(got, truth[Path(m["uri"]).name])) <= 2, (m["uri"], got)
+    dest = tmp_path / "wds"
+    summary = export_run(str(bars_run), ExportParams(**FAST), str(dest))
+    assert summary["counts"]["exported"] == len(manifest) and summary["settings"]["crop_to_content"] is True
+    samples = _samples(dest)
+    assert len(samples) == len(manifest)
+    for meta, mp4 in samples:
+        e = meta["export"]
+        box = even_box(content_box(meta), meta["width"], meta["height"])
+        x, y, w, h = box.x, box.y, box.w, box.h
+        assert e["crop"] == box.as_dict() and x % 2 == y % 2 == w % 2 == h % 2 == 0
+        assert meta["content_x"] <= x and x + w <= meta["content_x"] + meta["content_w"]  # inside the measured box
+        assert meta["content_y"] <= y and y + h <= meta["content_y"] + meta["content_h"]
+        assert w >= meta["content_w"] - 2 and h >= meta["content_h"] - 2
+        assert (e["width"], e["height"]) == (w, h) and (e["frame_width"], e["frame_height"]) == (meta["width"], meta["height"])
+        got = _decoded(mp4)
+        assert (got[0].shape[1], got[0].shape[0]) == (w, h)
+        src = [f[y:y + h, x:x + w] for f in _display_frames(meta["uri"])[meta["start_frame"]:meta["end_frame"]]]
+        assert len(got) == len(src) == meta["end_frame"] - meta["start_frame"]
+        for i, g in enumerate(got):  # lossy re-encode: each frame is closest to its own cropped source frame
+            errs = [np.abs(g - s).mean() for s in src]
+            assert int(np.argmin(errs)) == i and errs[i] < 6, (meta["uri"], i, errs[i])
+        # no bar is left: the picture's edge rows and columns are not the bar colour
+        bar = np.array([0, 0, 0] if "letterbox" in meta["uri"] else [40, 70, 160])
+        for edge in (got[0][0], got[0][-1], got[0][:, 0], got[0][:, -1]):
+            assert np.abs(edge - bar).mean() > 20
+
+
+def test_full_frame_keeps_the_bars_and_a_crop_is_another_export(bars_run, tmp_path, capsys):
+    dest = tmp_path / "full"
+    code, _, err = _cli(capsys, "export", str(bars_run), "--dest", str(dest), "--full-frame", "--preset", "ultrafast",
+                        "--quiet")
+    assert code == 0, err
+    for meta, mp4 in _samples(dest):
+        got = _decoded(mp4)
+        assert meta["export"]["crop"] is None
+        assert (got[0].shape[1], got[0].shape[0]) == (meta["width"], meta["height"]) == (meta["export"]["width"],
+                                                                                          meta["export"]["height"])
+        src = _display_frames(meta["uri"])[meta["start_frame"]]
+        assert np.abs(got[0] - src).mean() < 6  # the whole frame, bars included
+    # the destination holds a full-frame export: a cropped export into it is refused, not mixed in
+    with pytest.raises(Exception, match="crop_to_content"):
+        export_run(str(bars_run), ExportParams(preset="ultrafast"), str(dest))
+
+
+def test_csv_width_and_height_are_the_cropped_picture(bars_run, tmp_path):
+    dest = tmp_path / "csv"
+    export_run(str(bars_run), ExportParams(format="csv", **FAST), str(dest))
+    rows = list(csv.DictReader(io.StringIO((dest / "meta.csv").read_text())))
+    assert rows
+    for r in rows:
+        n, (w, h), _ = _count_frames(Path(r["path"]).read_bytes())
+        assert (int(r["width"]), int(r["height"])) == (w, h) == (int(r["crop_w"]), int(r["crop_h"]))
+        assert 0 <= int(r["content_w"]) - w <= 2 and 0 <= int(r["content_h"]) - h <= 2  # the box, rounded inwards
+        assert float(r["aspect_ratio"]) == pytest.approx(h / w)
+        assert (int(r["frame_width"]), int(r["frame_height"])) in ((160, 114), (110, 188))
+
+
+def test_rows_without_a_box_export_the_full_frame(bars_run, tmp_path):
+    """Older runs (null box columns) export the whole frame and say so."""
+    copy = tmp_path / "run"
+    shutil.copytree(bars_run, copy)
+    from schemas import read_table
+
+    rows = read_table(str(copy / "curated"), "curated").to_pylist()
+    for r in rows:
+        r.update(content_x=None, content_y=None, content_w=None, content_h=None, content_aspect=None, content_frac=None)
+    write_table(table_from_rows(rows, curated_schema, "curated"), "curated", str(copy / "curated" / "part-00000.parquet"))
+    dest = tmp_path / "wds"
+    assert export_run(str(copy), ExportParams(**FAST), str(dest))["counts"]["errors"] == 0
+    for meta, mp4 in _samples(dest):
+        got = _decoded(mp4)
+        assert meta["export"]["crop"] is None and (got[0].shape[1], got[0].shape[0]) == (meta["width"], meta["height"])
+
+
+def test_box_is_rounded_inwards_to_even_pixels():
+    from curation.export.crop import Box, content_box, even_box
+
+    cb = content_box({"content_x": 3, "content_y": 11, "content_w": 151, "content_h": 69, "width": 160, "height": 90})
+    b = even_box(cb, 160, 90)
+    assert b == Box(4, 12, 150, 68)  # edges 3..154 and 11..80 -> 4..154 and 12..80
+    assert b.x % 2 == b.y % 2 == b.w % 2 == b.h % 2 == 0
+    assert b.x >= 3 and b.y >= 11 and b.x + b.w <= 154 and b.y + b.h <= 80  # never wider than the content
+    # the writer's frame is even (213 px at 4:3 pixels -> 214): the box is scaled to it first
+    wide = content_box({"content_x": 0, "content_y": 10, "content_w": 213, "content_h": 70, "width": 213, "height": 90})
+    assert even_box(wide, 214, 90) == Box(0, 10, 214, 70)
+    assert content_box({"content_x": None, "content_y": 0, "content_w": 10, "content_h": 10, "width": 10, "height": 10}) is None
+    assert content_box({"width": 10, "height": 10}) is None  # an older manifest without the columns
+    assert even_box(content_box({"content_x": 5, "content_y": 5, "content_w": 2, "content_h": 2, "width": 10,
+                                 "height": 10}), 10, 10) is None  # less than 2x2 px left after rounding

@@ -1,7 +1,8 @@
 """One clip to one mp4: its exact frames re-encoded (H.264, display geometry) and its audio trimmed to the same span.
 
 Video: libx264 at the configured CRF and preset, yuv420p, rotation and sample
-aspect ratio applied (square pixels, upright), sizes rounded to even numbers.
+aspect ratio applied (square pixels, upright), sizes rounded to even numbers,
+then cropped to the clip's content box when one is given (curation/export/crop.py).
 Frame timestamps keep the source's spacing (VFR stays VFR) when the reader
 trusts the pts; otherwise frames are spaced at the average rate.
 Audio: the source's first audio track, decoded from a short pre-roll before the
@@ -20,6 +21,7 @@ from av.video.reformatter import VideoReformatter
 
 from curation.decode import DecodeError, open_container
 from curation.export.clip_reader import ClipReader, FrameMismatch
+from curation.export.crop import Box, ContentBox, even_box
 from curation.export.params import ExportParams
 
 AUDIO_PREROLL_S = 0.5  # decode this much audio before the clip, so the decoder's overlap window is primed (s)
@@ -45,6 +47,9 @@ class EncodedClip:
     audio_error: str | None  # why the source's audio was not kept (None when kept or absent)
     read_method: str  # seek | sequential
     encode_s: float  # wall seconds for this clip
+    crop: Box | None = None  # the content box applied, px of the display frame (None: the full frame)
+    frame_width: int | None = None  # display frame the crop was taken from (px; = width without a crop)
+    frame_height: int | None = None
 
 
 def display_size(width: int, height: int, sar: Fraction | None, rotation: int) -> tuple[int, int]:
@@ -63,15 +68,19 @@ def _rotation(frame: av.VideoFrame) -> int:
         return 0
 
 
-class Rotator:
-    """Turns yuv420p frames counter-clockwise by 90/180/270 degrees (as curation.decode turns its samples)."""
+class PictureFilter:
+    """yuv420p frames turned counter-clockwise by 90/180/270 degrees (as curation.decode turns its samples), then cropped."""
 
-    FILTERS = {90: [("transpose", "cclock")], 180: [("hflip", None), ("vflip", None)], 270: [("transpose", "clock")]}
+    ROTATE = {90: [("transpose", "cclock")], 180: [("hflip", None), ("vflip", None)], 270: [("transpose", "clock")]}
 
-    def __init__(self, rotation: int, width: int, height: int, time_base: Fraction):
+    def __init__(self, rotation: int, crop: Box | None, width: int, height: int, time_base: Fraction):
+        """`width` x `height`: the frames pushed (before rotation); `crop` in px of the rotated frame, even."""
+        steps = list(self.ROTATE.get(rotation, []))
+        if crop is not None:
+            steps.append(("crop", f"w={crop.w}:h={crop.h}:x={crop.x}:y={crop.y}:exact=1"))
         self.graph = av.filter.Graph()
         node = self.graph.add_buffer(width=width, height=height, format="yuv420p", time_base=time_base)
-        for name, arg in self.FILTERS[rotation]:
+        for name, arg in steps:
             nxt = self.graph.add(name, arg) if arg else self.graph.add(name)
             node.link_to(nxt)
             node = nxt
@@ -85,19 +94,20 @@ class Rotator:
 
 
 def write_clip(reader: ClipReader, span: ClipSpan, dest_path: str, params: ExportParams,
-               audio_path: str | None) -> EncodedClip:
-    """Encode `span` of the reader's file to `dest_path` (mp4); audio from `audio_path` when given."""
+               audio_path: str | None, box: ContentBox | None = None) -> EncodedClip:
+    """Encode `span` of the reader's file to `dest_path` (mp4); audio from `audio_path` when given; cropped to `box`."""
     t0 = time.perf_counter()
     try:
-        result = _encode(reader, span, dest_path, params, audio_path)
+        result = _encode(reader, span, dest_path, params, audio_path, box)
     except FrameMismatch as e:
         reader.fall_back_to_sequential(str(e))
-        result = _encode(reader, span, dest_path, params, audio_path)
+        result = _encode(reader, span, dest_path, params, audio_path, box)
     result.encode_s = time.perf_counter() - t0
     return result
 
 
-def _encode(reader: ClipReader, span: ClipSpan, dest_path: str, params: ExportParams, audio_path: str | None) -> EncodedClip:
+def _encode(reader: ClipReader, span: ClipSpan, dest_path: str, params: ExportParams, audio_path: str | None,
+            box: ContentBox | None) -> EncodedClip:
     rate = reader.average_rate or Fraction(25)
     audio, audio_error = None, None
     if params.audio and audio_path is not None:
@@ -118,8 +128,13 @@ def _encode(reader: ClipReader, span: ClipSpan, dest_path: str, params: ExportPa
     except StopIteration:
         raise DecodeError(f"no frames in [{span.start_frame}, {span.end_frame})") from None
     rotation = _rotation(first)
-    width, height = display_size(first.width, first.height, reader.sample_aspect_ratio, rotation)
-    pre_w, pre_h = (height, width) if rotation in (90, 270) else (width, height)
+    frame_w, frame_h = display_size(first.width, first.height, reader.sample_aspect_ratio, rotation)
+    pre_w, pre_h = (frame_h, frame_w) if rotation in (90, 270) else (frame_w, frame_h)
+    crop = even_box(box, frame_w, frame_h) if box is not None else None
+    if box is not None and crop is None:
+        raise ValueError(f"content box {box.box.as_dict()} of a {box.frame_w}x{box.frame_h} frame leaves no picture")
+    width, height = (crop.w, crop.h) if crop is not None else (frame_w, frame_h)
+    cropping = crop is not None and (width, height) != (frame_w, frame_h)
     trusted = reader.frame_pts(span.start_frame) is not None
     tb = reader.time_base if trusted else 1 / rate
     base = reader.frame_pts(span.start_frame) if trusted else 0
@@ -134,7 +149,7 @@ def _encode(reader: ClipReader, span: ClipSpan, dest_path: str, params: ExportPa
                       "flags": "+bitexact"}
         astream = _add_audio_stream(out, audio, layout, params) if audio is not None else None
         scaler = VideoReformatter()
-        rotate = Rotator(rotation, pre_w, pre_h, tb) if rotation else None
+        picture = PictureFilter(rotation, crop if cropping else None, pre_w, pre_h, tb) if rotation or cropping else None
         frame = first
         while frame is not None:
             pts = (frame.pts - base) if trusted else n
@@ -143,8 +158,8 @@ def _encode(reader: ClipReader, span: ClipSpan, dest_path: str, params: ExportPa
             last_pts = pts
             pic = scaler.reformat(frame, width=pre_w, height=pre_h, format="yuv420p", interpolation="BICUBIC")
             pic.pts, pic.time_base = pts, tb  # pic may be `frame` itself (nothing to convert)
-            if rotate is not None:
-                pic = rotate(pic)
+            if picture is not None:
+                pic = picture(pic)
             for packet in vs.encode(pic):
                 out.mux(packet)
             n += 1
@@ -159,7 +174,8 @@ def _encode(reader: ClipReader, span: ClipSpan, dest_path: str, params: ExportPa
     shown_s = float(last_pts * tb)  # first frame to last frame
     fps = (n - 1) / shown_s if n > 1 and shown_s > 0 else float(rate)
     return EncodedClip(num_frames=n, width=width, height=height, fps=fps, audio=astream is not None,
-                       audio_error=audio_error, read_method=reader.method, encode_s=0.0)
+                       audio_error=audio_error, read_method=reader.method, encode_s=0.0, crop=crop,
+                       frame_width=frame_w, frame_height=frame_h)
 
 
 # ------------------------------------------------------------------- audio

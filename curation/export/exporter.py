@@ -21,6 +21,7 @@ import fsspec
 from curation.decode import DecodeError
 from curation.export.clip_reader import ClipReader
 from curation.export.clip_writer import VIDEO_CODEC, ClipSpan, EncodedClip, write_clip
+from curation.export.crop import content_box
 from curation.export.destination import Destination, DestinationError, dumps
 from curation.export.opensora_csv import csv_row, to_csv
 from curation.export.params import ExportParams
@@ -83,8 +84,9 @@ def export_video(task: VideoTask) -> list[ClipOutcome]:
             for clip in task.clips:
                 span = ClipSpan(int(clip["start_frame"]), int(clip["end_frame"]), float(clip["start_s"]), float(clip["end_s"]))
                 file = os.path.join(task.workdir, f"{clip['clip_id']}.mp4")
+                box = content_box(clip) if task.params.crop_to_content else None  # None: the full frame
                 try:
-                    enc = write_clip(reader, span, file, task.params, path if task.params.audio else None)
+                    enc = write_clip(reader, span, file, task.params, path if task.params.audio else None, box)
                     out.append(ClipOutcome(clip, file=file, encoded=enc))
                 except (DecodeError, av.FFmpegError, ValueError, MemoryError) as e:
                     out.append(ClipOutcome(clip, error_type=type(e).__name__, message=" ".join(str(e).split())))
@@ -101,6 +103,9 @@ def sample_metadata(clip: dict, enc: EncodedClip, params: ExportParams) -> dict:
             "num_frames": enc.num_frames,
             "width": enc.width,
             "height": enc.height,
+            "crop": enc.crop.as_dict() if enc.crop else None,  # the content box applied (px of the display frame)
+            "frame_width": enc.frame_width,  # the display frame the crop was taken from
+            "frame_height": enc.frame_height,
             "fps": enc.fps,
             "audio": enc.audio,
             "audio_error": enc.audio_error,

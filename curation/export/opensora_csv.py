@@ -1,11 +1,14 @@
 """An Open-Sora-style CSV of exported clips: path, text, num_frames, height, width, aspect_ratio, fps, resolution, ...
 
 Open-Sora's dataset CSV (tools/datasets/README.md there): `path` to the clip
-file, `text` the caption, frame count and geometry of the file, `aspect_ratio`
+file, `text` the caption, frame count and geometry of the file (the exported
+picture: after the crop to the content box), `aspect_ratio`
 = height / width, `resolution` = height * width, `aes` the LAION aesthetic score
 (the same scorer, so the same scale). Our motion score goes in `motion` (frame
 diagonals per second), not in Open-Sora's `flow` (UniMatch pixels), whose unit
-differs. The remaining scalar manifest columns follow under their own names.
+differs. `crop_x/y/w/h` say which box of the display frame (`frame_width` x
+`frame_height`) the file holds (empty: the full frame). The remaining scalar
+manifest columns follow under their own names.
 """
 import csv
 import io
@@ -37,6 +40,9 @@ def csv_row(path: str, meta: dict) -> dict:
         "motion": meta.get("motion"),
         "has_audio": e["audio"],
     }
+    crop = e.get("crop") or {}
+    row.update({f"crop_{k}": crop.get(k) for k in ("x", "y", "w", "h")})
+    row.update(frame_width=e.get("frame_width"), frame_height=e.get("frame_height"))
     for k, v in meta.items():
         if k in SKIPPED or k in LIST_COLUMNS or k == "export" or isinstance(v, (list, dict)):
             continue

@@ -20,6 +20,7 @@ class ExportParams:
     audio: bool = True  # keep the source's first audio track, trimmed to the clip's span (AAC)
     audio_bitrate_per_channel: int = 64_000  # AAC bits/s per channel (stereo 128 kbit/s, 5.1 384 kbit/s)
     workers: int = 1  # processes encoding videos side by side (1 = in this process)
+    crop_to_content: bool = True  # crop each clip to its content box (bars cut off); False keeps the full frame
 
     def __post_init__(self):
         checks = [
