@@ -105,3 +105,30 @@ def test_clip_shorter_than_a_window_is_counted_not_fatal(tmp_path, test_videos):
     clips = _clips(tmp_path, test_videos, n=2)  # 15 frames each: 4 at 8 fps
     ds = ClipWindows(clips, size=16, fps=8.0, clip_frames=9, seed=0, rank=0, world_size=1, epochs=1)
     assert list(ds) == [] and ds.num_failed == 2
+
+
+def test_windows_are_cropped_to_the_content_box(tmp_path):
+    """A letterboxed clip (160x90 picture in a 160x114 frame): full-height random crops hold picture, never bars."""
+    from _barred_video import barred_manifest, write_barred
+    from training.video_frames import CropBox
+
+    video = write_barred(tmp_path / "lb.mp4", seed=4, top=12, left=0, n=20)
+    clips = load_clips(barred_manifest(tmp_path, video, (0, 12, 160, 90), (160, 114), end=20))
+    assert clips[0].box == CropBox(0, 12, 160, 90, 160, 114)
+    ds = ClipWindows(clips, size=90, fps=None, clip_frames=4, windows_per_clip=3, min_crop_scale=1.0, seed=0,
+                     rank=0, world_size=1, epochs=1)
+    windows = list(ds)
+    assert len(windows) == 3 and all(w["video"].shape == (3, 4, 90, 90) for w in windows)
+    full = to_tensor(read_frames(str(video), list(range(20))))  # (20, 3, 114, 160), bars included
+    picture = full[:, :, 12:102]  # (20, 3, 90, 160)
+    for w in windows:
+        v = w["video"].transpose(0, 1)  # (T, 3, 90, 90)
+        assert v[:, :, :2].mean() > -0.9 and v[:, :, -2:].mean() > -0.9  # black bars would read -1
+        assert [(s, i) for s in range(17) for i in range(71) if torch.allclose(v, picture[s:s + 4, :, :, i:i + 90],
+                                                                                atol=1e-4)]
+    # an older manifest (null box columns) reads the full frame: a full-height crop takes in the bars
+    old = load_clips(barred_manifest(tmp_path / "old", video, None, (160, 114), end=20))
+    assert old[0].box is None
+    v = next(iter(ClipWindows(old, size=114, fps=None, clip_frames=4, windows_per_clip=1, min_crop_scale=1.0,
+                              seed=0, rank=0, world_size=1, epochs=1)))["video"]
+    assert v[:, :, :10].max() < -0.9  # the top bar, black

@@ -10,9 +10,12 @@ import fsspec
 import numpy as np
 import pytest
 
+from _barred_video import write_barred
 from _geometry_videos import disk, quadrants, write_non_square, write_rotated, write_vfr_reordered
 from conftest import TEST_VIDEOS
-from training.video_frames import DisplayFrames, clear_frame_tables, read_clip, read_frames, sample_aspect_ratio
+from training.video_frames import (
+    CropBox, DisplayFrames, clear_frame_tables, read_clip, read_frames, sample_aspect_ratio,
+)
 
 SHARED = sorted(p.name for p in TEST_VIDEOS.glob("*") if p.suffix in (".mp4", ".avi", ".mkv", ".mov", ".webm"))
 NOT_SEEKABLE = {"pedestrians.avi": "B-frames with timestamps in decode order"}  # AVI: decode-order pts
@@ -157,3 +160,28 @@ def test_non_square_pixels_are_read_at_display_aspect(tmp_path):
     ys, xs = np.nonzero(f[..., 0] > 128)
     width, height = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
     assert abs(width - height) <= 3 and abs(height - 101) <= 3  # round, at its drawn size
+
+
+def test_content_box_crops_the_frames_at_display_geometry(tmp_path):
+    """A rotated, windowboxed clip: the box is in upright display px; seek and sequential reads crop alike."""
+    path = write_barred(tmp_path / "wb.mp4", seed=3, top=10, left=14, rgb=(40, 70, 160), rotation=90)
+    full = read_clip(str(path), 4, 9).frames  # (5, 188, 110, 3): stored 188x110, shown upright
+    assert full.shape == (5, 188, 110, 3)
+    box = CropBox(x=10, y=14, w=90, h=160, frame_w=110, frame_h=188)
+    got = read_clip(str(path), 4, 9, box=box).frames
+    assert got.shape == (5, 160, 90, 3) and np.array_equal(got, full[:, 14:174, 10:100])
+    blue = np.array([40, 70, 160])
+    assert np.abs(full[:, :12].astype(int) - blue).mean() < 8  # the bars are there in the full frame...
+    for edge in (got[:, 0], got[:, -1], got[:, :, 0], got[:, :, -1]):
+        assert np.abs(edge.astype(int) - blue).mean() > 20  # ...and not in the crop
+    assert np.array_equal(read_frames(str(path), [8, 4], box=box), got[[4, 0]])
+    # a box measured on a frame of another size is scaled to the decoded frame
+    assert np.array_equal(read_clip(str(path), 4, 9, box=CropBox(5, 7, 45, 80, 55, 94)).frames, got)
+
+
+def test_crop_box_from_manifest_row():
+    row = {"content_x": 10, "content_y": 14, "content_w": 90, "content_h": 160, "width": 110, "height": 188}
+    assert CropBox.from_row(row) == CropBox(10, 14, 90, 160, 110, 188)
+    assert CropBox.from_row(dict(row, content_w=None)) is None  # null: an older run, the full frame
+    assert CropBox.from_row({"width": 110, "height": 188}) is None  # a manifest without the columns
+    assert CropBox(0, 0, 500, 500, 110, 188).slices(188, 110) == (slice(0, 188), slice(0, 110))  # clamped

@@ -17,6 +17,7 @@ import av
 import numpy as np
 import pytest
 
+from _barred_video import write_barred
 from _videogen import frames, write_video
 from curation.export import DestinationError, ExportParams, export_run
 from curation.export.clip_reader import ClipReader, FrameMismatch
@@ -386,26 +387,6 @@ def test_caption_goes_to_json_txt_and_csv_text():
 
 
 # ------------------------------------------------------------------ content box: export crops the bars off
-
-
-def write_barred(path: Path, seed: int, top: int, left: int, rgb=(0, 0, 0), rotation: int | None = None,
-                 width: int = 160, height: int = 90, n: int = 30) -> Path:
-    """A panning texture inside bars of colour `rgb`: `top` px above and below, `left` px left and right (stored px)."""
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = width + 2 * left, height + 2 * top, "yuv420p"
-        vs.options = {"preset": "ultrafast", "threads": "1", "g": "12"}
-        if rotation is not None:
-            vs.set_display_rotation(rotation)
-        for img in frames(seed, width, height, n, None):
-            fr = np.empty((height + 2 * top, width + 2 * left, 3), np.uint8)
-            fr[:] = rgb
-            fr[top:top + height, left:left + width] = img
-            for p in vs.encode(av.VideoFrame.from_ndarray(fr, format="rgb24")):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,11 @@
 """Aspect-ratio buckets: a few fixed (h, w) sizes of about equal area, one chosen per clip (as SDXL / Open-Sora do).
 
-A clip is resized to cover its bucket and centre-cropped, so a 16:9 clip keeps
-its shape instead of losing its sides to a square crop, and every bucket holds
-about the same number of latent tokens.
+A clip is chosen a bucket by its picture's shape: the manifest's `content_aspect`
+(the picture inside letterbox/pillarbox bars) when it has one, else its frame's
+width / height. It is cropped to its content box first, then resized to cover
+its bucket and centre-cropped, so a 2.35:1 film letterboxed in 16:9 trains as
+2.35:1, a 16:9 clip keeps its shape instead of losing its sides to a square crop,
+and every bucket holds about the same number of latent tokens.
 """
 from __future__ import annotations
 
@@ -37,11 +40,18 @@ def make_buckets(area: int, multiple: int, ratios: Sequence[float] = DEFAULT_RAT
 
 def nearest_bucket(height: int, width: int, buckets: Sequence[tuple[int, int]]) -> tuple[int, int]:
     """The bucket whose aspect ratio is closest to height x width's, by |log(w/h) - log(bw/bh)|."""
-    if not buckets:
-        raise ValueError("no buckets to choose from")
     if height <= 0 or width <= 0:
         raise ValueError(f"frame size must be positive (got {height}x{width})")
-    target = math.log(width / height)
+    return bucket_for_aspect(width / height, buckets)
+
+
+def bucket_for_aspect(aspect: float, buckets: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The bucket whose aspect ratio (w / h) is closest to `aspect`, by |log(aspect) - log(bw/bh)|."""
+    if not buckets:
+        raise ValueError("no buckets to choose from")
+    if not aspect > 0:
+        raise ValueError(f"aspect ratio must be positive (got {aspect})")
+    target = math.log(aspect)
     return min(buckets, key=lambda hw: abs(math.log(hw[1] / hw[0]) - target))
 
 

@@ -17,6 +17,8 @@ disagrees) the reader decodes sequentially from the start instead, says so in
 Frames come out at display geometry, as FFmpeg displays them: rotation
 metadata (display matrix, multiples of 90 degrees) applied, and the sample
 aspect ratio applied by resizing the width (display width = width x SAR).
+Given a `CropBox` (the clip's content box from the manifest), each frame is then
+cropped to it, so bars never reach the model.
 """
 from __future__ import annotations
 
@@ -184,11 +186,41 @@ def rotation_quarter_turns(frame) -> int:
         return 0
 
 
-class DisplayFrames:
-    """Converts decoded frames to RGB at display geometry; swscale contexts are kept across frames."""
+BOX_COLUMNS = ("content_x", "content_y", "content_w", "content_h")  # the manifest's content box, display px
 
-    def __init__(self, sar: Fraction):
-        self.sar = sar
+
+@dataclass(frozen=True)
+class CropBox:
+    """A clip's content box (the picture inside letterbox/pillarbox/coloured bars) on a frame_w x frame_h frame."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    frame_w: int  # display size the box was measured on (the manifest's width, height)
+    frame_h: int
+
+    @classmethod
+    def from_row(cls, row: dict) -> CropBox | None:
+        """The box of a manifest row; None when a box column is null or absent (older manifests: the full frame)."""
+        vals = [row.get(k) for k in (*BOX_COLUMNS, "width", "height")]
+        if any(v is None for v in vals) or min(int(v) for v in vals[2:]) <= 0:
+            return None
+        return cls(*(int(v) for v in vals))
+
+    def slices(self, height: int, width: int) -> tuple[slice, slice]:
+        """(rows, columns) of the box on a height x width frame (scaled when the frame's size differs, clamped)."""
+        sx, sy = width / self.frame_w, height / self.frame_h
+        x0, y0 = min(width - 1, max(0, round(self.x * sx))), min(height - 1, max(0, round(self.y * sy)))
+        x1, y1 = min(width, round((self.x + self.w) * sx)), min(height, round((self.y + self.h) * sy))
+        return slice(y0, max(y0 + 1, y1)), slice(x0, max(x0 + 1, x1))
+
+
+class DisplayFrames:
+    """Converts decoded frames to RGB at display geometry, cropped to `box`; swscale contexts are kept across frames."""
+
+    def __init__(self, sar: Fraction, box: CropBox | None = None):
+        self.sar, self.box = sar, box
         self.scale, self.rgb = VideoReformatter(), VideoReformatter()
 
     def __call__(self, frame) -> np.ndarray:
@@ -199,7 +231,11 @@ class DisplayFrames:
             frame_ = frame
         rgb = self.rgb.reformat(frame_, format="rgb24").to_ndarray()  # (H, W, 3)
         k = rotation_quarter_turns(frame)
-        return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
+        if k:
+            rgb = np.rot90(rgb, k=k)
+        if self.box is not None:
+            rgb = rgb[self.box.slices(*rgb.shape[:2])]
+        return np.ascontiguousarray(rgb)
 
 
 # -------------------------------------------------------------------------------------------------- reading
@@ -291,8 +327,9 @@ def _prime(container, stream) -> None:
 
 
 def _read(uri: str, indices: Sequence[int], storage_options: dict | None, fps: float | None = None,
-          span: tuple[int, int] | None = None) -> ClipRead:
-    """Read `indices` (or `span` resampled to `fps`) of `uri`: by seeking when its frame table allows, else sequentially."""
+          span: tuple[int, int] | None = None, box: CropBox | None = None) -> ClipRead:
+    """Read `indices` (or `span` resampled to `fps`) of `uri`, cropped to `box`: by seeking when its frame table
+    allows, else sequentially."""
     fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
     key = _cache_key(fs, path, uri)
     table = _cached_table(key, fs, path, uri)
@@ -307,7 +344,7 @@ def _read(uri: str, indices: Sequence[int], storage_options: dict | None, fps: f
             raise ValueError(f"{uri}: no frame indices requested")
         if wanted[0] < 0:
             raise ValueError(f"{uri}: negative frame index {wanted[0]}")
-        display = DisplayFrames(sample_aspect_ratio(stream))
+        display = DisplayFrames(sample_aspect_ratio(stream), box)
         reason = table.inexact
         if reason is None and wanted[-1] >= table.num_frames:
             reason = f"frame {wanted[-1]} is past the {table.num_frames} frames demuxed"
@@ -351,21 +388,24 @@ def _source_fps(table: FrameTable, span: tuple[int, int] | None) -> float:
 
 
 def read_clip(uri: str, start_frame: int, end_frame: int, fps: float | None = None,
-              storage_options: dict | None = None) -> ClipRead:
-    """Frames [start_frame, end_frame) of the video at `uri`, resampled to `fps` (None: all), at display geometry."""
+              storage_options: dict | None = None, box: CropBox | None = None) -> ClipRead:
+    """Frames [start_frame, end_frame) of the video at `uri`, resampled to `fps` (None: all), at display geometry,
+    cropped to `box` when given."""
     if end_frame <= start_frame:
         raise ValueError(f"{uri}: empty clip [{start_frame}, {end_frame})")
-    return _read(uri, (), storage_options, fps=fps, span=(int(start_frame), int(end_frame)))
+    return _read(uri, (), storage_options, fps=fps, span=(int(start_frame), int(end_frame)), box=box)
 
 
-def read_frames(uri: str, indices: Sequence[int], storage_options: dict | None = None) -> np.ndarray:
-    """Decode the frames at `indices` (any order, repeats allowed) as uint8 RGB (T, H, W, 3) at display geometry.
+def read_frames(uri: str, indices: Sequence[int], storage_options: dict | None = None,
+                box: CropBox | None = None) -> np.ndarray:
+    """Decode the frames at `indices` (any order, repeats allowed) as uint8 RGB (T, H, W, 3) at display geometry,
+    cropped to `box` when given.
 
     Seeks when the file's timestamps allow an exact seek, else decodes
     sequentially; the frames are the same either way. Raises if any index is
     past the end of the stream.
     """
-    return _read(uri, indices, storage_options).frames
+    return _read(uri, indices, storage_options, box=box).frames
 
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 import schemas
-from training.video_frames import random_resized_crop, read_frames, sample_indices, to_tensor
+from training.video_frames import BOX_COLUMNS, CropBox, random_resized_crop, read_frames, sample_indices, to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class ClipRef:
     start_frame: int
     end_frame: int
     fps: float
+    box: CropBox | None = None  # the content box frames are cropped to (None: the full frame)
 
 
 def is_heldout(clip_id: str, fraction: float) -> bool:
@@ -52,8 +53,10 @@ def load_clips(
 ) -> list[ClipRef]:
     """Clips of a manifest (through schemas/), sorted by clip_id; the train or the held-out part."""
     t = schemas.read_table(manifest, table, storage_options=storage_options)
-    cols = t.select(["clip_id", "uri", "start_frame", "end_frame", "fps"]).to_pylist()
-    clips = [ClipRef(**c) for c in cols if is_heldout(c["clip_id"], holdout_fraction) == heldout]
+    base = ["clip_id", "uri", "start_frame", "end_frame", "fps"]
+    geometry = [c for c in ("width", "height", *BOX_COLUMNS) if c in t.column_names]  # absent: a manifest without boxes
+    clips = [ClipRef(**{k: c[k] for k in base}, box=CropBox.from_row(c)) for c in t.select(base + geometry).to_pylist()
+             if is_heldout(c["clip_id"], holdout_fraction) == heldout]
     return sorted(clips, key=lambda c: c.clip_id)
 
 
@@ -83,6 +86,8 @@ class DataPosition:
 
 class ClipWindows(IterableDataset):
     """Random crops of windows of `clip_frames` consecutive frames at `fps`, `windows_per_clip` per clip visit.
+
+    Frames are cropped to the clip's content box (`ClipRef.box`) before the random crop, so bars are never trained on.
 
     Yields dicts: video (3, T, size, size) float in [-1, 1] (one crop for the whole window);
     role, epoch, index, window (ints: the sample's place in its role's stream); clip (index
@@ -177,7 +182,8 @@ class ClipWindows(IterableDataset):
             raise ValueError(f"{len(candidates)} frames at {self.fps} fps, fewer than a window of {t}")
         starts = torch.randint(0, len(candidates) - t + 1, (self.windows_per_clip,), generator=g).tolist()
         wanted = sorted({candidates[s + k] for s in starts for k in range(t)})
-        frames = dict(zip(wanted, to_tensor(read_frames(clip.uri, wanted, self.storage_options))))  # (3, H, W) each
+        frames = read_frames(clip.uri, wanted, self.storage_options, clip.box)  # (F, H, W, 3), inside the content box
+        frames = dict(zip(wanted, to_tensor(frames)))  # (3, H, W) each
         out = []
         for s in starts:
             x = torch.stack([frames[candidates[s + k]] for k in range(t)])  # (T, 3, H, W)

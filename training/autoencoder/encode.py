@@ -2,8 +2,10 @@
 
 Each clip is resampled to a target fps and cut into consecutive windows of T
 frames (T = 1 + temporal_factor * k; a clip shorter than T gives one shorter
-window of that form). Frames are resized to a fixed square, or to the aspect
-bucket nearest the clip's display shape (training/buckets.py) when a bucket
+window of that form). Frames are cropped to the clip's content box (the
+manifest's content_x/y/w/h: bars never reach the autoencoder) and resized to a
+fixed square, or to the aspect bucket nearest the clip's `content_aspect` (its
+display shape when the manifest has no box; training/buckets.py) when a bucket
 area is set. Layout under OUT (any fsspec URI):
 
     OUT/latents.parquet          the `latents` table (schemas/latents.py), one row per window
@@ -32,7 +34,7 @@ from tqdm import tqdm
 
 import schemas
 from training.autoencoder.model import checkpoint_hash, compression, encode_video, load_autoencoder
-from training.video_frames import read_frames, resize_center_crop, sample_indices, to_tensor
+from training.video_frames import BOX_COLUMNS, CropBox, read_frames, resize_center_crop, sample_indices, to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ TABLE_FILE = "latents.parquet"
 STATS_FILE = "stats.json"
 SHARD_DIR = "shards"
 _ROW_COLUMNS = ["clip_id", "video_id", "uri", "start_frame", "end_frame", "fps", "aesthetic", "motion", "quality"]
-_OPTIONAL_COLUMNS = ["caption"]  # copied when the manifest has them
+_OPTIONAL_COLUMNS = ["caption", "width", "height", *BOX_COLUMNS, "content_aspect"]  # copied when the manifest has them
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class EncodeSettings:
     max_windows: int | None = None  # first N windows per clip (None = all)
     bucket_area: int | None = None  # pixels per frame of the aspect buckets (None = the fixed square `size`)
     bucket_multiple: int = 16  # bucket sides are multiples of this many pixels
+    crop_to_content: bool = True  # crop frames to the clip's content box and bucket by content_aspect (False: full frame)
 
     def check(self, temporal_factor: int, spatial_factor: int) -> None:
         """Fail fast on settings this autoencoder cannot encode exactly."""
@@ -116,13 +119,15 @@ def encoded_fps(src_fps: float, target_fps: float | None) -> float:
     return float(target_fps) if target_fps and target_fps < src_fps else float(src_fps)
 
 
-def frame_size(h: int, w: int, settings: EncodeSettings) -> tuple[int, int]:
-    """(height, width) the frames are resized to: the nearest aspect bucket, or the fixed square."""
+def frame_size(h: int, w: int, settings: EncodeSettings, aspect: float | None = None) -> tuple[int, int]:
+    """(height, width) the frames are resized to: the aspect bucket nearest `aspect` (w / h; default the frames'
+    own w / h), or the fixed square."""
     if not settings.bucket_area:
         return settings.size, settings.size
-    from training.buckets import make_buckets, nearest_bucket  # the reader's module (training/buckets.py)
+    from training.buckets import bucket_for_aspect, make_buckets  # the reader's module (training/buckets.py)
 
-    return tuple(nearest_bucket(h, w, make_buckets(settings.bucket_area, settings.bucket_multiple)))
+    buckets = make_buckets(settings.bucket_area, settings.bucket_multiple)
+    return tuple(bucket_for_aspect(aspect if aspect and aspect > 0 else w / h, buckets))
 
 
 def resize_frames(x: torch.Tensor, size: tuple[int, int], settings: EncodeSettings) -> torch.Tensor:
@@ -181,8 +186,9 @@ def encode_clips_to_shard(
             if not windows:
                 raise ValueError("no frames in the clip's span")
             wanted = sorted({i for w in windows for i in w})
-            frames = to_tensor(read_frames(row["uri"], wanted, storage_options))  # (F, 3, H, W), display geometry
-            size = frame_size(frames.shape[-2], frames.shape[-1], settings)
+            box = CropBox.from_row(row) if settings.crop_to_content else None  # None: no box, the full frame
+            frames = to_tensor(read_frames(row["uri"], wanted, storage_options, box))  # (F, 3, H, W), in the box
+            size = frame_size(frames.shape[-2], frames.shape[-1], settings, row.get("content_aspect") if box else None)
             frames = dict(zip(wanted, resize_frames(frames, size, settings)))
         except Exception as e:  # noqa: BLE001 - errors are data
             log.warning("cannot decode clip %s (%s): %s: %s", row["clip_id"], row["uri"], type(e).__name__, e)

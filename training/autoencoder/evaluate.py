@@ -124,7 +124,8 @@ def heldout_clips(
     manifest: str, size: int, fps: float | None, frames: int, max_clips: int,
     holdout_fraction: float, table: str = "curated", heldout: bool = True,
 ) -> torch.Tensor:
-    """Center crops of the middle window (T = `frames` at `fps`) of held-out clips: (N, 3, T, size, size).
+    """Center crops of the middle window (T = `frames` at `fps`) of held-out clips, inside their content boxes:
+    (N, 3, T, size, size).
 
     Clips shorter than a window, or that cannot be decoded, are left out.
     """
@@ -135,7 +136,7 @@ def heldout_clips(
         if idx is None:
             continue
         try:
-            out.append(resize_center_crop(to_tensor(read_frames(c.uri, idx)), size).transpose(0, 1))
+            out.append(resize_center_crop(to_tensor(read_frames(c.uri, idx, box=c.box)), size).transpose(0, 1))
         except Exception:  # noqa: BLE001 - an undecodable clip is left out of evaluation
             continue
         if len(out) == max_clips:
