@@ -16,6 +16,15 @@ survive re-publishing:
 
 The DC bit is always 1; a flat frame (black, a single colour) has no
 structure to hash and gets the hash 0, which matchers can skip.
+
+Region hashes (`region_hashes`) are the same hash of centred crops of the picture
+(REGION_FRACS of its width and height). A re-upload edits a frame locally or
+reframes it: a corner logo or burned-in subtitles leave the centre alone, a crop
+zoomed back to full size shows a centre crop of the source, a picture-in-picture
+on a blurred background holds the whole source in its centre. A centred crop
+commutes with every rotation and mirror, so `d4_variants` applies to region
+hashes unchanged, and the edit-tolerant matcher (curation/dedup/segments.py)
+compares any region of one video with any region of another.
 """
 import cv2
 import numpy as np
@@ -28,6 +37,9 @@ _BIT_WEIGHTS = np.array([1 << (63 - i) for i in range(64)], dtype=np.uint64)  # 
 BORDER_LUMA = 24  # rows/columns whose brightest pixel is below this (0..255) are letterbox bars
 FLAT_STD = 2.0  # grey levels: a 32x32 thumbnail with less spread than this is flat (hash 0)
 FLAT_HASH = 0
+REGION_FRACS = (0.9, 0.8, 0.7, 0.6, 0.5)  # centred crops (share of width and height) hashed by region_hashes
+REGION_FLAT_STD = 8.0  # grey levels: a region this plain (a fade, a sky, a logo on a flat frame) gets FLAT_HASH; it
+#                        would otherwise be matched, through its few edges, with any other region as plain
 
 
 def dark_border_box(gray: np.ndarray, luma: int = BORDER_LUMA) -> tuple[int, int, int, int]:
@@ -46,8 +58,8 @@ def crop_dark_borders(gray: np.ndarray, luma: int = BORDER_LUMA) -> np.ndarray:
     return gray[top:bottom, left:right]
 
 
-def phash(rgb_or_gray: np.ndarray) -> int:
-    """64-bit DCT perceptual hash of an RGB (H, W, 3) or grey (H, W) uint8 image; fits uint64."""
+def _picture(rgb_or_gray: np.ndarray) -> np.ndarray:
+    """The grey picture of an RGB (H, W, 3) or grey (H, W) uint8 image, inside its dark bars."""
     img = np.asarray(rgb_or_gray)
     if img.ndim == 3:
         if img.shape[2] == 4:
@@ -55,15 +67,58 @@ def phash(rgb_or_gray: np.ndarray) -> int:
         img = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)
     if img.ndim != 2 or img.size == 0:
         raise ValueError(f"phash expects an (H, W) or (H, W, 3) image, got shape {np.shape(rgb_or_gray)}")
-    img = crop_dark_borders(img)
+    return crop_dark_borders(img)
+
+
+def _dct_hash(gray: np.ndarray, flat_std: float = FLAT_STD) -> int:
+    """The sign-bit DCT hash of a grey image (see the module docstring); FLAT_HASH below flat_std."""
     # INTER_AREA averages pixels (anti-aliasing), like PIL's ANTIALIAS in imagehash.
-    small = cv2.resize(img.astype(np.float32), (_DCT_SIZE, _DCT_SIZE), interpolation=cv2.INTER_AREA)
-    if float(small.std()) < FLAT_STD:
+    small = cv2.resize(gray.astype(np.float32), (_DCT_SIZE, _DCT_SIZE), interpolation=cv2.INTER_AREA)
+    if float(small.std()) < flat_std:
         return FLAT_HASH
     low = cv2.dct(small)[:_HASH_SIZE, :_HASH_SIZE].ravel()  # (64,), row-major (v, u), DC first
     bits = low > 0
     bits[0] = True  # DC: mean brightness, always positive
     return int(np.sum(_BIT_WEIGHTS[bits], dtype=np.uint64))
+
+
+def phash(rgb_or_gray: np.ndarray) -> int:
+    """64-bit DCT perceptual hash of an RGB (H, W, 3) or grey (H, W) uint8 image; fits uint64."""
+    return _dct_hash(_picture(rgb_or_gray))
+
+
+def centre_crop(img: np.ndarray, frac: float) -> np.ndarray:
+    """The centred crop of `img` covering `frac` of its height and width (at least one pixel each way)."""
+    h, w = img.shape[:2]
+    ch, cw = max(1, round(h * frac)), max(1, round(w * frac))
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return img[y:y + ch, x:x + cw]
+
+
+class FrameHashes(int):
+    """A frame's phash (the int itself) carrying the hashes of its centred crops (`regions`, REGION_FRACS order)."""
+
+    regions: list[int]
+
+    def __new__(cls, whole: int, regions: list[int]) -> "FrameHashes":
+        out = super().__new__(cls, whole)
+        out.regions = regions
+        return out
+
+    def __reduce__(self):  # pickled (a row sent to another process) as the plain hash
+        return int, (int(self),)
+
+
+def frame_hashes(rgb_or_gray: np.ndarray) -> FrameHashes:
+    """phash of the picture, with its region hashes attached (one grey conversion and bar crop for all)."""
+    gray = _picture(rgb_or_gray)
+    return FrameHashes(_dct_hash(gray), [_dct_hash(centre_crop(gray, f), REGION_FLAT_STD) for f in REGION_FRACS])
+
+
+def region_hashes(rgb_or_gray: np.ndarray, fracs: tuple[float, ...] = REGION_FRACS) -> list[int]:
+    """phash of each centred crop in `fracs` of the picture (inside its dark bars), in that order."""
+    gray = _picture(rgb_or_gray)
+    return [_dct_hash(centre_crop(gray, f), REGION_FLAT_STD) for f in fracs]
 
 
 def hamming(a: int, b: int) -> int:

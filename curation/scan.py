@@ -23,7 +23,7 @@ from curation.audio import AudioMeter, AudioParams
 from curation.content_box import Bars, BoxParams, box_columns, clip_box, crop, frame_bars, rotate_bars, scale_bars
 from curation.decode import DECODER_OPENS, DecodeError, DecodePlan, Sample, decode, frame_rate
 from curation.defects import DefectParams, FrameSignals
-from curation.hashes import phash
+from curation.hashes import frame_hashes
 from curation.motion import MotionParams, PairMotion, aggregate_motion, pair_flow, to_gray
 from curation.quality import QualityParams, aggregate_quality, frame_quality
 from curation.split import ShotDetector, SplitParams, clip_spans, split_black_runs
@@ -220,7 +220,7 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
                 pairs.append((prev["index"], s.index, pair_flow(prev["gray"], gray, dt, params.motion)))
         prev.update(index=s.index, t=s.t, gray=gray)
         ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality])
-        samples.append(_SampleRecord(s.index, s.t, quality, phash(pic), jpg.tobytes(), (pic.shape[1], pic.shape[0]),
+        samples.append(_SampleRecord(s.index, s.t, quality, frame_hashes(pic), jpg.tobytes(), (pic.shape[1], pic.shape[0]),
                                      plane_bars, plane_size))
 
     meter = AudioMeter(params.audio) if params.audio.enabled else None
@@ -276,7 +276,7 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
                 {"clip_id": cid, "video_id": vid, "position": pos, "frame_index": s.index, "t": s.t,
                  "width": s.size[0], "height": s.size[1], "jpeg": s.jpeg}
             )
-    out.samples = [{"video_id": vid, "t": s.t, "phash": s.phash} for s in samples]
+    out.samples = [{"video_id": vid, "t": s.t, "phash": int(s.phash), "regions": s.phash.regions} for s in samples]
     out.video = {
         "video_id": vid,
         "uri": uri,

@@ -237,7 +237,7 @@ def _dedup(run: Run, name: str) -> None:
         run.record.counts["dedup"] = stats
         return
     clips = run.working()
-    samples = _samples(run) if "segment" in params.kinds else None
+    samples = _samples(run) if {"segment", "edited"} & set(params.kinds) else None
     result = run_dedup_on_ray(clips, run.videos, params, samples=samples)
     run.set_working(result.table)
     run.dup_segments = result.segments

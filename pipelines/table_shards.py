@@ -49,7 +49,7 @@ from curation.dedup.find import DROP_REASON as DUP_REASON, DUP_COLUMNS, centre_g
 from curation.dedup.kmeans import train_kmeans
 from curation.dedup.params import KINDS
 from curation.dedup.perceptual import partition_pairs, partitions, phash_matrix, unique_hash_lists
-from curation.dedup.segments import segment_edges, segment_matches
+from curation.dedup.segments import segment_note, segment_pairs
 from curation.dedup.semantic import n_clusters_for
 from curation.dedup.table_ops import embedding_matrix, reasons_without, set_drop_reason
 from curation.filters import Rule, apply_filters, rule_counts
@@ -260,15 +260,13 @@ def _segment_task(src, groups: list[list[str]], kept: list, files: list[str], pa
     store = src.store()
     kept = ray.get(kept)  # refs inside a list are not resolved for the task
     samples = pa.concat_tables([read_samples(store, src.scan_key, g, k) for g, k in zip(groups, kept)])
-    matches = segment_matches(samples, params)
     spans = pa.concat_tables([_read(store, f, ["video_id", "start_s", "end_s"]) for f in files])
-    e = segment_edges(spans, matches, params)
-    return e.a, e.b, e.sim, matches
+    e, matches = segment_pairs(spans, samples, params)
+    return e, matches
 
 
 def _segment(sh: Shards, params: DedupParams) -> tuple[Edges, pa.Table]:
-    a, b, sim, matches = ray.get(_segment_task.remote(sh.src, sh.groups, sh.kept, sh.files, params))
-    return Edges.of(a, b, "segment", sim), matches
+    return ray.get(_segment_task.remote(sh.src, sh.groups, sh.kept, sh.files, params))
 
 
 @ray.remote(num_cpus=1, max_retries=3)
@@ -340,10 +338,10 @@ def dedup(sh: Shards, params: DedupParams) -> tuple[dict, list[str]]:
         e, note = _perceptual(sh, params, stats)
         parts.append(e)
         notes.append(note)
-    if "segment" in params.kinds:
+    if "segment" in params.kinds or "edited" in params.kinds:
         e, sh.dup_segments = _segment(sh, params)
         parts.append(e)
-        notes.append(f"segment dedup: {sh.dup_segments.num_rows} matched segment(s) between videos, {len(e)} clip pair(s)")
+        notes.append(segment_note(sh.dup_segments, e))
     if "semantic" in params.kinds:
         e, sstats = _semantic(sh, params)
         if sstats:

@@ -120,7 +120,7 @@ clips_schema = pa.schema(
         *_score_fields,
         # duplicates (curation/dedup)
         _f("dup_group_id", pa.string()),
-        _f("dup_kind", pa.string()),  # exact | perceptual | segment | semantic
+        _f("dup_kind", pa.string()),  # exact | perceptual | segment | edited | semantic (see curation/dedup/find.py)
         _f("dup_of", pa.string()),  # clip_id of the kept representative
         _f("dup_similarity", pa.float32()),
         _f("sample_weight", pa.float32()),  # balance weight (null when balance is off)
@@ -182,6 +182,7 @@ samples_schema = pa.schema(
         _f("video_id", pa.string()),
         _f("t", pa.float64()),  # seconds, the sample's decoded timestamp
         _f("phash", pa.uint64()),  # 64-bit sign-bit DCT pHash at display geometry (curation/hashes.py; 0 = flat frame)
+        _f("regions", pa.list_(pa.uint64())),  # pHashes of centred crops (curation.hashes.REGION_FRACS; 0 = plain region)
     ]
 )
 
@@ -194,10 +195,14 @@ dup_segments_schema = pa.schema(
         _f("a_end_s", pa.float64()),
         _f("b_start_s", pa.float64()),  # the same footage in video b, seconds
         _f("b_end_s", pa.float64()),
-        _f("offset_s", pa.float64()),  # t_b - t_a of the matched samples (median), seconds
+        _f("offset_s", pa.float64()),  # t_b - time_scale * t_a of the matched samples (median), seconds
         _f("samples", pa.int32()),  # count of distinct samples of a matched in b
         _f("mean_hamming", pa.float32()),  # bits out of 64, mean over the matched sample pairs
         _f("symmetry", pa.int8()),  # index into curation.hashes.D4 that turns a's frames into b's (0 = as is)
+        _f("time_scale", pa.float64()),  # b's seconds per second of a: t_b = time_scale * t_a + offset_s (1 = same speed)
+        _f("region_a", pa.float32()),  # share of a's picture (a centred crop) whose hashes matched; 1 = the whole frame
+        _f("region_b", pa.float32()),  # the same in b (region_a 1, region_b 0.6: b shows a at 60 %, picture-in-picture)
+        _f("edited", pa.bool_()),  # found only through region hashes (dup_kind "edited"), not the whole frames
     ]
 )
 # --- end segment duplicates ---

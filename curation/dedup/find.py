@@ -14,14 +14,24 @@ member (and is labelled), and is a centre only when no better clip claims it.
 Per member: dup_group_id is the smallest clip_id in the group (stable when the
 keep policy changes); dup_of is the centre's clip_id (its own for the centre);
 dup_kind is the strongest kind of the direct pair with the centre (exact >
-perceptual > segment > semantic) and dup_similarity its similarity in that
-kind's measure: exact 1.0, perceptual 1 - median Hamming / 64 (over the 8
-symmetries), segment 1 - mean Hamming / 64 over the matched samples, semantic
-cosine (1.0 for the centre).
+perceptual > segment > edited > semantic) and dup_similarity its similarity in
+that kind's measure (1.0 for the centre):
 
-Segment pairs (re-cut copies, curation/dedup/segments.py) need per-sample
-phashes: pass `samples` (segments.SAMPLES_SCHEMA); the matched spans come
-back in DedupResult.segments.
+- exact: 1.0 (the same span of byte-identical files);
+- perceptual: 1 - median Hamming / 64 of the aligned keyframes' whole-frame
+  pHashes (smallest over the 8 symmetries);
+- segment: 1 - mean Hamming / 64 of the whole-frame pHashes of the matched
+  samples (time-aligned, shift and speed 0.8-1.25x);
+- edited: 1 - mean Hamming / 64 of the matched samples' *region* hashes (a
+  centred crop of one video against a centred crop of the other): a copy with a
+  logo, subtitles, a border, picture-in-picture or a crop zoomed back, found
+  only that way (the whole frames do not match);
+- semantic: cosine of the embeddings.
+
+Segment and edited pairs (curation/dedup/segments.py) need per-sample
+phashes (and, for edited, their region hashes): pass `samples`
+(segments.SAMPLES_SCHEMA); the matched spans come back in
+DedupResult.segments (`edited` says which kind found a span).
 """
 from collections.abc import Callable
 
@@ -33,7 +43,7 @@ from curation.dedup.edges import KIND_CODE, Edges
 from curation.dedup.exact import clip_content_keys, exact_edges, identical_file_groups
 from curation.dedup.params import KINDS, DedupParams, DedupResult
 from curation.dedup.perceptual import perceptual_edges, phash_matrix
-from curation.dedup.segments import segment_edges, segment_matches
+from curation.dedup.segments import segment_note, segment_pairs
 from curation.dedup.semantic import semantic_edges
 from curation.dedup.table_ops import embedding_matrix, reasons_without, set_drop_reason
 from curation.dedup.unionfind import union_find
@@ -89,14 +99,13 @@ def find_duplicates(
             notes.append(f"perceptual dedup: {len(e)} pair(s) at median Hamming <= {params.phash_max_hamming}{turned} over {k} keyframes")
 
     segments = None
-    if "segment" in params.kinds:
+    if "segment" in params.kinds or "edited" in params.kinds:
         if samples is None or samples.num_rows == 0:
             notes.append("segment dedup: skipped, no per-sample phashes given")
         else:
-            segments = segment_matches(samples, params)
-            e = segment_edges(clips, segments, params)
+            e, segments = segment_pairs(clips, samples, params)
             parts.append(e)
-            notes.append(f"segment dedup: {segments.num_rows} matched segment(s) between videos, {len(e)} clip pair(s)")
+            notes.append(segment_note(segments, e))
 
     if "semantic" in params.kinds:
         if clips.column("embedding").null_count == n:

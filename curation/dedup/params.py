@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-KINDS = ("exact", "perceptual", "segment", "semantic")  # strongest first
+KINDS = ("exact", "perceptual", "segment", "edited", "semantic")  # strongest first
 
 # Default keep policy: (column, "desc" | "asc"); nulls always sort last.
 DEFAULT_KEEP_POLICY: tuple[tuple[str, str], ...] = (
@@ -41,6 +41,15 @@ class DedupParams:
     #                                 this share of the shorter clip (0..1)
     segment_max_df: int = 50  # videos: a 32-bit hash half found in more videos is a stop word (logo, card)
     segment_max_per_pair: int = 4  # matched segments reported per video pair and symmetry
+    segment_speed_range: tuple[float, float] = (0.8, 1.25)  # speed factors (b's seconds per a's second) tried when
+    #                                 aligning; (1.0, 1.0) = a plain time shift, as before
+    segment_speed_step: float = 0.02  # relative step between the speed factors tried (refined by a fit afterwards)
+    # edited: segment matching over region hashes (centred crops, curation.hashes.region_hashes) of the samples:
+    # logos, subtitles, borders, picture-in-picture, crops zoomed back
+    edited_seed_bits: int = 32  # as segment_seed_bits, for the (sample, region) hashes (1 + R per sample)
+    edited_max_hamming: int = 8  # bits out of 64 for two region hashes to vote (tighter than whole frames: a region
+    #                              pair is one of (1 + R)^2 hypotheses, so chance agreements are likelier)
+    edited_hypotheses: int = 3  # region pairs aligned per seeded video pair and symmetry (those with most votes)
     # semantic: L2-normalised embeddings (SemDeDup)
     semantic_eps: float = 0.05  # cosine distance; a pair is a duplicate when cos >= 1 - eps
     n_clusters: int | None = None  # k-means clusters; None: ceil(N / points_per_cluster)
@@ -61,8 +70,11 @@ class DedupParams:
             raise ValueError(f"DedupParams.kinds: unknown kind(s) {sorted(unknown)}, expected a subset of {KINDS}")
         if not 0 <= self.phash_max_hamming < 64:
             raise ValueError("DedupParams.phash_max_hamming must be in [0, 63] bits")
-        if not 8 <= self.segment_seed_bits <= 63:
-            raise ValueError("DedupParams.segment_seed_bits must be in [8, 63] bits")
+        if not (8 <= self.segment_seed_bits <= 63 and 8 <= self.edited_seed_bits <= 63):
+            raise ValueError("DedupParams.segment_seed_bits and edited_seed_bits must be in [8, 63] bits")
+        lo, hi = self.segment_speed_range
+        if not (0 < lo <= 1.0 <= hi and self.segment_speed_step > 0):
+            raise ValueError("DedupParams.segment_speed_range must hold 1.0 (lo <= 1 <= hi, lo > 0); segment_speed_step > 0")
         if not 0 <= self.segment_max_hamming < 64:
             raise ValueError("DedupParams.segment_max_hamming must be in [0, 63] bits")
         for name in ("segment_min_density", "segment_min_cover"):

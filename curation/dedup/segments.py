@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from curation.dedup.edges import Edges
 from curation.dedup.params import DedupParams
-from curation.hashes import FLAT_HASH, d4_variants
+from curation.hashes import FLAT_HASH, REGION_FRACS, d4_variants
 from schemas import TABLES
 
 # The tables are defined once, in schemas/: per-sample hashes in, matched segments out.
@@ -40,44 +40,105 @@ SEGMENT_MATCH_SCHEMA = TABLES["dup_segments"]
 SAMPLES_SCHEMA = TABLES["samples"]
 
 
-def samples_table(video_ids: list[str], t: list[float], phash: list[int]) -> pa.Table:
-    """The per-sample input of segment matching: one row per analysis sample."""
-    return pa.table({"video_id": video_ids, "t": t, "phash": pa.array(phash, pa.uint64())}, schema=SAMPLES_SCHEMA)
+REGIONS_COLUMN = "regions"  # optional samples column: list of region hashes (curation.hashes.region_hashes)
+
+
+def samples_table(video_ids: list[str], t: list[float], phash: list[int], regions: list[list[int]] | None = None) -> pa.Table:
+    """The per-sample input of segment matching: one row per analysis sample (with its region hashes, if given)."""
+    regions = pa.array(regions, pa.list_(pa.uint64())) if regions is not None else pa.nulls(len(t), pa.list_(pa.uint64()))
+    return pa.table({"video_id": video_ids, "t": t, "phash": pa.array(phash, pa.uint64()), REGIONS_COLUMN: regions},
+                    schema=SAMPLES_SCHEMA)
+
+
+def _hash_matrix(samples: pa.Table, regions: bool) -> np.ndarray:
+    """(N, 1 + R) uint64: each sample's whole-frame hash, then its R region hashes (FLAT_HASH where missing)."""
+    h = samples.column("phash").to_numpy().astype(np.uint64)[:, None]
+    if not regions or REGIONS_COLUMN not in samples.column_names:
+        return h
+    lists = samples.column(REGIONS_COLUMN).combine_chunks()
+    lengths = np.asarray(lists.value_lengths().fill_null(0).to_numpy(zero_copy_only=False), np.int64)
+    r = int(lengths.max()) if len(lengths) else 0
+    if r == 0:
+        return h
+    out = np.full((len(lengths), r), FLAT_HASH, np.uint64)
+    full = np.flatnonzero(lengths == r)  # a sample hashed with other fractions (or none) takes part as a whole frame
+    if len(full):
+        out[full] = lists.take(pa.array(full)).flatten().to_numpy(zero_copy_only=False).astype(np.uint64).reshape(-1, r)
+    return np.concatenate([h, out], axis=1)
 
 
 def segment_matches(samples: pa.Table, params: DedupParams = DedupParams()) -> pa.Table:
-    """Matched segments between videos (SEGMENT_MATCH_SCHEMA) from a SAMPLES_SCHEMA table."""
+    """Matched segments between videos (SEGMENT_MATCH_SCHEMA) from a SAMPLES_SCHEMA table.
+
+    With "edited" in params.kinds and a regions column, every pair of regions (whole frame or centred crops) of
+    two videos is a hypothesis too; a span found only that way has edited = True."""
     vids_all = samples.column("video_id").combine_chunks()
     codes = pc.dictionary_encode(vids_all)
     names = codes.dictionary.to_pylist()
     vid = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     t = samples.column("t").to_numpy().astype(np.float64)
-    h = samples.column("phash").to_numpy().astype(np.uint64)
+    hm = _hash_matrix(samples, "edited" in params.kinds)  # (N, 1 + R)
     period = _sample_period(vid, t)
     every = np.lexsort((t, vid))  # all samples (flat ones too) per video, in time order: the density denominator
     t_every = t[every]
     first_every = np.searchsorted(vid[every], np.arange(len(names) + 1))
 
-    use = np.flatnonzero(h != FLAT_HASH)  # flat frames (black, one colour) carry no identity
-    hv, vv, tv = h[use], vid[use], t[use]
-    variants = d4_variants(hv) if params.phash_symmetric else hv[:, None]  # (N, G)
+    use = np.flatnonzero(np.any(hm != FLAT_HASH, axis=1))  # flat frames (black, one colour) carry no identity
+    hv, vv, tv = hm[use], vid[use], t[use]
+    variants = d4_variants(hv) if params.phash_symmetric else hv[..., None]  # (N, 1 + R, G)
     order = np.lexsort((tv, vv))  # samples of each video together, in time order
     hv, vv, tv, variants = hv[order], vv[order], tv[order], variants[order]
     first = np.searchsorted(vv, np.arange(len(names) + 1))  # video v = [first[v], first[v+1])
+    n_reg = hv.shape[1]
+    live = hv != FLAT_HASH  # (N, 1 + R)
+    # seeds: the whole-frame hashes at segment_seed_bits, and with regions every (sample, region) at edited_seed_bits
+    seeds = set(seed_pairs(hv[:, 0], vv, variants[:, 0], params.segment_seed_bits, params.segment_max_df))
+    if n_reg > 1:
+        flat_rows = live.ravel()
+        seeds |= set(seed_pairs(hv.ravel()[flat_rows], np.repeat(vv, n_reg)[flat_rows],
+                                variants.reshape(-1, variants.shape[-1])[flat_rows], params.edited_seed_bits, params.segment_max_df))
 
-    rows = []
-    for va, vb, g in seed_pairs(hv, vv, variants, params.segment_seed_bits, params.segment_max_df):
+    # a region pair's votes need edited_max_hamming bits (the whole frames' segment_max_hamming)
+    limit = np.full((n_reg, n_reg), params.edited_max_hamming, np.int64)
+    limit[0, 0] = params.segment_max_hamming
+    by_pair: dict[tuple[int, int], list[dict]] = {}
+    for va, vb, g in sorted(seeds):
         qa, qb = slice(first[va], first[va + 1]), slice(first[vb], first[vb + 1])
-        dist = np.bitwise_count(variants[qa, g][:, None] ^ hv[qb][None, :])  # (na, nb)
-        ia, ib = np.nonzero(dist <= params.segment_max_hamming)
-        if len(ia) < params.segment_min_samples:
-            continue
-        ta, tb = tv[qa][ia], tv[qb][ib]
-        o = np.argsort(tb - ta, kind="stable")
-        rows += _segments_of_pair(ta[o], tb[o], dist[ia, ib][o].astype(np.float32), t_every[first_every[va]:first_every[va + 1]],
-                                  period[va], period[vb], params, names[va], names[vb], int(g))
-    rows = _best_symmetry_per_span(rows)
-    return pa.Table.from_pylist(rows, schema=SEGMENT_MATCH_SCHEMA) if rows else SEGMENT_MATCH_SCHEMA.empty_table()
+        dist = np.bitwise_count(variants[qa, :, g][:, :, None, None] ^ hv[qb][None, None, :, :])  # (na, Ra, nb, Rb)
+        close = (dist <= limit[None, :, None, :]) & live[qa][:, :, None, None] & live[qb][None, None, :, :]
+        votes = close.any(axis=2).sum(axis=0)  # (Ra, Rb): distinct a-samples with a close b-sample
+        for ra, rb in _hypotheses(votes, params):
+            ia, ib = np.nonzero(close[:, ra, :, rb])
+            ta, tb = tv[qa][ia], tv[qb][ib]
+            found = _segments_of_pair(ta, tb, dist[ia, ra, ib, rb].astype(np.float32), t_every[first_every[va]:first_every[va + 1]],
+                                      period[va], period[vb], params, names[va], names[vb], int(g))
+            for r in found:
+                r.update(ra=int(ra), rb=int(rb), edited=bool(ra or rb))
+            by_pair.setdefault((va, vb), []).extend(found)
+    rows = [r for found in by_pair.values() for r in _best_hypothesis_per_span(found)]
+    return _match_table(rows, REGION_FRACS)
+
+
+def _hypotheses(votes: np.ndarray, params: DedupParams) -> list[tuple[int, int]]:
+    """(region of a, region of b) pairs worth aligning: whole frames when they have enough votes, then the
+    params.edited_hypotheses region pairs with the most votes (neighbouring crops of one picture all agree)."""
+    ok = votes >= params.segment_min_samples
+    out = [(0, 0)] if ok[0, 0] else []
+    ok[0, 0] = False
+    ra, rb = np.nonzero(ok)
+    best = np.argsort(-votes[ra, rb], kind="stable")[:params.edited_hypotheses]
+    return out + [(int(ra[i]), int(rb[i])) for i in best]
+
+
+def _match_table(rows: list[dict], fracs: tuple[float, ...]) -> pa.Table:
+    """Rows as SEGMENT_MATCH_SCHEMA; region indices become the share of the picture they hash (1.0 = whole frame)."""
+    share = (1.0,) + tuple(fracs)
+    for r in rows:
+        r["region_a"], r["region_b"] = share[r.pop("ra", 0)], share[r.pop("rb", 0)]
+        r.setdefault("edited", False)
+    names = SEGMENT_MATCH_SCHEMA.names
+    return pa.Table.from_pylist([{k: r[k] for k in names} for r in rows], schema=SEGMENT_MATCH_SCHEMA) \
+        if rows else SEGMENT_MATCH_SCHEMA.empty_table()
 
 
 def seed_pairs(h: np.ndarray, vid: np.ndarray, variants: np.ndarray, bits: int, max_df: int) -> list[tuple[int, int, int]]:
@@ -132,18 +193,40 @@ def _sample_period(vid: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.where(count > 0, gaps / np.maximum(count, 1), 0.5)
 
 
+def time_scales(lo: float, hi: float, step: float) -> np.ndarray:
+    """Speed factors (1 + step)**k within [lo, hi], nearest to 1.0 first (1.0 wins ties)."""
+    k = np.arange(np.floor(np.log(lo) / np.log1p(step)), np.ceil(np.log(hi) / np.log1p(step)) + 1)
+    k = k[np.argsort(np.abs(k) - 0.1 * (k > 0), kind="stable")]  # 0, 1, -1, 2, -2, ...
+    s = (1.0 + step) ** k
+    return s[(s >= lo - 1e-9) & (s <= hi + 1e-9)]
+
+
+def _densest_line(ta: np.ndarray, tb: np.ndarray, alive: np.ndarray, scales: np.ndarray, tol: float):
+    """(scale, window rows): the line t_b = scale * t_a + offset through most votes of the alive ones, offsets
+    within tol; the first scale wins ties (1.0 first). All scales at once: one sorted row of offsets per scale."""
+    idx = np.flatnonzero(alive)
+    off = tb[idx][None, :] - scales[:, None] * ta[idx][None, :]  # (S, n)
+    o = np.argsort(off, axis=1, kind="stable")
+    so = np.take_along_axis(off, o, axis=1)
+    span = float(so.max() - so.min()) + 2 * tol + 1.0
+    flat = (so - so.min() + np.arange(len(scales))[:, None] * span).ravel()  # rows apart: one sorted array
+    count = np.searchsorted(flat, flat + tol, side="right") - np.arange(flat.size)
+    best = int(np.argmax(count))  # first maximum: the scale nearest 1.0, then the earliest window
+    s, i = divmod(best, len(idx))
+    return float(scales[s]), idx[o[s, i:i + count[best]]]
+
+
 def _segments_of_pair(ta, tb, dist, t_all_a, period_a, period_b, params: DedupParams, name_a, name_b, g) -> list[dict]:
-    """Dense offset windows of one (video a, video b, symmetry) vote list, best first."""
+    """Dense lines t_b = scale * t_a + offset of one (video a, video b, hypothesis) vote list, best first.
+
+    The scale (a speed change) is searched over params.segment_time_scales (1.0 only: a plain time shift), then
+    fitted by least squares to the votes of its window."""
     out = []
-    off = tb - ta
     alive = np.ones(len(ta), bool)
+    scales = time_scales(*params.segment_speed_range, params.segment_speed_step) \
+        if params.segment_speed_range != (1.0, 1.0) else np.ones(1)
     while alive.sum() >= params.segment_min_samples and len(out) < params.segment_max_per_pair:
-        idx = np.flatnonzero(alive)
-        o = off[idx]  # sorted (the caller sorted by offset)
-        hi = np.searchsorted(o, o + params.segment_offset_tol_s, side="right")
-        # distinct a-samples per window: count votes, a sample matched twice counts once (approximation below)
-        best = int(np.argmax(hi - np.arange(len(o))))
-        win = idx[best:hi[best]]
+        scale, win = _densest_line(ta, tb, alive, scales, params.segment_offset_tol_s)
         matched_a = np.unique(ta[win])
         if len(matched_a) < params.segment_min_samples:
             break
@@ -152,33 +235,44 @@ def _segments_of_pair(ta, tb, dist, t_all_a, period_a, period_b, params: DedupPa
         alive[win] = False
         if len(matched_a) / max(1, in_span) < params.segment_min_density:
             continue
-        offset = float(np.median(off[win]))
+        if scale != 1.0 and a1 > a0:  # refine the speed on the window's votes
+            fit = np.polyfit(ta[win], tb[win], 1)
+            lo, hi = params.segment_speed_range
+            scale = float(np.clip(fit[0], lo, hi)) if len(np.unique(ta[win])) >= 3 else scale
+        offset = float(np.median(tb[win] - scale * ta[win]))
         out.append({
             "video_a": name_a, "video_b": name_b,
             # each sample stands for half a period either side; a video starts at 0 s
             "a_start_s": max(0.0, float(a0 - period_a / 2)), "a_end_s": float(a1 + period_a / 2),
-            "b_start_s": max(0.0, float(a0 + offset - period_b / 2)), "b_end_s": float(a1 + offset + period_b / 2),
-            "offset_s": offset, "samples": int(len(matched_a)),
+            "b_start_s": max(0.0, float(scale * a0 + offset - period_b / 2)), "b_end_s": float(scale * a1 + offset + period_b / 2),
+            "offset_s": offset, "time_scale": scale, "samples": int(len(matched_a)),
             "mean_hamming": float(np.mean(dist[win])), "symmetry": g,
         })
     return out
 
 
-def _best_symmetry_per_span(rows: list[dict]) -> list[dict]:
-    """A symmetric picture (a centred face, a sky) matches under several symmetries: keep the best per span."""
-    rows = sorted(rows, key=lambda r: (-r["samples"], r["mean_hamming"]))
+def _best_hypothesis_per_span(rows: list[dict]) -> list[dict]:
+    """A symmetric picture (a centred face, a sky) matches under several symmetries, a picture under several region
+    pairs: keep the best per span -- whole-frame matches first (an edit-tolerant one only where none overlaps)."""
+    rows = sorted(rows, key=lambda r: (r.get("edited", False), -r["samples"], r["mean_hamming"]))
     kept: list[dict] = []
+
+    def same_span(k: dict, r: dict) -> bool:
+        lo, hi = max(k["a_start_s"], r["a_start_s"]), min(k["a_end_s"], r["a_end_s"])
+        mid = (lo + hi) / 2  # where both put a's footage in b
+        return (k["video_a"] == r["video_a"] and k["video_b"] == r["video_b"] and hi > lo
+                and abs(k["time_scale"] * mid + k["offset_s"] - r["time_scale"] * mid - r["offset_s"]) <= 1.0)
+
     for r in rows:
-        if any(k["video_a"] == r["video_a"] and k["video_b"] == r["video_b"]
-               and min(k["a_end_s"], r["a_end_s"]) - max(k["a_start_s"], r["a_start_s"]) > 0
-               and abs(k["offset_s"] - r["offset_s"]) <= 1.0 for k in kept):
-            continue
-        kept.append(r)
+        if not any(same_span(k, r) for k in kept):
+            kept.append(r)
     return kept
 
 
 def segment_edges(clips: pa.Table, matches: pa.Table, params: DedupParams = DedupParams()) -> Edges:
-    """Clip pairs covered by a matched segment: overlap after shifting >= segment_min_cover of the shorter clip."""
+    """Clip pairs covered by a matched segment: overlap, in a's time, >= segment_min_cover of the shorter clip.
+
+    Kind "segment" (whole-frame match) or "edited" (found through region hashes); similarity 1 - mean Hamming / 64."""
     if matches.num_rows == 0 or clips.num_rows == 0:
         return Edges.empty()
     video = np.array(clips.column("video_id").to_pylist(), dtype=object)
@@ -187,25 +281,43 @@ def segment_edges(clips: pa.Table, matches: pa.Table, params: DedupParams = Dedu
     by_video: dict[str, np.ndarray] = {}
     for v in np.unique(video):
         by_video[v] = np.flatnonzero(video == v)
-    a_out, b_out, s_out = [], [], []
+    out: dict[str, tuple[list, list, list]] = {"segment": ([], [], []), "edited": ([], [], [])}
     for m in matches.to_pylist():
         ra, rb = by_video.get(m["video_a"]), by_video.get(m["video_b"])
         if ra is None or rb is None:
             continue
-        off = m["offset_s"]
+        off, scale = m["offset_s"], m.get("time_scale") or 1.0  # b's time = scale * a's time + offset
         ra = ra[(end[ra] > m["a_start_s"]) & (start[ra] < m["a_end_s"])]
         rb = rb[(end[rb] > m["b_start_s"]) & (start[rb] < m["b_end_s"])]
         if not len(ra) or not len(rb):
             continue
         xa, xb = np.meshgrid(ra, rb, indexing="ij")
         xa, xb = xa.ravel(), xb.ravel()
-        lo = np.maximum.reduce([start[xa], start[xb] - off, np.full(len(xa), m["a_start_s"])])
-        hi = np.minimum.reduce([end[xa], end[xb] - off, np.full(len(xa), m["a_end_s"])])
-        shorter = np.minimum(end[xa] - start[xa], end[xb] - start[xb])
+        b_start, b_end = (start[xb] - off) / scale, (end[xb] - off) / scale  # clip of b in a's time
+        lo = np.maximum.reduce([start[xa], b_start, np.full(len(xa), m["a_start_s"])])
+        hi = np.minimum.reduce([end[xa], b_end, np.full(len(xa), m["a_end_s"])])
+        shorter = np.minimum(end[xa] - start[xa], b_end - b_start)
         ok = (hi - lo) >= params.segment_min_cover * shorter
+        a_out, b_out, s_out = out["edited" if m.get("edited") else "segment"]
         a_out.append(xa[ok])
         b_out.append(xb[ok])
         s_out.append(np.full(int(ok.sum()), 1.0 - m["mean_hamming"] / 64.0, np.float32))
-    if not a_out:
-        return Edges.empty()
-    return Edges.of(np.concatenate(a_out), np.concatenate(b_out), "segment", np.concatenate(s_out))
+    return Edges.concat([Edges.of(np.concatenate(a), np.concatenate(b), kind, np.concatenate(sim))
+                         for kind, (a, b, sim) in out.items() if a])
+
+
+def segment_pairs(clips: pa.Table, samples: pa.Table, params: DedupParams = DedupParams()) -> tuple[Edges, pa.Table]:
+    """(clip pairs, matched segments) of the configured time-aligned kinds: "segment" (whole frames), "edited"
+    (region hashes). `clips` needs video_id, start_s and end_s."""
+    matches = segment_matches(samples, params)
+    wanted = [k in params.kinds for k in ("segment", "edited")]
+    if not all(wanted):  # one of the two kinds: its rows only
+        matches = matches.filter(pc.equal(matches.column("edited"), pa.scalar(wanted[1])))
+    return segment_edges(clips, matches, params), matches
+
+
+def segment_note(matches: pa.Table, edges: Edges) -> str:
+    """The run note of segment and edited matching."""
+    n_edited = int(pc.sum(matches.column("edited")).as_py() or 0)
+    return (f"segment dedup: {matches.num_rows} matched segment(s) between videos ({n_edited} through region hashes: "
+            f"edited), {edges.count('segment')} segment and {edges.count('edited')} edited clip pair(s)")
