@@ -32,8 +32,15 @@ class BoxParams:
     max_outliers: float = 0.02  # share of a bar line's pixels that may stray (a logo or a caption over the bar)
     max_std: float = 2.0  # luma; std along a bar line, strays left out (real bars read 0-1.5; a dim picture more)
     min_bar_frac: float = 0.01  # share of the side: thinner bars are edge rows of the encoder, not bars
-    min_edge_share: float = 0.5  # the picture's first lines off a bar differ from the bar level over this share
-    edge_lines: int = 4  # lines inside each bar whose share is averaged (an anti-aliased edge blurs 1-2)
+    # a picture meets its bars along straight edges: its first lines off the bars differ from the bar level
+    # (by more than edge_dev) over this share of their length, averaged over the sides (generated boxes 0.5-1,
+    # real films 0.8-1; a counter's digits on a flat background 0.2-0.25)
+    min_edge_share: float = 0.45
+    edge_dev: float = 4.0  # luma
+    # and fills its box: at least this share of the box differs from the bar level by more than edge_dev
+    # (a photo 0.9-1; thick digits on a plain background 0.2-0.3)
+    min_inside_share: float = 0.5
+    edge_lines: int = 4  # lines inside each bar that are read (an anti-aliased edge blurs 1-2)
     line_px: int = 480  # pixels read along each line (strided); every line across is read
 
 
@@ -58,9 +65,12 @@ def _flat_run(lines: np.ndarray, level: float, p: BoxParams) -> int:
     return n
 
 
-def frame_bars(luma: np.ndarray, p: BoxParams = BoxParams()) -> Bars | None:
+def frame_bars(luma: np.ndarray, p: BoxParams = BoxParams(), nested: bool = True) -> Bars | None:
     """(top, bottom, left, right) px of uniform bars on a (H, W) uint8 luma image; None when the image is flat
-    (a black or blank frame has no picture to find a box in)."""
+    (a black or blank frame has no picture to find a box in) or when what the bars hold is not a picture.
+
+    Bars inside bars (a pillarboxed film re-uploaded inside a coloured border) are followed one level in.
+    """
     h, w = luma.shape
     if h < 4 or w < 4:
         return NO_BARS
@@ -91,21 +101,27 @@ def frame_bars(luma: np.ndarray, p: BoxParams = BoxParams()) -> Bars | None:
     t, b, l, r = (run if ok else 0 for run, ok in zip(runs, accepted))
     if t + b >= h or l + r >= w:
         return None
-    # a picture meets its bars along a straight edge; a title or a digit on a plain background does not
+    # a picture meets its bars along straight edges; a title or a digit on a plain background does not
     spans = ((l, w - r), (l, w - r), (t, h - b), (t, h - b))
-    for side, ok in enumerate(accepted):
-        if ok and not _solid_edge(sides[side], runs[side], levels[side], spans[side], (sx, sx, sy, sy)[side], p):
+    edges = [_edge_share(sides[i], runs[i], levels[i], spans[i], (sx, sx, sy, sy)[i], p) for i in range(4) if accepted[i]]
+    if edges and float(np.mean(edges)) < p.min_edge_share:
+        return None
+    if any(accepted):
+        level = levels[accepted.index(True)]
+        inside = luma[t : h - b : max(1, (h - t - b) // 64), l : w - r : max(1, (w - l - r) // 64)]
+        if float((np.abs(inside.astype(np.float32) - level) > p.edge_dev).mean()) < p.min_inside_share:
             return None
+        inner = frame_bars(luma[t : h - b, l : w - r], p, nested=False) if nested else None
+        if inner is not None:
+            t, b, l, r = t + inner[0], b + inner[1], l + inner[2], r + inner[3]
     return t, b, l, r
 
 
-def _solid_edge(lines: np.ndarray, run: int, level: float, span: tuple[int, int], stride: int, p: BoxParams) -> bool:
-    """Whether the first `edge_lines` lines past a bar of `run` lines differ from its level over min_edge_share
-    of the picture's extent along them (`span`, px of the full line; `lines` were read every `stride` px)."""
+def _edge_share(lines: np.ndarray, run: int, level: float, span: tuple[int, int], stride: int, p: BoxParams) -> float:
+    """Share of the first `edge_lines` lines past a bar of `run` lines that differs from its level, over the
+    picture's extent along them (`span`, px of the full line; `lines` were read every `stride` px)."""
     inner = lines[run : run + p.edge_lines, span[0] // stride : -(-span[1] // stride)].astype(np.float32)
-    if inner.size == 0:
-        return False
-    return float((np.abs(inner - level) > p.max_dev).mean()) >= p.min_edge_share
+    return float((np.abs(inner - level) > p.edge_dev).mean()) if inner.size else 0.0
 
 
 def scale_bars(bars: Bars, src: tuple[int, int], dst: tuple[int, int]) -> Bars:

@@ -58,6 +58,8 @@ class Sample:
     # during the on_sample call: the coding-block grid is still on it (curation/defects.py measures blocking)
     luma: np.ndarray | None = None
     rotation: int = 0  # degrees counter-clockwise that turn `luma` to display orientation (rgb is already turned)
+    sar: float = 1.0  # sample aspect ratio of `luma` (pixel width / height)
+    luma_full_range: bool = False  # `luma` spans 0..255 (JPEG range); else 16..235 (video range)
 
 
 @dataclass
@@ -75,6 +77,8 @@ class DecodeResult:
     truncated_error: str | None = None  # set when decoding stopped early on a corrupt packet
     timing_error: str | None = None  # set when timestamps were implausible and were rebuilt
     audio_error: str | None = None  # set when the audio stream stopped decoding; the picture went on
+    # per decoded frame: the codec's quantiser (H.264 QP 0..51) where the decoder exports it, else nan
+    qp: list[float] = field(default_factory=list)
 
     @property
     def num_frames(self) -> int:
@@ -230,6 +234,8 @@ def decode(
         if info.width <= 0 or info.height <= 0:
             raise DecodeError(f"video stream has no frame size ({info.width}x{info.height})")
         stream.thread_type = "AUTO"
+        # the quantiser of each frame rides along as side data (FFmpeg exports it for H.264, VP9, MPEG-1/2/4)
+        stream.codec_context.options = {"export_side_data": "venc_params"}
         threads = decode_threads(plan.threads, info.width, info.height)
         if threads:
             stream.codec_context.thread_count = threads
@@ -256,6 +262,7 @@ def decode(
                 if result.pts and t <= result.pts[-1]:
                     t = result.pts[-1] + fallback_dt  # broken or repeated timestamps
                 result.pts.append(t)
+                result.qp.append(frame_qp(frame))
                 if index == 0:
                     info.rotation = _rotation(frame)
                 if on_detector_frame is not None and dw:
@@ -267,7 +274,8 @@ def decode(
                     rgb = smp_rgb.reformat(smp_scale.reformat(frame, width=sw, height=sh), format="rgb24").to_ndarray()
                     if info.rotation:
                         rgb = np.ascontiguousarray(np.rot90(rgb, k=info.rotation // 90))
-                    on_sample(Sample(index=index, t=t, rgb=rgb, luma=luma_plane(frame, smp_gray), rotation=info.rotation))
+                    on_sample(Sample(index=index, t=t, rgb=rgb, luma=luma_plane(frame, smp_gray),
+                                     rotation=info.rotation, sar=info.sar, luma_full_range=full_range_luma(frame)))
                     next_sample_t = (t if next_sample_t == -math.inf else next_sample_t) + period
                     if next_sample_t <= t:  # a gap in time (VFR): resync on this frame
                         next_sample_t = t + period
@@ -279,6 +287,25 @@ def decode(
             raise DecodeError("the video stream holds no decodable frames")
         _check_timing(result)
         return result
+
+
+H264_CODECS = frozenset({"h264"})  # decoders whose exported quantiser is H.264's QP (0..51)
+
+
+def frame_qp(frame: av.VideoFrame) -> float:
+    """The frame's base quantiser from its VIDEO_ENC_PARAMS side data (nan when the decoder exports none)."""
+    for data in frame.side_data:
+        if data.type == av.sidedata.sidedata.Type.VIDEO_ENC_PARAMS:
+            return float(data.qp)
+    return math.nan
+
+
+def full_range_luma(frame: av.VideoFrame) -> bool:
+    """Whether luma_plane(frame) spans 0..255: JPEG-range YUV, or a format it converts to grey."""
+    fmt = frame.format
+    if getattr(fmt, "is_rgb", False) or fmt.name.startswith(("pal", "bayer", "xyz", "gray")):
+        return True
+    return fmt.name.startswith("yuvj") or frame.color_range == 2  # AVCOL_RANGE_JPEG
 
 
 def luma_plane(frame: av.VideoFrame, gray: VideoReformatter) -> np.ndarray:

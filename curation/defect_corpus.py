@@ -15,7 +15,10 @@ defect) not at all. Defects are assigned by exact counts from KIND_WEIGHTS
     black       a 1.2-1.6 s black segment between two shots  black
     fade        a 0.8 s fade to black, 1.1 s black, a cut    fade, black
     static      the same frame throughout                    static
-    letterbox   picture squeezed between black bars          letterbox
+    bars        letterbox, pillarbox or windowbox; black,    (kept: bars are cropped, not a defect;
+                grey or a colour                             truth "content_box")
+    letterbox   an inset picture (a thumbnail: under a third letterbox
+                of the frame) on a black or plain background
     text        2-3 lines of burned-in text (cv2.putText)    text
     flicker     brightness jumps 1.0 <-> 0.5-0.65            flicker
     shake       +-4 px random jitter on a pan                shake
@@ -59,7 +62,7 @@ from curation.sample_data import (
     FPS, _cover, decode_rgb, encode, fade_out, load_photo, pan_shot, scale_gain, zoom_shot,
 )
 
-GENERATOR = "vidcurate.defect_corpus v1"
+GENERATOR = "vidcurate.defect_corpus v2"  # v2: `bars` (kept) and `letterbox` as an inset picture
 SIZE = (256, 144)  # (w, h); a width of 256 keeps x264's output deterministic (see sample_data.WIDTH)
 DEFAULT_COUNT = 240  # base videos; about 290 files with the copies
 DUP_EVERY = 3  # every third clean video gets copies
@@ -70,7 +73,7 @@ PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass",
           "immunohistochemistry", "rocket", "motorcycle")
 # Share of base videos of each kind (normalised; largest remainder, at least 1 each).
 KIND_WEIGHTS = {
-    "clean": 30, "cuts": 10, "blur": 6, "dark": 6, "black": 5, "fade": 5, "static": 5, "letterbox": 6,
+    "clean": 30, "cuts": 10, "blur": 6, "dark": 6, "black": 5, "fade": 5, "static": 5, "bars": 6, "letterbox": 4,
     "text": 6, "flicker": 5, "shake": 5, "blocky": 5, "short": 4,
 }
 DEFECT_OF_KIND = {"blur": "blur", "dark": "underexposed", "static": "static", "letterbox": "letterbox",
@@ -183,22 +186,45 @@ def _moving(rng: np.random.Generator) -> str:
     return "zoom" if rng.random() < 0.3 else "pan"
 
 
-def _letterbox(frames: Frames, rng: np.random.Generator) -> tuple[Frames, dict]:
-    """Squeeze each frame between black bars: top/bottom (2.35:1 in 16:9) or left/right (4:3)."""
-    h, w = frames[0].shape[:2]
-    if rng.integers(2):
-        bar = int(round(h * (1 - (w / h) / 2.35) / 2))
-        box = (0, bar, w, h - 2 * bar)
-    else:
-        bar = int(round((w - h * 4 / 3) / 2))
-        box = (bar, 0, w - 2 * bar, h)
+BAR_COLOURS = ((0, 0, 0), (16, 16, 16), (128, 128, 128), (30, 60, 160), (200, 40, 40))  # RGB
+
+
+def _boxed(frames: Frames, box: tuple[int, int, int, int], colour) -> Frames:
+    """Each frame resized into `box` (x, y, w, h) on a plain background of `colour`."""
     x, y, bw, bh = box
     out = []
     for f in frames:
-        g = np.zeros_like(f)
+        g = np.empty_like(f)
+        g[:] = colour
         g[y : y + bh, x : x + bw] = cv2.resize(f, (bw, bh), interpolation=cv2.INTER_AREA)
         out.append(g)
-    return out, {"bars": "top_bottom" if x == 0 else "left_right", "bar_px": bar}
+    return out
+
+
+def _bars(frames: Frames, rng: np.random.Generator) -> tuple[Frames, dict]:
+    """Letterbox (2.35:1 in 16:9), pillarbox (4:3) or windowbox bars in black, grey or a colour: a clean picture."""
+    h, w = frames[0].shape[:2]
+    kind = ("letterbox", "pillarbox", "windowbox")[int(rng.integers(3))]
+    if kind == "letterbox":
+        bar = int(round(h * (1 - (w / h) / 2.35) / 2))
+        box = (0, bar, w, h - 2 * bar)
+    elif kind == "pillarbox":
+        bar = int(round((w - h * 4 / 3) / 2))
+        box = (bar, 0, w - 2 * bar, h)
+    else:
+        box = (w // 10, h // 10, w - 2 * (w // 10), h - 2 * (h // 10))
+    colour = BAR_COLOURS[int(rng.integers(len(BAR_COLOURS)))]
+    return _boxed(frames, box, colour), {"bars": kind, "bar_colour": list(colour), "content_box": list(box)}
+
+
+def _letterbox(frames: Frames, rng: np.random.Generator) -> tuple[Frames, dict]:
+    """An inset picture: the frame at 40-55% of each side (16-30% of the area), somewhere on a plain background."""
+    h, w = frames[0].shape[:2]
+    scale = float(rng.uniform(0.4, 0.55))
+    bw, bh = int(round(w * scale)) // 2 * 2, int(round(h * scale)) // 2 * 2
+    x, y = int(rng.integers(4, w - bw - 4)), int(rng.integers(4, h - bh - 4))
+    colour = BAR_COLOURS[int(rng.integers(len(BAR_COLOURS)))]
+    return _boxed(frames, (x, y, bw, bh), colour), {"bar_colour": list(colour), "content_box": [x, y, bw, bh]}
 
 
 def _burn_text(frames: Frames, rng: np.random.Generator) -> tuple[Frames, dict]:
@@ -302,6 +328,9 @@ def _video(kind: str, rng: np.random.Generator) -> tuple[Frames, dict]:
             extra["gain"] = gain
         elif kind == "letterbox":
             frames, more = _letterbox(frames, rng)
+            extra.update(more)
+        elif kind == "bars":
+            frames, more = _bars(frames, rng)
             extra.update(more)
         elif kind == "text":
             frames, more = _burn_text(frames, rng)

@@ -93,19 +93,46 @@ def _sharpness(pic: np.ndarray, k: float, sigma: float) -> float:
     return float(cv2.Laplacian(g, cv2.CV_32F, ksize=1).var())
 
 
-def frame_quality(rgb: np.ndarray, params: QualityParams, bars: Bars | None = None) -> dict:
+def detail_sharpness(luma: np.ndarray, sar: float, full_range: bool, params: QualityParams) -> float:
+    """Sharpness of a picture from its decoded luma (coded geometry, cropped to the content box): resized to
+    display aspect with its short side at sharpness_short_side, so the score does not depend on the bars
+    around the picture (an analysis sample of a letterboxed frame holds the picture at a smaller scale)."""
+    h, w = luma.shape
+    k = params.sharpness_short_side / min(w * sar, h)
+    size = (max(1, round(w * sar * k)), max(1, round(h * k)))
+    interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+    g = cv2.resize(luma, size, interpolation=interp).astype(np.float32)
+    if params.sharpness_sigma > 0:
+        g = cv2.GaussianBlur(g, (0, 0), params.sharpness_sigma)
+    # video-range luma (16..235) spans 219/255 of the grey levels the RGB samples' luma does
+    gain = 1.0 if full_range else (255.0 / 219.0) ** 2
+    return float(cv2.Laplacian(g, cv2.CV_32F, ksize=1).var()) * gain
+
+
+def black_or_blank(rgb: np.ndarray, params: QualityParams) -> tuple[bool, bool]:
+    """(near_black, blank) of a whole frame, judged on its top rows (captions are left out), as EXPECTED.json does."""
+    h = rgb.shape[0]
+    top = _luma(rgb[: max(1, int(round(h * params.black_top_frac)))])
+    return float(np.percentile(top, 99)) < params.black_luma_p99, float(top.std()) < params.blank_luma_std
+
+
+def frame_quality(rgb: np.ndarray, params: QualityParams, bars: Bars | None = None,
+                  sharpness: float | None = None) -> dict:
     """Per-sample scalars from one RGB uint8 (H, W, 3) frame, measured inside `bars` (the sample's content box).
 
-    near_black and blank judge the whole frame (the top rows: captions are left out), as EXPECTED.json does:
-    a black frame with a caption on it has no picture to put a box around.
+    near_black and blank judge the whole frame (black_or_blank): a black frame with a caption on it has no
+    picture to put a box around. `sharpness` measured elsewhere (detail_sharpness on the decoded luma)
+    replaces the one of the sample.
     """
     h, w = rgb.shape[:2]
-    top = _luma(rgb[: max(1, int(round(h * params.black_top_frac)))])
+    near_black, blank = black_or_blank(rgb, params)
     pic_rgb = crop(rgb, bars)
     pic = _luma(pic_rgb)
+    if sharpness is None:  # scale set by the whole frame, so cropping bars never upscales the picture
+        sharpness = _sharpness(pic, params.sharpness_short_side / min(h, w), params.sharpness_sigma)
     return {
-        "near_black": float(np.percentile(top, 99)) < params.black_luma_p99,
-        "blank": float(top.std()) < params.blank_luma_std,
+        "near_black": near_black,
+        "blank": blank,
         "luma_mean": float(pic.mean()),
         # the bright end of the picture: a night scene keeps its lights, an underexposed clip has none
         "luma_p99": float(np.percentile(pic, 99)),
@@ -113,8 +140,7 @@ def frame_quality(rgb: np.ndarray, params: QualityParams, bars: Bars | None = No
         "clipped_dark_frac": float((pic <= params.dark_clip_level).mean()),
         "clipped_bright_frac": float((pic >= params.bright_clip_level).mean()),
         "colorfulness": _colorfulness(pic_rgb),
-        # scale set by the whole frame, so cropping bars never upscales the picture
-        "sharpness": _sharpness(pic, params.sharpness_short_side / min(h, w), params.sharpness_sigma),
+        "sharpness": sharpness,
     }
 
 

@@ -21,11 +21,11 @@ import numpy as np
 from curation import ids
 from curation.audio import AudioMeter, AudioParams
 from curation.content_box import Bars, BoxParams, box_columns, clip_box, crop, frame_bars, rotate_bars, scale_bars
-from curation.decode import DECODER_OPENS, DecodeError, DecodePlan, Sample, decode, frame_rate
+from curation.decode import DECODER_OPENS, H264_CODECS, DecodeError, DecodePlan, Sample, decode, frame_rate
 from curation.defects import DefectParams, FrameSignals
 from curation.hashes import frame_hashes
 from curation.motion import MotionParams, PairMotion, aggregate_motion, pair_flow, to_gray
-from curation.quality import QualityParams, aggregate_quality, frame_quality
+from curation.quality import QualityParams, aggregate_quality, black_or_blank, detail_sharpness, frame_quality
 from curation.split import ShotDetector, SplitParams, clip_spans, split_black_runs
 
 
@@ -142,18 +142,15 @@ def scan_video(uri: str, relpath: str, params: ScanParams, run_id: str, storage_
 RECENT_BOXES = 8  # motion and per-frame signals crop to the largest picture of this many recent samples (~4 s at 2 fps)
 
 
-def _sample_bars(s: Sample, box: BoxParams) -> tuple[Bars | None, Bars | None, tuple[int, int]]:
-    """(bars in display-oriented plane px, bars in coded luma px, (W, H) of that plane).
-
-    Found on the full-resolution decoded luma when there is one (exact to a pixel), else on the sample.
-    """
+def _sample_bars(s: Sample, box: BoxParams) -> tuple[Bars | None, tuple[int, int]]:
+    """(bars in display-oriented plane px, (W, H) of that plane): found on the full-resolution decoded luma when
+    there is one (exact to a pixel), else on the sample."""
     if s.luma is None:
         gray = to_gray(s.rgb)
-        return frame_bars(gray, box), None, (gray.shape[1], gray.shape[0])
+        return frame_bars(gray, box), (gray.shape[1], gray.shape[0])
     coded = frame_bars(s.luma, box)
     h, w = s.luma.shape
-    size = (h, w) if s.rotation in (90, 270) else (w, h)
-    return (None if coded is None else rotate_bars(coded, s.rotation)), coded, size
+    return (None if coded is None else rotate_bars(coded, s.rotation)), ((h, w) if s.rotation in (90, 270) else (w, h))
 
 
 class _RecentBox:
@@ -194,20 +191,19 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
             signals.feed_frame(index, recent.crop(bgr))
 
     def on_sample(s: Sample) -> None:
-        plane_bars, coded_bars, plane_size = _sample_bars(s, params.box)
-        size = (s.rgb.shape[1], s.rgb.shape[0])
-        bars = None if plane_bars is None else scale_bars(plane_bars, plane_size, size)
-        quality = frame_quality(s.rgb, params.quality, bars)
-        if quality["near_black"] or quality["blank"]:
-            # a black frame with a caption on it: no picture to put a box around
-            plane_bars = coded_bars = bars = None
-            quality = frame_quality(s.rgb, params.quality)
-        elif plane_bars is None and (bars := recent.bars(size)) is not None:
-            # no box of its own (a dark picture meeting its bars): measured inside the recent one
-            coded = recent.bars(plane_size)
-            coded_bars = rotate_bars(coded, -s.rotation) if s.luma is not None else None
-            quality = frame_quality(s.rgb, params.quality, bars)
-        recent.add(plane_bars, plane_size)
+        measured, plane_size = _sample_bars(s, params.box)
+        if any(black_or_blank(s.rgb, params.quality)):
+            measured = None  # a black frame with a caption on it: no picture to put a box around
+            box = None
+        else:  # no box of its own (a dark picture meeting its bars): the recent one
+            box = measured if measured is not None else recent.bars(plane_size)
+        recent.add(measured, plane_size)
+        bars = None if box is None else scale_bars(box, plane_size, (s.rgb.shape[1], s.rgb.shape[0]))
+        coded_bars = None if box is None or s.luma is None else rotate_bars(box, -s.rotation)
+        sharpness = None
+        if s.luma is not None:
+            sharpness = detail_sharpness(crop(s.luma, coded_bars), s.sar, s.luma_full_range, params.quality)
+        quality = frame_quality(s.rgb, params.quality, bars, sharpness)
         pic = crop(s.rgb, bars)
         if params.defects.enabled:
             signals.feed_sample(s.index, s.luma, coded_bars)
@@ -221,7 +217,7 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
         prev.update(index=s.index, t=s.t, gray=gray)
         ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality])
         samples.append(_SampleRecord(s.index, s.t, quality, frame_hashes(pic), jpg.tobytes(), (pic.shape[1], pic.shape[0]),
-                                     plane_bars, plane_size))
+                                     measured, plane_size))
 
     meter = AudioMeter(params.audio) if params.audio.enabled else None
     opens_before = DECODER_OPENS["count"]
@@ -265,6 +261,7 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
         row.update(box_columns(clip_box([_display_bars(s, (width, height)) for s in inside]), width, height))
         row.update(aggregate_quality([s.quality for s in inside], params.quality))
         row.update(signals.clip_scores(span.start, span.end, detector.black, fps))
+        row["qp"] = _mean_qp(result.qp[span.start : span.end]) if info.codec in H264_CODECS else None
         if meter is not None:
             row["audio_channels"] = meter.channels if meter.has_audio else 0
             row.update(meter.clip_scores(start_s, end_s))
@@ -351,6 +348,13 @@ def _time_missing(declared_s: float | None, decoded_s: float) -> float:
         return 0.0
     gap = declared_s - decoded_s
     return gap if gap >= max(1.0, 0.05 * declared_s) else 0.0
+
+
+def _mean_qp(qp: list[float]) -> float | None:
+    """Mean quantiser of the frames that exported one (None when none did)."""
+    q = np.asarray(qp, np.float64)
+    q = q[~np.isnan(q)]
+    return float(q.mean()) if q.size else None
 
 
 def _display_bars(s: _SampleRecord, display: tuple[int, int]) -> Bars | None:

@@ -197,7 +197,7 @@ _NON_NEGATIVE_COLUMNS = {
     "motion", "camera_motion", "local_motion", "sharpness", "luma_mean", "clipped_dark_frac",
     "clipped_bright_frac", "contrast", "colorfulness", "black_frac", "content_frac", "content_aspect", "luma_p99",
     "content_x", "content_y", "content_w", "content_h", "quality", "aesthetic",
-    "fade_frac", "flicker", "shake", "blockiness",
+    "fade_frac", "flicker", "shake", "blockiness", "qp",
     "dup_similarity", "sample_weight",
 } & _NUMERIC_COLUMNS
 # --- end filter bounds ---

@@ -79,6 +79,7 @@ _score_fields = [
     _f("flicker", pa.float32()),  # median |second difference| of per-frame mean luma / clip mean luma, unitless (clean < 0.01)
     _f("shake", pa.float32()),  # RMS of the camera path minus its moving average, frame diagonals
     _f("blockiness", pa.float32()),  # mean |luma step| across 8x8 block boundaries / inside blocks, ratio (1 = no grid)
+    _f("qp", pa.float32()),  # H.264 quantiser (QP 0..51) of the clip's frames, mean; null for other codecs
     # --- end defects ---
     # model scores (null when weights are not configured)
     _f("aesthetic", pa.float32()),  # LAION improved-aesthetic head, ~1..10
