@@ -24,11 +24,14 @@ import cv2
 import numpy as np
 
 from curation.decode import DecodePlan, decode
-from curation.hashes import phash
+from curation.hashes import frame_hashes
 
 SOURCES = ("bikes.mp4", "testvideo.mp4", "cockatoo.mp4", "bigbuckbunny.mp4", "pedestrians.avi", "carphone_pristine.mp4",
            "realshort.mp4", "fades.mp4")
 COPIES = ("reencode", "halffps", "shift", "recut", "mirror", "letterbox", "gray", "rot90", "rot180", "rot270")
+EDIT_SOURCES = ("bikes.mp4", "testvideo.mp4", "cockatoo.mp4", "bigbuckbunny.mp4", "pedestrians.avi", "carphone_pristine.mp4")
+NEGATIVES = ("fades.mp4", "realshort.mp4", "counter.mp4")  # added as they are: a flat white fade (no picture to match),
+#                                                          a 1.2 s shot (under segment_min_samples), a counter card
 EDITS = ("logo", "watermark", "border", "pip_plain", "pip_blur", "crop70", "crop80", "crop90", "subtitles", "grade",
          "speed080", "speed125", "mirror_crop_grade", "logo_speed")
 COMPILATIONS = ("comp2", "comp3")  # each of the first len(sources) - k sources opens one: it, then the next k - 1
@@ -209,13 +212,17 @@ def compilation(parts: list[tuple[list[np.ndarray], float]], out: Path, seconds:
 
 
 def build(videos: Path, out: Path, sources=SOURCES, copies=COPIES, compilations=(), real: Path | None = None,
-          real_sources=REAL_SOURCES) -> dict[str, tuple[str, ...]]:
+          real_sources=REAL_SOURCES, negatives=()) -> dict[str, tuple[str, ...]]:
     """Write sources and copies under `out`; return {file name: names of the sources it shows}.
 
     compilations: names from COMPILATIONS, built over `sources` in order. real: the folder of the real footage;
-    its REAL_SOURCES get the same copies, and REAL_COPIES are added as they are (resized like the rest)."""
+    its REAL_SOURCES get the same copies, and REAL_COPIES are added as they are (resized like the rest).
+    negatives: more shared videos, added as they are (no copies)."""
     out.mkdir(parents=True, exist_ok=True)
     truth = {}
+    for name in negatives:
+        frames, rate = read_frames(videos / name)
+        truth[write(out / f"{Path(name).stem}.mp4", frames, rate).name] = (Path(name).stem,)
     decoded = []
     paths = [videos / n for n in sources] + ([real / n for n in real_sources] if real else [])
     for path in paths:
@@ -239,17 +246,23 @@ def build(videos: Path, out: Path, sources=SOURCES, copies=COPIES, compilations=
     return truth
 
 
-def sample_hashes(path: Path) -> tuple[list[float], list[int]]:
-    """(t, phash) of every analysis sample, decoded and hashed as curation.scan does it."""
-    ts, hs = [], []
+def sample_hashes(path: Path) -> tuple[list[float], list[int], list[list[int]]]:
+    """(t, phash, region hashes) of every analysis sample, decoded and hashed as curation.scan does it (inside the
+    sample's content box)."""
+    from curation.content_box import crop, frame_bars
+
+    ts, hs, rs = [], [], []
 
     def on_sample(s) -> None:
         ts.append(s.t)
-        hs.append(phash(s.rgb))
+        pic = crop(s.rgb, frame_bars(cv2.cvtColor(s.rgb, cv2.COLOR_RGB2GRAY)))
+        fh = frame_hashes(pic)
+        hs.append(int(fh))
+        rs.append(fh.regions)
 
     with open(path, "rb") as f:
         decode(f, DecodePlan(detector_width=0), None, on_sample)
-    return ts, hs
+    return ts, hs, rs
 
 
 def _sources(v) -> tuple[str, ...]:

@@ -24,13 +24,14 @@ def copies(test_videos, tmp_path_factory):
 
 
 def _samples_table(samples, names):
-    v, t, h = [], [], []
+    v, t, h, r = [], [], [], []
     for n in names:
-        ts, hs = samples[n]
+        ts, hs, rs = samples[n]
         v += [n] * len(ts)
         t += ts
         h += hs
-    return samples_table(v, t, h)
+        r += rs
+    return samples_table(v, t, h, r)
 
 
 def test_every_copy_matches_its_source_and_nothing_else(copies):
@@ -133,3 +134,69 @@ def test_recut_copy_clips_are_segment_duplicates(copies):
     # the notes give the counts
     assert any(n.startswith("segment dedup:") for n in res.notes)
     assert np.isfinite(res.segments.column("offset_s").to_numpy()).all()
+
+
+# ---------------------------------------------------------------- edits as re-uploads carry them (issue 21)
+EDIT_SET = ("logo", "border", "pip_plain", "pip_blur", "crop80", "subtitles", "speed125", "mirror_crop_grade", "logo_speed")
+EDIT_SOURCES = ("bikes.mp4", "bigbuckbunny.mp4")
+
+
+@pytest.fixture(scope="module")
+def edited(test_videos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("edited")
+    truth = build(test_videos, out, EDIT_SOURCES, EDIT_SET, ("comp2",), negatives=("carphone_pristine.mp4", "cockatoo.mp4"))
+    samples = {name: sample_hashes(out / name) for name in truth}
+    return truth, _samples_table(samples, truth)
+
+
+def _found(m):
+    return {frozenset((r["video_a"], r["video_b"])) for r in m.to_pylist()}
+
+
+def test_edited_copies_and_compilations_match_their_sources_and_nothing_else(edited):
+    from _copies import per_edit_recall
+
+    truth, table = edited
+    m = segment_matches(table, DedupParams())
+    score = pair_scores(_found(m), truth)
+    assert score["false"] == [], score["false"]  # the distinct videos pair with nothing
+    recall = per_edit_recall(_found(m), truth)
+    # every copy but one crop (a crop off the centre is the weak case: region hashes are centred crops)
+    assert all(got == total for how, (got, total) in recall.items() if how != "crop80") and recall["crop80"][0] >= 1, recall
+    rows = m.to_pylist()
+    # the compilation's two spans: one row per source, each in its own part of the compilation
+    comp = [r for r in rows if "comp2__" in r["video_a"] + r["video_b"] and "__" not in min(r["video_a"], r["video_b"])]
+    start = {}  # where each source's footage starts in the compilation (4.5 s of bikes, then of bigbuckbunny)
+    for r in comp:
+        src, at = (r["video_a"], r["b_start_s"]) if "comp2" in r["video_b"] else (r["video_b"], r["a_start_s"])
+        start[src] = min(start.get(src, at), at)
+    assert start["bikes.mp4"] <= 0.5 and start["bigbuckbunny.mp4"] >= 3.5, comp
+    by = {(r["video_a"], r["video_b"]): r for r in rows}
+    for copy in ("bikes__pip_blur.mp4", "bikes__crop80.mp4"):  # found only through the region hashes
+        r = by.get(("bikes.mp4", copy)) or by[(copy, "bikes.mp4")]
+        assert r["edited"] and min(r["region_a"], r["region_b"]) < 1.0, r
+    r = by.get(("bikes.mp4", "bikes__speed125.mp4")) or by[("bikes__speed125.mp4", "bikes.mp4")]
+    scale = r["time_scale"] if r["video_a"] == "bikes.mp4" else 1 / r["time_scale"]
+    assert scale == pytest.approx(0.8, abs=0.04), r  # 1.25x as fast: a second of the copy is 1.25 s of the source
+
+
+def test_before_region_hashes_the_edits_were_missed(edited):
+    truth, table = edited
+    from _copies import per_edit_recall
+
+    before = per_edit_recall(_found(segment_matches(table, DedupParams(kinds=("segment",), segment_speed_range=(1.0, 1.0)))), truth)
+    assert before["pip_blur"][0] == 0 and before["crop80"][0] == 0, before  # (a border, a plain PiP: the content box crops)
+
+
+def test_speed_change_fits_a_time_scale():
+    """Synthetic samples: b plays a at 1.25x; the fitted line t_b = s * t_a + o has s = 0.8 and spans all of b."""
+    rng = np.random.default_rng(0)
+    ha = rng.integers(0, 2**63, 40, dtype=np.int64).astype(np.uint64) | np.uint64(1 << 63)
+    ta = np.arange(40) * 0.5
+    tb = np.arange(32) * 0.5
+    hb = ha[np.minimum(39, np.round(tb * 1.25 / 0.5).astype(int))]
+    table = samples_table(["a"] * 40 + ["b"] * 32, list(ta) + list(tb), list(ha) + list(hb))
+    m = segment_matches(table, DedupParams()).to_pylist()
+    assert len(m) == 1 and m[0]["time_scale"] == pytest.approx(0.8, abs=0.02) and m[0]["samples"] >= 30, m
+    plain = segment_matches(table, DedupParams(segment_speed_range=(1.0, 1.0))).to_pylist()
+    assert all(r["samples"] < 10 for r in plain), plain  # a shift alone matches a few seconds at most
