@@ -3,17 +3,23 @@
 Run: python -m bench.export_bench [--videos 2] [--seconds 60] [--size 640x360] [--preset fast] [--rounds 1]
 
 Inputs are generated with PyAV (textured pans with a cut every 2 s and a stereo
-tone, keyframes every 2 s); a curated table keeps every third 2 s window, so
-clips are spread over each file as a filter leaves them. Both variants run in
-this one process on the same files with the same encoder settings (libx264 at
-the given preset and crf, yuv420p, 1 thread per clip, AAC audio):
+tone, keyframes every 2 s), letterboxed: a 2.35:1 picture between black bars,
+whose box the curated rows carry (content_x/y/w/h, as the scan records it). A
+curated table keeps every third 2 s window, so clips are spread over each file
+as a filter leaves them. The variants run in this one process on the same files
+with the same encoder settings (libx264 at the given preset and crf, yuv420p,
+1 thread per clip, AAC audio):
 
-  ours      curation.export.export_run: each video opened once, a seek to the
-            keyframe at or before each clip, frames matched by pts, audio
-            trimmed to the span, samples packed into tar shards
+  ours      curation.export.export_run, full frame (--full-frame): each video
+            opened once, a seek to the keyframe at or before each clip, frames
+            matched by pts, audio trimmed to the span, samples packed into tar shards
+  cropped   the same, cropped to the content box (the export's default)
   baseline  per clip: open the file, decode from frame 0 up to the clip, encode
-            the clip's frames and its audio into an mp4 (the same clip writer,
-            reading sequentially): the cost a naive exporter pays
+            the clip's full frames and its audio into an mp4 (the same clip
+            writer, reading sequentially): the cost a naive exporter pays
+
+The speedup compares ours with the baseline, both full frame; the crop is
+reported as cropped / ours (wall time and bytes).
 
 Also reported: the read alone (no encode) for the last clip of a file vs its
 first clip, seeking and from the start, to show how the read cost grows with
@@ -36,11 +42,18 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "export.json"
 WINDOW_S = 2.0  # curated clip length (s)
+PICTURE_ASPECT = 2.35  # the letterboxed picture inside each generated frame (w / h)
+
+
+def letterbox_bar(width: int, height: int) -> int:
+    """Px of black above and below a PICTURE_ASPECT picture in a width x height frame (even, so the box is exact)."""
+    return max(0, int(round((height - width / PICTURE_ASPECT) / 4)) * 2)
 
 
 def write_input(path: Path, seed: int, seconds: float, width: int, height: int, fps: int = 25) -> Path:
-    """Textured pan, a new texture every WINDOW_S, a stereo tone; keyframes every WINDOW_S."""
+    """Textured pan, a new texture every WINDOW_S, letterboxed, a stereo tone; keyframes every WINDOW_S."""
     rng = np.random.default_rng(seed)
+    bar = letterbox_bar(width, height)
     n = int(seconds * fps)
     rate = 48000
     with av.open(str(path), "w") as out:
@@ -54,6 +67,7 @@ def write_input(path: Path, seed: int, seconds: float, width: int, height: int, 
             if i % int(WINDOW_S * fps) == 0:
                 tex = rng.integers(0, 256, size=(height // 8, (width + n) // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
             img = np.ascontiguousarray(tex[:height, i % 8 * 4:i % 8 * 4 + width])
+            img[:bar], img[height - bar:] = 0, 0
             for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 out.mux(p)
         total = int(seconds * rate)
@@ -82,6 +96,9 @@ def make_run(root: Path, videos: list[Path]) -> tuple[Path, list[dict]]:
             s = c.streams.video[0]
             pts = [f.time for f in c.decode(s)]
             w, h, fps = s.codec_context.width, s.codec_context.height, float(s.average_rate)
+        bar = letterbox_bar(w, h)
+        box = {"content_x": 0, "content_y": bar, "content_w": w, "content_h": h - 2 * bar,
+               "content_aspect": w / (h - 2 * bar), "content_frac": (h - 2 * bar) / h}
         digest = content_hash(str(v))
         vid = ids.video_id(digest, v.name)
         vrows.append({"video_id": vid, "uri": str(v), "relpath": v.name, "content_hash": digest,
@@ -95,7 +112,7 @@ def make_run(root: Path, videos: list[Path]) -> tuple[Path, list[dict]]:
             crows.append({"clip_id": ids.clip_id(vid, start, end), "video_id": vid, "uri": str(v), "clip_index": k,
                           "start_frame": start, "end_frame": end, "num_frames": win, "start_s": pts[start],
                           "end_s": pts[end - 1] + 1 / fps, "duration_s": win / fps, "fps": fps, "width": w,
-                          "height": h, "split_reason": "window", "drop_reasons": [], "kept": True})
+                          "height": h, "split_reason": "window", "drop_reasons": [], "kept": True, **box})
     out = root / "out"
     write_table(table_from_rows(vrows, TABLES["videos"], "videos"), "videos", str(out / "videos" / "part-00000.parquet"))
     write_table(table_from_rows(crows, curated_schema, "curated"), "curated", str(out / "curated" / "part-00000.parquet"))
@@ -156,7 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
     from curation.export import ExportParams
 
     width, height = (int(x) for x in args.size.lower().split("x"))
-    params = ExportParams(preset=args.preset, crf=args.crf)
+    params = ExportParams(preset=args.preset, crf=args.crf, crop_to_content=False)
+    crop_params = ExportParams(preset=args.preset, crf=args.crf)
     with tempfile.TemporaryDirectory(prefix="vidcurate-export-bench-") as tmp:
         tmp = Path(tmp)
         (tmp / "in").mkdir()
@@ -164,13 +182,15 @@ def main(argv: list[str] | None = None) -> dict:
         videos = [write_input(tmp / "in" / f"v{i}.mp4", i, args.seconds, width, height) for i in range(args.videos)]
         out, clips = make_run(tmp, videos)
         gen_s = time.perf_counter() - t
-        ours, base = [], []
+        ours, cropped, base = [], [], []
         for r in range(args.rounds):
             ours.append(run_ours(out, tmp / f"wds{r}", params))
+            cropped.append(run_ours(out, tmp / f"crop{r}", crop_params))
             base.append(run_baseline(clips, tmp, params))
         ours_s = statistics.median(w for w, _ in ours)
+        crop_s = statistics.median(w for w, _ in cropped)
         base_s = statistics.median(w for w, _ in base)
-        ours_bytes, base_bytes = ours[0][1], base[0][1]
+        ours_bytes, crop_bytes, base_bytes = ours[0][1], cropped[0][1], base[0][1]
         shards = sorted((tmp / "wds0").glob("shard-*.tar"))
         # read cost by position: the first and the last curated clip of the first video
         first = min((c for c in clips if c["uri"] == str(videos[0])), key=lambda c: c["start_frame"])
@@ -183,9 +203,13 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), load {os.getloadavg()[0]:.1f}",
         "inputs": {"videos": args.videos, "seconds_each": args.seconds, "size": [width, height], "clips": n,
                    "frames": frames, "clip_s": WINDOW_S, "generate_s": round(gen_s, 2)},
+        "inputs_box": {"picture_aspect": PICTURE_ASPECT, "bar_px": letterbox_bar(width, height)},
         "settings": {"preset": args.preset, "crf": args.crf, "encoder_threads": 1, "audio": True},
         "ours": {"wall_s": ours_s, "clips_per_s": n / ours_s, "mb_per_s": ours_bytes / 1e6 / ours_s,
                  "bytes": ours_bytes, "shards": len(shards)},
+        "cropped": {"wall_s": crop_s, "clips_per_s": n / crop_s, "mb_per_s": crop_bytes / 1e6 / crop_s, "bytes": crop_bytes},
+        "crop_vs_full_wall": crop_s / ours_s,
+        "crop_vs_full_bytes": crop_bytes / ours_bytes,
         "baseline": {"wall_s": base_s, "clips_per_s": n / base_s, "mb_per_s": base_bytes / 1e6 / base_s, "bytes": base_bytes},
         "speedup": base_s / ours_s,
         "read_s": {f"{k[0]}_clip_{'seek' if k[1] else 'from_start'}": v for k, v in reads.items()},
@@ -197,14 +221,18 @@ def main(argv: list[str] | None = None) -> dict:
         {"metric": "ours: MB/s of mp4 written", "value": result["ours"]["mb_per_s"], "unit": "MB/s"},
         {"metric": "baseline (decode from start per clip): clips/s", "value": result["baseline"]["clips_per_s"], "unit": "clips/s"},
         {"metric": "speedup ours / baseline", "value": result["speedup"], "unit": "x"},
+        {"metric": "cropped to the content box / full frame: wall", "value": result["crop_vs_full_wall"], "unit": "x"},
+        {"metric": "cropped to the content box / full frame: bytes", "value": result["crop_vs_full_bytes"], "unit": "x"},
         {"metric": "read cost last clip / first clip (seek)", "value": result["read_last_vs_first_seek"], "unit": "x"},
         {"metric": "read cost last clip / first clip (from start)", "value": result["read_last_vs_first_from_start"], "unit": "x"},
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1))
     print(f"{n} clips of {WINDOW_S:g} s ({frames} frames, {width}x{height}) from {args.videos} x {args.seconds:g} s videos, "
-          f"libx264 {args.preset} crf {args.crf}, AAC; machine: {result['machine']}")
+          f"letterboxed {PICTURE_ASPECT}:1, libx264 {args.preset} crf {args.crf}, AAC; machine: {result['machine']}")
     print(f"  ours      {ours_s:7.2f} s  {n / ours_s:6.2f} clips/s  {result['ours']['mb_per_s']:6.2f} MB/s  ({len(shards)} shard(s))")
+    print(f"  cropped   {crop_s:7.2f} s  {n / crop_s:6.2f} clips/s  {result['cropped']['mb_per_s']:6.2f} MB/s  "
+          f"(crop/full: wall {result['crop_vs_full_wall']:.2f}x, bytes {result['crop_vs_full_bytes']:.2f}x)")
     print(f"  baseline  {base_s:7.2f} s  {n / base_s:6.2f} clips/s  {result['baseline']['mb_per_s']:6.2f} MB/s")
     print(f"  speedup   {result['speedup']:.2f}x")
     print("  read only (no encode), s:  " + ", ".join(f"{k} {v:.3f}" for k, v in result["read_s"].items()))
