@@ -388,50 +388,63 @@ def failing(c: dict, rules) -> list[str]:
     return [reason for reason, col, lo, hi in rules if fails(_values([c], col), lo, hi)[0]]
 
 
+def expected_box(truth: dict, plain: dict) -> list[int] | None:
+    """A variant's content box (x, y, w, h): the plain copy's own box (a source may have bars of its own, as
+    chaplin.mp4 does) moved by the variant's bars; None when the scan gives no box."""
+    if any(plain["row"].get(f"content_{k}") is None for k in "xywh"):
+        return None
+    b, r = truth["content_box"], plain["row"]
+    return [b["x"] + r["content_x"], b["y"] + r["content_y"], r["content_w"], r["content_h"]]
+
+
 def bars_agreement(clips: list[dict], items: list[dict], rules, columns: list[str]) -> dict:
-    """Bar variants against their plain copy: same picture-rule verdicts, score differences, box error."""
+    """Bar variants against their plain copy: keep/drop verdicts (all clips); reasons, score differences and
+    the content box (clean clips: a black clip has no picture to find)."""
     by_file: dict[str, list[dict]] = {}
     for c in clips:
         if c["set"] == "bars":
             by_file.setdefault(c["file"], []).append(c)
     truth = {it["name"]: it["bars"] for it in items if it["set"] == "bars"}
-    same = total = 0
+    n: Counter[str] = Counter()
     by_variant: dict[str, Counter] = {}
     diffs: dict[str, list[float]] = {col: [] for col in columns}
     box_err: list[float] = []
-    differ = []
-    for name, vclips in by_file.items():
+    differ, box_misses = [], []
+    for name, vclips in sorted(by_file.items()):
         t = truth[name]
-        kind = f"{t['bars']}_{t['colour']}" if t["bars"] else "plain"
-        tally = by_variant.setdefault(kind, Counter())
+        tally = by_variant.setdefault(f"{t['bars']}_{t['colour']}" if t["bars"] else "plain", Counter())
         for c in vclips:
             if c["clean"]:
                 tally["clean clips"] += 1
                 tally.update(failing(c, rules))
-        if t["bars"] is None:
-            continue
-        plain = by_file.get(name.replace(f"__{t['bars']}_{t['colour']}", "__plain"), [])
-        for c in vclips:
-            if not plain:
-                continue
+        plain = by_file.get(name.replace(f"__{t['bars']}_{t['colour']}", "__plain"), []) if t["bars"] else []
+        for c in vclips if plain else []:
             p = min(plain, key=lambda x: abs(x["start_s"] - c["start_s"]))
-            total += 1
             a, b = failing(c, rules), failing(p, rules)
-            same += a == b
-            if a != b and len(differ) < 20:
+            n["clips"] += 1
+            n["same_verdict"] += bool(a) == bool(b)
+            if bool(a) != bool(b) and len(differ) < 20:
                 differ.append({"file": name, "start_s": round(c["start_s"], 2), "variant": a, "plain": b})
+            if not c["clean"]:
+                continue
+            n["clean"] += 1
+            n["same_reasons"] += a == b
             for col in columns:
                 x, y = c["row"].get(col), p["row"].get(col)
                 if x is not None and y is not None:
                     diffs[col].append(abs(float(x) - float(y)))
-            if all(c["row"].get(f"content_{k}") is not None for k in "xywh"):
-                box = t["content_box"]
-                box_err.append(max(abs(c["row"][f"content_{k}"] - box[k]) for k in "xywh"))
-    return {"clips": total, "same_verdict": same, "differ": differ,
+            want = expected_box(t, p)
+            if want is not None and c["row"].get("content_x") is not None:
+                found = [c["row"][f"content_{k}"] for k in "xywh"]
+                box_err.append(max(abs(f - w) for f, w in zip(found, want)))
+                if box_err[-1] > 4 and len(box_misses) < 20:
+                    box_misses.append({"file": name, "start_s": round(c["start_s"], 2), "expected": want, "found": found})
+    return {"clips": n["clips"], "same_verdict": n["same_verdict"], "differ": differ,
+            "clean_clips": n["clean"], "same_reasons": n["same_reasons"],
             "false_drops_by_variant": {k: dict(v) for k, v in sorted(by_variant.items())},
             "abs_diff": {col: {"median": float(np.median(v)), "max": float(np.max(v))} for col, v in diffs.items() if v},
-            "content_box_max_err_px": {"clips": len(box_err), "max": max(box_err) if box_err else None,
-                                       "within_4px": sum(e <= 4 for e in box_err)}}
+            "content_box": {"clips": len(box_err), "max_err_px": max(box_err) if box_err else None,
+                            "within_4px": sum(e <= 4 for e in box_err), "misses": box_misses}}
 
 
 # --------------------------------------------------------------------------- report
@@ -603,15 +616,18 @@ def print_report(result: dict) -> None:
         for d in result["real_labelled_drop"]))
     b = result.get("bars")
     if b:
-        box = b["content_box_max_err_px"]
+        box = b["content_box"]
         print("bar variants' clean clips dropped now, by variant: " + "; ".join(
             f"{k} {v.get('clean clips', 0)}: " + (", ".join(f"{r}={n}" for r, n in v.items() if r != "clean clips")
                                                   or "none") for k, v in b["false_drops_by_variant"].items()))
         print("scores, variant vs plain copy, median |difference|: " + ", ".join(
             f"{k} {_g(v['median'])}" for k, v in b["abs_diff"].items()))
-        print(f"bar variants vs their plain copy: same picture verdict {b['same_verdict']}/{b['clips']} clips; "
-              + (f"content box within 4 px {box['within_4px']}/{box['clips']} (max error {box['max']} px)"
-                 if box["clips"] else "no content box columns in the scan"))
+        print(f"bar variants vs their plain copy: same keep/drop verdict {b['same_verdict']}/{b['clips']} clips, same "
+              f"reasons {b['same_reasons']}/{b['clean_clips']} clean clips; "
+              + (f"content box within 4 px of the plain copy's, moved by the bars: {box['within_4px']}/{box['clips']} "
+                 f"(max error {box['max_err_px']} px)" if box["clips"] else "no content box columns in the scan"))
+        for m in box["misses"][:6]:
+            print(f"  box off: {m['file']} {m['start_s']} s: expected {m['expected']}, found {m['found']}")
     if result["errors"]:
         print(f"files with error rows: {len(result['errors'])}")
 
