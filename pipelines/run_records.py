@@ -1,8 +1,16 @@
 """Run records on the output: written `running` at start, then `succeeded`, `failed` or `interrupted`.
 
-A run that is SIGKILLed (or whose host dies) cannot write its own ending, so
-the next run that starts on the same folder looks at every record still saying
-`running` and marks it `interrupted` when its process is provably gone:
+A `running` record with a fresh heartbeat is the folder's lease: one live run per
+output folder. A run that starts writes its own record, then reads the others;
+when another one is still alive it removes its record again and stops
+(FolderInUse: the CLI exits 2 naming that run's id, host and pid). Writing first
+and looking second needs no atomic create on the store (local, memory://, S3
+alike): of two runs that start together at least one sees the other, and at
+worst both stop.
+
+A run that is SIGKILLed (or whose host dies) cannot write its own ending, so the
+next run takes its lease over: it marks `interrupted` every record still saying
+`running` whose process is provably gone, and notes the takeover in its own record:
 
 - same host (hostname and kernel boot id equal): the recorded pid no longer
   exists, is a zombie, or now belongs to a process that started at another time
@@ -11,8 +19,8 @@ the next run that starts on the same folder looks at every record still saying
   `output.heartbeat_s` seconds while it runs, is older than `output.stale_after_s`.
   Clocks of the two hosts must agree to well within stale_after_s (default 15 min).
 
-A record that is neither is left alone (and the new run says so): two live runs
-on one folder is the user's call, not ours to overwrite.
+A run whose record was taken over (it was only slow) stops beating: its heartbeat
+no longer claims the folder.
 """
 import datetime as dt
 import os
@@ -28,7 +36,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from pipelines.store import RunStore
+from pipelines.store import OutputError, RunStore
 from schemas import RunRecord
 
 REDACTED = "***"
@@ -36,6 +44,10 @@ MESSAGE_CHARS = 500  # longest error message kept in a record (characters)
 # Flag names, KEY=VALUE keys and URI query parameters whose values are secrets.
 _SECRET_NAME = re.compile(r"pass(word|wd)?|secret|token|key|credential|auth|signature|sig$|session|cookie", re.I)
 _URI_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^/@\s]+)@")
+
+
+class FolderInUse(OutputError):
+    """Another live run holds the output folder (its record says `running` and it is not provably gone)."""
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -229,33 +241,50 @@ def read_records(store: RunStore) -> list[RunRecord]:
     return out
 
 
-def mark_abandoned(store: RunStore, found_by: str, stale_after_s: float, log: Callable = print) -> list[str]:
-    """Mark `interrupted` every `running` record whose process is gone (see the module docstring); their run ids."""
-    marked = []
+def stale_because(rec: RunRecord, stale_after_s: float) -> str | None:
+    """Why the run of a `running` record is gone (see the module docstring), or None while it may be alive."""
+    gone = process_gone(rec.process)
+    host = rec.process.get("host", "?")
+    if gone is None:  # another host: only its heartbeat can tell
+        age = _age_s(rec.heartbeat_at or rec.started_at)
+        if age is None or age <= stale_after_s:
+            return None
+        return f"no heartbeat from host {host} for {age:.0f} s (output.stale_after_s = {stale_after_s:g})"
+    if not gone:
+        return None
+    return f"its process (pid {rec.process.get('pid')} on {host}) is gone: killed (SIGKILL, out of memory) or the host went down"
+
+
+def mark_abandoned(store: RunStore, found_by: str, stale_after_s: float, log: Callable = print) -> dict[str, str]:
+    """Mark `interrupted` every `running` record whose process is gone; {run id: why} of those marked."""
+    marked = {}
     for rec in read_records(store):
         if rec.status != "running" or rec.run_id == found_by:
             continue
-        gone = process_gone(rec.process)
-        host = rec.process.get("host", "?")
-        last = rec.heartbeat_at or rec.started_at
-        if gone is None:  # another host: only its heartbeat can tell
-            age = _age_s(last)
-            if age is None or age <= stale_after_s:
-                log(f"run {rec.run_id} on host {host} still says running (last heartbeat {age or 0:.0f} s ago); left as it is")
-                continue
-            why = f"no heartbeat from host {host} for {age:.0f} s (output.stale_after_s = {stale_after_s:g})"
-        elif not gone:
-            log(f"run {rec.run_id} (pid {rec.process.get('pid')} on this host) is still running; left as it is")
+        why = stale_because(rec, stale_after_s)
+        if why is None:
             continue
-        else:
-            why = f"its process (pid {rec.process.get('pid')} on {host}) is gone: killed (SIGKILL, out of memory) or the host went down"
         rec.status = "interrupted"
-        rec.finished_at = last  # the last time it was known alive
+        rec.finished_at = rec.heartbeat_at or rec.started_at  # the last time it was known alive
         rec.error = {"type": "ProcessGone", "message": f"found running by run {found_by} at {_now().isoformat()}; {why}"}
         write_record(store, rec)
         log(f"run {rec.run_id} was interrupted ({why}); its record now says so")
-        marked.append(rec.run_id)
+        marked[rec.run_id] = why
     return marked
+
+
+def live_runs(store: RunStore, me: str, stale_after_s: float) -> list[RunRecord]:
+    """The other runs whose records say `running` and whose processes may be alive: they hold the folder."""
+    return [r for r in read_records(store)
+            if r.status == "running" and r.run_id != me and stale_because(r, stale_after_s) is None]
+
+
+def in_use_message(store: RunStore, other: RunRecord) -> str:
+    """One line: which run holds the folder, where, and what to do."""
+    p, age = other.process, _age_s(other.heartbeat_at or other.started_at)
+    beat = f", last heartbeat {age:.0f} s ago" if age is not None else ""
+    return (f"output {redact_uri(store.output_uri)} is in use by run {other.run_id} (host {p.get('host', '?')}, "
+            f"pid {p.get('pid', '?')}{beat}): one live run per folder; wait for it to end or stop that process")
 
 
 class _Heartbeat:
@@ -272,6 +301,8 @@ class _Heartbeat:
         while not self.stop_event.wait(self.interval_s):
             self.snapshot.heartbeat_at = _now().isoformat()
             try:
+                if self.store.read_json(record_path(self.snapshot.run_id)).get("status") != "running":
+                    return  # another run took the folder over (we looked dead): do not claim it back
                 write_record(self.store, self.snapshot)
             except Exception:  # a missed beat is not worth failing the run; staleness needs many in a row
                 pass
@@ -292,11 +323,17 @@ class RunTracker:
         self.ended = False
 
     def start(self, stale_after_s: float) -> None:
-        """Mark abandoned records, then write ours as `running` and start its heartbeat."""
-        mark_abandoned(self.store, self.record.run_id, stale_after_s, self.log)
+        """Take over abandoned records, write ours as `running`, then stand back (FolderInUse, our record removed)
+        if another live run holds the folder; else start the heartbeat."""
+        taken = mark_abandoned(self.store, self.record.run_id, stale_after_s, self.log)
+        self.record.notes += [f"took the output folder over from run {run_id}: {why}" for run_id, why in taken.items()]
         self.record.status = "running"
         self.record.heartbeat_at = _now().isoformat()
         write_record(self.store, self.record)
+        others = live_runs(self.store, self.record.run_id, stale_after_s)
+        if others:
+            self.discard()
+            raise FolderInUse(in_use_message(self.store, others[0]))
         self._heartbeat = _Heartbeat(self.store, self.record, self.heartbeat_s)
 
     def catch_sigterm(self) -> None:

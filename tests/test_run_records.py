@@ -13,8 +13,8 @@ from _videogen import write_video
 from pipelines import run as run_module
 from pipelines.config import load_config
 from pipelines.run import run_pipeline
-from pipelines.run_records import (REDACTED, mark_abandoned, process_gone, redact_argv, redact_uri, this_process,
-                                   write_record)
+from pipelines.run_records import (REDACTED, FolderInUse, live_runs, mark_abandoned, process_gone, redact_argv,
+                                   redact_uri, this_process, write_record)
 from pipelines.store import RunStore
 from schemas import RunRecord
 
@@ -139,14 +139,60 @@ def test_abandoned_records_are_marked_by_pid_here_and_by_heartbeat_elsewhere(tmp
     }
     for rec in records.values():
         write_record(store, rec)
-    notes = []
-    marked = mark_abandoned(store, "new-run", stale_after_s=900, log=notes.append)
+    marked = mark_abandoned(store, "new-run", stale_after_s=900, log=lambda *_: None)
     assert sorted(marked) == ["dead-here", "pid-reused", "stale-there"]
+    assert "no heartbeat from host other-host" in marked["stale-there"] and f"pid {child.pid}" in marked["dead-here"]
     after = {r["run_id"]: r for r in _records(tmp_path)}
     assert after["dead-here"]["status"] == "interrupted" and after["dead-here"]["error"]["type"] == "ProcessGone"
     assert "found running by run new-run" in after["stale-there"]["error"]["message"]
     assert after["alive-here"]["status"] == after["fresh-there"]["status"] == "running"
-    assert any("fresh-there" in n and "left as it is" in n for n in notes)
+    assert sorted(r.run_id for r in live_runs(store, "new-run", stale_after_s=900)) == ["alive-here", "fresh-there"]
+
+
+def _dead_pid() -> dict:
+    """This host's process record of a process that has ended."""
+    from pipelines.run_records import _pid_state
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    dead = dict(this_process(), pid=child.pid, pid_start_ticks=_pid_state(child.pid)[1])
+    child.kill()
+    child.wait()
+    return dead
+
+
+def test_stale_leases_are_taken_over_and_the_takeover_recorded(tmp_path, monkeypatch):
+    import datetime as dt
+
+    out = tmp_path / "out"
+    store = RunStore(str(out))
+    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1000)).isoformat()
+    (tmp_path / "in").mkdir()
+    write_record(store, _record("dead-pid-here", _dead_pid(), dt.datetime.now(dt.timezone.utc).isoformat()))
+    write_record(store, _record("old-heartbeat-there", {"host": "other-host", "pid": 7}, old))
+    monkeypatch.setattr(run_module, "init_ray", _boom)  # the run only needs to get past its lease
+    with pytest.raises(RuntimeError, match="cluster exploded"):
+        run_pipeline(str(tmp_path / "in"), str(out), load_config(), log=lambda *_: None)
+    by_id = {r["run_id"]: r for r in _records(out)}
+    [new] = [r for r in by_id.values() if r["run_id"] not in ("dead-pid-here", "old-heartbeat-there")]
+    assert by_id["dead-pid-here"]["status"] == by_id["old-heartbeat-there"]["status"] == "interrupted"
+    took = [n for n in new["notes"] if n.startswith("took the output folder over")]
+    assert len(took) == 2
+    assert any("dead-pid-here" in n and "is gone" in n for n in took)
+    assert any("old-heartbeat-there" in n and "no heartbeat from host other-host for 100" in n for n in took)
+
+
+def test_a_live_lease_elsewhere_refuses_the_run_and_leaves_no_record(tmp_path):
+    import datetime as dt
+
+    out = tmp_path / "out"
+    store = RunStore(str(out))
+    write_record(store, _record("live-there", {"host": "other-host", "pid": 4242},
+                                dt.datetime.now(dt.timezone.utc).isoformat()))
+    with pytest.raises(FolderInUse) as e:
+        run_pipeline(str(tmp_path), str(out), load_config(), log=lambda *_: None)
+    message = str(e.value)
+    assert "\n" not in message and "run live-there" in message and "host other-host" in message and "pid 4242" in message
+    assert [r["run_id"] for r in _records(out)] == ["live-there"]
 
 
 def _cli(inp: Path, out: Path, log: Path, *extra: str) -> subprocess.Popen:
@@ -181,6 +227,26 @@ def test_sigkilled_run_is_marked_interrupted_by_the_next_run(two_videos, tmp_pat
     assert by_id[killed["run_id"]]["error"]["type"] == "ProcessGone"
     assert f"pid {killed['process']['pid']}" in by_id[killed["run_id"]]["error"]["message"]
     assert any(killed["run_id"] in n and "interrupted" in n for n in notes)
+
+
+def test_a_second_run_on_a_live_folder_exits_2_in_one_line_naming_the_first(two_videos, tmp_path):
+    out = tmp_path / "out"
+    first = _cli(two_videos, out, tmp_path / "first.log")
+    try:
+        _wait_for(lambda: _running_record(out), proc=first)
+        os.killpg(first.pid, signal.SIGSTOP)  # alive but going nowhere: the folder stays leased while we look
+        [held] = _records(out)
+        second = subprocess.run([str(REPO / ".venv" / "bin" / "vidcurate"), "run", str(two_videos), str(out)],
+                                cwd=REPO, capture_output=True, text=True, timeout=120)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert second.returncode == 2, second.stderr
+    [line] = second.stderr.strip().splitlines()
+    p = held["process"]
+    assert line.startswith("vidcurate: error: ") and f"run {held['run_id']}" in line
+    assert f"host {p['host']}" in line and f"pid {p['pid']}" in line
+    assert [r["run_id"] for r in _records(out)] == [held["run_id"]]  # the refused run left no record
 
 
 def test_sigterm_gives_an_interrupted_record_and_exit_143(two_videos, ray_local, tmp_path):
