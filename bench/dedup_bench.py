@@ -316,46 +316,65 @@ def _phash_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n(e = estimated: old index not run at this size)"
 
 
-def run_one_segments(n: int, samples_per_clip: int = 10, seed_bits: int = 32) -> dict:
-    """Segment matching on n clips x samples_per_clip random sample hashes (2/s); 1 % are copies of another clip:
-    shifted by 0.2 s, 0-4 bits flipped per sample, 1/8 turned. Times candidate generation (seed_pairs) and the
-    whole match (alignment of every seeded pair)."""
+def run_one_segments(n: int, samples_per_clip: int = 10, seed_bits: int = 32, variant: str = "after") -> dict:
+    """Segment matching on n clips x samples_per_clip random sample hashes (2/s), each with 5 random region hashes.
+    Planted: 1 % are copies of another clip (shifted by 0.2 s, 0-4 bits flipped per sample, 1/8 turned) and 1 % are
+    edited copies (the whole-frame hashes replaced, one region of the source -- a random centred crop -- found in a
+    random region of the copy, 0-4 bits flipped). variant "before": today's matcher before region hashes (whole
+    frames, time shift only); "after": the default (region hashes, speed 0.8-1.25x). Times candidate generation
+    (seed_pairs) and the whole match."""
     from curation.dedup import DedupParams
     from curation.dedup.segments import seed_pairs, samples_table, segment_matches
-    from curation.hashes import d4_variants
+    from curation.hashes import REGION_FRACS, d4_variants
 
     rng = np.random.default_rng(2)
-    m = n * samples_per_clip
-    h = (rng.integers(0, 2**63, size=m, dtype=np.int64).astype(np.uint64) | np.uint64(1 << 63))
+    m, r = n * samples_per_clip, len(REGION_FRACS)
+    h = (rng.integers(0, 2**63, size=(m, 1 + r), dtype=np.int64).astype(np.uint64) | np.uint64(1 << 63))
     vid = np.repeat(np.arange(n), samples_per_clip)
     t = np.tile(np.arange(samples_per_clip) * 0.5, n)
-    src = rng.choice(n, n // 100, replace=False)
-    dst = rng.choice(np.setdiff1d(np.arange(n), src), n // 100, replace=False)
-    for s_, d_ in zip(src, dst):
-        hs = h[s_ * samples_per_clip:(s_ + 1) * samples_per_clip].copy()
-        for i in range(len(hs)):
+    src = rng.choice(n, n // 50, replace=False)
+    dst = rng.choice(np.setdiff1d(np.arange(n), src), n // 50, replace=False)
+    edited = np.zeros(len(src), bool)
+    edited[len(src) // 2:] = True
+    for s_, d_, e in zip(src, dst, edited):
+        rows_s, rows_d = slice(s_ * samples_per_clip, (s_ + 1) * samples_per_clip), slice(d_ * samples_per_clip, (d_ + 1) * samples_per_clip)
+        hs = h[rows_s].copy()
+        if e:  # only one region survives the edit: region i of the source is region j of the copy
+            i, j = rng.integers(0, 1 + r, 2)
+            if i == j == 0:
+                i = 1
+            hs[:, j] = hs[:, i]
+            keep = hs[:, j].copy()
+            hs = h[rows_d].copy()
+            hs[:, j] = keep
+        for k in range(len(hs)):
             for bit in rng.choice(63, rng.integers(0, 5), replace=False):
-                hs[i] ^= np.uint64(1) << np.uint64(bit)
+                hs[k] ^= np.uint64(1) << np.uint64(bit)
         if rng.random() < 1 / 8:
-            hs = d4_variants(hs)[:, rng.integers(1, 8)]
-        h[d_ * samples_per_clip:(d_ + 1) * samples_per_clip] = hs
-        t[d_ * samples_per_clip:(d_ + 1) * samples_per_clip] += 0.2
-    params = DedupParams(segment_seed_bits=seed_bits)
+            hs = d4_variants(hs)[:, :, rng.integers(1, 8)]
+        h[rows_d] = hs
+        t[rows_d] += 0.2
+    params = DedupParams(segment_seed_bits=seed_bits) if variant == "after" else \
+        DedupParams(segment_seed_bits=seed_bits, kinds=("segment",), segment_speed_range=(1.0, 1.0))
     order = np.lexsort((t, vid))
     t0, c0 = time.perf_counter(), time.process_time()
-    seeds = seed_pairs(h[order], vid[order], d4_variants(h[order]), seed_bits, params.segment_max_df)
+    seeds = seed_pairs(h[order, 0], vid[order], d4_variants(h[order, 0]), seed_bits, params.segment_max_df)
     seed_s, seed_cpu = time.perf_counter() - t0, time.process_time() - c0
-    table = samples_table([f"v{v:07d}" for v in vid.tolist()], t.tolist(), h.tolist())
+    table = samples_table([f"v{v:07d}" for v in vid.tolist()], t.tolist(), h[:, 0].tolist(), h[:, 1:].tolist())
+    del h
     t0, c0 = time.perf_counter(), time.process_time()
     matches = segment_matches(table, params)
     match_s, match_cpu = time.perf_counter() - t0, time.process_time() - c0
     found = {(int(a[1:]), int(b[1:])) for a, b in zip(matches.column("video_a").to_pylist(), matches.column("video_b").to_pylist())}
     planted = {(min(a, b), max(a, b)) for a, b in zip(src.tolist(), dst.tolist())}
+    planted_edited = {(min(a, b), max(a, b)) for a, b, e in zip(src.tolist(), dst.tolist(), edited) if e}
     tp = len(found & planted)
-    return {"n_clips": n, "samples": m, "seed_bits": seed_bits, "seed_pairs": len(seeds), "candidate_generation_s": round(seed_s, 2),
-            "candidate_generation_cpu_s": round(seed_cpu, 2), "segment_matches_s": round(match_s, 2),
-            "segment_matches_cpu_s": round(match_cpu, 2), "planted": len(planted), "found": len(found),
-            "precision": round(tp / max(1, len(found)), 4), "recall": round(tp / max(1, len(planted)), 4),
+    return {"variant": variant, "n_clips": n, "samples": m, "seed_bits": seed_bits, "whole_frame_seed_pairs": len(seeds),
+            "whole_frame_candidate_generation_s": round(seed_s, 2), "whole_frame_candidate_generation_cpu_s": round(seed_cpu, 2),
+            "segment_matches_s": round(match_s, 2), "segment_matches_cpu_s": round(match_cpu, 2), "planted": len(planted),
+            "found": len(found), "precision": round(tp / max(1, len(found)), 4), "recall": round(tp / max(1, len(planted)), 4),
+            "recall_plain_copies": round(len(found & (planted - planted_edited)) / max(1, len(planted - planted_edited)), 4),
+            "recall_edited_copies": round(len(found & planted_edited) / max(1, len(planted_edited)), 4),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
@@ -383,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phash-faiss", action="store_true", help="also time faiss IndexBinaryMultiHash (position 0, 1 thread)")
     ap.add_argument("--segment-sizes", default="", help="also bench segment matching (re-cut copies) at these clip counts")
     ap.add_argument("--one-segments", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--segment-variant", default="after", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     if args.one:
@@ -392,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one_phash(args.one_phash, with_faiss=args.phash_faiss)))
         return 0
     if args.one_segments:
-        print(json.dumps(run_one_segments(args.one_segments)))
+        print(json.dumps(run_one_segments(args.one_segments, variant=args.segment_variant)))
         return 0
     rows = []
     repo = Path(__file__).resolve().parents[1]
@@ -413,14 +433,17 @@ def main(argv: list[str] | None = None) -> int:
         rows_ph = [r for r in previous.get("perceptual", {}).values() if "plan" in r]  # rows of this bench version
         print(_phash_table(sorted(rows_ph, key=lambda r: r["n"])), flush=True)
     for n in [int(s) for s in args.segment_sizes.split(",") if s]:
-        proc = subprocess.run([sys.executable, "-m", "bench.dedup_bench", "--one-segments", str(n)], cwd=repo, env=env,
-                              stdout=subprocess.PIPE, text=True)
-        if proc.returncode == 0:
-            row = json.loads(proc.stdout.strip().splitlines()[-1])
-            previous.setdefault("segments", {})[str(n)] = row
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            out_path.write_text(json.dumps(previous, indent=1))
-            print(json.dumps(row), flush=True)
+        for variant in ("before", "after"):  # side by side: today's matcher before region hashes, and ours
+            proc = subprocess.run([sys.executable, "-m", "bench.dedup_bench", "--one-segments", str(n), "--segment-variant", variant],
+                                  cwd=repo, env=env, stdout=subprocess.PIPE, text=True)
+            if proc.returncode == 0:
+                row = json.loads(proc.stdout.strip().splitlines()[-1])
+                previous.setdefault("segments", {}).setdefault(str(n), {})[variant] = row
+                out_path.parent.mkdir(parents=True, exist_ok=True)
+                out_path.write_text(json.dumps(previous, indent=1))
+                print(json.dumps(row), flush=True)
+            else:
+                print(f"segments {n} {variant}: child failed with exit code {proc.returncode}", file=sys.stderr)
     for n in [int(s) for s in args.sizes.split(",") if s]:
         proc = subprocess.run([sys.executable, "-m", "bench.dedup_bench", "--one", str(n)], cwd=repo, env=env,
                               stdout=subprocess.PIPE, text=True)
