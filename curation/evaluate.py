@@ -611,6 +611,10 @@ def evaluation_table(folder):
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def _pct(x) -> str:
+    return "–" if x is None else f"{x:.0%}"
+
+
 def _fmt(x) -> str:
     return "–" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
 
@@ -664,7 +668,7 @@ def _format_labels(lab: dict) -> list[str]:
     out = [f"{lab['clips_scored']} clips of {lab['files'] - len(lab['files_without_clips'])} labelled files scored "
            f"against {lab.get('uri') or 'the labels'} (a clip takes a span's label when the span covers >= "
            f"{lab['cover']:.0%} of it)",
-           f"clean-clip retention: {_fmt(ret['retention'])} ({ret['kept']} of {ret['clips']} clips labelled keep kept"
+           f"clean-clip retention: {_pct(ret['retention'])} ({ret['kept']} of {ret['clips']} clips labelled keep kept"
            + (f"; dropped by {', '.join(f'{k}={v}' for k, v in ret['dropped_by_reason'].items())})"
               if ret["dropped_by_reason"] else ")"),
            f"clips labelled drop: {drops['clips']}, dropped {drops['dropped']} (recall {_fmt(drops['recall'])}, "
@@ -673,10 +677,12 @@ def _format_labels(lab: dict) -> list[str]:
         out.append(f"copy groups that kept another member: {lab['either_way']} clip(s) counted neither way")
     if lab["files_without_clips"]:
         out.append(f"labelled files with no clips (errors or not scanned): {', '.join(lab['files_without_clips'])}")
+    idle = [r["reason"] for r in lab["reasons"] if not r["flagged"]]
     out += ["", "Drop reasons on labelled footage (a clip labelled drop is a correct drop for any reason)",
             format_table(["reason", "flagged", "tp (labelled drop)", "fp (labelled keep)", "precision", "recall"],
                          [[r["reason"], r["flagged"], r["tp"], r["fp"], _fmt(r["precision"]), _fmt(r["recall"])]
-                          for r in lab["reasons"]]),
+                          for r in lab["reasons"] if r["flagged"]]),
+            f"rules that dropped no labelled clip: {', '.join(idle) or 'none'}",
             "", format_table(["file", "label", "clips", "kept", "verdict", "drop reasons"],
                              [[f["file"], f["label"], f["clips"], f["kept"], f["verdict"],
                                ", ".join(f"{k}={v}" for k, v in f["reasons"].items())] for f in lab["file_verdicts"]])]
