@@ -156,14 +156,14 @@ def test_demo_set_truth_is_understood():
 
 
 def test_end_to_end_on_a_small_defect_corpus(ray_local, tmp_path, capsys):
-    """A 13-file defect corpus → the pipeline on Ray → `vidcurate evaluate` writes evaluation.json."""
-    from curation.defect_corpus import write_defect_corpus
+    """A defect corpus of one video per kind → the pipeline on Ray → `vidcurate evaluate` writes evaluation.json."""
+    from curation.defect_corpus import KIND_WEIGHTS, write_defect_corpus
     from pipelines.cli import main
     from pipelines.config import load_config
     from pipelines.run import run_pipeline
 
     data, out = tmp_path / "in", tmp_path / "out"
-    truth = write_defect_corpus(data, count=13)
+    truth = write_defect_corpus(data, count=len(KIND_WEIGHTS))  # one video of each kind
     run_pipeline(str(data), str(out), load_config(), log=lambda *_: None)
     assert main(["evaluate", str(out), "--truth", str(data / "ground_truth.json")]) == 0
     printed = capsys.readouterr().out

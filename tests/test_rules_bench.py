@@ -39,6 +39,8 @@ def test_nulls_never_fail_and_variants_cut_at_clip_ends():
 
 
 def test_small_run_reads_the_rules_from_the_config_and_reruns_from_its_cache(tmp_path):
+    from curation.defect_corpus import KIND_WEIGHTS
+
     src = VIDEOS / "realshort.mp4"  # 1.2 s, 320x240, sharpness ~28
     if not src.exists():
         pytest.skip(f"{src} not present")
@@ -52,7 +54,7 @@ def test_small_run_reads_the_rules_from_the_config_and_reruns_from_its_cache(tmp
         "  - {column: contrast, min: 1000.0, reason: flat_picture}\n"  # a rule the bench has never heard of
         "  - {reason: letterbox, enabled: false}\n")
     argv = ["--work", str(tmp_path / "work"), "--config", str(tmp_path / "cfg.yaml"), "--real", str(real),
-            "--videos", str(tmp_path / "none"), "--corpus-count", "13", "--no-bars", "--no-text",
+            "--videos", str(tmp_path / "none"), "--corpus-count", str(len(KIND_WEIGHTS)), "--no-bars", "--no-text",
             "--out", str(tmp_path / "rules.json")]
     first = rules_bench.main(argv)
     rows = {r["reason"]: r for r in first["rules"]}
