@@ -120,13 +120,13 @@ def frame_quality(rgb: np.ndarray, params: QualityParams, bars: Bars | None = No
                   sharpness: float | None = None) -> dict:
     """Per-sample scalars from one RGB uint8 (H, W, 3) frame, measured inside `bars` (the sample's content box).
 
-    near_black and blank judge the whole frame (black_or_blank): a black frame with a caption on it has no
-    picture to put a box around. `sharpness` measured elsewhere (detail_sharpness on the decoded luma)
+    near_black and blank judge the picture inside the bars (black_or_blank: its top rows, captions are left
+    out), so a black picture inside coloured bars is black. `sharpness` measured elsewhere (detail_sharpness on the decoded luma)
     replaces the one of the sample.
     """
     h, w = rgb.shape[:2]
-    near_black, blank = black_or_blank(rgb, params)
     pic_rgb = crop(rgb, bars)
+    near_black, blank = black_or_blank(pic_rgb, params)
     pic = _luma(pic_rgb)
     if sharpness is None:  # scale set by the whole frame, so cropping bars never upscales the picture
         sharpness = _sharpness(pic, params.sharpness_short_side / min(h, w), params.sharpness_sigma)

@@ -62,7 +62,8 @@ class _SampleRecord:
     phash: int
     jpeg: bytes  # the sample inside its content box
     size: tuple[int, int]  # (width, height) of the JPEG
-    bars: Bars | None  # the sample's bars in display-oriented plane px; None = a flat frame (no box to measure)
+    bars: Bars | None  # the sample's own bars in display-oriented plane px; None = not measurable (flat, black)
+    used: Bars | None  # the bars it was measured inside (its own, else the recent samples'), same px
     plane: tuple[int, int]  # (W, H) of the plane the bars were found on
 
 
@@ -186,24 +187,23 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
     recent = _RecentBox()
 
     def on_detector_frame(index: int, bgr: np.ndarray) -> None:
-        detector.feed(index, bgr)
+        picture = recent.crop(bgr)
+        detector.feed(index, bgr, picture)  # cuts on the whole frame; near-black judged on the picture
         if params.defects.enabled:
-            signals.feed_frame(index, recent.crop(bgr))
+            signals.feed_frame(index, picture)
 
     def on_sample(s: Sample) -> None:
         measured, plane_size = _sample_bars(s, params.box)
-        if any(black_or_blank(s.rgb, params.quality)):
-            measured = None  # a black frame with a caption on it: no picture to put a box around
-            box = None
-        else:  # no box of its own (a dark picture meeting its bars): the recent one
-            box = measured if measured is not None else recent.bars(plane_size)
-        recent.add(measured, plane_size)
+        box = measured if measured is not None else recent.bars(plane_size)  # no box of its own: the recent one
         bars = None if box is None else scale_bars(box, plane_size, (s.rgb.shape[1], s.rgb.shape[0]))
         coded_bars = None if box is None or s.luma is None else rotate_bars(box, -s.rotation)
         sharpness = None
         if s.luma is not None:
             sharpness = detail_sharpness(crop(s.luma, coded_bars), s.sar, s.luma_full_range, params.quality)
         quality = frame_quality(s.rgb, params.quality, bars, sharpness)
+        if quality["near_black"] or quality["blank"]:
+            measured = None  # a black picture's edges cannot be told from bars
+        recent.add(measured, plane_size)
         pic = crop(s.rgb, bars)
         if params.defects.enabled:
             signals.feed_sample(s.index, s.luma, coded_bars)
@@ -217,7 +217,7 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
         prev.update(index=s.index, t=s.t, gray=gray)
         ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality])
         samples.append(_SampleRecord(s.index, s.t, quality, frame_hashes(pic), jpg.tobytes(), (pic.shape[1], pic.shape[0]),
-                                     measured, plane_size))
+                                     measured, box, plane_size))
 
     meter = AudioMeter(params.audio) if params.audio.enabled else None
     opens_before = DECODER_OPENS["count"]
@@ -258,7 +258,7 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
             "kept": True,
         }
         row.update(aggregate_motion([m for a, b, m in pairs if span.start <= a and b < span.end], params.motion))
-        row.update(box_columns(clip_box([_display_bars(s, (width, height)) for s in inside]), width, height))
+        row.update(box_columns(_clip_box(inside, (width, height)), width, height))
         row.update(aggregate_quality([s.quality for s in inside], params.quality))
         row.update(signals.clip_scores(span.start, span.end, detector.black, fps))
         row["qp"] = _mean_qp(result.qp[span.start : span.end]) if info.codec in H264_CODECS else None
@@ -357,8 +357,11 @@ def _mean_qp(qp: list[float]) -> float | None:
     return float(q.mean()) if q.size else None
 
 
-def _display_bars(s: _SampleRecord, display: tuple[int, int]) -> Bars | None:
-    return None if s.bars is None else scale_bars(s.bars, s.plane, display)
+def _clip_box(inside: list[_SampleRecord], display: tuple[int, int]) -> Bars | None:
+    """The clip's bars in display px: from the samples that measured a box, else from the boxes its samples were
+    measured inside (a dark or black clip between letterboxed shots keeps their letterbox)."""
+    box = clip_box([s.bars for s in inside]) or clip_box([s.used for s in inside])
+    return None if box is None else scale_bars(box, inside[0].plane, display)
 
 
 def _keyframes(inside: list[_SampleRecord], start: int, end: int, fractions) -> list[tuple[float, _SampleRecord]]:

@@ -82,8 +82,9 @@ class ShotDetector:
         self._flushed = False
         self.black: list[bool] = []  # per frame: near-black?
 
-    def feed(self, index: int, bgr: np.ndarray) -> None:
-        self.black.append(is_near_black(bgr, self._params.near_black_luma))
+    def feed(self, index: int, bgr: np.ndarray, picture: np.ndarray | None = None) -> None:
+        """One frame; `picture` (the frame inside its bars, default the frame) is what near-black is judged on."""
+        self.black.append(is_near_black(bgr if picture is None else picture, self._params.near_black_luma))
         self._recent.append((index, bgr))
         self._accept(self._detector.process_frame(index, bgr))
         self._last = index
