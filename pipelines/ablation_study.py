@@ -241,9 +241,16 @@ def plot(result: dict, path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------------------- CLI
 def _cmd_study(args) -> int:
+    from training.cli_checks import require
     from training.diffusion.cli import _train_config
 
-    seeds = tuple(int(s) for s in args.seeds.split(","))
+    for flag in ("curated", "all", "reference", "autoencoder", "pipeline_config"):
+        if getattr(args, flag):
+            require(getattr(args, flag), f"--{flag.replace('_', '-')}")
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+    except ValueError:
+        raise SystemExit(f"ablation-study: --seeds wants comma-separated integers, got {args.seeds!r}") from None
     if len(seeds) < 2:
         raise SystemExit("ablation-study: give at least 2 seeds (--seeds 0,1,2); intervals need them")
     try:

@@ -2,8 +2,14 @@
 
 Exit codes: 0 success (also "nothing to do"), 1 the work failed, 2 bad usage,
 config, input or output.
+
+One convention for every verb: a bad option, a missing input or a bad config is
+one line on stderr (`vidcurate: error: ...`) and exit 2, no traceback. A verb
+raises CliError, or SystemExit(message) where it must not import pipelines/
+(the training verbs); main() prints either the same way.
 """
 import argparse
+import importlib
 import sys
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -15,6 +21,24 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_USAGE):
         super().__init__(message)
         self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our convention: a usage error is a CliError (one line), not usage text and exit 2."""
+
+    def error(self, message: str):
+        raise CliError(f"{message} (see `{self.prog} --help`)")
+
+
+VERB_MODULES = ("pipelines.review_cli", "pipelines.export_cli", "training.autoencoder.cli", "training.diffusion.cli",
+                "pipelines.ablation_study")
+
+
+def one_line(message: str) -> str:
+    """A message as one line: "invalid config:\n  a\n  b" -> "invalid config: a; b"."""
+    lines = [ln.strip() for ln in str(message).strip().splitlines() if ln.strip()] or ["failed"]
+    head, rest = lines[0], lines[1:]
+    return head + (" " if head.endswith(":") else "; ") + "; ".join(rest) if rest else head
 
 
 def _cmd_run(args) -> int:
@@ -113,7 +137,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vidcurate", description="Curate raw video into scored, reviewable training manifests.")
+    p = _Parser(prog="vidcurate", description="Curate raw video into scored, reviewable training manifests.")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     r = sub.add_parser("run", help="split, score, filter and curate every video under INPUT_URI",
@@ -158,23 +182,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_evaluate)
     # --- end evaluate verb ---
 
-    for module in ("pipelines.review_cli", "pipelines.export_cli", "training.autoencoder.cli", "training.diffusion.cli",
-                   "pipelines.ablation_study"):
-        try:
-            mod = __import__(module, fromlist=["add_parsers"])
-        except ImportError:
-            continue
-        mod.add_parsers(sub)
+    for module in VERB_MODULES:  # a module that cannot be imported is a broken install: fail loudly
+        importlib.import_module(module).add_parsers(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or EXIT_OK)
     except CliError as e:
-        print(f"vidcurate: error: {e}", file=sys.stderr)
+        print(f"vidcurate: error: {one_line(e)}", file=sys.stderr)
         return e.code
+    except SystemExit as e:
+        if not isinstance(e.code, str):  # --help (0), or an exit code a verb chose
+            raise
+        print(f"vidcurate: error: {one_line(e.code)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM during a run (pipelines.run_records.RunInterrupted)
         print("vidcurate: interrupted", file=sys.stderr)
         return 128 + getattr(e, "signum", 2)
@@ -184,4 +208,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipelines.cli import main as _main  # this module under its own name: one CliError class, not __main__'s
+
+    sys.exit(_main())

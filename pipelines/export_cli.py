@@ -6,15 +6,10 @@ def _export(args) -> int:
     from tqdm import tqdm
 
     from curation.export import DestinationError, ExportConfigError, ExportError, ExportParams, export_run
-    from pipelines.cli import EXIT_FAILED, EXIT_USAGE
+    from pipelines.cli import EXIT_FAILED, CliError
     from pipelines.config import ConfigError, load_config
+    from pipelines.review_cli import require_run
     from schemas import SchemaError
-
-    def fail(e: Exception) -> int:
-        # printed here rather than raised as CliError: under `python -m pipelines.cli` that class is
-        # __main__.CliError, and one imported from pipelines.cli would escape main()'s handler
-        print(f"vidcurate: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
 
     try:
         params = ExportParams(format=args.format, shard_size=args.shard_size, crf=args.crf, preset=args.preset,
@@ -22,15 +17,16 @@ def _export(args) -> int:
                               crop_to_content=not args.full_frame)
         cfg = load_config(args.config)
     except (ExportConfigError, ConfigError) as e:
-        return fail(e)
+        raise CliError(str(e)) from None
     out_options = cfg.output.storage_options
+    require_run(args.out, out_options)
     bar = tqdm(desc=f"export {args.format}", unit="clip", dynamic_ncols=True, disable=args.quiet)
     try:
         summary = export_run(args.out, params, args.dest, out_options=out_options,
                              source_options=cfg.input.storage_options, dest_options=out_options,
                              on_clip=lambda row: bar.update(1))
     except (DestinationError, ExportError, SchemaError) as e:
-        return fail(e)
+        raise CliError(str(e)) from None
     finally:
         bar.close()
     c = summary["counts"]

@@ -1,5 +1,6 @@
 """CLI wiring end to end on toy video latents: train-diffusion → sample (decoded to mp4 + contact sheet through a
-tiny autoencoder saved to a folder, spatial and temporal spectra) → ablate, through argparse."""
+tiny autoencoder saved to a folder, spatial and temporal spectra) through argparse, then the two-arm `ablate`
+library entry point (the verb is `vidcurate ablation-study`, tests/test_ablation_study.py)."""
 import json
 
 import av
@@ -8,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from training.diffusion.ablate import ablate
 from training.diffusion.cli import main
 from training.diffusion.toy import write_gmm_latents
 
@@ -46,9 +48,8 @@ def test_train_sample_ablate(tmp_path, capsys, autoencoder):
     with pytest.raises(SystemExit, match="without a text encoder"):
         main(["sample", "--checkpoint", summary["checkpoint"], "--out", str(tmp_path / "p"), "--prompt", "a cat"])
 
-    assert main(["ablate", "--curated", str(curated), "--uncurated", str(uncurated), "--out", str(tmp_path / "ab"),
-                 "--steps", "4", "--batch-size", "8", "--n-samples", "16", "--sample-steps", "4",
-                 "--no-progress"]) == 0
+    ablate(str(curated), str(uncurated), {"out_dir": str(tmp_path / "ab"), "steps": 4, "batch_size": 8,
+                                          "progress": False}, n_samples=16, sample_steps=4)
     result = json.loads((tmp_path / "ab" / "ablation.json").read_text())
     for arm in ("curated", "uncurated"):
         assert result[arm]["n_samples"] == 16 and len(result[arm]["loss_per_sigma"]) == 6

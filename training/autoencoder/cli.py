@@ -1,23 +1,23 @@
 """`vidcurate train-ae`, `encode` and `eval-ae`: argparse subcommands; pipelines/cli.py calls add_parsers.
 
-Each subcommand sets `func(args) -> int` (the exit code).
+Each subcommand sets `func(args) -> int` (the exit code). A bad option, input or config raises
+SystemExit(message): one line and exit 2 under `vidcurate`.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from training.cli_checks import read_yaml, require
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.autoencoder.config import AEConfig, check_config, load_config
-    from training.autoencoder.train import train_autoencoder
+    from training.autoencoder.config import AEConfig, check_config, config_from_dict
 
     try:
-        cfg = load_config(args.config) if args.config else AEConfig()
+        cfg = config_from_dict(read_yaml(args.config)) if args.config else AEConfig()
     except (ValueError, TypeError) as e:
-        print(f"train-ae: bad config: {e}", file=sys.stderr)
-        return 2
+        raise SystemExit(f"train-ae: bad config: {e}") from None
     if args.manifest:
         cfg.data.manifest = args.manifest
     if args.out:
@@ -31,23 +31,29 @@ def _train(args: argparse.Namespace) -> int:
     if args.lpips:
         cfg.loss.lpips_path = args.lpips
     if not cfg.data.manifest:
-        print("train-ae: no manifest (give --manifest or data.manifest in the config)", file=sys.stderr)
-        return 2
+        raise SystemExit("train-ae: no manifest (give --manifest or data.manifest in the config)")
     try:
         check_config(cfg)
     except ValueError as e:
-        print(f"train-ae: bad config: {e}", file=sys.stderr)
-        return 2
+        raise SystemExit(f"train-ae: bad config: {e}") from None
+    for uri, flag in ((cfg.data.manifest, "--manifest"), (cfg.model.pretrained, "--pretrained"),
+                      (cfg.loss.lpips_path, "--lpips")):
+        if uri:
+            require(uri, flag)
+    from training.autoencoder.train import train_autoencoder  # diffusers: seconds to import, after the checks
+
     path = train_autoencoder(cfg)
     print(path)
     return 0
 
 
 def _encode(args: argparse.Namespace) -> int:
+    require(args.manifest, "--manifest")
+    require(args.checkpoint, "--checkpoint")
     if args.max_clips_like:
         import schemas
 
-        args.max_clips = schemas.read_table(args.max_clips_like, "curated").num_rows
+        args.max_clips = schemas.read_table(require(args.max_clips_like, "--max-clips-like"), "curated").num_rows
     common = dict(
         fps=args.fps, size=args.size, frames=args.frames, max_windows=args.max_windows, bucket_area=args.bucket_area,
         bucket_multiple=args.bucket_multiple, batch_size=args.batch_size, table=args.table, use_ema=not args.no_ema,
@@ -56,8 +62,7 @@ def _encode(args: argparse.Namespace) -> int:
         from training.autoencoder.encode_ray import encode_manifest_ray
 
         if args.max_clips is not None:
-            print("encode: --max-clips is not supported with --ray", file=sys.stderr)
-            return 2
+            raise SystemExit("encode: --max-clips is not supported with --ray")
 
         summary = encode_manifest_ray(
             args.manifest, args.checkpoint, args.out, num_actors=args.num_actors, num_gpus=args.num_gpus, **common
@@ -74,7 +79,7 @@ def _encode(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from training.autoencoder.evaluate import evaluate_autoencoder
 
-    report = evaluate_autoencoder(args.checkpoint, args.manifest, args.out, size=args.size, fps=args.fps,
+    report = evaluate_autoencoder(require(args.checkpoint, "--checkpoint"), require(args.manifest, "--manifest"), args.out, size=args.size, fps=args.fps,
                                   frames=args.frames, max_clips=args.max_clips,
                                   holdout_fraction=args.holdout_fraction, table=args.table)
     keys = ["autoencoder", "num_clips", "psnr_db", "ssim", "flicker", "compression"]

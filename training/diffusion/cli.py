@@ -1,7 +1,8 @@
-"""`vidcurate train-diffusion | sample | ablate`: thin argparse entry points over the library.
+"""`vidcurate train-diffusion | sample`: thin argparse entry points over the library.
 
-The lead's pipelines/cli.py calls `add_parsers(subparsers)`; each subcommand sets `func(args) -> int`
-(the exit code) via `set_defaults`.
+pipelines/cli.py calls `add_parsers(subparsers)`; each subcommand sets `func(args) -> int` (the exit code) via
+`set_defaults`. A bad option, input or config raises SystemExit(message): one line and exit 2 under `vidcurate`.
+The curated-vs-uncurated experiment is `vidcurate ablation-study` (pipelines/ablation_study.py).
 """
 import argparse
 import json
@@ -9,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from training.cli_checks import read_yaml, require
+from training.diffusion.dit import SIZES
 from training.diffusion.train import TrainConfig
 
 __all__ = ["add_parsers", "main"]
@@ -41,11 +44,7 @@ def _add_train_options(p: argparse.ArgumentParser):
 
 
 def _train_config(args, **fixed) -> TrainConfig:
-    d = {}
-    if args.config:
-        import yaml
-
-        d.update(yaml.safe_load(Path(args.config).read_text()) or {})
+    d = read_yaml(args.config) if args.config else {}
     d.update({k: getattr(args, k) for k in _OVERRIDES if getattr(args, k) is not None})
     d.update(fixed)
     if args.no_progress:
@@ -58,15 +57,20 @@ def _train_config(args, **fixed) -> TrainConfig:
         d["text_encoder"] = {"kind": args.text_encoder, "path": args.text_encoder_path,
                              "model_name": args.text_encoder_model, "model_config": args.text_encoder_config}
     try:
-        return TrainConfig.from_dict(d)
+        cfg = TrainConfig.from_dict(d)
     except (TypeError, ValueError) as e:
-        raise SystemExit(f"bad train-diffusion config: {e}") from e
+        raise SystemExit(f"bad train-diffusion config: {e}") from None
+    known = {"model": tuple(SIZES), "objective": ("edm", "rf"), "attention": ("full", "factorised")}
+    for key, choices in known.items():
+        if getattr(cfg, key) not in choices:
+            raise SystemExit(f"bad train-diffusion config: {key} {getattr(cfg, key)!r}, known: {', '.join(choices)}")
+    return cfg
 
 
 def _cmd_train(args) -> int:
     from training.diffusion.train import train
 
-    result = train(_train_config(args, latents_dir=args.latents, out_dir=args.out))
+    result = train(_train_config(args, latents_dir=require(args.latents, "--latents"), out_dir=args.out))
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary line
         print(json.dumps({k: v for k, v in result.items() if k != "losses"}
                          | {"final_loss": result["losses"][-1] if result["losses"] else None}))
@@ -114,7 +118,7 @@ def _cmd_sample(args) -> int:
     from training.diffusion.train import cond_stats_of, latent_shapes_of, latent_stats_of, load_checkpoint
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    net, ck = load_checkpoint(args.checkpoint, ema=not args.no_ema, device=device)
+    net, ck = load_checkpoint(require(args.checkpoint, "--checkpoint"), ema=not args.no_ema, device=device)
     cs = cond_stats_of(ck)
     conds = _parse_conds(args.cond)
     unknown = set(conds) - set(cs.names)
@@ -177,17 +181,8 @@ def _frames(v):
     return v.transpose(1, 2).reshape(-1, *v.shape[1:2], *v.shape[3:]).numpy()
 
 
-def _cmd_ablate(args) -> int:
-    from training.diffusion.ablate import ablate
-
-    result = ablate(args.curated, args.uncurated, _train_config(args, out_dir=args.out),
-                    n_samples=args.n_samples, sample_steps=args.sample_steps)
-    print(json.dumps(result["side_by_side"], indent=1))
-    return 0
-
-
 def add_parsers(subparsers) -> None:
-    """Add the `train-diffusion`, `sample` and `ablate` subcommands to an argparse subparsers object."""
+    """Add the `train-diffusion` and `sample` subcommands to an argparse subparsers object."""
     p = subparsers.add_parser("train-diffusion", help="train the DiT denoiser on a latents folder",
                               description="Train (or resume) an EDM/RF DiT on LATENTS_DIR; checkpoints, "
                                           "metrics.jsonl in --out. Multi-GPU: torchrun --nproc_per_node=G ...")
@@ -225,17 +220,6 @@ def add_parsers(subparsers) -> None:
                         "of these latents, of them noised at several σ (with the noise/signal crossover), and of "
                         "the samples")
     p.set_defaults(func=_cmd_sample)
-
-    p = subparsers.add_parser("ablate", help="same model and budget on curated vs uncurated latents",
-                              description="Train on both latent sets, evaluate both against the curated set, "
-                                          "write OUT/ablation.json.")
-    p.add_argument("--curated", required=True, help="latents folder of the curated clips")
-    p.add_argument("--uncurated", required=True, help="latents folder of the uncurated clips")
-    p.add_argument("--out", required=True, help="output folder (OUT/curated, OUT/uncurated, ablation.json)")
-    p.add_argument("--n-samples", type=int, default=256, help="samples per arm for the metrics")
-    p.add_argument("--sample-steps", type=int, default=32)
-    _add_train_options(p)
-    p.set_defaults(func=_cmd_ablate)
 
 
 def main(argv: list[str] | None = None) -> int:
