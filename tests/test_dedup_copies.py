@@ -7,7 +7,7 @@ from _copies import COPIES, build, pair_scores, sample_hashes
 from curation.dedup import DedupParams, find_duplicates
 from curation.dedup.segments import samples_table, segment_matches
 from curation.scan import ScanParams, scan_video
-from schemas import clips_schema, table_from_rows, videos_schema
+from schemas import TABLES, clips_schema, table_from_rows, videos_schema
 
 SOURCES = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
 # 21-bit seeds: more fast-motion re-cuts seeded, fine for a small corpus; the default (32 bits, for 1M clips)
@@ -200,3 +200,23 @@ def test_speed_change_fits_a_time_scale():
     assert len(m) == 1 and m[0]["time_scale"] == pytest.approx(0.8, abs=0.02) and m[0]["samples"] >= 30, m
     plain = segment_matches(table, DedupParams(segment_speed_range=(1.0, 1.0))).to_pylist()
     assert all(r["samples"] < 10 for r in plain), plain  # a shift alone matches a few seconds at most
+
+
+def test_distinct_fades_are_never_paired(test_videos, tmp_path):
+    """Scan level (scan + find_duplicates): fades.mp4, testvideo.mp4 and bigbuckbunny.mp4 open on black or fade
+    through it; their flat keyframes must not group them. A re-encoded copy of bigbuckbunny still joins it."""
+    truth = build(test_videos, tmp_path, ("bigbuckbunny.mp4",), ("reencode",), negatives=("fades.mp4", "testvideo.mp4"))
+    scans = {n: _scan(tmp_path / n, n) for n in truth}
+    clips = table_from_rows([c for r in scans.values() for c in r.clips], clips_schema, "clips")
+    videos = table_from_rows([r.video for r in scans.values()], videos_schema, "videos")
+    samples = table_from_rows([s for r in scans.values() for s in r.samples], TABLES["samples"], "samples")
+    name_of = {r.video["video_id"]: n for n, r in scans.items()}
+    res = find_duplicates(clips, videos, DedupParams(), samples=samples)
+    groups: dict[str, set] = {}
+    for v, g in zip(res.table.column("video_id").to_pylist(), res.table.column("dup_group_id").to_pylist()):
+        if g is not None:
+            groups.setdefault(g, set()).add(name_of[v])
+    found = {frozenset((a, b)) for m in groups.values() for a in m for b in m if a < b}
+    score = pair_scores(found, truth)
+    assert score["false"] == [], score["false"]
+    assert frozenset(("bigbuckbunny.mp4", "bigbuckbunny__reencode.mp4")) in found

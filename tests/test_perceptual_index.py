@@ -66,3 +66,25 @@ def test_plan_widens_chunks_as_n_grows():
 def test_bad_chunk_count_fails_fast(chunks):
     with pytest.raises(ValueError, match="phash_index_chunks"):
         chunk_plan(1000, 6, chunks)
+
+
+def test_flat_keyframes_never_vote():
+    """Fades to black (FLAT_HASH keyframes) are no footage: clips whose keyframes are mostly flat pair with nothing,
+    identical lists included; a flat keyframe next to matching textured ones does not stop a pair."""
+    from curation.hashes import FLAT_HASH
+
+    h = RNG.integers(0, 2**63, size=(4, 3), dtype=np.int64).astype(np.uint64) | np.uint64(1 << 63)
+    flat = np.uint64(FLAT_HASH)
+    lists = np.array([
+        [flat, flat, flat],  # 0: a fade to black
+        [flat, flat, flat],  # 1: another one, in another video
+        [flat, flat, h[0, 2]],  # 2: a fade that ends on a picture
+        [flat, flat, h[1, 2]],  # 3: another fade, ending on another picture
+        [h[2, 0], h[2, 1], flat],  # 4: a shot that fades out
+        [h[2, 0] ^ np.uint64(0b101), h[2, 1], flat],  # 5: its re-encoded copy (2 bits off)
+    ], np.uint64)
+    for symmetric in (True, False):
+        e = perceptual_edges(np.arange(len(lists)), lists, 6, symmetric=symmetric)
+        assert set(zip(e.a.tolist(), e.b.tolist())) == {(4, 5)}, symmetric
+    _, _, same_a, same_b = unique_hash_lists(lists)
+    assert len(same_a) == 0  # identical flat lists are not a pair

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from curation.dedup.edges import Edges
-from curation.hashes import d4_variants
+from curation.hashes import FLAT_HASH, d4_variants
 
 
 # D4 index (curation.hashes.D4) of the 90° rotation -> its inverse (the 270° one); every other element is
@@ -200,6 +200,12 @@ def partitions(n_unique: int, k: int, max_hamming: int, symmetric: bool = True, 
     return out
 
 
+def keyframe_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamming distance of aligned uint64 hashes, 64 where either is FLAT_HASH: a flat keyframe (black, one colour)
+    has no picture to match, so it never votes for a pair (two fades to black are not one footage)."""
+    return np.where((a == FLAT_HASH) | (b == FLAT_HASH), 64, np.bitwise_count(a ^ b))
+
+
 def partition_pairs(uniq: np.ndarray, part: Partition, max_hamming: int,
                     symmetric: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(a, b, dist, examined) for one partition: rows of the distinct hash lists `uniq` (U, K) whose median
@@ -208,7 +214,7 @@ def partition_pairs(uniq: np.ndarray, part: Partition, max_hamming: int,
     col = uniq[:, part.position]
     table = (d4_variants(col)[:, list(syms)] if symmetric else col[:, None]).reshape(-1)  # (U * G,): row-major
     key = _chunk_key(col, part.chunk)
-    queries = np.flatnonzero((key >= part.lo) & (key < part.hi))
+    queries = np.flatnonzero((key >= part.lo) & (key < part.hi) & (col != FLAT_HASH))  # flat: never a candidate
     qi, tj, examined = chunk_candidates(col[queries], table, part.chunk, max_hamming)
     b, a, g = queries[qi], tj // len(syms), np.asarray(syms)[tj % len(syms)]  # variant g of a is close to b
     # a clip matching its own mirror image is not a pair; every symmetry but the 90° rotation is an involution
@@ -216,19 +222,22 @@ def partition_pairs(uniq: np.ndarray, part: Partition, max_hamming: int,
     keep = (a < b) | ((a != b) & np.isin(g, list(ROTATION_INVERSE_OF)))
     a, b, g = a[keep], b[keep], g[keep]
     va = d4_variants(uniq[a])[np.arange(len(a)), :, g] if symmetric else uniq[a]  # (P, K)
-    dist = np.median(np.bitwise_count(va ^ uniq[b]), axis=1)  # (P,) over aligned keyframes
+    dist = np.median(keyframe_distances(va, uniq[b]), axis=1)  # (P,) over aligned keyframes
     ok = dist <= max_hamming
     return a[ok], b[ok], dist[ok], examined
 
 
 def unique_hash_lists(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(uniq, first, same_a, same_b): distinct hash lists, one row per list, and the pairs of identical lists."""
+    """(uniq, first, same_a, same_b): distinct hash lists, one row per list, and the pairs of identical lists that
+    can match: more than half their keyframes textured (identical fades to black are not a pair)."""
     uniq, inverse = np.unique(hashes, axis=0, return_inverse=True)
     inverse = inverse.ravel()
     order = np.argsort(inverse, kind="stable")
     starts = np.r_[True, inverse[order][1:] != inverse[order][:-1]]
     first = order[np.flatnonzero(starts)]  # one row per unique hash list (in uniq order)
-    return uniq, first, first[inverse[order][~starts]], order[~starts]
+    same_a, same_b = first[inverse[order][~starts]], order[~starts]
+    textured = np.sum(hashes[same_b] != FLAT_HASH, axis=1) * 2 > hashes.shape[1]
+    return uniq, first, same_a[textured], same_b[textured]
 
 
 def perceptual_edges(rows: np.ndarray, hashes: np.ndarray, max_hamming: int, chunks: int | None = None,
@@ -260,6 +269,6 @@ def perceptual_edges(rows: np.ndarray, hashes: np.ndarray, max_hamming: int, chu
 def median_hamming(h1: np.ndarray, h2: np.ndarray, symmetric: bool = False) -> np.ndarray:
     """Row-wise median Hamming distance of aligned (n, K) uint64 hash lists (symmetric: smallest over the 8)."""
     if not symmetric:
-        return np.median(np.bitwise_count(h1 ^ h2), axis=1)
+        return np.median(keyframe_distances(h1, h2), axis=1)
     v = d4_variants(h1)  # (n, K, 8)
-    return np.median(np.bitwise_count(v ^ h2[..., None]), axis=1).min(axis=-1)
+    return np.median(keyframe_distances(v, h2[..., None]), axis=1).min(axis=-1)
