@@ -385,7 +385,8 @@ def union(clips: list[dict], rules: list[tuple[str, str, float | None, float | N
 
 
 def failing(c: dict, rules) -> list[str]:
-    return [reason for reason, col, lo, hi in rules if fails(_values([c], col), lo, hi)[0]]
+    """The reasons of `rules` (reason, column, min, max) the clip fails, each once (two rules may share one)."""
+    return list(dict.fromkeys(reason for reason, col, lo, hi in rules if fails(_values([c], col), lo, hi)[0]))
 
 
 def expected_box(truth: dict, plain: dict) -> list[int] | None:
@@ -454,7 +455,7 @@ def _g(x) -> str:
     if x is None:
         return "–"
     if isinstance(x, float):
-        return f"{x:.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.1e}"
+        return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.1e}"
     return str(x)
 
 
@@ -481,7 +482,7 @@ def table(rows: list[dict]) -> str:
         out.append([r["reason"] + ("" if r["picture"] else " *"), r["column"], _bound(r),
                     f"{fd['real'][0]}/{fd['real'][1]}", f"{fd['bars'][0]}/{fd['bars'][1]}",
                     f"{_pct(cp['recall'])} ({cp['tp']}/{cp['positives']})" if r["defect"] else "no defect",
-                    _pct(cp["precision"]) if cp["flagged"] else "–",
+                    _pct(cp["precision"]) if cp["flagged"] and r["defect"] else "–",
                     dist(s["clean_real"]), dist(s["defect"]) if r["defect"] else "–",
                     _g(sw.get("threshold")) if sw else "–",
                     f"{sw['false_drops']} ({_pct(sw['share'])})" if sw else "–",
@@ -489,6 +490,30 @@ def table(rows: list[dict]) -> str:
     return format_table(["rule", "column", "keeps", "FD real", "FD bars", "recall (corpus)", "precision",
                          "clean real min/med/max", "defect min/med/max", "t @ budget", "FD @ t (share)",
                          "recall @ t"], out)
+
+
+def markdown_table(result: dict) -> str:
+    """The picture rules as a Markdown table (the README's calibration table)."""
+    inp = result["inputs"]
+    dist = lambda d: "–" if not d else f"{_g(d['min'])} / {_g(d['median'])} / {_g(d['max'])}"  # noqa: E731
+    lines = [f"| rule (column) | drops when | false drops: real ({inp['real']['clean_clips']} clips) | bar variants "
+             f"({inp['bars']['clean_clips']}) | corpus recall (defect) | precision | clean real min / median / max | "
+             "defect min / median / max | threshold at its budget share → recall |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rules"]:
+        if not (r["picture"] and r["measured"]):
+            continue
+        fd, cp, sw = r["false_drops"], r["corpus"], r.get("sweep")
+        when = " or ".join(x for x in (f"< {_g(r['min'])}" if r["min"] is not None else "",
+                                        f"> {_g(r['max'])}" if r["max"] is not None else "") if x)
+        lines.append(
+            f"| {r['reason']} (`{r['column']}`) | {when} | {fd['real'][0]} ({_pct(r['false_drop_rate']['real'])}) | "
+            f"{fd['bars'][0]} ({_pct(r['false_drop_rate']['bars'])}) | "
+            + (f"{_pct(cp['recall'])} of {cp['positives']} ({r['defect']})" if r["defect"] else "– (no defect)")
+            + f" | {_pct(cp['precision']) if r['defect'] else '–'} | {dist(r['scores']['clean_real'])} | "
+            + (dist(r["scores"]["defect"]) if r["defect"] else "–") + " | "
+            + (f"{_g(sw['threshold'])} → {_pct(sw['recall'])}" if sw and sw["threshold"] is not None else "–") + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -517,6 +542,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--bars-width", type=int, default=480, help="variants' picture width at most (px)")
     ap.add_argument("--jobs", type=int, default=1, help="scan processes (default 1)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="result JSON (default: %(default)s)")
+    ap.add_argument("--markdown", action="store_true", help="also print the picture rules as a Markdown table")
     args = ap.parse_args(argv)
     shares = {}
     for item in args.rule_budget:
@@ -590,6 +616,8 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
     print_report(result)
+    if args.markdown:
+        print("\n" + markdown_table(result) + "\n")
     print(f"wrote {args.out} ({result['timing_s']['total']:.0f} s; {scanned} files scanned, the rest cached "
           f"under {args.work})")
     return result

@@ -66,6 +66,9 @@ def test_small_run_reads_the_rules_from_the_config_and_reruns_from_its_cache(tmp
     assert sw["false_drops"] == 0 and sw["threshold"] < rows["blurry"]["scores"]["clean_real"]["min"] and sw["recall"] == 1.0
     assert first["picture_rules_together"]["now"]["real"] == {"dropped": 1, "clips": 1, "rate": 1.0}
     assert first["timing_s"]["files_scanned"] == 1 + first["inputs"]["corpus"]["files"]
+    md = rules_bench.markdown_table(first).splitlines()
+    assert md[0].startswith("| rule") and "| blurry (`sharpness`) | < 1000 | 1 (100%) |" in "\n".join(md)
+    assert not any("too_short" in line for line in md)  # not a picture rule
     again = rules_bench.main(argv)  # everything from the cache
     assert again["timing_s"]["files_scanned"] == 0 and again["rules"] == first["rules"]
     assert json.loads((tmp_path / "rules.json").read_text())["rules"] == json.loads(json.dumps(first["rules"]))
