@@ -53,13 +53,24 @@ def require_run(uri: str, options: dict) -> None:
                     "write one with `vidcurate run INPUT OUT`)")
 
 
+def duckdb_limits(args) -> dict:
+    """DuckDB memory_limit and temp_directory from --memory-limit and --temp-dir (defaults: see database.py)."""
+    from curation.dashboard.database import duckdb_limits
+
+    try:
+        return duckdb_limits(args.memory_limit, args.temp_dir)
+    except ValueError as e:
+        raise _fail(f"--memory-limit: {e}") from None
+
+
 def _dashboard(args) -> int:
     from curation.dashboard import build_dashboard
 
     options = storage_options(args)
+    limits = duckdb_limits(args)
     require_run(args.out, options)
     try:
-        db, html = build_dashboard(args.out, options)
+        db, html = build_dashboard(args.out, options, limits)
     except FileNotFoundError as e:
         raise _fail(f"not a run folder: {e}") from None
     print(f"wrote {db}\nwrote {html}")
@@ -83,9 +94,10 @@ def _query(args) -> int:
     from curation.dashboard.query import QueryRefused, query
 
     options = storage_options(args)
+    limits = duckdb_limits(args)
     require_run(args.out, options)
     try:
-        print(query(args.out, args.sql, storage_options=options))
+        print(query(args.out, args.sql, storage_options=options, limits=limits))
     except FileNotFoundError as e:
         raise _fail(str(e)) from None
     except QueryRefused as e:
@@ -102,6 +114,13 @@ def _storage_arguments(p) -> None:
                    help="fsspec option for the folder, e.g. endpoint_url=http://... (repeatable)")
 
 
+def _duckdb_arguments(p) -> None:
+    p.add_argument("--memory-limit", metavar="SIZE",
+                   help="DuckDB memory limit: a size (4GB, 512MiB) or a share of this machine's RAM (default 25%%); "
+                        "past it DuckDB spills to --temp-dir")
+    p.add_argument("--temp-dir", metavar="DIR", help="where DuckDB spills (default: vidcurate-duckdb in the system temp folder)")
+
+
 def add_parsers(sub) -> None:
     d = sub.add_parser("dashboard", help="build OUT/dashboard.duckdb and OUT/dashboard.html for review",
                        description="Views over the run's tables (funnel, score_quantiles, score_histograms, by_source, "
@@ -109,6 +128,7 @@ def add_parsers(sub) -> None:
                                    "HTML report.")
     d.add_argument("out", metavar="OUT", help="a run folder written by `vidcurate run` (local path or URI)")
     _storage_arguments(d)
+    _duckdb_arguments(d)
     d.set_defaults(func=_dashboard)
 
     c = sub.add_parser("compare", help="what changed between two runs: counts, config, scores, flipped clips")
@@ -123,6 +143,7 @@ def add_parsers(sub) -> None:
     q.add_argument("out", metavar="OUT")
     q.add_argument("sql", metavar="SQL")
     _storage_arguments(q)
+    _duckdb_arguments(q)
     q.set_defaults(func=_query)
 
 

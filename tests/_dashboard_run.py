@@ -1,4 +1,4 @@
-"""A small synthetic run folder for the dashboard tests (no tests of its own).
+"""A small synthetic run folder for the dashboard tests (helpers, imported as `_dashboard_run`).
 
 Tables are written through schemas.write_table; `uri` points at symlinks to real
 videos in ../shared (never copied), so thumbnails really decode. One input is

@@ -247,7 +247,7 @@ def test_dashboard_shows_audio(tmp_path, test_videos):
     from curation.dashboard import build_dashboard
     from schemas import read_table, write_table
     from schemas.tables import videos_schema
-    from tests.test_dashboard_synthetic import make_run
+    from _dashboard_run import make_run
 
     out = make_run(tmp_path / "OUT", tmp_path / "inputs", test_videos, "a")
     videos = read_table(str(out / "videos" / "part-0.parquet"), "videos").to_pylist()

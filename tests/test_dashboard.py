@@ -16,7 +16,7 @@ import pytest
 from curation.dashboard import build_dashboard, compare_runs, compare_runs_dict, query
 from curation.dashboard.thumbnails import THUMB_WIDTH, Thumbnailer
 from schemas import RunRecord, read_table
-from test_dashboard_synthetic import EVIL_MESSAGE, SCRIPT_NAME, make_run
+from _dashboard_run import EVIL_MESSAGE, SCRIPT_NAME, make_run
 
 VIEWS = ["funnel", "score_quantiles", "score_histograms", "by_source", "by_resolution", "dup_groups",
          "error_summary", "runs", "inputs", "clip_outcomes"]

@@ -292,7 +292,7 @@ def test_evaluate_verb_with_labels_writes_retention_the_dashboard_shows(tmp_path
     import pyarrow.parquet as pq
 
     from pipelines.cli import main
-    from test_dashboard_synthetic import SCRIPT_NAME, make_run
+    from _dashboard_run import SCRIPT_NAME, make_run
 
     videos = Path(os.environ.get("VIDCURATE_TEST_VIDEOS", Path(__file__).resolve().parents[2] / "shared/data/videos"))
     if not videos.exists():

@@ -7,23 +7,26 @@ import duckdb
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from curation.dashboard.database import build_database
+from curation.dashboard.database import build_database, duckdb_limits
 from curation.dashboard.report import render_html
 from curation.dashboard.thumbnails import Thumbnailer
 
 HTML_NAME = "dashboard.html"
 
 
-def build_dashboard(out_dir: str, storage_options: dict | None = None) -> tuple[Path | str, Path | str]:
-    """Write OUT/dashboard.duckdb and OUT/dashboard.html; return (database, html): local paths, or URIs when remote."""
+def build_dashboard(out_dir: str, storage_options: dict | None = None,
+                    limits: dict | None = None) -> tuple[Path | str, Path | str]:
+    """Write OUT/dashboard.duckdb and OUT/dashboard.html; return (database, html): local paths, or URIs when remote.
+    `limits`: DuckDB memory_limit and temp_directory (database.duckdb_limits; default: its defaults)."""
     options = storage_options or {}
-    db_uri = build_database(out_dir, options)
+    limits = limits or duckdb_limits()
+    db_uri = build_database(out_dir, options, limits)
     fs, db_path = fsspec.core.url_to_fs(db_uri, **options)
     local_copy = None
     if not isinstance(fs, LocalFileSystem):
         protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
         local_copy = fsspec.open_local(f"simplecache::{db_uri}", **{protocol: options})  # the HTML reads a local copy
-    con = duckdb.connect(local_copy or db_path, read_only=True)
+    con = duckdb.connect(local_copy or db_path, read_only=True, config=limits)
     try:
         html = render_html(con, Thumbnailer(out_dir, options))
     finally:

@@ -11,6 +11,7 @@ from any working directory and survives `mv OUT OUT2`. The Parquet files remain 
 source of truth; rebuild the dashboard after the tables change.
 """
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -28,6 +29,24 @@ from schemas import SCHEMA_VERSION, TABLES, SchemaError, clips_schema, table_fil
 from schemas.io import VERSION_KEY
 
 DATABASE_NAME = "dashboard.duckdb"
+MEMORY_SHARE = "25%"  # default DuckDB memory_limit: a share of this machine's RAM (DuckDB's own default is 80%)
+_SIZE = re.compile(r"\d+(\.\d+)?\s*(%|[KMGT]i?B|B)", re.I)
+
+
+def duckdb_limits(memory_limit: str | None = None, temp_directory: str | None = None) -> dict:
+    """The settings that bound a DuckDB connection (a 10M-clip report must not take the machine): memory_limit
+    ("4GB", or "N%" of this machine's RAM; default MEMORY_SHARE) and temp_directory, where it spills past that
+    (default: vidcurate-duckdb under the system temp folder). ValueError for a size DuckDB would not read."""
+    limit = (memory_limit or MEMORY_SHARE).strip()
+    if not _SIZE.fullmatch(limit):
+        raise ValueError(f"memory limit {limit!r}: give a size such as 4GB or 512MiB, or a share of RAM such as 25%")
+    if limit.endswith("%"):
+        share = float(limit[:-1]) / 100
+        if not 0 < share <= 1:
+            raise ValueError(f"memory limit {limit!r}: a share of RAM is above 0% and at most 100%")
+        limit = f"{int(share * os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')) >> 20}MiB"
+    return {"memory_limit": limit,
+            "temp_directory": temp_directory or os.path.join(tempfile.gettempdir(), "vidcurate-duckdb")}
 
 _RUN_RECORDS_SCHEMA = pa.schema(
     [(name, pa.string()) for name in (
@@ -112,14 +131,14 @@ def _materialise(con: duckdb.DuckDBPyConnection, folder: RunFolder) -> list[str]
     return score_columns
 
 
-def build_database(out_dir: str, storage_options: dict | None = None) -> str:
-    """Write OUT/dashboard.duckdb (atomically) and return its URI."""
+def build_database(out_dir: str, storage_options: dict | None = None, limits: dict | None = None) -> str:
+    """Write OUT/dashboard.duckdb (atomically) and return its URI; `limits`: see duckdb_limits (default: its defaults)."""
     folder = RunFolder(out_dir, storage_options or {})
     target = folder.path(DATABASE_NAME)
     workdir = tempfile.mkdtemp(prefix="vidcurate-dashboard-")
     try:
         local = os.path.join(workdir, DATABASE_NAME)
-        con = duckdb.connect(local)
+        con = duckdb.connect(local, config=limits or duckdb_limits())
         try:
             score_columns = _materialise(con, folder)
             n_clips = con.execute("SELECT count(*) FROM clips").fetchone()[0]

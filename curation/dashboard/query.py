@@ -14,17 +14,20 @@ import duckdb
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from curation.dashboard.database import DATABASE_NAME
+from curation.dashboard.database import DATABASE_NAME, duckdb_limits
 from curation.dashboard.text_table import format_table
 
 MAX_ROWS = 1000
 
 # Settings given at connect time; lock_configuration stops a statement from undoing them.
 SANDBOX = {
-    "enable_external_access": False,  # no file or network access beyond the opened database
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
+}
+# Set after the memory limit and spill folder (DuckDB refuses a temp_directory once external access is off), in order.
+SANDBOX_LAST = {
+    "enable_external_access": False,  # no file or network access beyond the opened database
     "lock_configuration": True,
 }
 
@@ -34,8 +37,9 @@ class QueryRefused(Exception):
 
 
 @contextmanager
-def sandboxed(out_dir: str, storage_options: dict | None = None):
-    """A read-only, locked DuckDB connection to OUT/dashboard.duckdb (remote folders: a local copy)."""
+def sandboxed(out_dir: str, storage_options: dict | None = None, limits: dict | None = None):
+    """A read-only, locked DuckDB connection to OUT/dashboard.duckdb (remote folders: a local copy), bounded by
+    `limits` (database.duckdb_limits; default: its defaults)."""
     uri = f"{out_dir.rstrip('/')}/{DATABASE_NAME}"
     fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
     if not fs.exists(path):
@@ -49,6 +53,9 @@ def sandboxed(out_dir: str, storage_options: dict | None = None):
     try:
         con = duckdb.connect(path, read_only=True, config=SANDBOX)
         try:
+            for key, value in {**(limits or duckdb_limits()), **SANDBOX_LAST}.items():
+                value = str(value).lower() if isinstance(value, bool) else "'" + str(value).replace("'", "''") + "'"
+                con.execute(f"SET {key} = {value}")
             yield con
         finally:
             con.close()
@@ -57,9 +64,10 @@ def sandboxed(out_dir: str, storage_options: dict | None = None):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def query(out_dir: str, sql: str, max_rows: int = MAX_ROWS, storage_options: dict | None = None) -> str:
-    """Result of `sql` on OUT/dashboard.duckdb (sandboxed) as a text table."""
-    with sandboxed(out_dir, storage_options) as con:
+def query(out_dir: str, sql: str, max_rows: int = MAX_ROWS, storage_options: dict | None = None,
+          limits: dict | None = None) -> str:
+    """Result of `sql` on OUT/dashboard.duckdb (sandboxed, bounded by `limits`) as a text table."""
+    with sandboxed(out_dir, storage_options, limits) as con:
         try:
             cur = con.execute(sql)
         except duckdb.PermissionException as e:
