@@ -84,7 +84,6 @@ def _print_summary(record) -> None:
 
 
 def _cmd_sample_data(args) -> int:
-    # --- sample-data --size (evalcorpus) ---
     if args.size == "large":
         from curation.defect_corpus import DEFAULT_COUNT, write_defect_corpus
 
@@ -97,7 +96,6 @@ def _cmd_sample_data(args) -> int:
         return EXIT_OK
     if args.count is not None:
         raise CliError("--count applies to --size large only")
-    # --- end sample-data --size ---
     from curation.sample_data import write_sample_data
 
     truth = write_sample_data(args.out, seed=args.seed)
@@ -105,7 +103,6 @@ def _cmd_sample_data(args) -> int:
     return EXIT_OK
 
 
-# --- evaluate verb (evalcorpus) ---
 def _cmd_evaluate(args) -> int:
     import json
 
@@ -133,7 +130,6 @@ def _cmd_evaluate(args) -> int:
     print(format_evaluation(result))
     print(f"wrote {args.out.rstrip('/')}/{EVALUATION_NAME}")
     return EXIT_OK
-# --- end evaluate verb ---
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,14 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample-data", help="write the deterministic demo videos and their ground truth")
     s.add_argument("out", metavar="OUT", help="folder to write into")
     s.add_argument("--seed", type=int, default=0)
-    # --- sample-data --size (evalcorpus) ---
     s.add_argument("--size", choices=("small", "large"), default="small",
                    help="small: the 13-file demo set; large: a defect-labelled corpus of a few hundred clips")
     s.add_argument("--count", type=int, metavar="N", help="--size large: base videos (default 240, plus copies)")
-    # --- end sample-data --size ---
     s.set_defaults(func=_cmd_sample_data)
 
-    # --- evaluate verb (evalcorpus) ---
     e = sub.add_parser("evaluate", help="precision and recall of a run's drop reasons, cuts and duplicates against "
                                         "ground truth or keep/drop labels",
                        description="Score run folder OUT against a ground-truth file (vidcurate sample-data writes one): "
@@ -180,7 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--config", metavar="FILE", help="YAML whose input/output storage_options reach OUT")
     e.add_argument("--storage-option", action="append", metavar="KEY=VALUE", help="fsspec option for OUT (repeatable)")
     e.set_defaults(func=_cmd_evaluate)
-    # --- end evaluate verb ---
 
     for module in VERB_MODULES:  # a module that cannot be imported is a broken install: fail loudly
         importlib.import_module(module).add_parsers(sub)

@@ -101,7 +101,6 @@ class QualityConfig(_Strict):
     near_black_luma: float = Field(20.0, ge=0, le=255)
 
 
-# --- defects (curation/defects.py) ---
 class DefectsConfig(_Strict):
     enabled: bool = True
     fade_min_s: float = Field(0.3, gt=0)
@@ -114,17 +113,14 @@ class DefectsConfig(_Strict):
     shake_min_response: float = Field(0.05, ge=0, le=1)
     block_crop_px: int = Field(512, ge=16)
     block_flat_luma: float = Field(0.1, gt=0)
-# --- end defects ---
 
 
-# --- audio (curation/audio.py) ---
 class AudioConfig(_Strict):
     enabled: bool = True
     silence_dbfs: float = Field(-60.0, lt=0)
     full_scale: float = Field(0.999, gt=0, le=1)
     vad: bool = True
     vad_threshold: float = Field(0.5, gt=0, lt=1)
-# --- end audio ---
 
 
 class AestheticConfig(_Strict):
@@ -152,7 +148,7 @@ class AestheticConfig(_Strict):
         return v
 
 
-# --- on-screen text and captions (curation/text_area.py, curation/captions.py) ---
+# on-screen text and captions: curation/text_area.py, curation/captions.py
 def _check_device(v: str) -> str:
     if v != "cpu" and not v.startswith("cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {v!r}")
@@ -183,13 +179,11 @@ class CaptionConfig(_Strict):
     @classmethod
     def _device(cls, v: str) -> str:
         return _check_device(v)
-# --- end text and captions ---
 
 
 _NUMERIC_COLUMNS = {
     f.name for f in clips_schema if str(f.type) in ("float", "double", "int32", "int64")
 }
-# --- filter bounds (evalcorpus) ---
 # Scores that cannot be negative: a negative bound on them is a typo, not a rule.
 # (A signed score added later, e.g. loudness in LUFS, is simply not listed here.)
 _NON_NEGATIVE_COLUMNS = {
@@ -200,7 +194,6 @@ _NON_NEGATIVE_COLUMNS = {
     "fade_frac", "flicker", "shake", "blockiness", "qp",
     "dup_similarity", "sample_weight",
 } & _NUMERIC_COLUMNS
-# --- end filter bounds ---
 
 
 class FilterRule(_Strict):
@@ -222,13 +215,11 @@ class FilterRule(_Strict):
             raise ValueError(f"filter on {self.column!r} needs min or max")
         if self.min is not None and self.max is not None and self.min >= self.max:
             raise ValueError(f"filter on {self.column!r}: min {self.min} must be below max {self.max}")
-        # --- filter bounds (evalcorpus) ---
         for name in ("min", "max"):
             value = getattr(self, name)
             if value is not None and value < 0 and self.column in _NON_NEGATIVE_COLUMNS:
                 raise ValueError(f"filter on {self.column!r}: {name} {value} is negative, "
                                  f"but {self.column} is never below 0")
-        # --- end filter bounds ---
         return self
 
 
@@ -375,7 +366,6 @@ def default_config_dict() -> dict:
     return yaml.safe_load(text)
 
 
-# --- filter merge (evalcorpus) ---
 def merge_filters(base: list[dict], user, where: str = "filters") -> list[dict]:
     """Filter rules keyed by reason: a user rule replaces the rule with its reason in place,
     a new reason is added at the end, and `{reason: R, enabled: false}` removes rule R."""
@@ -415,7 +405,6 @@ def _merge_with_filters(data: dict, over: dict) -> dict:
     if "filters" in over:
         out["filters"] = merge_filters(data.get("filters") or [], over["filters"] if over["filters"] is not None else [])
     return out
-# --- end filter merge ---
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> PipelineConfig:

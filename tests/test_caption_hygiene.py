@@ -74,4 +74,10 @@ def test_boilerplate_rule_when_configured():
 
 @pytest.mark.parametrize("column", ["caption_words", "caption_repetition", "caption_boilerplate_words", "text_area_frac"])
 def test_rules_accept_the_new_columns(column):
-    load_config(overrides={"filters": [{"column": column, "max": 1, "reason": "x"}]})
+    cfg = load_config(overrides={"filters": [{"column": column, "max": 1, "reason": "x"}]})
+    [rule] = [r for r in filter_rules(cfg) if r.reason == "x"]
+    assert (rule.column, rule.min, rule.max) == (column, None, 1)
+    clips = _clips(3)
+    values = pa.array([0, 1, 2], clips.schema.field(column).type)  # at the bound is kept, above it dropped
+    clips = clips.set_column(clips.schema.get_field_index(column), column, values)
+    assert apply_filters(clips, [rule]).column("drop_reasons").to_pylist() == [[], [], ["x"]]

@@ -119,11 +119,9 @@ def _materialise(con: duckdb.DuckDBPyConnection, folder: RunFolder) -> list[str]
     tables["score_columns"] = pa.table(
         {"position": pa.array(range(len(score_columns)), pa.int32()), "score": pa.array(score_columns, pa.string())}
     )
-    # --- evaluation against ground truth (evalcorpus) ---
     from curation.evaluate import evaluation_table
 
     tables["evaluation_rows"] = evaluation_table(folder)
-    # --- end evaluation ---
     for name, table in tables.items():
         con.register("_incoming", table)
         con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _incoming')
