@@ -331,6 +331,7 @@ def rule_rows(cfg, clips: list[dict], budget: float, shares: dict[str, float]) -
 
     target = {r: d for d, r in DEFECT_REASONS.items() if r}
     real = [c for c in clips if c["set"] == "real" and c["clean"]]
+    real_drop = [c for c in clips if c["set"] == "real" and not c["clean"]]
     bars = [c for c in clips if c["set"] == "bars" and c["clean"]]
     clean = real + bars
     corpus = [c for c in clips if c["set"] == "corpus"]
@@ -362,6 +363,9 @@ def rule_rows(cfg, clips: list[dict], budget: float, shares: dict[str, float]) -
         row["corpus"] = {"positives": int(has.sum()), "flagged": int(fc.sum()), "tp": tp,
                          "recall": _rate(tp, int(has.sum())), "precision": _rate(tp, int(fc.sum())),
                          "fp_on_clean": int(fails(_values(corpus_clean, r.column), r.min, r.max).sum())}
+        real_defect = [c for c in real_drop if row["defect"] in c["defects"]]  # labelled drop for this rule's defect
+        row["real_defect"] = {"positives": len(real_defect),
+                              "tp": int(fails(_values(real_defect, r.column), r.min, r.max).sum())}
         vclean = _values(clean, r.column)
         row["scores"] = {"clean_real": _dist(_values(real, r.column)), "clean_bars": _dist(_values(bars, r.column)),
                          "defect": _dist(vc[has]), "clean_corpus": _dist(_values(corpus_clean, r.column))}
@@ -474,20 +478,22 @@ def table(rows: list[dict]) -> str:
     out = []
     for r in rows:
         if not r["measured"]:
-            out.append([r["reason"], r["column"], _bound(r), "not measured", "", "", "", "", "", "", "", ""])
+            out.append([r["reason"], r["column"], _bound(r), "not measured", "", "", "", "", "", "", "", "", ""])
             continue
         fd, cp, s = r["false_drops"], r["corpus"], r["scores"]
         sw = r.get("sweep") or {}
         dist = lambda d: "–" if not d else f"{_g(d['min'])} / {_g(d['median'])} / {_g(d['max'])}"  # noqa: E731
+        rd = r["real_defect"]
         out.append([r["reason"] + ("" if r["picture"] else " *"), r["column"], _bound(r),
                     f"{fd['real'][0]}/{fd['real'][1]}", f"{fd['bars'][0]}/{fd['bars'][1]}",
+                    f"{rd['tp']}/{rd['positives']}" if rd["positives"] else "–",
                     f"{_pct(cp['recall'])} ({cp['tp']}/{cp['positives']})" if r["defect"] else "no defect",
                     _pct(cp["precision"]) if cp["flagged"] and r["defect"] else "–",
                     dist(s["clean_real"]), dist(s["defect"]) if r["defect"] else "–",
                     _g(sw.get("threshold")) if sw else "–",
                     f"{sw['false_drops']} ({_pct(sw['share'])})" if sw else "–",
                     _pct(sw.get("recall")) if sw and r["defect"] else "–"])
-    return format_table(["rule", "column", "keeps", "FD real", "FD bars", "recall (corpus)", "precision",
+    return format_table(["rule", "column", "keeps", "FD real", "FD bars", "real drops", "recall (corpus)", "precision",
                          "clean real min/med/max", "defect min/med/max", "t @ budget", "FD @ t (share)",
                          "recall @ t"], out)
 
@@ -497,9 +503,10 @@ def markdown_table(result: dict) -> str:
     inp = result["inputs"]
     dist = lambda d: "–" if not d else f"{_g(d['min'])} / {_g(d['median'])} / {_g(d['max'])}"  # noqa: E731
     lines = [f"| rule (column) | drops when | false drops: real ({inp['real']['clean_clips']} clips) | bar variants "
-             f"({inp['bars']['clean_clips']}) | corpus recall (defect) | precision | clean real min / median / max | "
-             "defect min / median / max | threshold at its budget share → recall |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"({inp['bars']['clean_clips']}) | real clips labelled drop for its defect, dropped | corpus recall "
+             "(defect) | precision | clean real min / median / max | defect min / median / max | threshold at its "
+             "budget share → recall |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rules"]:
         if not (r["picture"] and r["measured"]):
             continue
@@ -509,7 +516,8 @@ def markdown_table(result: dict) -> str:
         lines.append(
             f"| {r['reason']} (`{r['column']}`) | {when} | {fd['real'][0]} ({_pct(r['false_drop_rate']['real'])}) | "
             f"{fd['bars'][0]} ({_pct(r['false_drop_rate']['bars'])}) | "
-            + (f"{_pct(cp['recall'])} of {cp['positives']} ({r['defect']})" if r["defect"] else "– (no defect)")
+            + (f"{r['real_defect']['tp']} of {r['real_defect']['positives']}" if r["real_defect"]["positives"] else "–")
+            + " | " + (f"{_pct(cp['recall'])} of {cp['positives']} ({r['defect']})" if r["defect"] else "– (no defect)")
             + f" | {_pct(cp['precision']) if r['defect'] else '–'} | {dist(r['scores']['clean_real'])} | "
             + (dist(r["scores"]["defect"]) if r["defect"] else "–") + " | "
             + (f"{_g(sw['threshold'])} → {_pct(sw['recall'])}" if sw and sw["threshold"] is not None else "–") + " |")
@@ -629,7 +637,8 @@ def print_report(result: dict) -> None:
           f"bar variants {inp['bars']['clean_clips']} of {inp['bars']['clips']} ({inp['bars']['files']} files); "
           f"defect corpus {inp['corpus']['clips']} clips ({inp['corpus']['files']} files)")
     print(table(result["rules"]))
-    print("FD: clean clips the rule drops now (real originals, bar variants); recall/precision: on the defect corpus "
+    print("FD: clean clips the rule drops now (real originals, bar variants); real drops: real clips labelled drop for "
+          "the rule's defect that it drops; recall/precision: on the defect corpus "
           "for the defect the rule targets; t @ budget: the threshold that drops at most its share of all clean clips; "
           "* not a picture rule")
     for name, u in result["picture_rules_together"].items():

@@ -67,7 +67,7 @@ def test_small_run_reads_the_rules_from_the_config_and_reruns_from_its_cache(tmp
     assert first["picture_rules_together"]["now"]["real"] == {"dropped": 1, "clips": 1, "rate": 1.0}
     assert first["timing_s"]["files_scanned"] == 1 + first["inputs"]["corpus"]["files"]
     md = rules_bench.markdown_table(first).splitlines()
-    assert md[0].startswith("| rule") and "| blurry (`sharpness`) | < 1000 | 1 (100%) |" in "\n".join(md)
+    assert md[0].startswith("| rule") and "| blurry (`sharpness`) | < 1000 | 1 (100%) | 0 (–) | – |" in "\n".join(md)
     assert not any("too_short" in line for line in md)  # not a picture rule
     again = rules_bench.main(argv)  # everything from the cache
     assert again["timing_s"]["files_scanned"] == 0 and again["rules"] == first["rules"]
