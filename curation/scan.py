@@ -116,28 +116,38 @@ def scan_video(uri: str, relpath: str, params: ScanParams, run_id: str, storage_
     """Probe, split and score one file; a bad file gives an error row, not an exception."""
     out = ScanResult()
     t0 = time.perf_counter()
-    try:
-        ctx = local_copy(uri, storage_options, payload)
-        path, digest, size = ctx.__enter__()
-    except (OSError, PermissionError) as e:
-        out.errors.append(error_row(uri, None, "read", type(e).__name__, f"cannot read file: {e}", run_id))
-        return out
-    try:
-        vid = ids.video_id(digest, relpath)
+    with contextlib.ExitStack() as stack:
+        try:
+            path, digest, size = stack.enter_context(local_copy(uri, storage_options, payload))
+        except (OSError, PermissionError) as e:
+            out.errors.append(error_row(uri, None, "read", type(e).__name__, f"cannot read file: {e}", run_id))
+            return out
+        src = _Source(path, uri, relpath, ids.video_id(digest, relpath), digest, size)
         if size == 0:
-            out.errors.append(error_row(uri, vid, "probe", "EmptyFile", "file is empty (0 bytes)", run_id))
+            out.errors.append(error_row(uri, src.video_id, "probe", "EmptyFile", "file is empty (0 bytes)", run_id))
             return out
         try:
-            _scan_decoded(path, uri, relpath, vid, digest, size, params, run_id, out)
+            _scan_decoded(src, params, run_id, out)
         except DecodeError as e:
-            out.errors.append(error_row(uri, vid, "decode", "DecodeError", str(e), run_id))
+            out.errors.append(error_row(uri, src.video_id, "decode", "DecodeError", str(e), run_id))
         except MemoryError:
-            out.errors.append(error_row(uri, vid, "decode", "MemoryError", "ran out of memory decoding this file", run_id))
+            out.errors.append(error_row(uri, src.video_id, "decode", "MemoryError", "ran out of memory decoding this file",
+                                        run_id))
         if out.video is not None:
             out.video["decode_s"] = time.perf_counter() - t0
         return out
-    finally:
-        ctx.__exit__(None, None, None)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A file as it is known before decoding."""
+
+    path: str  # local path
+    uri: str
+    relpath: str
+    video_id: str
+    digest: str  # sha256 hex
+    size: int  # bytes
 
 
 RECENT_BOXES = 8  # motion and per-frame signals crop to the largest picture of this many recent samples (~4 s at 2 fps)
@@ -178,139 +188,147 @@ class _RecentBox:
         return crop(img, self.bars((img.shape[1], img.shape[0])))
 
 
-def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run_id, out: ScanResult) -> None:
-    detector = ShotDetector(params.split)
-    samples: list[_SampleRecord] = []
-    pairs: list[tuple[int, int, PairMotion]] = []  # (prev sample index, sample index, motion)
-    prev: dict = {}
-    signals = FrameSignals(params.defects)
-    recent = _RecentBox()
+class _Consumers:
+    """What the one decode feeds: the shot detector, the per-frame defect signals, the content box, and the analysis
+    samples (quality, motion, hashes, keyframe JPEG)."""
 
-    def on_detector_frame(index: int, bgr: np.ndarray) -> None:
-        picture = recent.crop(bgr)
-        detector.feed(index, bgr, picture)  # cuts on the whole frame; near-black judged on the picture
-        if params.defects.enabled:
-            signals.feed_frame(index, picture)
+    def __init__(self, params: ScanParams):
+        self.params = params
+        self.detector = ShotDetector(params.split)
+        self.signals = FrameSignals(params.defects)
+        self.samples: list[_SampleRecord] = []
+        self.pairs: list[tuple[int, int, PairMotion]] = []  # (prev sample index, sample index, motion)
+        self._recent = _RecentBox()
+        self._prev: dict = {}
 
-    def on_sample(s: Sample) -> None:
-        measured, plane_size = _sample_bars(s, params.box)
-        box = measured if measured is not None else recent.bars(plane_size)  # no box of its own: the recent one
+    def on_detector_frame(self, index: int, bgr: np.ndarray) -> None:
+        picture = self._recent.crop(bgr)
+        self.detector.feed(index, bgr, picture)  # cuts on the whole frame; near-black judged on the picture
+        if self.params.defects.enabled:
+            self.signals.feed_frame(index, picture)
+
+    def on_sample(self, s: Sample) -> None:
+        p = self.params
+        measured, plane_size = _sample_bars(s, p.box)
+        box = measured if measured is not None else self._recent.bars(plane_size)  # no box of its own: the recent one
         bars = None if box is None else scale_bars(box, plane_size, (s.rgb.shape[1], s.rgb.shape[0]))
         coded_bars = None if box is None or s.luma is None else rotate_bars(box, -s.rotation)
         sharpness = None
         if s.luma is not None:
-            sharpness = detail_sharpness(crop(s.luma, coded_bars), s.sar, s.luma_full_range, params.quality)
-        quality = frame_quality(s.rgb, params.quality, bars, sharpness)
+            sharpness = detail_sharpness(crop(s.luma, coded_bars), s.sar, s.luma_full_range, p.quality)
+        quality = frame_quality(s.rgb, p.quality, bars, sharpness)
         if quality["near_black"] or quality["blank"]:
             measured = None  # a black picture's edges cannot be told from bars
-        recent.add(measured, plane_size)
+        self._recent.add(measured, plane_size)
+        if p.defects.enabled:
+            self.signals.feed_sample(s.index, s.luma, coded_bars)
+        self._motion(s)
         pic = crop(s.rgb, bars)
-        if params.defects.enabled:
-            signals.feed_sample(s.index, s.luma, coded_bars)
-        gray = recent.crop(to_gray(s.rgb))
+        ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, p.jpeg_quality])
+        self.samples.append(_SampleRecord(s.index, s.t, quality, frame_hashes(pic), jpg.tobytes(),
+                                          (pic.shape[1], pic.shape[0]), measured, box, plane_size))
+
+    def _motion(self, s: Sample) -> None:
+        """Optical flow from the previous sample, inside the recent box (a crop that holds still within a shot)."""
+        gray, prev = self._recent.crop(to_gray(s.rgb)), self._prev
         # optical flow needs a few pixels (DIS refuses frames under 12 px): a
         # 1x1 video has no measurable motion, so its clips get null motion
         if prev and min(gray.shape[:2]) >= MIN_FLOW_SIDE_PX and prev["gray"].shape == gray.shape:
             dt = s.t - prev["t"]
             if dt > 0:
-                pairs.append((prev["index"], s.index, pair_flow(prev["gray"], gray, dt, params.motion)))
+                self.pairs.append((prev["index"], s.index, pair_flow(prev["gray"], gray, dt, self.params.motion)))
         prev.update(index=s.index, t=s.t, gray=gray)
-        ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality])
-        samples.append(_SampleRecord(s.index, s.t, quality, frame_hashes(pic), jpg.tobytes(), (pic.shape[1], pic.shape[0]),
-                                     measured, box, plane_size))
 
+
+def _scan_decoded(src: _Source, params: ScanParams, run_id: str, out: ScanResult) -> None:
+    """Decode once, then turn what the consumers kept into the clips, keyframes, samples, video and error rows."""
+    feed = _Consumers(params)
     meter = AudioMeter(params.audio) if params.audio.enabled else None
     opens_before = DECODER_OPENS["count"]
-    with open(path, "rb") as f:
-        result = decode(f, params.decode, on_detector_frame, on_sample, meter.feed if meter else None)
-    info = result.info
-    fps = frame_rate(result)
-    n = result.num_frames
-    pts = result.pts
-    width, height = info.display_size
+    with open(src.path, "rb") as f:
+        result = decode(f, params.decode, feed.on_detector_frame, feed.on_sample, meter.feed if meter else None)
     if meter is not None:
         meter.finish()
-    spans = clip_spans(detector.shot_starts(), n, fps, params.split.max_clip_s)
-    if params.split.black_min_s is not None:
-        spans = split_black_runs(spans, detector.black, max(1, round(params.split.black_min_s * fps)),
-                                 detector.detected_cuts(), params.split.black_snap_frames)
+    fps = frame_rate(result)
+    spans = _spans(feed.detector, result.num_frames, fps, params.split)
     for i, span in enumerate(spans):
-        cid = ids.clip_id(vid, span.start, span.end)
-        start_s = pts[span.start]
-        end_s = pts[span.end - 1] + 1.0 / fps
-        inside = [s for s in samples if span.start <= s.index < span.end]
-        row = {
-            "clip_id": cid,
-            "video_id": vid,
-            "uri": uri,
-            "clip_index": i,
-            "start_frame": span.start,
-            "end_frame": span.end,
-            "num_frames": span.end - span.start,
-            "start_s": start_s,
-            "end_s": end_s,
-            "duration_s": end_s - start_s,
-            "fps": fps,
-            "width": width,
-            "height": height,
-            "split_reason": span.reason,
-            "drop_reasons": [],
-            "kept": True,
-        }
-        row.update(aggregate_motion([m for a, b, m in pairs if span.start <= a and b < span.end], params.motion))
-        row.update(box_columns(_clip_box(inside, (width, height)), width, height))
-        row.update(aggregate_quality([s.quality for s in inside], params.quality))
-        row.update(signals.clip_scores(span.start, span.end, detector.black, fps))
-        row["qp"] = _mean_qp(result.qp[span.start : span.end]) if info.codec in H264_CODECS else None
-        if meter is not None:
-            row["audio_channels"] = meter.channels if meter.has_audio else 0
-            row.update(meter.clip_scores(start_s, end_s))
-        keys = _keyframes(inside, span.start, span.end, params.keyframes_at)
-        row["phash"] = [s.phash for _, s in keys] or None
+        row, keys = _clip_row(src, i, span, result, fps, feed, meter, params)
         out.clips.append(row)
-        for pos, s in keys:
-            out.keyframes.append(
-                {"clip_id": cid, "video_id": vid, "position": pos, "frame_index": s.index, "t": s.t,
-                 "width": s.size[0], "height": s.size[1], "jpeg": s.jpeg}
-            )
-    out.samples = [{"video_id": vid, "t": s.t, "phash": int(s.phash), "regions": s.phash.regions} for s in samples]
-    out.video = {
-        "video_id": vid,
-        "uri": uri,
-        "relpath": relpath,
-        "content_hash": digest,
-        "file_size": size,
-        "container": info.container,
-        "codec": info.codec,
-        "width": info.width,
-        "height": info.height,
-        "rotation": info.rotation,
-        "sar": info.sar,
-        "display_width": width,
-        "display_height": height,
-        "display_aspect": width / height,
-        "fps": fps,
-        "num_frames": n,
-        "num_frames_meta": info.num_frames_meta,
-        "duration_s": (pts[-1] - pts[0]) + 1.0 / fps,
-        "num_clips": len(spans),
-        "decoder_opens": DECODER_OPENS["count"] - opens_before,
-        "audio_codec": info.audio_codec,
-        "audio_sample_rate": info.audio_sample_rate,
-        "audio_channels": info.audio_channels,
+        out.keyframes += [{"clip_id": row["clip_id"], "video_id": src.video_id, "position": pos, "frame_index": s.index,
+                           "t": s.t, "width": s.size[0], "height": s.size[1], "jpeg": s.jpeg} for pos, s in keys]
+    out.samples = [{"video_id": src.video_id, "t": s.t, "phash": int(s.phash), "regions": s.phash.regions}
+                   for s in feed.samples]
+    out.video = _video_row(src, result, fps, len(spans), DECODER_OPENS["count"] - opens_before, meter)
+    out.errors += _decode_errors(src, result, fps, meter, run_id)
+
+
+def _spans(detector: ShotDetector, n: int, fps: float, p: SplitParams) -> list:
+    """Clip spans: shots, long shots cut into windows, near-black runs as clips of their own."""
+    spans = clip_spans(detector.shot_starts(), n, fps, p.max_clip_s)
+    if p.black_min_s is not None:
+        spans = split_black_runs(spans, detector.black, max(1, round(p.black_min_s * fps)), detector.detected_cuts(),
+                                 p.black_snap_frames)
+    return spans
+
+
+def _clip_row(src: _Source, i: int, span, result, fps: float, feed: _Consumers, meter: AudioMeter | None,
+              params: ScanParams) -> tuple[dict, list[tuple[float, _SampleRecord]]]:
+    """One clip's row of the clips table, and its keyframes."""
+    pts, info = result.pts, result.info
+    width, height = info.display_size
+    start_s, end_s = pts[span.start], pts[span.end - 1] + 1.0 / fps
+    inside = [s for s in feed.samples if span.start <= s.index < span.end]
+    row = {
+        "clip_id": ids.clip_id(src.video_id, span.start, span.end), "video_id": src.video_id, "uri": src.uri,
+        "clip_index": i, "start_frame": span.start, "end_frame": span.end, "num_frames": span.end - span.start,
+        "start_s": start_s, "end_s": end_s, "duration_s": end_s - start_s, "fps": fps, "width": width,
+        "height": height, "split_reason": span.reason, "drop_reasons": [], "kept": True,
+    }
+    row.update(aggregate_motion([m for a, b, m in feed.pairs if span.start <= a and b < span.end], params.motion))
+    row.update(box_columns(_clip_box(inside, (width, height)), width, height))
+    row.update(aggregate_quality([s.quality for s in inside], params.quality))
+    row.update(feed.signals.clip_scores(span.start, span.end, feed.detector.black, fps))
+    row["qp"] = _mean_qp(result.qp[span.start : span.end]) if info.codec in H264_CODECS else None
+    if meter is not None:
+        row["audio_channels"] = meter.channels if meter.has_audio else 0
+        row.update(meter.clip_scores(start_s, end_s))
+    keys = _keyframes(inside, span.start, span.end, params.keyframes_at)
+    row["phash"] = [s.phash for _, s in keys] or None
+    return row, keys
+
+
+def _video_row(src: _Source, result, fps: float, num_clips: int, opens: int, meter: AudioMeter | None) -> dict:
+    """The file's row of the videos table."""
+    info, pts = result.info, result.pts
+    width, height = info.display_size
+    row = {
+        "video_id": src.video_id, "uri": src.uri, "relpath": src.relpath, "content_hash": src.digest,
+        "file_size": src.size, "container": info.container, "codec": info.codec, "width": info.width,
+        "height": info.height, "rotation": info.rotation, "sar": info.sar, "display_width": width,
+        "display_height": height, "display_aspect": width / height, "fps": fps, "num_frames": result.num_frames,
+        "num_frames_meta": info.num_frames_meta, "duration_s": (pts[-1] - pts[0]) + 1.0 / fps,
+        "num_clips": num_clips, "decoder_opens": opens, "audio_codec": info.audio_codec,
+        "audio_sample_rate": info.audio_sample_rate, "audio_channels": info.audio_channels,
     }
     if meter is not None:
-        out.video.update(meter.video_columns(out.video["duration_s"], pts[0]))
-        if result.audio_error or (info.audio_codec and not meter.has_audio):
-            out.errors.append(
-                error_row(uri, vid, "audio", "AudioDecodeError",
-                          f"the {info.audio_codec} audio stream stopped decoding after {meter.duration_s:.2f} s "
-                          f"({result.audio_error or 'no audio frame decoded'}); the picture was processed", run_id)
-            )
+        row.update(meter.video_columns(row["duration_s"], pts[0]))
+    return row
+
+
+def _decode_errors(src: _Source, result, fps: float, meter: AudioMeter | None, run_id: str) -> list[dict]:
+    """Error rows for what decoded only in part: the audio, frames or time the container promised, the timing."""
+    info, pts, n = result.info, result.pts, result.num_frames
+    uri, vid, errors = src.uri, src.video_id, []
+    if meter is not None and (result.audio_error or (info.audio_codec and not meter.has_audio)):
+        errors.append(
+            error_row(uri, vid, "audio", "AudioDecodeError",
+                      f"the {info.audio_codec} audio stream stopped decoding after {meter.duration_s:.2f} s "
+                      f"({result.audio_error or 'no audio frame decoded'}); the picture was processed", run_id)
+        )
     missing = _frames_missing(info.num_frames_meta, n)
     if missing and not result.truncated_error:
         # a cut-off file often decodes cleanly up to where it ends: only the count tells
-        out.errors.append(
+        errors.append(
             error_row(uri, vid, "decode", "FramesMissing",
                       f"decoded {n} of the {info.num_frames_meta} frames the container declares ({missing} missing): "
                       "the file ends early (truncated or damaged); clips cover the decoded frames", run_id)
@@ -318,18 +336,19 @@ def _scan_decoded(path, uri, relpath, vid, digest, size, params: ScanParams, run
     short = _time_missing(info.duration_meta, pts[-1] - pts[0] + 1.0 / fps)
     if short and not missing and not result.truncated_error:
         # no usable frame count (WebM, MKV): the decoded end time tells instead
-        out.errors.append(
+        errors.append(
             error_row(uri, vid, "decode", "FramesMissing",
                       f"decoded {pts[-1] - pts[0] + 1.0 / fps:.2f} s of the {info.duration_meta:.2f} s the container declares "
                       f"({short:.2f} s missing): the file ends early (truncated or damaged); clips cover the decoded frames", run_id)
         )
     if result.timing_error:
-        out.errors.append(error_row(uri, vid, "decode", "ImplausibleFrameRate", result.timing_error, run_id))
+        errors.append(error_row(uri, vid, "decode", "ImplausibleFrameRate", result.timing_error, run_id))
     if result.truncated_error:
-        out.errors.append(
+        errors.append(
             error_row(uri, vid, "decode", "PartialDecode",
                       f"stream is damaged after frame {n - 1}; clips cover the {n} frames before it: {result.truncated_error}", run_id)
         )
+    return errors
 
 
 def _frames_missing(declared: int | None, decoded: int) -> int:

@@ -178,7 +178,7 @@ def _scan_clips(path, name):
     det = ShotDetector(params.split)
     samples = []
     with open(path, "rb") as f:
-        res = decode(f, DecodePlan(), det.feed, lambda s: samples.append(_SampleRecord(s.index, s.t, {}, phash(s.rgb), b"", (0, 0), None, (0, 0))))
+        res = decode(f, DecodePlan(), det.feed, lambda s: samples.append(_SampleRecord(s.index, s.t, {}, phash(s.rgb), b"", (0, 0), None, None, (0, 0))))
     fps = frame_rate(res)
     spans = clip_spans(det.shot_starts(), res.num_frames, fps, params.split.max_clip_s)
     spans = split_black_runs(spans, det.black, max(1, round(params.split.black_min_s * fps)))
