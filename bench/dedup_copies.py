@@ -10,7 +10,8 @@ analysis sample as the scan does, and matches video pairs side by side:
 
 Reports pair precision over every found pair ("shares footage" is true), recall over source-copy pairs, and recall
 per edit kind. With --scan every file is scanned as the pipeline does and find_duplicates groups the clips (exact +
-perceptual + segment [+ edited]); a video pair counts as found when two of their clips share a group.
+perceptual + segment [+ edited, with near misses verified on the keyframes by ORB + RANSAC]); a video pair counts
+as found when two of their clips share a group.
 Writes bench/results/dedup_copies.json and prints a table.
 """
 import argparse
@@ -93,10 +94,11 @@ def _scan_and_group(truth: dict, work: Path) -> dict:
     videos = table_from_rows([r.video for r in ok.values()], videos_schema, "videos")
     name_of = {r.video["video_id"]: n for n, r in ok.items()}
     samples = table_from_rows([s for r in ok.values() for s in r.samples], TABLES["samples"], "samples")  # the scan's own
+    keyframes = table_from_rows([k for r in ok.values() for k in r.keyframes], TABLES["keyframes"], "keyframes")
     out = {"scan_s": round(scan_s, 1), "clips": clips.num_rows}
     for label, params in (("before", DedupParams(**BEFORE)), ("after", DedupParams(kinds=("exact", "perceptual", "segment", "edited")))):
         t0 = time.perf_counter()
-        res = find_duplicates(clips, videos, params, samples=samples)
+        res = find_duplicates(clips, videos, params, samples=samples, keyframes=keyframes if label == "after" else None)
         wall = time.perf_counter() - t0
         groups: dict[str, set] = {}
         for v, g in zip(res.table.column("video_id").to_pylist(), res.table.column("dup_group_id").to_pylist()):

@@ -272,3 +272,26 @@ def test_symmetric_index_matches_brute_force_over_the_8_symmetries():
     truth = {(a, b) for a, b in zip(*np.nonzero(np.triu((d <= 6) | (d.T <= 6), 1)))}
     assert set(zip(edges.a.tolist(), edges.b.tolist())) == truth
     assert len(truth) >= 30
+
+
+def test_orb_ransac_agrees_on_a_crop_and_its_mirror_not_on_another_photo():
+    """Keyframe check (curation/dedup/verify.py): an off-centre crop zoomed back agrees with its source under a
+    similarity (scale ~1/0.7); its mirror agrees once turned by the mirror symmetry; another photo does not."""
+    import cv2
+    from skimage import data
+
+    from curation.dedup.verify import Features, match_pair, turn
+
+    def jpeg(img):
+        return cv2.imencode(".jpg", img)[1].tobytes()
+
+    src = cv2.resize(data.astronaut(), (320, 320))
+    crop = cv2.resize(src[24:248, 40:264], (320, 320))  # 70 %, off the centre
+    f = Features()
+    inliers, model = match_pair(f.of("src", jpeg(src)), f.of("crop", jpeg(crop)))
+    assert inliers >= 20 and np.hypot(model[0, 0], model[1, 0]) == pytest.approx(1 / 0.7, rel=0.05)
+    mirrored = jpeg(np.ascontiguousarray(crop[:, ::-1]))
+    assert match_pair(f.of("src", jpeg(src), 2), f.of("mirrored", mirrored))[0] >= 20  # D4 index 2: left-right
+    assert np.array_equal(turn(src, 2), src[:, ::-1])
+    other = cv2.resize(data.chelsea(), (320, 320))
+    assert match_pair(f.of("src", jpeg(src)), f.of("other", jpeg(other)))[0] == 0

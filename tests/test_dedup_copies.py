@@ -220,3 +220,57 @@ def test_distinct_fades_are_never_paired(test_videos, tmp_path):
     score = pair_scores(found, truth)
     assert score["false"] == [], score["false"]
     assert frozenset(("bigbuckbunny.mp4", "bigbuckbunny__reencode.mp4")) in found
+
+
+def _scan_groups(scans, params, keyframes=True):
+    clips = table_from_rows([c for r in scans.values() for c in r.clips], clips_schema, "clips")
+    videos = table_from_rows([r.video for r in scans.values()], videos_schema, "videos")
+    samples = table_from_rows([s for r in scans.values() for s in r.samples], TABLES["samples"], "samples")
+    kf = table_from_rows([k for r in scans.values() for k in r.keyframes], TABLES["keyframes"], "keyframes") if keyframes else None
+    name_of = {r.video["video_id"]: n for n, r in scans.items()}
+    res = find_duplicates(clips, videos, params, samples=samples, keyframes=kf)
+    groups: dict[str, set] = {}
+    for v, g in zip(res.table.column("video_id").to_pylist(), res.table.column("dup_group_id").to_pylist()):
+        if g is not None:
+            groups.setdefault(g, set()).add(name_of[v])
+    return {frozenset((a, b)) for m in groups.values() for a in m for b in m if a < b}, res
+
+
+def test_keyframe_verification_finds_off_centre_crops(test_videos, tmp_path):
+    """A 70 % crop off the centre, zoomed back, hashes like no centred crop of its source: the hashes alone miss it;
+    ORB + RANSAC on the candidate's keyframes confirms it. Distinct footage stays apart."""
+    truth = build(test_videos, tmp_path, ("pedestrians.avi", "bikes.mp4"), ("crop70",),
+                  negatives=("cockatoo.mp4", "carphone_pristine.mp4"))
+    scans = {n: _scan(tmp_path / n, n) for n in truth}
+    params = DedupParams()
+    found, res = _scan_groups(scans, params)
+    assert pair_scores(found, truth)["false"] == []
+    assert frozenset(("pedestrians.mp4", "pedestrians__crop70.mp4")) in found, res.notes
+    assert res.stats["verify"]["verified"] >= 1
+    hashes_only, _ = _scan_groups(scans, params, keyframes=False)
+    assert pair_scores(hashes_only, truth)["tp"] < pair_scores(found, truth)["tp"]
+
+
+def test_an_excerpt_gives_way_to_the_shot_it_was_cut_from(test_videos):
+    """Real footage: bbb_excerpt_2s.mp4 is 4.75-6.75 s of big_buck_bunny_0_30.webm's 11.8 s opening shot. Whatever
+    the keep policy's scores say (here the excerpt scores higher), the group keeps the longer clip."""
+    import pyarrow as pa
+
+    real = test_videos.parent / "real"
+    if not (real / "bbb_excerpt_2s.mp4").exists():
+        pytest.skip(f"real footage not found at {real}")
+    scans = {n: _scan(real / n, n) for n in ("big_buck_bunny_0_30.webm", "bbb_excerpt_2s.mp4")}
+    clips = table_from_rows([c for r in scans.values() for c in r.clips], clips_schema, "clips")
+    videos = table_from_rows([r.video for r in scans.values()], videos_schema, "videos")
+    samples = table_from_rows([s for r in scans.values() for s in r.samples], TABLES["samples"], "samples")
+    excerpt = scans["bbb_excerpt_2s.mp4"].video["video_id"]
+    is_excerpt = np.array([v == excerpt for v in clips.column("video_id").to_pylist()])
+    i = clips.schema.get_field_index("quality")
+    clips = clips.set_column(i, clips.schema.field(i), pa.array(np.where(is_excerpt, 0.99, 0.5), pa.float32()))
+
+    def dropped(params):
+        rows = find_duplicates(clips, videos, params, samples=samples).table.to_pylist()
+        return {(r["video_id"] == excerpt, r["duration_s"] > 5) for r in rows if "duplicate" in r["drop_reasons"]}
+
+    assert dropped(DedupParams()) == {(True, False)}  # the excerpt is dropped, the 11.8 s shot kept
+    assert dropped(DedupParams(keep_longer_ratio=0)) == {(False, True)}  # by the scores alone the shot would go

@@ -1,8 +1,10 @@
 """find_duplicates: exact, perceptual, segment and semantic pairs -> centre-based groups -> one kept clip per group.
 
 Grouping never chains: clips are visited best first (clips kept before dedup
-first when params.prefer_kept, then params.keep_policy: default highest
-aesthetic, nulls last, then quality, then longest duration, then clip_id); a
+first when params.prefer_kept, then clips whose footage is not part of a
+longer paired clip -- an excerpt gives way to the shot it was cut from --,
+then params.keep_policy: default highest aesthetic, nulls last, then quality,
+then longest duration, then clip_id); a
 clip not yet in a group becomes a group's kept clip (its centre) and takes
 every ungrouped clip it is directly paired with. So every member is within
 the threshold of its group's kept clip, never only through a chain of others
@@ -31,7 +33,10 @@ that kind's measure (1.0 for the centre):
 Segment and edited pairs (curation/dedup/segments.py) need per-sample
 phashes (and, for edited, their region hashes): pass `samples`
 (segments.SAMPLES_SCHEMA); the matched spans come back in
-DedupResult.segments (`edited` says which kind found a span).
+DedupResult.segments (`edited` says which kind found a span). With `keyframes`
+(the keyframes table, or a reader of given clip ids) the near misses of
+edited matching and partly covered spans are checked on keyframe JPEGs with
+ORB + RANSAC (curation/dedup/verify.py); a verified pair is `edited` too.
 """
 from collections.abc import Callable
 
@@ -47,9 +52,11 @@ from curation.dedup.segments import segment_note, segment_pairs
 from curation.dedup.semantic import semantic_edges
 from curation.dedup.table_ops import embedding_matrix, reasons_without, set_drop_reason
 from curation.dedup.unionfind import union_find
+from curation.dedup.verify import KeyframeSource, candidate_pairs, centre_candidates, verified_edges
 
 DROP_REASON = "duplicate"
 DUP_COLUMNS = ("dup_group_id", "dup_kind", "dup_of", "dup_similarity")
+VERIFY_ROUNDS = 3  # regroupings after keyframe checks of clips left outside their match's group
 
 # (clips, params) -> (semantic edges between clip rows, stats): how semantic pairs are found.
 # The default runs in this process; pipelines/dedup_stage.py passes a distributed one.
@@ -66,7 +73,7 @@ def local_semantic_finder(clips: pa.Table, params: DedupParams) -> tuple[Edges, 
 
 def find_duplicates(
     clips: pa.Table, videos: pa.Table, params: DedupParams = DedupParams(), semantic_finder: SemanticFinder | None = None,
-    samples: pa.Table | None = None,
+    samples: pa.Table | None = None, keyframes: KeyframeSource | None = None,
 ) -> DedupResult:
     """Fill dup_* columns, drop every non-representative with reason "duplicate"; see the module docstring."""
     n = clips.num_rows
@@ -103,9 +110,17 @@ def find_duplicates(
         if samples is None or samples.num_rows == 0:
             notes.append("segment dedup: skipped, no per-sample phashes given")
         else:
-            e, segments = segment_pairs(clips, samples, params)
+            near: list[dict] | None = [] if keyframes is not None and "edited" in params.kinds else None
+            e, segments = segment_pairs(clips, samples, params, near)
             parts.append(e)
             notes.append(segment_note(segments, e))
+            if near is not None and params.verify_max_per_clip > 0:
+                cand = candidate_pairs(clips, segments, near, Edges.concat(parts), params)
+                e, vstats = verified_edges(clips, cand, keyframes, params)
+                parts.append(e)
+                stats["verify"] = vstats
+                notes.append(f"edited dedup: {len(e)} of {len(cand)} candidate clip pair(s) verified on keyframes "
+                             f"(ORB + RANSAC, {vstats['keyframe_pairs']} keyframe pairs)")
 
     if "semantic" in params.kinds:
         if clips.column("embedding").null_count == n:
@@ -123,6 +138,20 @@ def find_duplicates(
 
     edges = Edges.concat(parts)
     rep, group = centre_groups(clips, edges, kept_before, params)
+    rounds = VERIFY_ROUNDS if keyframes is not None and "edited" in params.kinds and params.verify_max_per_clip > 0 else 0
+    checked = verified = 0
+    for _ in range(rounds):  # copies left outside the group of a clip they match: checked against its kept clip
+        cand = centre_candidates(edges, rep, params)
+        e, _ = verified_edges(clips, cand, keyframes, params)
+        checked, verified = checked + len(cand), verified + len(e)
+        if not len(e):
+            break
+        edges = Edges.concat([edges, e])  # a verified pair only joins groups: a regroup takes it in
+        rep, group = centre_groups(clips, edges, kept_before, params)
+    if rounds:
+        stats["verify_centres"] = {"candidates": checked, "verified": verified}
+        notes.append(f"edited dedup: {verified} of {checked} clip(s) outside the group of a clip they match verified "
+                     f"against its kept clip on keyframes")
     member = rep >= 0
     table = fill_dup_columns(clips, edges, member, rep, group)
     table = set_drop_reason(table, member & (rep != np.arange(n)), DROP_REASON)
@@ -136,8 +165,26 @@ def find_duplicates(
     return DedupResult(table, notes, stats, segments)
 
 
-def priority_order(clips: pa.Table, rows: np.ndarray, kept_before: np.ndarray, params: DedupParams) -> np.ndarray:
-    """`rows` sorted best first: kept before dedup (when prefer_kept), then params.keep_policy (nulls last)."""
+def contained_in_longer(clips: pa.Table, edges: Edges, params: DedupParams) -> np.ndarray:
+    """(n,) bool: the clip is paired (not exactly) with a clip longer by params.keep_longer_ratio: its footage is part
+    of the other's (a segment or edited pair covers the shorter clip), so the longer clip holds more of it."""
+    n = clips.num_rows
+    out = np.zeros(n, bool)
+    if params.keep_longer_ratio <= 0 or not len(edges) or "duration_s" not in clips.column_names:
+        return out
+    dur = clips.column("duration_s").to_numpy(zero_copy_only=False).astype(np.float64)
+    dur = np.nan_to_num(dur, nan=0.0)
+    timed = edges.kind != KIND_CODE["exact"]
+    a, b = edges.a[timed], edges.b[timed]
+    out[a[dur[b] >= params.keep_longer_ratio * dur[a]]] = True
+    out[b[dur[a] >= params.keep_longer_ratio * dur[b]]] = True
+    return out
+
+
+def priority_order(clips: pa.Table, rows: np.ndarray, kept_before: np.ndarray, params: DedupParams,
+                   contained: np.ndarray | None = None) -> np.ndarray:
+    """`rows` sorted best first: kept before dedup (when prefer_kept), then clips not contained in a longer paired
+    clip (`contained`, contained_in_longer), then params.keep_policy (nulls last)."""
     missing = [name for name, _ in params.keep_policy if name not in clips.column_names]
     if missing:
         raise ValueError(f"DedupParams.keep_policy names unknown clips column(s) {missing}")
@@ -145,6 +192,9 @@ def priority_order(clips: pa.Table, rows: np.ndarray, kept_before: np.ndarray, p
         return rows
     cols = {"_dropped": pa.array((~kept_before[rows]).astype(np.int8) if params.prefer_kept else np.zeros(len(rows), np.int8))}
     sort_keys = [("_dropped", "ascending", "at_end")]
+    if contained is not None:
+        cols["_contained"] = pa.array(contained[rows].astype(np.int8))
+        sort_keys.append(("_contained", "ascending", "at_end"))
     for i, (name, direction) in enumerate(params.keep_policy):
         cols[f"_k{i}"] = clips.column(name).take(pa.array(rows))
         sort_keys.append((f"_k{i}", "descending" if direction == "desc" else "ascending", "at_end"))
@@ -164,7 +214,7 @@ def centre_groups(clips: pa.Table, edges: Edges, kept_before: np.ndarray, params
     cross = na != nb
     na, nb = na[cross], nb[cross]
     involved = np.unique(np.concatenate([edges.a, edges.b]))
-    ranked = priority_order(clips, involved, kept_before, params)
+    ranked = priority_order(clips, involved, kept_before, params, contained_in_longer(clips, edges, params))
     best_of_node = np.full(n, -1, np.int64)
     seen = np.zeros(n, bool)
     for r in ranked.tolist():  # first (best) member of each node

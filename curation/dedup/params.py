@@ -50,6 +50,12 @@ class DedupParams:
     edited_max_hamming: int = 8  # bits out of 64 for two region hashes to vote (tighter than whole frames: a region
     #                              pair is one of (1 + R)^2 hypotheses, so chance agreements are likelier)
     edited_hypotheses: int = 3  # region pairs aligned per seeded video pair and symmetry (those with most votes)
+    # verification of near misses on keyframe JPEGs with ORB + RANSAC (curation/dedup/verify.py); needs keyframes
+    verify_extra_bits: int = 6  # bits past the vote limit (segment/edited_max_hamming) that still make a candidate
+    verify_min_votes: int = 3  # samples of a candidate video pair within those loose limits
+    verify_max_per_clip: int = 8  # candidate clip pairs checked per clip (0: no verification)
+    verify_min_inliers: int = 20  # RANSAC inliers of a similarity transform for two keyframes to agree (distinct
+    #                               shots of the copy set: 0 of 768 keyframe pairs pass; copies: 34-424)
     # semantic: L2-normalised embeddings (SemDeDup)
     semantic_eps: float = 0.05  # cosine distance; a pair is a duplicate when cos >= 1 - eps
     n_clusters: int | None = None  # k-means clusters; None: ceil(N / points_per_cluster)
@@ -62,6 +68,8 @@ class DedupParams:
     # which clip a group keeps
     keep_policy: tuple[tuple[str, str], ...] = DEFAULT_KEEP_POLICY
     prefer_kept: bool = True  # choose the representative among clips kept before dedup first
+    keep_longer_ratio: float = 1.25  # a clip paired (not exactly) with one this many times longer gives way to it
+    #                                  before keep_policy: the longer clip holds the excerpt's footage and more (0: off)
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -67,11 +67,15 @@ def _hash_matrix(samples: pa.Table, regions: bool) -> np.ndarray:
     return np.concatenate([h, out], axis=1)
 
 
-def segment_matches(samples: pa.Table, params: DedupParams = DedupParams()) -> pa.Table:
+def segment_matches(samples: pa.Table, params: DedupParams = DedupParams(), near: list[dict] | None = None) -> pa.Table:
     """Matched segments between videos (SEGMENT_MATCH_SCHEMA) from a SAMPLES_SCHEMA table.
 
     With "edited" in params.kinds and a regions column, every pair of regions (whole frame or centred crops) of
-    two videos is a hypothesis too; a span found only that way has edited = True."""
+    two videos is a hypothesis too; a span found only that way has edited = True.
+    near, if given, receives the near misses: seeded (video a, video b, symmetry) triples that matched no segment but
+    whose best region pair has >= verify_min_votes samples within verify_extra_bits more than the vote limit, as
+    {video_a, video_b, symmetry, ta, tb, hamming} (the loose votes' sample times): candidates for
+    curation/dedup/verify.py."""
     vids_all = samples.column("video_id").combine_chunks()
     codes = pc.dictionary_encode(vids_all)
     names = codes.dictionary.to_pylist()
@@ -107,6 +111,7 @@ def segment_matches(samples: pa.Table, params: DedupParams = DedupParams()) -> p
         dist = np.bitwise_count(variants[qa, :, g][:, :, None, None] ^ hv[qb][None, None, :, :])  # (na, Ra, nb, Rb)
         close = (dist <= limit[None, :, None, :]) & live[qa][:, :, None, None] & live[qb][None, None, :, :]
         votes = close.any(axis=2).sum(axis=0)  # (Ra, Rb): distinct a-samples with a close b-sample
+        n_found = 0
         for ra, rb in _hypotheses(votes, params):
             ia, ib = np.nonzero(close[:, ra, :, rb])
             ta, tb = tv[qa][ia], tv[qb][ib]
@@ -115,8 +120,27 @@ def segment_matches(samples: pa.Table, params: DedupParams = DedupParams()) -> p
             for r in found:
                 r.update(ra=int(ra), rb=int(rb), edited=bool(ra or rb))
             by_pair.setdefault((va, vb), []).extend(found)
+            n_found += len(found)
+        if near is not None and not n_found and params.verify_max_per_clip > 0:
+            miss = _near_miss(dist, live[qa], live[qb], limit + params.verify_extra_bits, params.verify_min_votes)
+            if miss is not None:
+                ia, ib, ra, rb = miss
+                near.append({"video_a": names[va], "video_b": names[vb], "symmetry": int(g), "ta": tv[qa][ia],
+                             "tb": tv[qb][ib], "hamming": float(np.mean(dist[ia, ra, ib, rb]))})
     rows = [r for found in by_pair.values() for r in _best_hypothesis_per_span(found)]
     return _match_table(rows, REGION_FRACS)
+
+
+def _near_miss(dist: np.ndarray, live_a: np.ndarray, live_b: np.ndarray, loose: np.ndarray, min_votes: int):
+    """(a rows, b rows, region a, region b) of the sample pairs within the `loose` limits under the region pair with
+    most such a-samples, or None under min_votes. dist: (na, Ra, nb, Rb) Hamming distances of one video pair."""
+    close = (dist <= loose[None, :, None, :]) & live_a[:, :, None, None] & live_b[None, None, :, :]
+    votes = close.any(axis=2).sum(axis=0)  # (Ra, Rb)
+    ra, rb = np.unravel_index(int(np.argmax(votes)), votes.shape)
+    if votes[ra, rb] < min_votes:
+        return None
+    ia, ib = np.nonzero(close[:, ra, :, rb])
+    return ia, ib, int(ra), int(rb)
 
 
 def _hypotheses(votes: np.ndarray, params: DedupParams) -> list[tuple[int, int]]:
@@ -306,10 +330,11 @@ def segment_edges(clips: pa.Table, matches: pa.Table, params: DedupParams = Dedu
                          for kind, (a, b, sim) in out.items() if a])
 
 
-def segment_pairs(clips: pa.Table, samples: pa.Table, params: DedupParams = DedupParams()) -> tuple[Edges, pa.Table]:
+def segment_pairs(clips: pa.Table, samples: pa.Table, params: DedupParams = DedupParams(),
+                  near: list[dict] | None = None) -> tuple[Edges, pa.Table]:
     """(clip pairs, matched segments) of the configured time-aligned kinds: "segment" (whole frames), "edited"
-    (region hashes). `clips` needs video_id, start_s and end_s."""
-    matches = segment_matches(samples, params)
+    (region hashes). `clips` needs video_id, start_s and end_s. near: see segment_matches."""
+    matches = segment_matches(samples, params, near)
     wanted = [k in params.kinds for k in ("segment", "edited")]
     if not all(wanted):  # one of the two kinds: its rows only
         matches = matches.filter(pc.equal(matches.column("edited"), pa.scalar(wanted[1])))
