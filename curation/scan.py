@@ -127,7 +127,7 @@ def scan_video(uri: str, relpath: str, params: ScanParams, run_id: str, storage_
             out.errors.append(error_row(uri, src.video_id, "probe", "EmptyFile", "file is empty (0 bytes)", run_id))
             return out
         try:
-            _scan_decoded(src, params, run_id, out)
+            out = _scan_decoded(src, params, run_id)
         except DecodeError as e:
             out.errors.append(error_row(uri, src.video_id, "decode", "DecodeError", str(e), run_id))
         except MemoryError:
@@ -240,9 +240,9 @@ class _Consumers:
         prev.update(index=s.index, t=s.t, gray=gray)
 
 
-def _scan_decoded(src: _Source, params: ScanParams, run_id: str, out: ScanResult) -> None:
+def _scan_decoded(src: _Source, params: ScanParams, run_id: str) -> ScanResult:
     """Decode once, then turn what the consumers kept into the clips, keyframes, samples, video and error rows."""
-    feed = _Consumers(params)
+    out, feed = ScanResult(), _Consumers(params)
     meter = AudioMeter(params.audio) if params.audio.enabled else None
     opens_before = DECODER_OPENS["count"]
     with open(src.path, "rb") as f:
@@ -260,6 +260,7 @@ def _scan_decoded(src: _Source, params: ScanParams, run_id: str, out: ScanResult
                    for s in feed.samples]
     out.video = _video_row(src, result, fps, len(spans), DECODER_OPENS["count"] - opens_before, meter)
     out.errors += _decode_errors(src, result, fps, meter, run_id)
+    return out
 
 
 def _spans(detector: ShotDetector, n: int, fps: float, p: SplitParams) -> list:
