@@ -378,6 +378,20 @@ def run_one_segments(n: int, samples_per_clip: int = 10, seed_bits: int = 32, va
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
+def _segment_table(segments: dict) -> str:
+    """Segment matching, the old matcher (before) and ours (after) side by side per clip count."""
+    head = f"{'N clips':>9} {'matcher':>7} {'wall s':>8} {'cpu s':>7} {'peak MiB':>9} {'recall':>7} {'plain R':>8} {'edited R':>9} {'precision':>9}"
+    lines = [head, "-" * len(head)]
+    for n in sorted(segments, key=int):
+        for variant in ("before", "after"):
+            r = segments[n].get(variant)
+            if r:
+                lines.append(f"{r['n_clips']:>9} {variant:>7} {r['segment_matches_s']:>8.1f} {r['segment_matches_cpu_s']:>7.1f} "
+                             f"{r['peak_rss_mib']:>9} {r['recall']:>7.3f} {r['recall_plain_copies']:>8.3f} "
+                             f"{r['recall_edited_copies']:>9.3f} {r['precision']:>9.3f}")
+    return "\n".join(lines)
+
+
 def _table(rows: list[dict]) -> str:
     head = f"{'N':>9} {'method':>15} {'wall s':>8} {'peak MiB':>9} {'k':>6} {'pairs':>8} {'planted P':>9} {'planted R':>9} {'grp R':>7} {'BF50k P':>8} {'BF50k R':>8} {'BF s':>7}"
     lines = [head, "-" * len(head)]
@@ -444,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row), flush=True)
             else:
                 print(f"segments {n} {variant}: child failed with exit code {proc.returncode}", file=sys.stderr)
+    if args.segment_sizes:
+        print(_segment_table(previous.get("segments", {})), flush=True)
     for n in [int(s) for s in args.sizes.split(",") if s]:
         proc = subprocess.run([sys.executable, "-m", "bench.dedup_bench", "--one", str(n)], cwd=repo, env=env,
                               stdout=subprocess.PIPE, text=True)
