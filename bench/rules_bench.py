@@ -103,13 +103,14 @@ def bar_items(sources: list[dict], work: Path, max_s: float, width: int) -> list
     from _bars import write_variants
 
     items = []
+    code = _code_hash("tests/_bars.py", "tests/_copies.py")
     for src in sources:
         lab = src["label"]
         if not (lab["keep"] or any(s["keep"] for s in lab["spans"])):
             continue
         cut = whole_clips_s(src["scan"]["clips"], max_s)
         st = src["path"].stat()
-        out = work / "bars" / f"{src['path'].stem}-{st.st_size}-{round(cut * 1000)}-{width}"
+        out = work / "bars" / f"{src['path'].stem}-{st.st_size}-{round(cut * 1000)}-{width}-{code}"
         truth_file = out / "truth.json"
         if truth_file.exists():
             truth = json.loads(truth_file.read_text())
@@ -122,21 +123,24 @@ def bar_items(sources: list[dict], work: Path, max_s: float, width: int) -> list
     return items
 
 
-def corpus_items(work: Path, count: int, seed: int) -> tuple[list[dict], dict]:
-    """The defect corpus (written once under work/) as items, and its normalised truth."""
+def _code_hash(*paths: str) -> str:
+    """Of the source files that write an input: a changed generator writes it again."""
+    return hashlib.sha256(b"".join((REPO / p).read_bytes() for p in paths)).hexdigest()[:8]
+
+
+def corpus_items(work: Path, count: int, seed: int) -> list[dict]:
+    """The defect corpus (written once under work/) as items with their normalised truth."""
     from curation.defect_corpus import write_defect_corpus
     from curation.evaluate import normalise_truth
 
-    code = hashlib.sha256(b"".join((REPO / "curation" / f).read_bytes() for f in ("defect_corpus.py", "sample_data.py")))
-    out = work / f"corpus-{count}-{seed}-{code.hexdigest()[:8]}"
+    out = work / f"corpus-{count}-{seed}-{_code_hash('curation/defect_corpus.py', 'curation/sample_data.py')}"
     if (out / "ground_truth.json").exists():
         truth = json.loads((out / "ground_truth.json").read_text())
     else:
         print(f"writing the defect corpus ({count} base videos) to {out}", flush=True)
         truth = write_defect_corpus(out, count=count, seed=seed)
     videos = normalise_truth(truth)
-    items = [{"path": out / n, "name": f"corpus/{n}", "set": "corpus", "truth": v} for n, v in sorted(videos.items())]
-    return items, videos
+    return [{"path": out / n, "name": f"corpus/{n}", "set": "corpus", "truth": v} for n, v in sorted(videos.items())]
 
 
 # --------------------------------------------------------------------------- scans, cached
@@ -577,7 +581,7 @@ def main(argv: list[str] | None = None) -> dict:
     lap("scan")
     more = bar_items(items, args.work, args.bars_max_s, args.bars_width) if not args.no_bars else []
     if args.corpus_count:
-        more += corpus_items(args.work, args.corpus_count, args.seed)[0]
+        more += corpus_items(args.work, args.corpus_count, args.seed)
     lap("write_inputs")
     scanned += scan_all(more, params, key, args.work, args.jobs)
     items += more
