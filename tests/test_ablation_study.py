@@ -78,7 +78,7 @@ def test_sample_defect_scoring():
 
 DEFECT_RULES = [Rule("content_frac", 0.35, None, "letterbox"), Rule("fade_frac", None, 0.3, "fade"),
                 Rule("flicker", None, 0.05, "flicker"), Rule("shake", None, 0.006, "shaky"),
-                Rule("blockiness", None, 1.12, "blocky")]  # pipelines/configs/default.yaml
+                Rule("blockiness", None, 1.25, "blocky_grid")]  # pipelines/configs/default.yaml
 
 
 def _smooth(h, w, seed=0):
@@ -116,7 +116,7 @@ def test_sample_defect_rules_apply_to_tiny_samples():
     assert all(v is not None for v in (rows["clean"][c] for c in ("fade_frac", "flicker", "shake", "blockiness")))
     reasons = dict(zip(rows, drop_reasons(list(rows.values()), DEFECT_RULES)))
     assert reasons == {"clean": [], "flicker": ["flicker"], "shake": ["shaky"], "fade": ["fade"],
-                       "bars": ["letterbox"], "blocky": ["blocky"]}, {k: {c: r[c] for c in (
+                       "bars": ["letterbox"], "blocky": ["blocky_grid"]}, {k: {c: r[c] for c in (
                            "content_frac", "fade_frac", "flicker", "shake", "blockiness")} for k, r in rows.items()}
 
 
