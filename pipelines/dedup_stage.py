@@ -26,6 +26,7 @@ import pyarrow as pa
 import ray
 
 from curation.dedup import DedupParams, DedupResult, Edges, find_duplicates
+from curation.dedup.verify import KeyframeSource
 from curation.dedup.kmeans import train_kmeans
 from curation.dedup.semantic import Assignment, assign, cluster_pairs, members_by_cluster, n_clusters_for
 from curation.dedup.table_ops import embedding_matrix
@@ -40,17 +41,19 @@ def run_dedup_on_ray(
     batch_rows: int = 50_000,
     num_shards: int | None = None,
     samples: pa.Table | None = None,
+    keyframes: KeyframeSource | None = None,
 ) -> DedupResult:
     """find_duplicates with the semantic step distributed over Ray tasks when there are many clips.
 
-    `samples` (schemas TABLES["samples"]): per-sample pHashes of the videos, for segment (re-cut) matching.
+    `samples` (schemas TABLES["samples"]): per-sample pHashes of the videos, for segment (re-cut) matching;
+    `keyframes`: the keyframes table or a reader of given clip ids, for the edited pairs' ORB check.
     """
     if clips.num_rows < min_rows_distributed or "semantic" not in params.kinds:
-        result = find_duplicates(clips, videos, params, samples=samples)
+        result = find_duplicates(clips, videos, params, samples=samples, keyframes=keyframes)
         result.notes.append(f"dedup stage: ran locally ({clips.num_rows} clips < {min_rows_distributed})")
         return result
     finder = partial(_ray_semantic_edges, batch_rows=batch_rows, num_shards=num_shards)
-    result = find_duplicates(clips, videos, params, semantic_finder=finder, samples=samples)
+    result = find_duplicates(clips, videos, params, semantic_finder=finder, samples=samples, keyframes=keyframes)
     result.notes.append(f"dedup stage: semantic step on Ray ({clips.num_rows} clips, batches of {batch_rows})")
     return result
 

@@ -182,6 +182,9 @@ def test_carphones_are_one_group_and_pristine_is_kept(real_run):
                 groups.setdefault(c["dup_group_id"], set()).add(name)
     cross_video = [g for g in groups.values() if len(g) > 1]
     assert cross_video == [{"carphone_pristine.mp4", "carphone_distorted.mp4"}]
+    # the edited kind's keyframe check ran on the run's own keyframes (read from its scan parts)
+    _, record = real_run
+    assert any("verified on keyframes" in n for n in record.notes), record.notes
 
 
 def test_run_record_says_what_was_not_configured(real_run):
