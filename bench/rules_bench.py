@@ -331,9 +331,9 @@ def sweep(clean: np.ndarray, defect: np.ndarray, side: str, share: float) -> dic
 
 def rule_rows(cfg, clips: list[dict], budget: float, shares: dict[str, float]) -> list[dict]:
     """One row per filter rule of the config: measured or not, false drops, recall, distributions, sweep."""
-    from curation.evaluate import DEFECT_REASONS
+    from curation.evaluate import DEFECT_REASONS, reasons_of
 
-    target = {r: d for d, r in DEFECT_REASONS.items() if r}
+    target = {r: d for d, v in DEFECT_REASONS.items() for r in reasons_of(v)}
     real = [c for c in clips if c["set"] == "real" and c["clean"]]
     real_drop = [c for c in clips if c["set"] == "real" and not c["clean"]]
     bars = [c for c in clips if c["set"] == "bars" and c["clean"]]

@@ -57,8 +57,8 @@ CONTENTLESS = frozenset({"black"})
 BOUNDARY_TOLERANCE = 2  # frames
 EVALUATION_NAME = "evaluation.json"
 
-# Truth defect -> the drop reason meant to catch it; None = no rule is meant to yet.
-DEFECT_REASONS: dict[str, str | None] = {
+# Truth defect -> the drop reason meant to catch it (or a tuple: any of them catches it); None = no rule is meant to yet.
+DEFECT_REASONS: dict[str, str | tuple[str, ...] | None] = {
     "blur": "blurry",
     "underexposed": "dark",
     "black": "black_frames",
@@ -70,8 +70,13 @@ DEFECT_REASONS: dict[str, str | None] = {
     "fade": "fade",
     "flicker": "flicker",
     "shake": "shaky",
-    "blocky": "blocky",
+    "blocky": ("blocky", "blocky_grid"),  # the codec's quantiser, else (any codec) the 8x8 grid in the picture
 }
+
+
+def reasons_of(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The drop reasons a DEFECT_REASONS value names."""
+    return () if value is None else (value,) if isinstance(value, str) else tuple(value)
 
 
 # --------------------------------------------------------------------------- truth
@@ -148,25 +153,25 @@ def _pr(tp: int, fp: int, fn: int) -> dict:
 
 
 def _defect_rows(clips: list[dict], videos: dict[str, dict], reasons_in_run: set[str],
-                 defect_reasons: dict[str, str | None]) -> list[dict]:
+                 defect_reasons: dict[str, str | tuple[str, ...] | None]) -> list[dict]:
     present = sorted({s["defect"] for v in videos.values() for s in v["defect_spans"]} | set(defect_reasons))
     rows = []
     for defect in present:
-        reason = defect_reasons.get(defect)
-        if reason is None:
+        reasons = reasons_of(defect_reasons.get(defect))
+        if not reasons:
             status = "no matching rule"
-        elif reason not in reasons_in_run:
+        elif not set(reasons) & reasons_in_run:
             status = "no rule in this run"
         else:
             status = "measured"
         if defect == "duplicate":
-            counts, on_defect = _duplicate_counts(clips, videos, reason)
+            counts, on_defect = _duplicate_counts(clips, videos, reasons)
         else:
             tp = fp = fn = fp_clean = 0
             on_defect: Counter[str] = Counter()
             for c in clips:
                 has = defect in c["defects"]
-                flagged = reason is not None and reason in c["drop_reasons"]
+                flagged = any(r in c["drop_reasons"] for r in reasons)
                 tp += has and flagged
                 fp += flagged and not has
                 fp_clean += flagged and not c["defects"] and not c["in_copy_group"]
@@ -175,16 +180,16 @@ def _defect_rows(clips: list[dict], videos: dict[str, dict], reasons_in_run: set
                     on_defect.update(c["drop_reasons"] or ["(kept)"])
             counts = dict(_pr(tp, fp, fn), fp_on_clean=fp_clean)
         positives = counts["tp"] + counts["fn"]
-        rows.append({"defect": defect, "reason": reason, "status": status, "positives": positives,
+        rows.append({"defect": defect, "reason": "|".join(reasons) or None, "status": status, "positives": positives,
                      "flagged": counts["tp"] + counts["fp"], **counts,
                      "reasons_given": dict(on_defect.most_common(4))})
     return rows
 
 
-def _duplicate_counts(clips: list[dict], videos: dict[str, dict], reason: str | None) -> tuple[dict, Counter]:
+def _duplicate_counts(clips: list[dict], videos: dict[str, dict], reasons: tuple[str, ...]) -> tuple[dict, Counter]:
     """Per copy group of k+1 files: k should be dropped as duplicates, whichever is kept."""
     clips = [c for c in clips if not c["defects"] & CONTENTLESS]
-    flagged = {c["name"] for c in clips if reason and reason in c["drop_reasons"]}
+    flagged = {c["name"] for c in clips if any(r in c["drop_reasons"] for r in reasons)}
     seen = {c["name"] for c in clips}
     tp = fp = fn = 0
     grouped: set[str] = set()
@@ -410,7 +415,8 @@ def evaluate_labels(clips: list[dict], labels: dict, reasons_in_run: set[str] | 
 
 
 def evaluate_clips(clips: list[dict], truth: dict, reasons_in_run: set[str] | None = None,
-                   defect_reasons: dict[str, str | None] | None = None, tol: int = BOUNDARY_TOLERANCE) -> dict:
+                   defect_reasons: dict[str, str | tuple[str, ...] | None] | None = None,
+                   tol: int = BOUNDARY_TOLERANCE) -> dict:
     """Score clip rows {name, start_frame, end_frame, split_reason, drop_reasons, dup_group_id} against truth.
 
     `name` is the file's path relative to the input (the truth's key). Clips of

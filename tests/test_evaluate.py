@@ -93,15 +93,24 @@ def test_every_corpus_defect_maps_to_a_default_rule():
     from curation.evaluate import DEFECT_REASONS
     from pipelines.config import load_config
 
+    from curation.evaluate import reasons_of
+
     rules = {r.reason for r in load_config().filters}  # which column measures each is the scorers' business
     expected = {"fade": "fade", "flicker": "flicker", "shake": "shaky", "blocky": "blocky", "letterbox": "letterbox"}
-    assert {d: DEFECT_REASONS[d] for d in expected} == expected
+    assert {d: reasons_of(DEFECT_REASONS[d])[0] for d in expected} == expected
     assert set(expected.values()) <= rules
     reasons = {"flicker", "fade", "blocky", "shaky", "letterbox"}
     clips = [_c("flicker.mp4", 0, 30, "cut", reasons=["flicker"]), _c("flicker.mp4", 30, 100, "cut"),
              _c("text.mp4", 0, 100, reasons=["flicker"])]
     row = _row(evaluate_clips(clips, TRUTH, reasons), "flicker")
     assert (row["status"], row["tp"], row["fp"], row["fn"]) == ("measured", 1, 1, 1)
+
+
+def test_a_defect_several_rules_catch_counts_a_clip_any_of_them_flags():
+    clips = [_c("blur_a.mp4", 0, 100, reasons=["soft"]), _c("blur_b.mp4", 0, 100, reasons=["blurry"]),
+             _c("text.mp4", 0, 100, reasons=["soft"])]
+    row = _row(evaluate_clips(clips, TRUTH, {"soft"}, {"blur": ("blurry", "soft")}), "blur")
+    assert (row["reason"], row["status"], row["tp"], row["fp"], row["fn"]) == ("blurry|soft", "measured", 2, 1, 0)
 
 
 def test_shot_boundaries_within_two_frames(result):
