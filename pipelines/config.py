@@ -101,6 +101,18 @@ class QualityConfig(_Strict):
     near_black_luma: float = Field(20.0, ge=0, le=255)
 
 
+class ContentBoxConfig(_Strict):
+    """curation.content_box.BoxParams: what is a bar, and what is a picture inside bars."""
+
+    max_dev: float = Field(10.0, ge=0, le=255)
+    max_outliers: float = Field(0.02, ge=0, lt=1)
+    max_std: float = Field(2.0, ge=0, le=255)
+    min_bar_frac: float = Field(0.01, ge=0, lt=0.5)
+    min_edge_share: float = Field(0.45, ge=0, le=1)
+    edge_dev: float = Field(4.0, ge=0, le=255)
+    min_inside_share: float = Field(0.5, ge=0, le=1)
+
+
 class DefectsConfig(_Strict):
     enabled: bool = True
     fade_min_s: float = Field(0.3, gt=0)
@@ -244,6 +256,7 @@ class PipelineConfig(_Strict):
     split: SplitConfig = SplitConfig()
     motion: MotionConfig = MotionConfig()
     quality: QualityConfig = QualityConfig()
+    content_box: ContentBoxConfig = ContentBoxConfig()
     defects: DefectsConfig = DefectsConfig()
     audio: AudioConfig = AudioConfig()
     aesthetic: AestheticConfig = AestheticConfig()

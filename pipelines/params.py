@@ -1,5 +1,6 @@
 """Config sections → the plain parameter objects curation/ takes."""
 from curation.audio import AudioParams
+from curation.content_box import BoxParams
 from curation.decode import DecodePlan
 from curation.defects import DefectParams
 from curation.filters import Rule
@@ -22,6 +23,7 @@ def scan_params(cfg: PipelineConfig) -> ScanParams:
         keyframes_at=tuple(cfg.aesthetic.frames_at),
         audio=AudioParams(**cfg.audio.model_dump()),
         defects=DefectParams(**cfg.defects.model_dump()),
+        box=BoxParams(**cfg.content_box.model_dump()),
     )
 
 
@@ -35,7 +37,7 @@ SCAN_CODE_VERSION = 6
 
 def scan_config_subset(cfg: PipelineConfig) -> dict:
     """The config that decides the scan stage's output: a change here (or in SCAN_CODE_VERSION) means rescanning."""
-    return {k: cfg.public_dict()[k] for k in ("decode", "split", "motion", "quality", "audio", "defects")} | {
+    return {k: cfg.public_dict()[k] for k in ("decode", "split", "motion", "quality", "content_box", "audio", "defects")} | {
         "frames_at": cfg.aesthetic.frames_at, "scan_code_version": SCAN_CODE_VERSION,
     }
 
