@@ -116,7 +116,7 @@ def bar_items(sources: list[dict], work: Path, max_s: float, width: int) -> list
             truth = json.loads(truth_file.read_text())
         else:
             truth = write_variants(src["path"], out, max_s=cut, width=width)
-            truth_file.write_text(json.dumps(truth, indent=1))
+            _write_atomic(truth_file, json.dumps(truth, indent=1).encode())
         for name, t in truth.items():
             items.append({"path": out / name, "name": f"bars/{name}", "set": "bars", "label": lab,
                           "shift_s": t["source_start_s"], "bars": t, "source": src["name"]})
@@ -197,9 +197,7 @@ def scan_all(items: list[dict], params, key: str, work: Path, jobs: int) -> int:
 
     def done(it: dict, res: dict, i: int) -> None:
         it["scan"] = res
-        tmp = it["cache"].with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(res))
-        tmp.replace(it["cache"])
+        _write_atomic(it["cache"], pickle.dumps(res))
         if i % 25 == 0 or i == len(todo):
             print(f"  scanned {i}/{len(todo)} files ({time.perf_counter() - t0:.0f} s)", flush=True)
 
@@ -217,15 +215,25 @@ def scan_all(items: list[dict], params, key: str, work: Path, jobs: int) -> int:
     return len(todo)
 
 
-def measure_text(items: list[dict], cfg, work: Path) -> int:
-    """text_area_frac of every clip from its keyframes, as the text stage measures it (cached); clips measured."""
+def measure_text(items: list[dict], cfg, work: Path) -> tuple[int, list[str]]:
+    """text_area_frac of every clip from its keyframes, as the text stage measures it (cached).
+
+    Returns (clips measured, errors); a clip whose measurement fails stays null, as in the text stage, and
+    its file is measured again on the next run.
+    """
     import cv2
 
     from curation.text_area import TextAreaMeter, TextAreaParams
 
+    def decode_jpeg(data: bytes) -> np.ndarray:  # pipelines.text_stage's, without importing Ray
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"keyframe is not a decodable JPEG ({len(data)} bytes)")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
     tkey = hashlib.sha256(json.dumps(cfg.text.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:8]
     meter = None
-    measured = 0
+    measured, errors = 0, []
     for it in items:
         f = it["cache"].with_name(f"{it['cache'].stem}.text-{tkey}.json")
         if f.exists():
@@ -233,16 +241,26 @@ def measure_text(items: list[dict], cfg, work: Path) -> int:
         else:
             if meter is None:
                 meter = TextAreaMeter(TextAreaParams(**cfg.text.model_dump(), threads=1))
-            areas = {}
+            areas, failed = {}, False
             for cid, jpegs in it["scan"]["keyframes"].items():
-                rgb = [cv2.cvtColor(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-                       for j in jpegs]
-                areas[cid] = meter.clip_text_area(rgb)
-                measured += 1
-            f.write_text(json.dumps(areas))
+                try:
+                    areas[cid] = meter.clip_text_area([decode_jpeg(j) for j in jpegs])
+                    measured += 1
+                except Exception as e:  # noqa: BLE001 - one clip's failure leaves its score null, as the stage does
+                    failed = True
+                    errors.append(f"{it['name']} {cid}: {type(e).__name__}: {e}")
+            if not failed:
+                _write_atomic(f, json.dumps(areas).encode())
         for c in it["scan"]["clips"]:
             c["text_area_frac"] = areas.get(c["clip_id"])
-    return measured
+    return measured, errors
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write under a name of this process, then rename: two runs sharing a work folder never read half a file."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 # --------------------------------------------------------------------------- labelled clips
@@ -586,7 +604,7 @@ def main(argv: list[str] | None = None) -> dict:
     scanned += scan_all(more, params, key, args.work, args.jobs)
     items += more
     lap("scan")
-    text = 0 if args.no_text else measure_text(items, cfg, args.work)
+    text, text_errors = (0, []) if args.no_text else measure_text(items, cfg, args.work)
     lap("text")
 
     clips = labelled_clips(items)
@@ -608,6 +626,7 @@ def main(argv: list[str] | None = None) -> dict:
                        "clean_clips": sum(c["set"] == s and c["clean"] for c in clips)}
                    for s in ("real", "bars", "corpus")},
         "errors": {it["name"]: it["scan"]["errors"] for it in items if it["scan"]["errors"]},
+        "text_errors": text_errors,
         "rules": rows,
         "picture_rules_together": {"now": union(clips, now), "at_swept_thresholds": union(clips, swept)},
         "false_drops_now": false_drops,
@@ -671,6 +690,9 @@ def print_report(result: dict) -> None:
             print(f"  box off: {m['file']} {m['start_s']} s: expected {m['expected']}, found {m['found']}")
     if result["errors"]:
         print(f"files with error rows: {len(result['errors'])}")
+    if result["text_errors"]:
+        print(f"clips whose text area could not be measured (left null): {len(result['text_errors'])}; first: "
+              f"{result['text_errors'][0]}")
 
 
 if __name__ == "__main__":
