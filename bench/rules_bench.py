@@ -31,11 +31,13 @@ thresholds takes seconds. Prints a table; writes bench/results/rules.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
 import os
 import pickle
+import shutil
 import sys
 import tempfile
 import time
@@ -111,16 +113,29 @@ def bar_items(sources: list[dict], work: Path, max_s: float, width: int) -> list
         cut = whole_clips_s(src["scan"]["clips"], max_s)
         st = src["path"].stat()
         out = work / "bars" / f"{src['path'].stem}-{st.st_size}-{round(cut * 1000)}-{width}-{code}"
-        truth_file = out / "truth.json"
-        if truth_file.exists():
-            truth = json.loads(truth_file.read_text())
-        else:
-            truth = write_variants(src["path"], out, max_s=cut, width=width)
-            _write_atomic(truth_file, json.dumps(truth, indent=1).encode())
+        if not (out / "truth.json").exists():
+            with _folder_once(out) as tmp:
+                truth = write_variants(src["path"], tmp, max_s=cut, width=width)
+                (tmp / "truth.json").write_text(json.dumps(truth, indent=1))
+        truth = json.loads((out / "truth.json").read_text())
         for name, t in truth.items():
             items.append({"path": out / name, "name": f"bars/{name}", "set": "bars", "label": lab,
                           "shift_s": t["source_start_s"], "bars": t, "source": src["name"]})
     return items
+
+
+@contextlib.contextmanager
+def _folder_once(out: Path):
+    """A folder of this process to write into; renamed to `out` at the end (kept if another run got there first)."""
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if not out.exists():
+            tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _code_hash(*paths: str) -> str:
@@ -134,12 +149,11 @@ def corpus_items(work: Path, count: int, seed: int) -> list[dict]:
     from curation.evaluate import normalise_truth
 
     out = work / f"corpus-{count}-{seed}-{_code_hash('curation/defect_corpus.py', 'curation/sample_data.py')}"
-    if (out / "ground_truth.json").exists():
-        truth = json.loads((out / "ground_truth.json").read_text())
-    else:
+    if not (out / "ground_truth.json").exists():
         print(f"writing the defect corpus ({count} base videos) to {out}", flush=True)
-        truth = write_defect_corpus(out, count=count, seed=seed)
-    videos = normalise_truth(truth)
+        with _folder_once(out) as tmp:
+            write_defect_corpus(tmp, count=count, seed=seed)
+    videos = normalise_truth(json.loads((out / "ground_truth.json").read_text()))
     return [{"path": out / n, "name": f"corpus/{n}", "set": "corpus", "truth": v} for n, v in sorted(videos.items())]
 
 
