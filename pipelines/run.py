@@ -49,9 +49,8 @@ from pipelines.table_parts import (DECISION_COLUMNS, NARROW_COLUMNS, PartsSource
                                    map_groups, narrow_group, write_group)
 from pipelines.caption_stage import caption_cache_key, run_caption_stage
 from pipelines.text_stage import run_text_stage, text_cache_key
-from schemas import TABLES, RunRecord, table_from_rows, validate_table
+from schemas import FINAL_TABLES, TABLES, RunRecord, table_from_rows, validate_table  # noqa: F401 (FINAL_TABLES: re-exported)
 
-FINAL_TABLES = ("videos", "clips", "curated", "errors", "keyframes", "dup_segments")
 _PACKAGES = ("vidcurate", "ray", "pyarrow", "duckdb", "av", "opencv-python-headless", "scenedetect", "torch", "open_clip_torch", "numpy",
              "transformers", "rapidocr", "onnxruntime")
 
@@ -598,12 +597,14 @@ def _write_tables(run: Run) -> None:
         clips = run.working()
     curate = "curate" in stage_order(run.cfg)
     store = run.store
+    store.begin_table_set()  # readers see none of the new tables until all of them are written
     if run.shards is None:
         store.replace_table("videos", run.videos)
     totals = _write_clips(run, curate)
     store.replace_table("errors", run.errors)
     store.replace_table_stream("keyframes", _keyframes(run), rows_per_file=50_000)
     store.replace_table("dup_segments", TABLES["dup_segments"].empty_table() if run.dup_segments is None else run.dup_segments)
+    store.commit_table_set()
     if totals is None:  # the driver path: the counts from its table
         kept = clips.filter(pc.equal(clips.column("kept"), True)) if curate else clips.slice(0, 0)
         totals = {"clips": clips.num_rows, "curated": kept.num_rows, "drop_reasons": rule_counts(clips),

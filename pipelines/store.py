@@ -3,7 +3,11 @@
 Work parts make runs resumable: each part is a folder of Parquet files that
 counts only once its `_COMMITTED` marker exists (written last), so a run killed
 mid-write leaves nothing a reader or a resumed run would trust.
+
+Final tables commit as a set (schemas/table_set.py): begin_table_set(), the
+writers' commits, then commit_table_set() replaces OUT/_tables.json last.
 """
+import datetime as dt
 import json
 import posixpath
 import uuid
@@ -15,7 +19,7 @@ import pyarrow.parquet as pq
 import pyarrow.dataset as ds
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-from schemas import MANIFEST, TABLES, read_manifest, read_table, write_table
+from schemas import FINAL_TABLES, MANIFEST, TABLE_SET, TABLES, read_manifest, read_table, read_table_set, write_table
 
 COMMITTED = "_COMMITTED"
 
@@ -33,6 +37,7 @@ class RunStore:
         except (ImportError, ValueError) as e:
             raise OutputError(f"cannot open output {output_uri!r}: {e}") from None
         self.root = self.root.rstrip("/")
+        self.pending: dict[str, dict] | None = None  # an open table set: table -> its new version, not yet visible
 
     @property
     def process_local(self) -> bool:
@@ -159,6 +164,63 @@ class RunStore:
         """A writer that replaces final table `name` as a set: add() tables, then commit()."""
         return TableWriter(self, name, rows_per_file, max_bytes)
 
+    def begin_table_set(self) -> None:
+        """Open a table set: writers' commits are held until commit_table_set() makes them visible together."""
+        self.pin_table_set()
+        self.pending = {}
+
+    def commit_table_set(self) -> dict:
+        """Make every table committed since begin_table_set() visible at once; returns the new table set."""
+        if self.pending is None:
+            raise RuntimeError("commit_table_set() without begin_table_set()")
+        pending, self.pending = self.pending, None
+        return self._commit_tables(pending)
+
+    def table_set(self) -> dict | None:
+        """OUT/_tables.json: the final tables readers see now (None: a folder from before table sets)."""
+        return read_table_set(self.fs, self.root)
+
+    def pin_table_set(self, also: tuple[str, ...] = ()) -> None:
+        """Before any new final-table file lands: a folder without a table set gets one naming what readers see
+        today (each table's manifest, else its visible Parquet files), so new files never join an old set."""
+        if self.table_set() is not None:
+            return
+        tables = {}
+        for name in dict.fromkeys(FINAL_TABLES + also):
+            folder = self.path(name)
+            self.fresh(folder)
+            if not self.fs.isdir(folder):
+                continue
+            manifest = read_manifest(self.fs, folder)
+            if manifest is not None:
+                tables[name] = {k: manifest.get(k) for k in ("version", "files", "rows")}
+            else:
+                files = sorted(posixpath.relpath(p, folder) for p in self.fs.find(folder)
+                               if p.endswith(".parquet") and not posixpath.basename(p).startswith((".", "_")))
+                tables[name] = {"version": "unmanaged", "files": files, "rows": None}
+        self.write_json(TABLE_SET, {"version": "pinned", "previous": None, "tables": tables,
+                                    "committed_at": dt.datetime.now(dt.timezone.utc).isoformat()})
+
+    def _commit_tables(self, entries: dict[str, dict]) -> dict:
+        """Replace the table set with `entries` swapped in (one atomic write, last), then tidy each table folder:
+        its manifest for readers from before table sets, and delete files neither this set nor the one it
+        replaced names (the replaced set's files stay until the next commit: a reader may still be on them)."""
+        current = self.table_set() or {"version": None, "tables": {}}
+        new = {"version": f"r{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+               "previous": current.get("version"), "committed_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+               "tables": {**current.get("tables", {}), **entries}}
+        self.write_json(TABLE_SET, new)  # the switch: readers move to the new set here
+        for name, entry in entries.items():
+            self.write_json(posixpath.join(name, MANIFEST), {"table": name, **entry})
+            keep = set(entry["files"]) | set(current.get("tables", {}).get(name, {}).get("files") or [])
+            folder = self.path(name)
+            self.fresh(folder)
+            for p in self.fs.ls(folder, detail=False):
+                base = posixpath.basename(p)
+                if base.endswith(".parquet") and base not in keep:
+                    self.fs.rm(p)
+        return new
+
     def write_json(self, rel: str, data: dict) -> None:
         path = self.path(rel)
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
@@ -177,14 +239,15 @@ class RunStore:
 
 
 class TableWriter:
-    """Replaces OUT/<name> as one set: files of a new version, then the manifest (atomic), then cleanup.
+    """Replaces OUT/<name>: files of a new version next to the old ones, then a commit into the table set.
 
-    New files are named `<version>-part-NNNNN.parquet` next to the old ones; readers follow
-    `_MANIFEST.json` (schemas.io), which is replaced last, so a writer killed at any moment
-    leaves readers the old complete set or the new one. A folder without a manifest (older
-    runs) first gets one listing its current files, so a reader never sees old and new files
-    together. Files no manifest names (older versions, a killed writer's) are deleted after
-    the new manifest lands.
+    New files are named `<version>-part-NNNNN.parquet`; readers follow OUT/_tables.json
+    (schemas/table_set.py), which is replaced last, so a writer killed at any moment leaves
+    readers the old complete set or the new one. A folder without a table set (older runs)
+    first gets one naming what readers see today, so a reader never sees old and new files
+    together. Inside begin_table_set()/commit_table_set() the commit waits for the set's other
+    tables; alone, it is a set of one table. Files no set names (older versions, a killed
+    writer's) are deleted after a later set lands.
     """
 
     def __init__(self, store: RunStore, name: str, rows_per_file: int, max_bytes: int):
@@ -194,17 +257,7 @@ class TableWriter:
         self.written: list[str] = []  # file names, relative to the folder
         self.rows = 0
         self.held: list[pa.Table] = []
-        self._adopt_unmanaged()
-
-    def _adopt_unmanaged(self) -> None:
-        fs = self.store.fs
-        self.store.fresh(self.folder)
-        if not fs.exists(self.folder) or read_manifest(fs, self.folder) is not None:
-            return
-        names = sorted(posixpath.basename(p) for p in fs.ls(self.folder, detail=False)
-                       if p.endswith(".parquet") and not posixpath.basename(p).startswith((".", "_")))
-        if names:  # pin what readers see today before any new file appears next to it
-            self._write_manifest({"table": self.name, "version": "unmanaged", "files": names, "rows": None})
+        store.pin_table_set(also=(name,))  # before any new file appears next to what readers see today
 
     def add(self, table: pa.Table) -> None:
         for start in range(0, table.num_rows, self.rows_per_file):
@@ -230,17 +283,13 @@ class TableWriter:
         self.rows += sum(n for _, n in files)
 
     def commit(self) -> list[str]:
-        """Write the last file, switch readers to the new set, delete the files of older ones; returns the paths."""
+        """Write the last file and commit this version: into the open table set (visible when it commits), or
+        alone (visible now); returns the paths."""
         if self.held or not self.written:
             self._flush()
-        self._write_manifest({"table": self.name, "version": self.version, "files": self.written, "rows": self.rows})
-        fs = self.store.fs
-        self.store.fresh(self.folder)
-        for p in fs.ls(self.folder, detail=False):
-            base = posixpath.basename(p)
-            if base.endswith(".parquet") and base not in self.written:
-                fs.rm(p)
+        entry = {"version": self.version, "files": self.written, "rows": self.rows}
+        if self.store.pending is not None:
+            self.store.pending[self.name] = entry
+        else:
+            self.store._commit_tables({self.name: entry})
         return [posixpath.join(self.folder, f) for f in self.written]
-
-    def _write_manifest(self, data: dict) -> None:
-        self.store.write_json(posixpath.join(self.name, MANIFEST), data)

@@ -16,6 +16,7 @@ from schemas.latents import latents_schema
 from schemas.export import export_report_schema
 from schemas.validate import SchemaError, validate_table, table_from_rows
 from schemas.io import MANIFEST, read_manifest, read_table, table_files, write_table
+from schemas.table_set import FINAL_TABLES, TABLE_SET, TableSet, open_table_set, read_table_set
 from schemas.run_record import RunRecord
 
 __all__ = [
@@ -36,5 +37,10 @@ __all__ = [
     "table_files",
     "read_manifest",
     "MANIFEST",
+    "FINAL_TABLES",
+    "TABLE_SET",
+    "TableSet",
+    "open_table_set",
+    "read_table_set",
     "RunRecord",
 ]

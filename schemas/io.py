@@ -4,9 +4,10 @@ A table folder of many files is replaced as a set: the writer puts the new
 files next to the old ones under new names, then atomically replaces
 `<folder>/_MANIFEST.json`, which lists the files of the current version;
 readers read exactly those. A folder without a manifest (older runs,
-hand-made tables) reads as every visible Parquet file in it.
+hand-made tables) reads as every visible Parquet file in it. Above the
+folders, a run folder's table set (schemas/table_set.py) names the files of
+every final table of one run version; where there is one, it decides.
 """
-import json
 import posixpath
 import uuid
 
@@ -14,12 +15,12 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from schemas.table_set import MANIFEST, folder_files, read_manifest  # noqa: F401 (MANIFEST, read_manifest: re-exported)
 from schemas.tables import SCHEMA_VERSION, TABLES
 from schemas.validate import SchemaError, validate_table
 
 VERSION_KEY = b"vidcurate.schema_version"
 TABLE_KEY = b"vidcurate.table"
-MANIFEST = "_MANIFEST.json"  # {"table", "version", "files": [names relative to the folder], "rows"}
 
 
 def write_table(
@@ -49,30 +50,14 @@ def write_table(
     return uri
 
 
-def read_manifest(fs, folder: str) -> dict | None:
-    """The folder's manifest (see the module docstring), or None when it has none."""
-    path = posixpath.join(folder, MANIFEST)
-    try:
-        with fs.open(path, "r") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-
-
 def table_files(uri: str, storage_options: dict | None = None) -> tuple:
     """(fs, paths) of the Parquet files that make up the table at `uri` (a file or a folder), in order.
 
-    A folder with a manifest: the files it lists; without: every visible Parquet file under it.
+    A folder: the files its run folder's table set names, else its manifest's, else every visible Parquet file
+    under it (schemas.table_set.folder_files).
     """
     fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
-    path = path.rstrip("/")
-    if fs.isdir(path):
-        fs.invalidate_cache(path)  # object stores cache listings; a writer in another process may have moved on
-        manifest = read_manifest(fs, path)
-        if manifest is not None:
-            return fs, [posixpath.join(path, f) for f in manifest["files"]]
-        return fs, sorted(p for p in fs.find(path) if p.endswith(".parquet") and not posixpath.basename(p).startswith((".", "_")))
-    return fs, [path] if fs.exists(path) else []
+    return fs, folder_files(fs, path)
 
 
 def read_table(
@@ -86,14 +71,15 @@ def read_table(
     for attempt in (1, 2):
         fs, files = table_files(uri, storage_options)
         try:
-            return _read_files(fs, files, name, schema)
+            return read_files(fs, files, name, schema)
         except FileNotFoundError:  # a writer replaced the set (and removed the old files) while we read it
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def _read_files(fs, files: list[str], name: str, schema: pa.Schema) -> pa.Table:
+def read_files(fs, files: list[str], name: str, schema: pa.Schema) -> pa.Table:
+    """The given Parquet files of table `name`, each checked for its schema version and validated, concatenated."""
     tables = []
     for p in files:
         with fs.open(p, "rb") as f:

@@ -276,6 +276,7 @@ def test_replacing_a_table_killed_before_cleanup_never_shows_two_versions(tmp_pa
 
     store = RunStore(str(tmp_path / "out"))
     store.replace_table("errors", _errors_table(3, "old"), tag="aaaa1111")
+    old_files = list((tmp_path / "out" / "errors").glob("*.parquet"))
 
     real_mv = store.fs.mv  # write_table gets the same cached LocalFileSystem instance
 
@@ -289,9 +290,12 @@ def test_replacing_a_table_killed_before_cleanup_never_shows_two_versions(tmp_pa
     seen = read_table(str(tmp_path / "out" / "errors"), "errors")
     assert seen.column("message").to_pylist() == ["old"] * 3
     monkeypatch.undo()
+    killed = set((tmp_path / "out" / "errors").glob("*.parquet")) - set(old_files)
     store.replace_table("errors", _errors_table(2, "new"))  # the next run: the new set, the killed writer's file gone
     assert read_table(str(tmp_path / "out" / "errors"), "errors").column("message").to_pylist() == ["new"] * 2
-    assert len(list((tmp_path / "out" / "errors").glob("*.parquet"))) == 1
+    left = set((tmp_path / "out" / "errors").glob("*.parquet"))
+    assert len(killed) == 1 and not killed & left
+    assert len(left) == 2 and set(old_files) < left  # the replaced set's file stays until the next commit
 
 
 @pytest.mark.parametrize("legacy", [False, True])

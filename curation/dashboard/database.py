@@ -25,7 +25,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from curation.dashboard import views
 from curation.dashboard.run_folder import HEAVY_COLUMNS, SCORE_COLUMNS, RunFolder, runs_as_rows
-from schemas import SCHEMA_VERSION, TABLES, SchemaError, clips_schema, table_files, validate_table
+from schemas import SCHEMA_VERSION, TABLES, SchemaError, clips_schema, validate_table
 from schemas.io import VERSION_KEY
 
 DATABASE_NAME = "dashboard.duckdb"
@@ -67,7 +67,7 @@ def score_columns_for(folder: RunFolder) -> list[str]:
 def _parquet_files(folder: RunFolder, name: str) -> list[str] | None:
     """Local paths of table `name`'s visible Parquet files, their schemas checked against schemas/ (footers
     only); None when the folder is not on the local disk (then pyarrow reads it through fsspec)."""
-    fs, files = table_files(folder.path(name), folder.storage_options)  # the current set: a manifest, if any
+    fs, files = folder.tables().files(name)  # the run version the folder pinned (schemas/table_set.py)
     if not isinstance(fs, LocalFileSystem):
         return None
     for path in files:

@@ -7,7 +7,7 @@ from pathlib import Path
 import fsspec
 import pyarrow as pa
 
-from schemas import RunRecord, clips_schema, read_table
+from schemas import RunRecord, TableSet, clips_schema, open_table_set
 
 # Float columns of `clips` that describe where a clip sits, not how good it is.
 _SPAN_COLUMNS = {"start_s", "end_s", "fps"}
@@ -41,6 +41,7 @@ class RunFolder:
 
     root: str
     storage_options: dict = field(default_factory=dict)  # fsspec options (credentials, endpoint)
+    _tables: TableSet | None = field(default=None, init=False, repr=False, compare=False)
 
     def fs(self):
         """The filesystem of the folder and the folder's path on it."""
@@ -82,9 +83,15 @@ class RunFolder:
             for i, r in enumerate(rules)
         ]
 
+    def tables(self) -> TableSet:
+        """The folder's table set, resolved on first use: every table this object reads is of one run version."""
+        if self._tables is None:
+            self._tables = open_table_set(self.root, self.storage_options)
+        return self._tables
+
     def table(self, name: str, drop: tuple[str, ...] = ()) -> pa.Table:
-        """Every Parquet file of table `name` (empty table with the schema when absent)."""
-        t = read_table(self.path(name), name, self.storage_options)
+        """Table `name` of the folder's table set (empty table with the schema when absent)."""
+        t = self.tables().read(name)
         return t.drop_columns([c for c in drop if c in t.column_names])
 
 

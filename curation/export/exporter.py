@@ -16,7 +16,6 @@ import multiprocessing
 from dataclasses import dataclass
 
 import av
-import fsspec
 
 from curation.decode import DecodeError
 from curation.export.clip_reader import ClipReader
@@ -28,7 +27,7 @@ from curation.export.params import ExportParams
 from curation.export.report import error_row, ok_row, summarize, write_report
 from curation.export.webdataset_writer import ShardWriter, finished_shards
 from curation.scan import local_copy
-from schemas import SCHEMA_VERSION, read_table
+from schemas import SCHEMA_VERSION, open_table_set
 
 SETTINGS_FILE = "_export.json"
 CSV_FILE = "meta.csv"
@@ -133,11 +132,11 @@ def _report_fields(enc: EncodedClip, nbytes: int) -> dict:
 
 def read_manifest(out_uri: str, storage_options: dict | None = None) -> tuple[list[dict], dict[str, dict]]:
     """Curated rows in export order, and the run's video rows by video_id."""
-    fs, root = fsspec.core.url_to_fs(out_uri.rstrip("/"), **(storage_options or {}))
-    if not fs.exists(f"{root}/curated"):
+    tables = open_table_set(out_uri, storage_options)  # curated and videos of one run version
+    if not tables.has("curated"):
         raise ExportError(f"{out_uri!r} is not a run folder (no curated table): run `vidcurate run` first")
-    curated = read_table(f"{out_uri.rstrip('/')}/curated", "curated", storage_options).to_pylist()
-    videos = {v["video_id"]: v for v in read_table(f"{out_uri.rstrip('/')}/videos", "videos", storage_options).to_pylist()}
+    curated = tables.read("curated").to_pylist()
+    videos = {v["video_id"]: v for v in tables.read("videos").to_pylist()}
     curated.sort(key=lambda r: (r["uri"], r["start_frame"], r["clip_id"]))
     return curated, videos
 
