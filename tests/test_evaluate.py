@@ -326,6 +326,11 @@ def test_evaluate_verb_with_labels_writes_retention_the_dashboard_shows(tmp_path
     _, html = build_dashboard(str(out))
     assert f"({ret['kept']} of {ret['clips']} clips a person labelled keep were kept)" in html.read_text(encoding="utf-8")
     assert "clean-clip retention" in query(str(out), "select name from evaluation where section = 'labels'")
+    # without evaluation.json the dashboard scores the run against a LABELS.json next to its input
+    (out / "evaluation.json").unlink()
+    (tmp_path / "in" / "LABELS.json").write_text(json.dumps(labels))
+    _, html = build_dashboard(str(out))
+    assert f"({ret['kept']} of {ret['clips']} clips a person labelled keep were kept)" in html.read_text(encoding="utf-8")
     assert main(["evaluate", str(out)]) == 2  # neither --truth nor --labels
     (tmp_path / "bad.json").write_text(json.dumps({"x.mp4": {"keep": "maybe"}}))
     assert main(["evaluate", str(out), "--labels", str(tmp_path / "bad.json")]) == 2
