@@ -424,6 +424,27 @@ def union(clips: list[dict], rules: list[tuple[str, str, float | None, float | N
     return out
 
 
+def defect_recall(clips: list[dict], rules) -> dict:
+    """Per corpus defect, its clips that at least one of the picture rules meant for it drops (the reasons that
+    curation.evaluate.DEFECT_REASONS names for it), and the share of all flagged corpus clips that have it."""
+    from curation.evaluate import DEFECT_REASONS, reasons_of
+
+    corpus = [c for c in clips if c["set"] == "corpus"]
+    out = {}
+    for defect, value in sorted(DEFECT_REASONS.items()):
+        mine = [r for r in rules if r[0] in reasons_of(value)]
+        has = np.array([defect in c["defects"] for c in corpus], bool)
+        if not mine or not has.any():
+            continue
+        hit = np.zeros(len(corpus), bool)
+        for _, col, lo, hi in mine:
+            hit |= fails(_values(corpus, col), lo, hi)
+        tp = int((hit & has).sum())
+        out[defect] = {"reasons": sorted({r[0] for r in mine}), "positives": int(has.sum()), "tp": tp,
+                       "recall": _rate(tp, int(has.sum())), "precision": _rate(tp, int(hit.sum()))}
+    return out
+
+
 def failing(c: dict, rules) -> list[str]:
     """The reasons of `rules` (reason, column, min, max) the clip fails, each once (two rules may share one)."""
     return list(dict.fromkeys(reason for reason, col, lo, hi in rules if fails(_values([c], col), lo, hi)[0]))
@@ -643,6 +664,7 @@ def main(argv: list[str] | None = None) -> dict:
         "text_errors": text_errors,
         "rules": rows,
         "picture_rules_together": {"now": union(clips, now), "at_swept_thresholds": union(clips, swept)},
+        "defects": defect_recall(clips, now),
         "false_drops_now": false_drops,
         "real_labelled_drop": real_drops,
         "bars": bars_agreement(clips, items, now, columns) if not args.no_bars else None,
@@ -681,6 +703,8 @@ def print_report(result: dict) -> None:
     for name, u in result["picture_rules_together"].items():
         print(f"picture rules together, {name.replace('_', ' ')}: " + ", ".join(
             f"{k} {v['dropped']}/{v['clips']} ({_pct(v['rate'])})" for k, v in u.items()))
+    print("corpus recall per defect, any of its rules (precision): " + ", ".join(
+        f"{d} {_pct(v['recall'])} ({_pct(v['precision'])})" for d, v in result["defects"].items()))
     fd = [f for f in result["false_drops_now"] if f["set"] == "real"]
     if fd:
         print("clean real clips dropped now: " + "; ".join(

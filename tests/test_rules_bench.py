@@ -65,6 +65,8 @@ def test_small_run_reads_the_rules_from_the_config_and_reruns_from_its_cache(tmp
     sw = blurry["sweep"]  # the budget split over the measured picture rules: nothing may drop of one clean clip
     assert sw["false_drops"] == 0 and sw["threshold"] < rows["blurry"]["scores"]["clean_real"]["min"] and sw["recall"] == 1.0
     assert first["picture_rules_together"]["now"]["real"] == {"dropped": 1, "clips": 1, "rate": 1.0}
+    assert first["defects"]["blur"]["reasons"] == ["blurry"] and first["defects"]["blur"]["recall"] == 1.0
+    assert "letterbox" not in first["defects"]  # its rule is off in this config
     assert first["timing_s"]["files_scanned"] == 1 + first["inputs"]["corpus"]["files"]
     md = rules_bench.markdown_table(first).splitlines()
     assert md[0].startswith("| rule") and "| blurry (`sharpness`) | < 1000 | 1 (100%) | 0 (–) | – |" in "\n".join(md)
