@@ -233,15 +233,12 @@ def _dedup(run: Run, name: str) -> None:
     if run.use_shards():
         stats, notes = table_shards.dedup(run.sharded_state(), params)
         run.dup_segments = run.shards.dup_segments
-        if "edited" in params.kinds and params.verify_max_per_clip > 0:
-            notes.append("edited dedup: the keyframe check (ORB + RANSAC) runs on the driver table path only; "
-                         "this sharded run found edited copies by region hashes alone")
         run.record.notes.extend(notes)
         run.record.counts["dedup"] = stats
         return
     clips = run.working()
     samples = _samples(run) if {"segment", "edited"} & set(params.kinds) else None
-    keyframes = partial(_keyframes_of_clips, run) if "edited" in params.kinds else None
+    keyframes = partial(table_shards.read_keyframes, run.store, run.scan_key) if "edited" in params.kinds else None
     result = run_dedup_on_ray(clips, run.videos, params, samples=samples, keyframes=keyframes)
     run.set_working(result.table)
     run.dup_segments = result.segments
@@ -546,13 +543,6 @@ def _keyframes(run: Run):
         if t.num_rows:
             t = t.filter(pc.is_in(_part_video(t), value_set=_kept_in(run, [part]))).drop_columns(["_part"])
             yield t.sort_by([("clip_id", "ascending"), ("position", "ascending")])
-
-
-def _keyframes_of_clips(run: Run, clip_ids: list[str]) -> pa.Table:
-    """The keyframes of the given clips (the candidates of dedup's keyframe check), read part by part."""
-    want = pa.array(clip_ids, pa.string())
-    tables = [t.filter(pc.is_in(t.column("clip_id"), value_set=want)) for t in _keyframes(run)]
-    return pa.concat_tables(tables) if tables else TABLES["keyframes"].empty_table()
 
 
 def _samples(run: Run) -> pa.Table:

@@ -32,6 +32,7 @@ and groups of parts, never a row per clip.
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -45,11 +46,11 @@ from curation.balance_counts import Hierarchy, buckets_of, cell_budgets, cell_la
 from curation.dedup import DedupParams
 from curation.dedup.edges import Edges
 from curation.dedup.exact import exact_edges, identical_file_groups
-from curation.dedup.find import DROP_REASON as DUP_REASON, DUP_COLUMNS, centre_groups, fill_dup_columns
+from curation.dedup.find import DROP_REASON as DUP_REASON, DUP_COLUMNS, fill_dup_columns, segment_and_verified_edges, verified_groups
 from curation.dedup.kmeans import train_kmeans
 from curation.dedup.params import KINDS
 from curation.dedup.perceptual import partition_pairs, partitions, phash_matrix, unique_hash_lists
-from curation.dedup.segments import segment_note, segment_pairs
+from curation.dedup.segments import segment_note
 from curation.dedup.semantic import n_clusters_for
 from curation.dedup.table_ops import embedding_matrix, reasons_without, set_drop_reason
 from curation.filters import Rule, apply_filters, rule_counts
@@ -254,19 +255,31 @@ def read_samples(store: RunStore, scan_key: str, parts: list[str], kept: pa.Arra
     return pa.concat_tables(tables) if tables else TABLES["samples"].empty_table()
 
 
+def read_keyframes(store: RunStore, scan_key: str, clip_ids: list[str]) -> pa.Table:
+    """The keyframes of the given clips (dedup's keyframe check), read part by part: JPEGs of other clips are
+    dropped as each part is read."""
+    want = pa.array(clip_ids, pa.string())
+    tables = [t.filter(pc.is_in(t.column("clip_id"), value_set=want))
+              for t in (store.read_part(scan_key, part, "keyframes") for part in store.committed_parts(scan_key))]
+    return pa.concat_tables(tables) if tables else TABLES["keyframes"].empty_table()
+
+
 @ray.remote(num_cpus=1, max_retries=3)
-def _segment_task(src, groups: list[list[str]], kept: list, files: list[str], params: DedupParams):
-    """Segment matches over every sample, and the clip pairs they cover (global rows)."""
+def _segment_task(src, groups: list[list[str]], kept: list, files: list[str], done: Edges, params: DedupParams):
+    """Segment and edited matches over every sample, the clip pairs they cover (global rows), and the keyframe
+    check of the near misses (curation.dedup.find.segment_and_verified_edges, as the driver path runs it)."""
     store = src.store()
     kept = ray.get(kept)  # refs inside a list are not resolved for the task
     samples = pa.concat_tables([read_samples(store, src.scan_key, g, k) for g, k in zip(groups, kept)])
-    spans = pa.concat_tables([_read(store, f, ["video_id", "start_s", "end_s"]) for f in files])
-    e, matches = segment_pairs(spans, samples, params)
-    return e, matches
+    spans = pa.concat_tables([_read(store, f, ["clip_id", "video_id", "start_s", "end_s"]) for f in files])
+    stats: dict = {}
+    keyframes = partial(read_keyframes, store, src.scan_key)
+    e, matches, verified, notes = segment_and_verified_edges(spans, samples, done, keyframes, params, stats)
+    return e, matches, verified, notes, stats
 
 
-def _segment(sh: Shards, params: DedupParams) -> tuple[Edges, pa.Table]:
-    return ray.get(_segment_task.remote(sh.src, sh.groups, sh.kept, sh.files, params))
+def _segment(sh: Shards, done: Edges, params: DedupParams) -> tuple[Edges, pa.Table, Edges, list[str], dict]:
+    return ray.get(_segment_task.remote(sh.src, sh.groups, sh.kept, sh.files, done, params))
 
 
 @ray.remote(num_cpus=1, max_retries=3)
@@ -339,9 +352,11 @@ def dedup(sh: Shards, params: DedupParams) -> tuple[dict, list[str]]:
         parts.append(e)
         notes.append(note)
     if "segment" in params.kinds or "edited" in params.kinds:
-        e, sh.dup_segments = _segment(sh, params)
-        parts.append(e)
+        e, sh.dup_segments, verified, vnotes, vstats = _segment(sh, Edges.concat(parts), params)
+        parts += [e, verified]
         notes.append(segment_note(sh.dup_segments, e))
+        notes += vnotes
+        stats.update(vstats)
     if "semantic" in params.kinds:
         e, sstats = _semantic(sh, params)
         if sstats:
@@ -353,17 +368,18 @@ def dedup(sh: Shards, params: DedupParams) -> tuple[dict, list[str]]:
         parts.append(e)
     edges = Edges.concat(parts)
     involved = np.unique(np.concatenate([edges.a, edges.b]))
-    stats["pairs"] = {kind: edges.count(kind) for kind in KINDS}
     if not len(involved):
-        stats.update(groups=0, members=0, dropped=0, involved=0)
+        stats.update(groups=0, members=0, dropped=0, involved=0, pairs={kind: 0 for kind in KINDS})
         notes.append("dedup: 0 group(s), 0 member(s), 0 dropped as duplicate")
         return stats, notes
-    columns = list(dict.fromkeys(["clip_id", "video_id", "clip_index", "drop_reasons", "kept", *DUP_COLUMNS,
-                                  *(c for c, _ in params.keep_policy)]))
+    columns = list(dict.fromkeys(["clip_id", "video_id", "clip_index", "duration_s", "drop_reasons", "kept",
+                                  *DUP_COLUMNS, *(c for c, _ in params.keep_policy)]))
     compact = gather(sh, involved, columns)  # in global row order = `involved` order
     local = Edges(np.searchsorted(involved, edges.a), np.searchsorted(involved, edges.b), edges.kind, edges.sim)
     kept_before = reasons_without(compact, DUP_REASON)
-    rep, group = centre_groups(compact, local, kept_before, params)
+    keyframes = partial(read_keyframes, sh.src.store(), sh.src.scan_key)
+    local, rep, group = verified_groups(compact, local, kept_before, keyframes, params, stats, notes)
+    stats["pairs"] = {kind: local.count(kind) for kind in KINDS}
     member = rep >= 0
     drop = member & (rep != np.arange(len(involved)))
     filled = fill_dup_columns(compact, local, member, rep, group)

@@ -110,17 +110,11 @@ def find_duplicates(
         if samples is None or samples.num_rows == 0:
             notes.append("segment dedup: skipped, no per-sample phashes given")
         else:
-            near: list[dict] | None = [] if keyframes is not None and "edited" in params.kinds else None
-            e, segments = segment_pairs(clips, samples, params, near)
-            parts.append(e)
+            e, segments, verified, vnote = segment_and_verified_edges(clips, samples, Edges.concat(parts), keyframes,
+                                                                     params, stats)
+            parts += [e, verified]
             notes.append(segment_note(segments, e))
-            if near is not None and params.verify_max_per_clip > 0:
-                cand = candidate_pairs(clips, segments, near, Edges.concat(parts), params)
-                e, vstats = verified_edges(clips, cand, keyframes, params)
-                parts.append(e)
-                stats["verify"] = vstats
-                notes.append(f"edited dedup: {len(e)} of {len(cand)} candidate clip pair(s) verified on keyframes "
-                             f"(ORB + RANSAC, {vstats['keyframe_pairs']} keyframe pairs)")
+            notes += vnote
 
     if "semantic" in params.kinds:
         if clips.column("embedding").null_count == n:
@@ -136,22 +130,7 @@ def find_duplicates(
                 f"k={sstats.get('k')} clusters, largest {sstats.get('largest_cluster')}"
             )
 
-    edges = Edges.concat(parts)
-    rep, group = centre_groups(clips, edges, kept_before, params)
-    rounds = VERIFY_ROUNDS if keyframes is not None and "edited" in params.kinds and params.verify_max_per_clip > 0 else 0
-    checked = verified = 0
-    for _ in range(rounds):  # copies left outside the group of a clip they match: checked against its kept clip
-        cand = centre_candidates(edges, rep, params)
-        e, _ = verified_edges(clips, cand, keyframes, params)
-        checked, verified = checked + len(cand), verified + len(e)
-        if not len(e):
-            break
-        edges = Edges.concat([edges, e])  # a verified pair only joins groups: a regroup takes it in
-        rep, group = centre_groups(clips, edges, kept_before, params)
-    if rounds:
-        stats["verify_centres"] = {"candidates": checked, "verified": verified}
-        notes.append(f"edited dedup: {verified} of {checked} clip(s) outside the group of a clip they match verified "
-                     f"against its kept clip on keyframes")
+    edges, rep, group = verified_groups(clips, Edges.concat(parts), kept_before, keyframes, params, stats, notes)
     member = rep >= 0
     table = fill_dup_columns(clips, edges, member, rep, group)
     table = set_drop_reason(table, member & (rep != np.arange(n)), DROP_REASON)
@@ -165,16 +144,61 @@ def find_duplicates(
     return DedupResult(table, notes, stats, segments)
 
 
+def _verifying(keyframes: KeyframeSource | None, params: DedupParams) -> bool:
+    return keyframes is not None and "edited" in params.kinds and params.verify_max_per_clip > 0
+
+
+def segment_and_verified_edges(clips: pa.Table, samples: pa.Table, done: Edges, keyframes: KeyframeSource | None,
+                               params: DedupParams, stats: dict) -> tuple[Edges, pa.Table, Edges, list[str]]:
+    """Segment and edited pairs from the per-sample hashes, then the keyframe check (ORB + RANSAC) of the near
+    misses and partly covered pairs (`done`: the pairs found so far, not checked again). `clips` needs clip_id,
+    video_id, start_s, end_s in the row order of the edges. (pairs, matched segments, verified pairs, notes)."""
+    near: list[dict] | None = [] if _verifying(keyframes, params) else None
+    e, segments = segment_pairs(clips, samples, params, near)
+    if near is None:
+        return e, segments, Edges.empty(), []
+    cand = candidate_pairs(clips, segments, near, Edges.concat([done, e]), params)
+    verified, vstats = verified_edges(clips, cand, keyframes, params)
+    stats["verify"] = vstats
+    return e, segments, verified, [f"edited dedup: {len(verified)} of {len(cand)} candidate clip pair(s) verified on "
+                                   f"keyframes (ORB + RANSAC, {vstats['keyframe_pairs']} keyframe pairs)"]
+
+
+def verified_groups(clips: pa.Table, edges: Edges, kept_before: np.ndarray, keyframes: KeyframeSource | None,
+                    params: DedupParams, stats: dict, notes: list[str]) -> tuple[Edges, np.ndarray, np.ndarray]:
+    """centre_groups, then up to VERIFY_ROUNDS keyframe checks of clips left outside the group of a clip they
+    match, against its kept clip (groups never chain), each verified pair taken in by a regroup.
+    (edges with the verified pairs, rep, group)."""
+    rep, group = centre_groups(clips, edges, kept_before, params)
+    if not _verifying(keyframes, params):
+        return edges, rep, group
+    checked = verified = 0
+    for _ in range(VERIFY_ROUNDS):
+        cand = centre_candidates(edges, rep, params)
+        e, _ = verified_edges(clips, cand, keyframes, params)
+        checked, verified = checked + len(cand), verified + len(e)
+        if not len(e):
+            break
+        edges = Edges.concat([edges, e])  # a verified pair only joins groups: a regroup takes it in
+        rep, group = centre_groups(clips, edges, kept_before, params)
+    stats["verify_centres"] = {"candidates": checked, "verified": verified}
+    notes.append(f"edited dedup: {verified} of {checked} clip(s) outside the group of a clip they match verified "
+                 f"against its kept clip on keyframes")
+    return edges, rep, group
+
+
 def contained_in_longer(clips: pa.Table, edges: Edges, params: DedupParams) -> np.ndarray:
-    """(n,) bool: the clip is paired (not exactly) with a clip longer by params.keep_longer_ratio: its footage is part
-    of the other's (a segment or edited pair covers the shorter clip), so the longer clip holds more of it."""
+    """(n,) bool: the clip has a segment or edited pair (a time-aligned match that covers it) with a clip longer by
+    params.keep_longer_ratio: its footage is part of the other's, so the longer clip holds more of it. Perceptual
+    pairs do not count: which of a set of equal hash lists get an edge depends on row order, and the kept clip
+    must not."""
     n = clips.num_rows
     out = np.zeros(n, bool)
     if params.keep_longer_ratio <= 0 or not len(edges) or "duration_s" not in clips.column_names:
         return out
     dur = clips.column("duration_s").to_numpy(zero_copy_only=False).astype(np.float64)
     dur = np.nan_to_num(dur, nan=0.0)
-    timed = edges.kind != KIND_CODE["exact"]
+    timed = (edges.kind == KIND_CODE["segment"]) | (edges.kind == KIND_CODE["edited"])
     a, b = edges.a[timed], edges.b[timed]
     out[a[dur[b] >= params.keep_longer_ratio * dur[a]]] = True
     out[b[dur[a] >= params.keep_longer_ratio * dur[b]]] = True
