@@ -316,18 +316,12 @@ def _phash_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n(e = estimated: old index not run at this size)"
 
 
-def run_one_segments(n: int, samples_per_clip: int = 10, seed_bits: int = 32, variant: str = "after") -> dict:
-    """Segment matching on n clips x samples_per_clip random sample hashes (2/s), each with 5 random region hashes.
-    Planted: 1 % are copies of another clip (shifted by 0.2 s, 0-4 bits flipped per sample, 1/8 turned) and 1 % are
-    edited copies (the whole-frame hashes replaced, one region of the source -- a random centred crop -- found in a
-    random region of the copy, 0-4 bits flipped). variant "before": today's matcher before region hashes (whole
-    frames, time shift only); "after": the default (region hashes, speed 0.8-1.25x). Times candidate generation
-    (seed_pairs) and the whole match."""
-    from curation.dedup import DedupParams
-    from curation.dedup.segments import seed_pairs, samples_table, segment_matches
+def make_segment_data(n: int, samples_per_clip: int = 10, seed: int = 2):
+    """(h (m, 1 + R) uint64 hashes, vid (m,), t (m,), src, dst, edited): n clips x samples_per_clip random sample
+    hashes (2/s), each with R random region hashes; planted copies as described in run_one_segments."""
     from curation.hashes import REGION_FRACS, d4_variants
 
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(seed)
     m, r = n * samples_per_clip, len(REGION_FRACS)
     h = (rng.integers(0, 2**63, size=(m, 1 + r), dtype=np.int64).astype(np.uint64) | np.uint64(1 << 63))
     vid = np.repeat(np.arange(n), samples_per_clip)
@@ -354,40 +348,103 @@ def run_one_segments(n: int, samples_per_clip: int = 10, seed_bits: int = 32, va
             hs = d4_variants(hs)[:, :, rng.integers(1, 8)]
         h[rows_d] = hs
         t[rows_d] += 0.2
+    return h, vid, t, src, dst, edited
+
+
+def segment_samples_table(h: np.ndarray, vid: np.ndarray, t: np.ndarray):
+    """The SAMPLES_SCHEMA table of make_segment_data's arrays, built from numpy buffers (no per-sample Python
+    objects: at 1M clips x 10 samples those lists alone would take several GB, which is the harness, not the matcher)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from curation.dedup.segments import SAMPLES_SCHEMA
+
+    names = pa.array([f"v{v:07d}" for v in range(int(vid.max()) + 1)], pa.string())
+    video_id = pc.take(names, pa.array(vid.astype(np.int32)))
+    r = h.shape[1] - 1
+    regions = pa.ListArray.from_arrays(pa.array(np.arange(0, len(h) * r + 1, r, dtype=np.int32)),
+                                       pa.array(np.ascontiguousarray(h[:, 1:]).ravel(), pa.uint64()))
+    return pa.table([video_id, pa.array(t, pa.float64()), pa.array(h[:, 0], pa.uint64()), regions], schema=SAMPLES_SCHEMA)
+
+
+def run_one_segments(n: int, samples_per_clip: int = 10, seed_bits: int = 32, variant: str = "after") -> dict:
+    """Segment matching on n clips x samples_per_clip random sample hashes (2/s), each with 5 random region hashes.
+    Planted: 1 % are copies of another clip (shifted by 0.2 s, 0-4 bits flipped per sample, 1/8 turned) and 1 % are
+    edited copies (the whole-frame hashes replaced, one region of the source -- a random centred crop -- found in a
+    random region of the copy, 0-4 bits flipped). variant "before": today's matcher before region hashes (whole
+    frames, time shift only); "after": the default (region hashes, speed 0.8-1.25x). Times candidate generation
+    (seed_pairs) and the whole match. peak_rss_mib is the process peak (data included); matcher_peak_mib is the
+    matcher's own rise above the RSS it started from (sampled every 20 ms)."""
+    from curation.dedup import DedupParams
+    from curation.dedup.segments import seed_pairs, segment_matches
+
+    h, vid, t, src, dst, edited = make_segment_data(n, samples_per_clip)
     params = DedupParams(segment_seed_bits=seed_bits) if variant == "after" else \
         DedupParams(segment_seed_bits=seed_bits, kinds=("segment",), segment_speed_range=(1.0, 1.0))
     order = np.lexsort((t, vid))
     t0, c0 = time.perf_counter(), time.process_time()
-    seeds = seed_pairs(h[order, 0], vid[order], d4_variants(h[order, 0]), seed_bits, params.segment_max_df)
+    seeds = seed_pairs(h[order, :1], vid[order], seed_bits, params.segment_max_df, 8,
+                       np.array([[params.segment_max_hamming]]))  # whole frames only, as the matcher seeds them
     seed_s, seed_cpu = time.perf_counter() - t0, time.process_time() - c0
-    table = samples_table([f"v{v:07d}" for v in vid.tolist()], t.tolist(), h[:, 0].tolist(), h[:, 1:].tolist())
-    del h
+    table = segment_samples_table(h, vid, t)
+    del h, vid, t, order
+    sampler = _RssSampler()
     t0, c0 = time.perf_counter(), time.process_time()
-    matches = segment_matches(table, params)
+    with sampler:
+        matches = segment_matches(table, params)
     match_s, match_cpu = time.perf_counter() - t0, time.process_time() - c0
     found = {(int(a[1:]), int(b[1:])) for a, b in zip(matches.column("video_a").to_pylist(), matches.column("video_b").to_pylist())}
     planted = {(min(a, b), max(a, b)) for a, b in zip(src.tolist(), dst.tolist())}
     planted_edited = {(min(a, b), max(a, b)) for a, b, e in zip(src.tolist(), dst.tolist(), edited) if e}
     tp = len(found & planted)
-    return {"variant": variant, "n_clips": n, "samples": m, "seed_bits": seed_bits, "whole_frame_seed_pairs": len(seeds),
+    return {"variant": variant, "n_clips": n, "samples": n * samples_per_clip, "seed_bits": seed_bits,
+            "whole_frame_seed_pairs": len(seeds),
             "whole_frame_candidate_generation_s": round(seed_s, 2), "whole_frame_candidate_generation_cpu_s": round(seed_cpu, 2),
             "segment_matches_s": round(match_s, 2), "segment_matches_cpu_s": round(match_cpu, 2), "planted": len(planted),
             "found": len(found), "precision": round(tp / max(1, len(found)), 4), "recall": round(tp / max(1, len(planted)), 4),
             "recall_plain_copies": round(len(found & (planted - planted_edited)) / max(1, len(planted - planted_edited)), 4),
             "recall_edited_copies": round(len(found & planted_edited) / max(1, len(planted_edited)), 4),
+            "rss_before_match_mib": round(sampler.start_mib), "matcher_peak_mib": round(sampler.peak_mib - sampler.start_mib),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+class _RssSampler:
+    """Peak resident memory (MiB) of this process while the block runs, sampled from /proc every 20 ms by a thread."""
+
+    def __enter__(self):
+        import threading
+
+        self.start_mib = self.peak_mib = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            self.peak_mib = max(self.peak_mib, self._rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak_mib = max(self.peak_mib, self._rss())
+
+    @staticmethod
+    def _rss() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _segment_table(segments: dict) -> str:
     """Segment matching, the old matcher (before) and ours (after) side by side per clip count."""
-    head = f"{'N clips':>9} {'matcher':>7} {'wall s':>8} {'cpu s':>7} {'peak MiB':>9} {'recall':>7} {'plain R':>8} {'edited R':>9} {'precision':>9}"
+    head = f"{'N clips':>9} {'matcher':>7} {'wall s':>8} {'cpu s':>7} {'peak MiB':>9} {'match MiB':>9} {'recall':>7} {'plain R':>8} {'edited R':>9} {'precision':>9}"
     lines = [head, "-" * len(head)]
     for n in sorted(segments, key=int):
         for variant in ("before", "after"):
             r = segments[n].get(variant)
             if r:
                 lines.append(f"{r['n_clips']:>9} {variant:>7} {r['segment_matches_s']:>8.1f} {r['segment_matches_cpu_s']:>7.1f} "
-                             f"{r['peak_rss_mib']:>9} {r['recall']:>7.3f} {r['recall_plain_copies']:>8.3f} "
+                             f"{r['peak_rss_mib']:>9} {r.get('matcher_peak_mib', float('nan')):>9} {r['recall']:>7.3f} {r['recall_plain_copies']:>8.3f} "
                              f"{r['recall_edited_copies']:>9.3f} {r['precision']:>9.3f}")
     return "\n".join(lines)
 

@@ -151,16 +151,39 @@ D4_NAMES = ("as is", "flipped upside down", "mirrored", "turned 180°", "transpo
             "turned 90° clockwise", "anti-transposed")
 
 
+# Bit masks of the sign flips in the hash's bit layout (coefficient (v, u) at bit 63 - (8v + u): row v is a byte,
+# u = 0 its top bit): a left-right mirror flips the odd columns u, an up-down flip the odd rows v.
+_LR_MASK = np.uint64(0x5555555555555555)
+_UD_MASK = np.uint64(0x00FF00FF00FF00FF)
+_U = np.uint64
+
+
+def _transpose_bits(x: np.ndarray) -> np.ndarray:
+    """The 8x8 bit matrix of each uint64 transposed (bit (v, u) -> (u, v)): three delta swaps (Hacker's Delight
+    7-3, transpose8), no unpacking into bits."""
+    t = (x ^ (x >> _U(7))) & _U(0x00AA00AA00AA00AA)
+    x = x ^ t ^ (t << _U(7))
+    t = (x ^ (x >> _U(14))) & _U(0x0000CCCC0000CCCC)
+    x = x ^ t ^ (t << _U(14))
+    t = (x ^ (x >> _U(28))) & _U(0x00000000F0F0F0F0)
+    return x ^ t ^ (t << _U(28))
+
+
+def d4_variant(h: np.ndarray, g: int) -> np.ndarray:
+    """The hash of the frames hashed in `h` turned by symmetry D4[g] (uint64, h's shape); FLAT_HASH stays flat.
+    Bit operations only: ~8 B of memory per hash, so a matcher can turn one slice of a large table at a time."""
+    h = np.asarray(h, np.uint64)
+    transpose, lr, ud = D4[g]
+    x = _transpose_bits(h) if transpose else h
+    mask = (int(_LR_MASK) if lr else 0) ^ (int(_UD_MASK) if ud else 0)  # the DC bit (0, 0) is in neither
+    if mask:
+        x = x ^ _U(mask)
+    if transpose or mask:
+        x = np.where(h == FLAT_HASH, h, x)
+    return x
+
+
 def d4_variants(h: np.ndarray) -> np.ndarray:
     """(..., 8) uint64: the hash of every rotation/mirror of the frames hashed in `h` (index 0 = h itself)."""
     h = np.asarray(h, np.uint64)
-    bits = _bits(h)  # (..., 8, 8)
-    flat = h == FLAT_HASH
-    out = []
-    for transpose, lr, ud in D4:
-        b = np.swapaxes(bits, -1, -2) if transpose else bits
-        mask = (MIRROR_LR if lr else False) ^ (FLIP_UD if ud else False)
-        b = b ^ mask
-        b[..., 0, 0] = bits[..., 0, 0]  # DC never flips
-        out.append(np.where(flat, h, _pack(b)))
-    return np.stack(out, axis=-1)
+    return np.stack([d4_variant(h, g) for g in range(len(D4))], axis=-1)

@@ -8,11 +8,14 @@ with precise temporal alignment", ECCV 2010):
 1. seeds (candidate video pairs, no all-pairs comparison): samples of two
    videos whose hashes agree exactly on one `segment_seed_bits`-bit slice of
    the 63 AC bits, under any of the 8 square symmetries
-   (curation.hashes.d4_variants) -- a sort-merge join per slice and symmetry
-   (2 x 8 joins of N samples at 32 bits). Hashes within 2 bits always seed
-   (pigeonhole); a copy has many samples and only one needs to. Slice values
-   held by more than `segment_max_df` videos (a logo, a title card) are stop
-   words;
+   (curation.hashes.d4_variant), and whose whole hashes are within the vote
+   limit -- a sort-merge join per slice and symmetry (2 x 8 joins at 32 bits)
+   over packed (key, row) words, each symmetry turned one chunk of rows at a
+   time. Hashes within 1 bit always seed (pigeonhole); a copy has many
+   samples and only one needs to. The distance check drops the chance slice
+   agreements (~1 in 200 of them are within 8 bits), which would otherwise be
+   most of the aligned pairs at scale. Slice values held by more than
+   `segment_max_df` videos (a logo, a title card) are stop words;
 2. alignment, per seeded (video a, video b, symmetry): every pair of their
    samples within `segment_max_hamming` bits votes for the time offset
    t_b - t_a; a copy is a dense run of votes at one offset, whatever the clip
@@ -32,7 +35,7 @@ import pyarrow.compute as pc
 
 from curation.dedup.edges import Edges
 from curation.dedup.params import DedupParams
-from curation.hashes import FLAT_HASH, REGION_FRACS, d4_variants
+from curation.hashes import D4, FLAT_HASH, REGION_FRACS, d4_variant
 from schemas import TABLES
 
 # The tables are defined once, in schemas/: per-sample hashes in, matched segments out.
@@ -52,19 +55,21 @@ def samples_table(video_ids: list[str], t: list[float], phash: list[int], region
 
 def _hash_matrix(samples: pa.Table, regions: bool) -> np.ndarray:
     """(N, 1 + R) uint64: each sample's whole-frame hash, then its R region hashes (FLAT_HASH where missing)."""
-    h = samples.column("phash").to_numpy().astype(np.uint64)[:, None]
+    whole = samples.column("phash").to_numpy()
     if not regions or REGIONS_COLUMN not in samples.column_names:
-        return h
+        return whole.astype(np.uint64)[:, None]
     lists = samples.column(REGIONS_COLUMN).combine_chunks()
     lengths = np.asarray(lists.value_lengths().fill_null(0).to_numpy(zero_copy_only=False), np.int64)
     r = int(lengths.max()) if len(lengths) else 0
-    if r == 0:
-        return h
-    out = np.full((len(lengths), r), FLAT_HASH, np.uint64)
-    full = np.flatnonzero(lengths == r)  # a sample hashed with other fractions (or none) takes part as a whole frame
-    if len(full):
-        out[full] = lists.take(pa.array(full)).flatten().to_numpy(zero_copy_only=False).astype(np.uint64).reshape(-1, r)
-    return np.concatenate([h, out], axis=1)
+    out = np.full((len(lengths), 1 + r), FLAT_HASH, np.uint64)
+    out[:, 0] = whole
+    full = lengths == r  # a sample hashed with other fractions (or none) takes part as a whole frame
+    if r and full.all():
+        out[:, 1:] = lists.flatten().to_numpy(zero_copy_only=False).reshape(-1, r)
+    elif r and full.any():
+        idx = np.flatnonzero(full)
+        out[idx, 1:] = lists.take(pa.array(idx)).flatten().to_numpy(zero_copy_only=False).reshape(-1, r)
+    return out
 
 
 def segment_matches(samples: pa.Table, params: DedupParams = DedupParams(), near: list[dict] | None = None) -> pa.Table:
@@ -79,36 +84,49 @@ def segment_matches(samples: pa.Table, params: DedupParams = DedupParams(), near
     vids_all = samples.column("video_id").combine_chunks()
     codes = pc.dictionary_encode(vids_all)
     names = codes.dictionary.to_pylist()
-    vid = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    vid = codes.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    del vids_all, codes
     t = samples.column("t").to_numpy().astype(np.float64)
-    hm = _hash_matrix(samples, "edited" in params.kinds)  # (N, 1 + R)
-    period = _sample_period(vid, t)
     every = np.lexsort((t, vid))  # all samples (flat ones too) per video, in time order: the density denominator
+    period = _sample_period(vid[every], t[every], len(names))
+    hm = _hash_matrix(samples, "edited" in params.kinds)  # (N, 1 + R)
+    live_rows = np.any(hm != FLAT_HASH, axis=1)[every]  # flat frames (black, one colour) carry no identity
+    keep = every[live_rows]  # the samples that take part, per video in time order
     t_every = t[every]
     first_every = np.searchsorted(vid[every], np.arange(len(names) + 1))
-
-    use = np.flatnonzero(np.any(hm != FLAT_HASH, axis=1))  # flat frames (black, one colour) carry no identity
-    hv, vv, tv = hm[use], vid[use], t[use]
-    variants = d4_variants(hv) if params.phash_symmetric else hv[..., None]  # (N, 1 + R, G)
-    order = np.lexsort((tv, vv))  # samples of each video together, in time order
-    hv, vv, tv, variants = hv[order], vv[order], tv[order], variants[order]
+    del every, live_rows
+    if len(keep) == len(hm) and bool(np.all(keep[1:] > keep[:-1])):  # in order already, nothing flat: no copies
+        hv, vv, tv = hm, vid, t
+    else:
+        hv, vv, tv = hm[keep], vid[keep], t[keep]
+    del hm, keep, vid, t
     first = np.searchsorted(vv, np.arange(len(names) + 1))  # video v = [first[v], first[v+1])
     n_reg = hv.shape[1]
     live = hv != FLAT_HASH  # (N, 1 + R)
-    # seeds: the whole-frame hashes at segment_seed_bits, and with regions every (sample, region) at edited_seed_bits
-    seeds = set(seed_pairs(hv[:, 0], vv, variants[:, 0], params.segment_seed_bits, params.segment_max_df))
-    if n_reg > 1:
-        flat_rows = live.ravel()
-        seeds |= set(seed_pairs(hv.ravel()[flat_rows], np.repeat(vv, n_reg)[flat_rows],
-                                variants.reshape(-1, variants.shape[-1])[flat_rows], params.edited_seed_bits, params.segment_max_df))
-
     # a region pair's votes need edited_max_hamming bits (the whole frames' segment_max_hamming)
     limit = np.full((n_reg, n_reg), params.edited_max_hamming, np.int64)
     limit[0, 0] = params.segment_max_hamming
+    # seeds need one sample pair within the vote limit (within the near-miss limit when near misses are wanted)
+    # (or, two hits within verify_extra_bits more: a graded copy seeds on samples a few bits past the limit); with
+    # near misses wanted, one hit within those extra bits
+    near_wanted = near is not None and params.verify_max_per_clip > 0
+    seed_limit = limit + (params.verify_extra_bits if near_wanted else 0)
+    extra = 0 if near_wanted else params.verify_extra_bits
+    # seeds: the whole-frame hashes at segment_seed_bits, and with regions every (sample, region) at edited_seed_bits
+    # (one join over all columns when the two widths agree)
+    syms = len(D4) if params.phash_symmetric else 1
+    if n_reg == 1 or params.edited_seed_bits != params.segment_seed_bits:
+        seeds = seed_pairs(hv[:, :1], vv, params.segment_seed_bits, params.segment_max_df, syms, seed_limit[:1, :1], extra)
+    else:
+        seeds = np.empty((0, 3), np.int64)
+    if n_reg > 1:
+        seeds = np.unique(np.concatenate([seeds, seed_pairs(hv, vv, params.edited_seed_bits, params.segment_max_df,
+                                                            syms, seed_limit, extra)]), axis=0)
+
     by_pair: dict[tuple[int, int], list[dict]] = {}
-    for va, vb, g in sorted(seeds):
+    for va, vb, g in seeds.tolist():
         qa, qb = slice(first[va], first[va + 1]), slice(first[vb], first[vb + 1])
-        dist = np.bitwise_count(variants[qa, :, g][:, :, None, None] ^ hv[qb][None, None, :, :])  # (na, Ra, nb, Rb)
+        dist = np.bitwise_count(d4_variant(hv[qa], g)[:, :, None, None] ^ hv[qb][None, None, :, :])  # (na, Ra, nb, Rb)
         close = (dist <= limit[None, :, None, :]) & live[qa][:, :, None, None] & live[qb][None, None, :, :]
         votes = close.any(axis=2).sum(axis=0)  # (Ra, Rb): distinct a-samples with a close b-sample
         n_found = 0
@@ -165,52 +183,146 @@ def _match_table(rows: list[dict], fracs: tuple[float, ...]) -> pa.Table:
         if rows else SEGMENT_MATCH_SCHEMA.empty_table()
 
 
-def seed_pairs(h: np.ndarray, vid: np.ndarray, variants: np.ndarray, bits: int, max_df: int) -> list[tuple[int, int, int]]:
-    """(video a, video b, symmetry g) with a < b where some sample of a, turned by g, equals a sample of b on a slice of bits."""
-    found = []
-    n_videos = int(vid.max()) + 1 if len(vid) else 0
+INVERSE = (0, 1, 2, 3, 4, 6, 5, 7)  # D4 index of each symmetry's inverse (5 and 6: the two quarter turns)
+_LOW32 = np.uint64(0xFFFFFFFF)
+SEED_CHUNK = 1 << 20  # rows turned and packed at a time: bounds the temporaries of a symmetry (~30 B a row)
+
+
+def seed_pairs(h: np.ndarray, vid: np.ndarray, bits: int, max_df: int, symmetries: int = 8,
+               limit: np.ndarray | None = None, extra_bits: int = 0) -> np.ndarray:
+    """(S, 3) int64 rows (video a, video b, symmetry g), a < b, sorted and distinct: some hash of a (any column of
+    h), turned by D4[g], equals a hash of b on a slice of `bits` of the 63 AC bits. h: (N,) or (N, C) uint64,
+    FLAT_HASH entries never seed; vid: (N,).
+
+    With `limit` ((C, C) bits), a pair seeds when one such hit is within limit[column in a, column in b] bits, or
+    when SEED_LOOSE_HITS distinct hits are within extra_bits more than that: a chance agreement on a slice is one
+    hit whose other bits are random (~1 in 200 within 8 of 31 bits), while a graded or cropped copy agrees on slices
+    of several samples, some of them a few bits past the vote limit.
+
+    Per slice, the table is one sorted array of packed words (key << 32 | flat row), so a sort needs no index array;
+    per symmetry, the rows are turned (curation.hashes.d4_variant, a chunk at a time), packed and sorted the same
+    way. Both are cut into key ranges of ~SEED_PART rows and joined range by range (binary searches that stay in
+    cache); the identity join is the table's own runs of equal keys. A hit with a > b under g is kept as
+    (b, a, inverse of g): the same pair of frames, so no seed depends on which video is the query."""
+    h = np.asarray(h, np.uint64)
+    h = h[:, None] if h.ndim == 1 else h
+    n, c = h.shape
+    if n * c >= 1 << 31:
+        raise ValueError("seed_pairs: 2**31 or more (sample, region) hashes; split the samples")
+    flat = np.ascontiguousarray(h).reshape(-1)
+    vid = np.asarray(vid, np.int64)
+    n_videos = max(1, int(vid.max()) + 1 if len(vid) else 0)
+    pos = np.flatnonzero(flat != FLAT_HASH).astype(np.uint32)  # rows that seed
+    # symmetries 4..7 transpose first (D4): transpose every hash once, then each of them is a XOR mask of it
+    turned = d4_variant(flat, 4) if symmetries > 4 else flat
+    part_bits = int(np.ceil(np.log2(max(1.0, len(pos) / SEED_PART))))
+    hits = [np.empty((0, 3), np.int64)]  # (seed key, row pair, within the limit)
     for lo_bit in range(0, 63, bits):  # bit 63 is the DC bit, always 1
-        mask = np.uint64((1 << min(bits, 63 - lo_bit)) - 1)
-        tkey = (h >> np.uint64(lo_bit)) & mask
-        order = np.argsort(tkey, kind="stable")
-        tsorted, tvid = tkey[order], vid[order]
-        common = _common_keys(tsorted, tvid, max_df)
-        for g in range(variants.shape[1]):
-            qkey = (variants[:, g] >> np.uint64(lo_bit)) & mask
-            qorder = np.argsort(qkey)  # sorted needles: binary searches walk the table in order (cache friendly)
-            qsorted = qkey[qorder]
-            lo = np.searchsorted(tsorted, qsorted, side="left")
-            cnt = np.searchsorted(tsorted, qsorted, side="right") - lo
-            if len(common):
-                cnt[np.isin(qsorted, common)] = 0
-            q = np.repeat(qorder, cnt)
-            cand = order[np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(len(q))]
-            a, b = vid[q], vid[cand]
-            if g == 0:  # identity is symmetric: orient as (smaller video, larger video)
-                a, b = np.minimum(a, b), np.maximum(a, b)
-            keep = a < b  # other symmetries: the (b, a) orientation is found under the inverse one
-            found.append((a[keep] * n_videos + b[keep]) * 8 + g)
-    keys = np.unique(np.concatenate(found)) if found else np.empty(0, np.int64)
-    return [(int(k // 8 // n_videos), int(k // 8 % n_videos), int(k % 8)) for k in keys]
+        key_bits = min(bits, 63 - lo_bit)
+        shift, mask = np.uint64(lo_bit), np.uint64((1 << key_bits) - 1)
+        pb = min(part_bits, key_bits)
+        cuts = (np.arange(1, 1 << pb, dtype=np.uint64) << np.uint64(key_bits - pb)) << np.uint64(32)  # key ranges
+        table = _packed(flat, turned, pos, shift, mask, 0)
+        t_cut = np.r_[0, np.searchsorted(table, cuts), len(table)]
+        for g in range(symmetries):
+            query = table if g == 0 else _packed(flat, turned, pos, shift, mask, g)
+            q_cut = t_cut if g == 0 else np.r_[0, np.searchsorted(query, cuts), len(query)]
+            for i in range(len(t_cut) - 1):
+                qrow, trow = _join(table[t_cut[i]:t_cut[i + 1]], query[q_cut[i]:q_cut[i + 1]], g == 0, vid, c, max_df)
+                hits.append(_seed_hits(flat, turned, qrow, trow, vid, c, g, limit, extra_bits, n_videos))
+            del query
+        del table
+    hits = np.concatenate(hits)
+    if limit is None:
+        keys = np.unique(hits[:, 0])
+    else:  # within the limit, or SEED_LOOSE_HITS distinct row pairs within extra_bits more
+        loose = np.unique(hits[:, :2], axis=0)[:, 0]
+        values, count = np.unique(loose, return_counts=True)
+        keys = np.union1d(hits[hits[:, 2] == 1, 0], values[count >= SEED_LOOSE_HITS])
+    return np.stack([keys // 8 // n_videos, keys // 8 % n_videos, keys % 8], axis=1)
 
 
-def _common_keys(sorted_keys: np.ndarray, vid: np.ndarray, max_df: int) -> np.ndarray:
-    """Key values held by more than max_df distinct videos (stop words)."""
-    if not len(sorted_keys):
-        return sorted_keys
-    # distinct (key, video) pairs: the keys are sorted, so a key change or a new video within a key starts one
-    order = np.lexsort((vid, sorted_keys))
-    k, v = sorted_keys[order], vid[order]
-    new = np.r_[True, (k[1:] != k[:-1]) | (v[1:] != v[:-1])]
-    values, df = np.unique(k[new], return_counts=True)
-    return values[df > max_df]
+SEED_PART = 1 << 20  # rows of one key range of the seed join (~8 MB of packed words: binary searches in cache)
 
 
-def _sample_period(vid: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Seconds between samples per video, the mean gap (0.5 s when a video has one sample)."""
-    n = int(vid.max()) + 1 if len(vid) else 0
-    order = np.lexsort((t, vid))
-    vs, ts = vid[order], t[order]
+def _turn(flat: np.ndarray, turned: np.ndarray, rows: np.ndarray, g: int) -> np.ndarray:
+    """flat[rows] turned by D4[g]; turned: flat transposed (D4[4]), so that g >= 4 is a XOR mask of it."""
+    return d4_variant(turned[rows], g - 4) if g >= 4 else d4_variant(flat[rows], g)
+
+
+def _packed(flat: np.ndarray, turned: np.ndarray, pos: np.ndarray, shift: np.uint64, mask: np.uint64, g: int) -> np.ndarray:
+    """Sorted words (slice key of flat[pos] turned by D4[g]) << 32 | pos, built SEED_CHUNK rows at a time."""
+    out = np.empty(len(pos), np.uint64)
+    for s in range(0, len(pos), SEED_CHUNK):
+        p = pos[s:s + SEED_CHUNK]
+        out[s:s + SEED_CHUNK] = (((_turn(flat, turned, p, g) >> shift) & mask) << np.uint64(32)) | p
+    out.sort()
+    return out
+
+
+def _join(table: np.ndarray, query: np.ndarray, self_join: bool, vid: np.ndarray, c: int, max_df: int):
+    """(query rows, table rows) int64 of the equal keys of two sorted packed arrays of one key range; keys held by
+    more than max_df videos of the table are stop words. self_join: query is the table itself (its runs)."""
+    tkeys = (table >> np.uint64(32)).astype(np.uint32)
+    stop = _common_keys(tkeys, table, vid, c, max_df)
+    if self_join:
+        dup = tkeys[1:] == tkeys[:-1]
+        query = table[np.r_[dup, False] | np.r_[False, dup]]
+    qkeys = (query >> np.uint64(32)).astype(np.uint32)
+    lo = np.searchsorted(tkeys, qkeys)
+    hit = np.flatnonzero(tkeys[np.minimum(lo, len(tkeys) - 1)] == qkeys) if len(tkeys) else lo[:0]
+    if len(stop):
+        hit = hit[~np.isin(qkeys[hit], stop)]
+    lo, qkeys = lo[hit], qkeys[hit]
+    cnt = np.searchsorted(tkeys, qkeys, side="right") - lo
+    qrow = np.repeat((query[hit] & _LOW32).astype(np.int64), cnt)
+    trow = (table[np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(len(qrow))] & _LOW32).astype(np.int64)
+    return qrow, trow
+
+
+SEED_LOOSE_HITS = 2  # hits past the vote limit (by at most extra_bits) that seed a pair together
+
+
+def _seed_hits(flat: np.ndarray, turned: np.ndarray, qrow: np.ndarray, trow: np.ndarray, vid: np.ndarray, c: int, g: int,
+               limit: np.ndarray | None, extra_bits: int, n_videos: int) -> np.ndarray:
+    """(H, 3) int64: seed key (a * n_videos + b) * 8 + g, the row pair and whether it is within the limit, of the
+    hits (flat row qrow turned by g ~ flat row trow) between two videos, oriented a < b (rows and g with them);
+    hits past limit + extra_bits are dropped."""
+    within = np.ones(len(qrow), np.int64)
+    if limit is not None and len(qrow):
+        d = np.bitwise_count(_turn(flat, turned, qrow, g) ^ flat[trow])
+        lim = limit[qrow % c, trow % c]
+        ok = d <= lim + extra_bits
+        qrow, trow, within = qrow[ok], trow[ok], (d[ok] <= lim[ok]).astype(np.int64)
+    a, b = vid[qrow // c], vid[trow // c]
+    swap = a > b  # b's frame turned by the inverse is a's frame
+    g_out = np.where(swap, INVERSE[g], g)
+    a, b, qrow, trow = np.where(swap, b, a), np.where(swap, a, b), np.where(swap, trow, qrow), np.where(swap, qrow, trow)
+    keep = a < b
+    key = (a * n_videos + b) * 8 + g_out
+    return np.stack([key[keep], (qrow[keep] << 31) | trow[keep], within[keep]], axis=1)
+
+
+def _common_keys(sorted_keys: np.ndarray, table: np.ndarray, vid: np.ndarray, c: int, max_df: int) -> np.ndarray:
+    """Key values held by more than max_df distinct videos (stop words). sorted_keys: the table's keys in order;
+    table: its packed words (key << 32 | flat row), c columns per sample."""
+    n, max_df = len(sorted_keys), max(0, max_df)
+    if n <= max_df:
+        return sorted_keys[:0]
+    # only a key with more than max_df rows can be held by more than max_df videos
+    many = np.unique(sorted_keys[:n - max_df][sorted_keys[max_df:] == sorted_keys[:n - max_df]])
+    if not len(many):
+        return many
+    lo, hi = np.searchsorted(sorted_keys, many), np.searchsorted(sorted_keys, many, side="right")
+    idx = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)])
+    k, v = sorted_keys[idx].astype(np.int64), vid[(table[idx] & _LOW32).astype(np.int64) // c]
+    kv = np.unique(k * (int(vid.max()) + 1) + v)  # distinct (key, video)
+    values, df = np.unique(kv // (int(vid.max()) + 1), return_counts=True)
+    return values[df > max_df].astype(sorted_keys.dtype)
+
+
+def _sample_period(vs: np.ndarray, ts: np.ndarray, n: int) -> np.ndarray:
+    """Seconds between samples per video, the mean gap (0.5 s when a video has one sample); samples in (video, t) order."""
     same = vs[1:] == vs[:-1]
     gaps = np.bincount(vs[1:][same], weights=np.diff(ts)[same], minlength=n)
     count = np.bincount(vs[1:][same], minlength=n)
