@@ -9,10 +9,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipelines.stages import SHARDED_ORDER, STAGES, topological_order
 from schemas.tables import clips_schema
 
 DEFAULT_CONFIG = "default.yaml"
-BUILTIN_STAGES = ("probe_split_score", "embed", "text", "filter", "dedup", "caption", "balance", "curate")
+BUILTIN_STAGES = tuple(STAGES)
 
 
 class ConfigError(ValueError):
@@ -327,25 +328,7 @@ def balance_params(v: dict):
 
 
 def _topological_order(stages: dict[str, StageConfig]) -> list[str]:
-    order, state = [], {}
-
-    def visit(n: str, path: tuple[str, ...]) -> None:
-        if state.get(n) == "done":
-            return
-        if state.get(n) == "visiting":
-            raise ValueError(f"stages form a cycle: {' -> '.join(path + (n,))}")
-        state[n] = "visiting"
-        for d in stages[n].depends_on:
-            visit(d, path + (n,))
-        state[n] = "done"
-        order.append(n)
-
-    for n in stages:
-        visit(n, ())
-    return order
-
-
-SHARDED_ORDER = ("filter", "dedup", "balance", "curate")  # the table stages the sharded path runs, in this order
+    return topological_order({n: st.depends_on for n, st in stages.items()})
 
 
 def sharded_blocker(cfg: "PipelineConfig") -> str | None:

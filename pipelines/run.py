@@ -1,6 +1,7 @@
 """`vidcurate run`: a small executor over the stages the config declares, in `depends_on` order.
 
-Every stage is a function `(run, name)` in STAGE_RUNNERS (steps), run by
+Every stage is declared once in pipelines/stages.py (STAGES: its runner `(run, name)`, what it reads and
+writes, whether it is a table stage and runs partitioned), run by
 `run_pipeline` (the executor) in the DAG's order; a stage hands its output to
 the next through the store (scan and embed: committed parts) or through
 `run.working()` (the table stages). A stage with an `entrypoint` is a custom table
@@ -44,6 +45,7 @@ from pipelines.params import describe_filters, embed_config_subset, filter_rules
 from pipelines.ray_runtime import init_ray
 from pipelines.run_records import RunTracker, redact_uri, tracked, unique_run_id
 from pipelines.scan_stage import done_uris, run_scan_stage
+from pipelines.stages import STAGES
 from pipelines.store import RunStore
 from pipelines.table_parts import (DECISION_COLUMNS, NARROW_COLUMNS, PartsSource, decided_group, first_per_key, groups,
                                    map_groups, narrow_group, write_group)
@@ -274,13 +276,6 @@ def _custom_stage(run: Run, name: str) -> None:
     run.clips = validate_table(out, TABLES["clips"], f"clips after stage {name}")
 
 
-# A stage plugs in here by name (and in config.BUILTIN_STAGES); per-clip model stages read
-# run.table_clips() and keep their results in parts under their own work key (see embed).
-STAGE_RUNNERS: dict[str, Callable[[Run, str], None]] = {
-    "probe_split_score": _scan, "embed": _embed, "text": _text, "caption": _caption, "filter": _filter, "dedup": _dedup, "balance": _balance, "curate": _curate,
-}
-
-
 # ------------------------------------------------------------------ the executor
 
 def describe_dag(cfg: PipelineConfig) -> str:
@@ -320,8 +315,8 @@ def table_stage_run(cfg: PipelineConfig, store: RunStore, files: list[VideoFile]
 def run_table_stages(run: Run, mark: Callable[[str], None] = lambda name: None) -> None:
     """The built-in table stages of the config's DAG, then the final tables; `mark(name)` after each."""
     for name in stage_order(run.cfg):
-        if name in ("filter", "dedup", "balance", "curate"):
-            STAGE_RUNNERS[name](run, name)
+        if name in STAGES and STAGES[name].table:
+            STAGES[name].run_function()(run, name)
             mark(name)
     _write_tables(run)
     mark("write")
@@ -357,7 +352,7 @@ def run_pipeline(input_uri: str, output_uri: str, cfg: PipelineConfig, log=print
             if on_stage:
                 on_stage(name, "start")
             t = time.perf_counter()
-            (_custom_stage if cfg.stages[name].entrypoint else STAGE_RUNNERS[name])(run, name)
+            (_custom_stage if cfg.stages[name].entrypoint else STAGES[name].run_function())(run, name)
             record.timings[f"{name}_s"] = time.perf_counter() - t
             if on_stage:
                 on_stage(name, "end")
