@@ -34,6 +34,8 @@ th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .row{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start}
 figure{margin:0;width:164px;font-size:11px}
 figure img{width:160px;display:block;border:1px solid #ccc}
+.matched{position:relative;width:162px}
+.matched i{position:absolute;border:2px solid #e0218a;box-sizing:border-box;pointer-events:none}
 figcaption{word-break:break-all}
 figcaption q.caption{word-break:normal;font-style:italic}
 .noimg{width:160px;height:90px;background:#eee;color:#a00;font-size:11px;overflow:hidden;padding:2px;box-sizing:border-box}
@@ -151,14 +153,15 @@ def _dup_section(con, thumbs: Thumbnailer) -> str:
             span = f"matched span {m['start_s']:.1f}–{m['end_s']:.1f} s"
             if m["clip_id"] == m["dup_of"]:
                 how = "kept clip of the group"
-            elif m["dup_kind"] == "segment":  # the clip's own span, then where its footage is in both videos
+            elif m["dup_kind"] in ("segment", "edited"):  # the clip's own span, then where its footage is in both videos
                 span = f"clip {m['start_s']:.1f}–{m['end_s']:.1f} s"
-                how = f"segment match ({m['dup_similarity']:.3f}), the kept clip's footage aligned in time: {_segment_match(m, spans)}"
+                how = (f"{m['dup_kind']} match ({m['dup_similarity']:.3f}), the kept clip's footage aligned in time: "
+                       f"{_segment_match(m, spans)}")
             else:
                 how = f"{m['dup_kind']} match, similarity {m['dup_similarity']:.3f}, whole span"
             caption = f"{esc(m['relpath'])} #{esc(m['clip_index'])}<br>{esc(span)}<br>{esc(how)}<br>{_fate(m)}"
             image = thumbs.request(m["clip_id"], f"{m['relpath']} clip {m['clip_index']}")
-            figs.append(f"<figure>{image}<figcaption>{caption}</figcaption></figure>")
+            figs.append(f"<figure>{_outlined(image, _matched_region(m, spans))}<figcaption>{caption}</figcaption></figure>")
         more = g["clips"] - len(figs)
         tail = f'<span class="muted">+{more} more</span>' if more > 0 else ""
         rows.append(f'<h3>group {esc(g["dup_group_id"])} ({g["clips"]} clips)</h3><div class="row">{"".join(figs)}{tail}</div>')
@@ -171,7 +174,7 @@ _D4_INVERSE = {5: 6, 6: 5}  # the two quarter turns undo each other; every other
 def _segment_spans(con, members: list[dict]) -> dict[tuple[str, str], list[dict]]:
     """Matched segments (view dup_segment_spans) between each segment member's video and its kept clip's video."""
     pairs = sorted({"/".join(sorted((m["video_id"], m["kept_video_id"]))) for m in members
-                    if m["dup_kind"] == "segment" and m["kept_video_id"] and m["clip_id"] != m["dup_of"]})
+                    if m["dup_kind"] in ("segment", "edited") and m["kept_video_id"] and m["clip_id"] != m["dup_of"]})
     if not pairs:
         return {}
     rows = _records(con, "SELECT * FROM dup_segment_spans WHERE least(video_a, video_b) || '/' || greatest(video_a, video_b) "
@@ -190,21 +193,52 @@ def _seen_from(r: dict, video_id: str) -> tuple[tuple[float, float], tuple[float
     return (r["b_start_s"], r["b_end_s"]), (r["a_start_s"], r["a_end_s"]), r["symmetry"]
 
 
-def _segment_match(m: dict, spans: dict[tuple[str, str], list[dict]]) -> str:
-    """The matched span in both videos, from the segment (of this pair of videos) that covers most of the member."""
-    rows = spans.get(tuple(sorted((m["video_id"], m["kept_video_id"]))))
+def _best_segment(m: dict, spans: dict[tuple[str, str], list[dict]]) -> dict | None:
+    """The segment (of the member's and its kept clip's videos) that covers most of the member."""
+    rows = spans.get(tuple(sorted((m["video_id"], m["kept_video_id"] or ""))))
     if not rows:
-        return "matched span not recorded (no dup_segments row)"
+        return None
 
     def cover(r: dict) -> tuple[float, int]:
         (h0, h1), _, _ = _seen_from(r, m["video_id"])
         return min(h1, m["end_s"]) - max(h0, m["start_s"]), r["samples"]
 
-    r = max(rows, key=cover)
+    return max(rows, key=cover)
+
+
+def _segment_match(m: dict, spans: dict[tuple[str, str], list[dict]]) -> str:
+    """The matched span in both videos (and, for an edited copy, the part of each picture that matched)."""
+    r = _best_segment(m, spans)
+    if r is None:
+        return "matched span not recorded (no dup_segments row)"
     (h0, h1), (k0, k1), g = _seen_from(r, m["video_id"])
     turned = f", {D4_NAMES[g]}" if g else ""
+    speed = f", {r['time_scale']:.2f}x speed" if r.get("time_scale") and abs(r["time_scale"] - 1) > 0.01 else ""
+    region = ""
+    if r.get("edited"):
+        here, there = (r["region_a"], r["region_b"]) if r["video_a"] == m["video_id"] else (r["region_b"], r["region_a"])
+        region = f"; the centre {here:.0%} of this picture = the centre {there:.0%} of the kept one (outlined)"
     return (f"matched span {h0:.1f}–{h1:.1f} s of this file = {k0:.1f}–{k1:.1f} s of "
-            f"{m['kept_relpath']} ({r['samples']} samples, {r['mean_hamming']:.1f} bits{turned})")
+            f"{m['kept_relpath']} ({r['samples']} samples, {r['mean_hamming']:.1f} bits{turned}{speed}){region}")
+
+
+def _matched_region(m: dict, spans: dict[tuple[str, str], list[dict]]) -> float | None:
+    """The share of this member's picture (a centred crop) whose hashes matched its kept clip; None: the whole
+    frame, or not an edited match."""
+    r = _best_segment(m, spans) if m["dup_kind"] == "edited" and m["clip_id"] != m["dup_of"] else None
+    if r is None or not r.get("edited"):
+        return None
+    share = r["region_a"] if r["video_a"] == m["video_id"] else r["region_b"]
+    return share if share is not None and share < 0.999 else None
+
+
+def _outlined(image: str, share: float | None) -> str:
+    """A thumbnail with the centred crop of `share` of its width and height outlined (the matched region)."""
+    if share is None:
+        return image
+    edge = f"{(1 - share) / 2:.1%}"
+    return (f'<div class="matched">{image}<i style="left:{edge};top:{edge};width:{share:.1%};height:{share:.1%}" '
+            f'title="matched region: the centre {share:.0%}"></i></div>')
 
 
 _CLIP_COLUMNS = "o.clip_id, o.uri, o.relpath, o.clip_index, o.start_s, o.end_s, o.kept, o.first_reason, o.drop_reasons, o.caption"

@@ -361,9 +361,12 @@ CREATE VIEW dup_segment_spans AS
 -- Re-cut copies (dedup kind segment, curation/dedup/segments.py): one row per matched segment between two
 -- videos, its span in each (seconds, clamped to the file: the table's spans reach half a sample period past the
 -- first and last matched sample) and the files. symmetry indexes curation.hashes.D4 (0 = as is, 2 = mirrored).
+-- Edited copies (dedup kind edited): region_a / region_b, the centred crop of each picture whose hashes
+-- matched (share of width and height; 1 = the whole frame), and time_scale, b's seconds per second of a.
 SELECT va.relpath AS relpath_a, greatest(s.a_start_s, 0) AS a_start_s, least(s.a_end_s, va.duration_s) AS a_end_s,
        vb.relpath AS relpath_b, greatest(s.b_start_s, 0) AS b_start_s, least(s.b_end_s, vb.duration_s) AS b_end_s,
-       s.offset_s, s.samples, s.mean_hamming, s.symmetry, s.video_a, s.video_b
+       s.offset_s, s.samples, s.mean_hamming, s.symmetry, s.video_a, s.video_b,
+       s.time_scale, s.region_a, s.region_b, s.edited
 FROM dup_segments s
 LEFT JOIN videos va ON va.video_id = s.video_a
 LEFT JOIN videos vb ON vb.video_id = s.video_b
