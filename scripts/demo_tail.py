@@ -40,6 +40,10 @@ if report.exists():
     r = json.loads(report.read_text())
     print(f"  autoencoder, held-out: PSNR {r['psnr_db']['mean']:.2f} ± {r['psnr_db']['std']:.2f} dB, "
           f"SSIM {r['ssim']['mean']:.3f} (n={r['psnr_db']['n']} frames)")
+    if "bicubic_psnr_db" in r:
+        margin = r["psnr_db"]["mean"] - r["bicubic_psnr_db"]["mean"]
+        print(f"    vs bicubic from the latent's size (no learning): {r['bicubic_psnr_db']['mean']:.2f} dB "
+              f"-> {margin:+.2f} dB ({'beats' if margin > 0 else 'below'} interpolation)")
 ablation = out / "training/ablation/ablation.json"
 if ablation.exists():
     metrics = json.loads(ablation.read_text())["metrics"]

@@ -92,6 +92,8 @@ def test_evaluate_report(tmp_path, test_videos, kind):
                              holdout_fraction=1.0)  # every clip held out; the 6-frame one is too short
     assert json.loads(out.read_text())["num_frames"] == r["num_frames"] == 10 and r["num_clips"] == 2
     assert 0 < r["psnr_db"]["mean"] < 60 and -1 <= r["ssim"]["mean"] <= 1 and r["psnr_db"]["n"] == 10
+    # the bar: bicubic from the latent's 8x8 on the same 10 frames; an untrained model is far below it
+    assert r["bicubic_psnr_db"]["n"] == 10 and r["psnr_db"]["mean"] + 3 < r["bicubic_psnr_db"]["mean"] < 60
     assert r["flicker"]["n"] == 2 and 0 <= r["flicker"]["mean"] < 1
     c = r["compression"]
     t, latent = (4, [8, 2, 8, 8]) if kind == "video" else (1, [4, 5, 8, 8])

@@ -82,9 +82,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     report = evaluate_autoencoder(require(args.checkpoint, "--checkpoint"), require(args.manifest, "--manifest"), args.out, size=args.size, fps=args.fps,
                                   frames=args.frames, max_clips=args.max_clips,
                                   holdout_fraction=args.holdout_fraction, table=args.table)
-    keys = ["autoencoder", "num_clips", "psnr_db", "ssim", "flicker", "compression"]
+    keys = ["autoencoder", "num_clips", "psnr_db", "bicubic_psnr_db", "ssim", "flicker", "compression"]
     short = {k: report[k] for k in keys} | {"spectrum_alpha": {k: report["spectrum"][k] for k in ("latent_alpha", "rgb_alpha")}}
     print(json.dumps(short, indent=1, default=str))
+    model, bicubic = report["psnr_db"]["mean"], report["bicubic_psnr_db"]["mean"]
+    print(f"held-out PSNR: autoencoder {model:.2f} dB, bicubic from the latent's size {bicubic:.2f} dB "
+          f"({model - bicubic:+.2f} dB)")
     print(f"wrote {args.out}")
     return 0
 

@@ -30,6 +30,10 @@ class ModelConfig:
     temporal_factor: int = 4  # video only: frames per latent frame after the first (1, 2 or 4; windows stay 1 + 4k)
     norm_num_groups: int = 32  # image only (the video VAE uses RMS norm)
     pretrained: str | None = None  # local diffusers folder (any class named in its config.json); overrides the geometry
+    # A fresh model's posterior log-variance starts at this constant (its quant_conv rows zeroed): the diffusers
+    # init gives logvar ~ 0, std ~ 1 against latent means of std ~ 0.2, so the decoder first learns from noise.
+    # None: the diffusers init. (Not shown to help yet: notes/vae.md, issue 23.)
+    init_logvar: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("video", "image"):
@@ -62,6 +66,7 @@ class DataConfig:
 @dataclass
 class LossConfig:
     l1_weight: float = 1.0
+    mse_weight: float = 0.0  # squared error over all values (PSNR's own measure), next to L1
     perceptual_weight: float = 1.0  # LPIPS if lpips_path is set, else multi-scale gradient L1 (weight-free)
     lpips_path: str | None = None  # TorchScript module f(x, y) -> (N,) distances, inputs in [-1, 1]
     kl_weight: float = 1e-6  # on the KL summed over latent elements, per image pixel (LDM convention)
@@ -74,6 +79,11 @@ class LossConfig:
     diff_weight: float = 0.0  # weight of that scale-equivariance term (0 = off)
     diff_prob: float = 1.0  # probability of adding the term per step
     diff_temporal: bool = False  # also halve time (causal: first frame kept, the rest average-pooled by 2)
+    # Warm-up of the extra terms: before aux_start steps only the reconstruction (L1, MSE, KL) trains; the
+    # perceptual, EQ-VAE and diffusability terms then ramp in linearly over aux_ramp steps. They shape a
+    # reconstruction that exists; before that they only slow it down.
+    aux_start: int = 0  # steps
+    aux_ramp: int = 0  # steps
 
 
 @dataclass
@@ -83,9 +93,11 @@ class TrainConfig:
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = 0.01
-    warmup_steps: int = 500  # linear LR warmup; constant afterwards (resume needs no total)
+    warmup_steps: int = 500  # linear LR warmup
+    lr_schedule: str = "constant"  # after warmup: constant, or cosine down to min_lr_ratio x lr at `steps`
+    min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
-    ema_decay: float = 0.999
+    ema_decay: float = 0.999  # upper bound: step t uses min(ema_decay, (1 + t) / (10 + t)), so early EMA follows the model
     seed: int = 0
     ckpt_every: int = 1000  # steps
     log_every: int = 10  # steps; metrics.jsonl line
@@ -128,6 +140,8 @@ def check_config(cfg: AEConfig) -> AEConfig:
     for name in ("image_prob",):
         if not 0.0 <= getattr(d, name) <= 1.0:
             raise ValueError(f"data.{name} must be in [0, 1]")
+    if cfg.train.lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"train.lr_schedule must be 'constant' or 'cosine' (got {cfg.train.lr_schedule!r})")
     for name in ("eq_prob", "diff_prob"):
         if not 0.0 <= getattr(cfg.loss, name) <= 1.0:
             raise ValueError(f"loss.{name} must be in [0, 1]")

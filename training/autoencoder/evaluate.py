@@ -1,7 +1,8 @@
 """Evaluate an autoencoder on held-out clips: per-frame PSNR/SSIM, flicker, compression, equivariance, spectra.
 
 Clips are (N, 3, T, H, W) in [-1, 1]; PSNR/SSIM are computed per frame on [0, 1] (data range 1),
-as TokenBench does. Flicker (temporal consistency): mean |Δ reconstruction − Δ original| between
+as TokenBench does. The bar to clear: `bicubic_psnr_db`, the same frames area-downsampled to the
+latent's spatial size and upsampled back with bicubic interpolation (no learning, 3 values per cell). Flicker (temporal consistency): mean |Δ reconstruction − Δ original| between
 consecutive frames, on [0, 1]; 0 = the reconstruction changes exactly as the clip does.
 Compression: RGB values per latent value, and latent floats per pixel (C·T'·H'·W' / (T·H·W)).
 Equivariance error (EQ-VAE, arXiv 2502.09509): PSNR of decode(tau(z)) against tau(x) for
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
 from training.autoencoder.data import load_clips
@@ -66,6 +68,14 @@ def equivariance_psnr(ae, x: torch.Tensor, scale: bool, rot_k: int) -> torch.Ten
     return psnr(frames_of(rec), frames_of(eq_transform(x, scale, rot_k)))
 
 
+def bicubic_psnr(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The no-learning reference: per-image PSNR of images (N, C, H, W) in [-1, 1] area-downsampled to `size`
+    (the latent's h, w) and upsampled back with bicubic interpolation (clamped to [-1, 1]): (N,)."""
+    small = F.interpolate(x, size=size, mode="area")  # (N, C, h, w): each value the mean of its cell
+    up = F.interpolate(small, size=x.shape[-2:], mode="bicubic", align_corners=False)  # (N, C, H, W)
+    return psnr(up, x)
+
+
 def _ms(v) -> dict:
     v = np.asarray(v, dtype=np.float64)
     return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size)}
@@ -86,11 +96,12 @@ def compression_report(ae, x: torch.Tensor, z: torch.Tensor) -> dict:
 @torch.no_grad()
 def evaluate_clips(ae, x: torch.Tensor, batch_size: int = 4) -> dict:
     """All metrics for clips (N, 3, T, H, W) in [-1, 1]."""
-    p, s, fl, eq_s, eq_r, zs = [], [], [], [], [], []
+    p, bic, s, fl, eq_s, eq_r, zs = [], [], [], [], [], [], []
     for chunk in x.split(batch_size):
         z, _ = encode_video(ae, chunk)  # (n, C, T', H', W')
         rec = decode_video(ae, z)  # (n, 3, T, H, W)
         p.append(psnr(frames_of(rec), frames_of(chunk)))
+        bic.append(bicubic_psnr(frames_of(chunk), tuple(z.shape[-2:])))  # from the latent's spatial size
         s.append(ssim(frames_of(rec), frames_of(chunk)))
         if chunk.shape[2] > 1:
             fl.append(flicker(rec, chunk))
@@ -103,6 +114,7 @@ def evaluate_clips(ae, x: torch.Tensor, batch_size: int = 4) -> dict:
         "num_clips": int(x.shape[0]),
         "num_frames": int(x.shape[0] * x.shape[2]),
         "psnr_db": _ms(torch.cat(p).numpy()),  # per frame
+        "bicubic_psnr_db": _ms(torch.cat(bic).numpy()),  # per frame: area down to the latent's h x w, bicubic up
         "ssim": _ms(np.concatenate(s)),  # per frame
         "flicker": _ms(torch.cat(fl).numpy()) if fl else None,  # per clip; None for single frames
         "compression": compression_report(ae, x, z),
@@ -170,9 +182,3 @@ def evaluate_autoencoder(
     return report
 
 
-def bicubic_baseline_psnr(x: torch.Tensor, factor: int = 8) -> dict:
-    """PSNR of bicubic upsampling from 1/factor resolution, per frame of (N, 3, H, W): the no-learning reference."""
-    h, w = x.shape[-2:]
-    small = torch.nn.functional.interpolate(x, size=(h // factor, w // factor), mode="bicubic", antialias=True)
-    up = torch.nn.functional.interpolate(small, size=(h, w), mode="bicubic").clamp(-1, 1)
-    return _ms(psnr(up, x).numpy())

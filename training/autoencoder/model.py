@@ -23,9 +23,27 @@ from training.autoencoder.config import ModelConfig
 
 
 def build_autoencoder(cfg: ModelConfig) -> torch.nn.Module:
-    """A fresh autoencoder with this geometry, or the published weights at cfg.pretrained."""
+    """A fresh autoencoder with this geometry (posterior log-variance set to cfg.init_logvar), or the published
+    weights at cfg.pretrained."""
     if cfg.pretrained:
         return load_pretrained(cfg.pretrained)
+    ae = _fresh_autoencoder(cfg)
+    if cfg.init_logvar is not None:
+        init_posterior_logvar(ae, cfg.init_logvar)
+    return ae
+
+
+@torch.no_grad()
+def init_posterior_logvar(ae: torch.nn.Module, logvar: float) -> None:
+    """Make the posterior's log-variance the constant `logvar` at init: zero the logvar rows of quant_conv (the
+    1x1 conv whose output channels are [mean, logvar]) and set their bias. Training moves them from there."""
+    conv = ae.quant_conv
+    c = conv.out_channels // 2
+    conv.weight[c:].zero_()
+    conv.bias[c:].fill_(logvar)
+
+
+def _fresh_autoencoder(cfg: ModelConfig) -> torch.nn.Module:
     levels = len(cfg.block_out_channels)
     if cfg.kind == "video":
         base = cfg.block_out_channels[0]

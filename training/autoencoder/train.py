@@ -3,10 +3,13 @@
 Inputs are clips x (N, 3, T, H, W), T = 1 + 4k frames for the causal video VAE (T = 1: images);
 the 2-D autoencoder sees every frame on its own. Per-frame terms (perceptual, GAN) see frames.
 
-    loss = l1 * |x - D(z)| + perceptual(x, D(z)) + kl_weight * KL + gan_weight * G(D(z))   (after gan_start)
-         + diff_weight * (|down(x) - D(down(z))| + perceptual)   (diffusability, with probability diff_prob)
-    with probability eq_prob (EQ-VAE): z -> tau(z), x -> tau(x), tau = ×0.5 scale and/or rot90 on every frame
+    loss = l1 * |x - D(z)| + mse * (x - D(z))^2 + a * perceptual(x, D(z)) + kl_weight * KL
+         + gan_weight * G(D(z))   (after gan_start)
+         + a * diff_weight * (|down(x) - D(down(z))| + perceptual)   (diffusability, with probability diff_prob)
+    with probability a * eq_prob (EQ-VAE): z -> tau(z), x -> tau(x), tau = ×0.5 scale and/or rot90 on every frame
     with probability image_prob: x -> x[:, :, :1] (the first frame: an image is a 1-frame video)
+    a = aux_weight(step): 0 before loss.aux_start, then a linear ramp to 1 over loss.aux_ramp steps
+    lr = learning_rate(step): linear warmup, then constant or cosine; EMA decay min(ema_decay, (1+t)/(10+t))
 
 Checkpoints resume exactly: model, EMA, discriminator, both optimisers, step,
 the trainer's RNG, torch's global RNG and the data position (per-role stream
@@ -18,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -27,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from training.autoencoder.config import AEConfig, LossConfig, check_config
+from training.autoencoder.config import AEConfig, LossConfig, TrainConfig, check_config
 from training.autoencoder.data import ClipWindows, DataPosition, advance, load_clips
 from training.autoencoder.losses import (
     PatchDiscriminator,
@@ -60,6 +64,28 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.lerp_(p.detach(), 1.0 - decay)
 
 
+def ema_decay_at(step: int, decay: float) -> float:
+    """EMA warm-up (as in timm/LDM): min(decay, (1 + step) / (10 + step)), so a short run's EMA is not its init."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+def learning_rate(t: TrainConfig, step: int) -> float:
+    """Linear warmup over warmup_steps, then constant or cosine from lr down to min_lr_ratio * lr at t.steps."""
+    if step < t.warmup_steps:
+        return t.lr * (step + 1) / t.warmup_steps
+    if t.lr_schedule == "constant":
+        return t.lr
+    progress = min(1.0, (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps))
+    return t.lr * (t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def aux_weight(cfg: LossConfig, step: int) -> float:
+    """Weight of the perceptual, EQ-VAE and diffusability terms: 0 before aux_start, then a ramp to 1."""
+    if step < cfg.aux_start:
+        return 0.0
+    return min(1.0, (step - cfg.aux_start + 1) / max(1, cfg.aux_ramp))
+
+
 def encode_sample(ae: torch.nn.Module, x: torch.Tensor, generator: torch.Generator):
     """Posterior of clips x and a reparameterised sample z = mean + std * eps (eps from `generator`, CPU)."""
     post = encode_posterior(ae, x)
@@ -68,12 +94,14 @@ def encode_sample(ae: torch.nn.Module, x: torch.Tensor, generator: torch.Generat
 
 
 def reconstruction_terms(
-    rec: torch.Tensor, target: torch.Tensor, cfg: LossConfig, perceptual: torch.nn.Module
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L1 over all values, perceptual over frames) of clips (N, 3, T, H, W)."""
-    l1 = (rec.float() - target.float()).abs().mean()
-    perc = perceptual(frames_of(rec.float()), frames_of(target.float())) if cfg.perceptual_weight else l1.new_zeros(())
-    return l1, perc
+    rec: torch.Tensor, target: torch.Tensor, cfg: LossConfig, perceptual: torch.nn.Module, aux: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(L1, squared error over all values, perceptual over frames) of clips (N, 3, T, H, W)."""
+    err = rec.float() - target.float()
+    l1, mse = err.abs().mean(), err.pow(2).mean()
+    perc = (perceptual(frames_of(rec.float()), frames_of(target.float()))
+            if cfg.perceptual_weight and aux > 0 else l1.new_zeros(()))
+    return l1, mse, perc
 
 
 def autoencoder_loss(
@@ -84,24 +112,29 @@ def autoencoder_loss(
     generator: torch.Generator,
     disc: torch.nn.Module | None = None,
     use_gan: bool = False,
+    aux: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
-    """The generator-side loss for clips x (N, 3, T, H, W); returns (loss, reconstruction, target, logs)."""
+    """The generator-side loss for clips x (N, 3, T, H, W); returns (loss, reconstruction, target, logs).
+
+    `aux` in [0, 1] scales the perceptual and diffusability weights and the EQ-VAE probability (0: all off, not computed).
+    """
     post, z = encode_sample(ae, x, generator)
     zt, target, eq = z, x, 0.0
-    if cfg.eq_prob > 0 and torch.rand((), generator=generator).item() < cfg.eq_prob:
+    if aux > 0 and cfg.eq_prob > 0 and torch.rand((), generator=generator).item() < aux * cfg.eq_prob:
         scale, rot_k = sample_eq_transform(generator)
         zt, target, eq = eq_transform(z, scale, rot_k), eq_transform(x, scale, rot_k), 1.0
     rec = decode_video(ae, zt)  # (N, 3, T, H', W')
-    l1, perc = reconstruction_terms(rec, target, cfg, perceptual)
+    l1, mse, perc = reconstruction_terms(rec, target, cfg, perceptual, aux)
     kl = kl_per_pixel(post.mean.float(), post.logvar.float(), x[0].numel())
-    loss = cfg.l1_weight * l1 + cfg.perceptual_weight * perc + cfg.kl_weight * kl
-    logs = {"l1": l1.item(), "perceptual": float(perc.detach()), "kl": kl.item(), "eq": eq}
-    if cfg.diff_weight > 0 and torch.rand((), generator=generator).item() < cfg.diff_prob:
+    loss = cfg.l1_weight * l1 + cfg.mse_weight * mse + aux * cfg.perceptual_weight * perc + cfg.kl_weight * kl
+    logs = {"l1": l1.item(), "mse": mse.item(), "perceptual": float(perc.detach()), "kl": kl.item(), "eq": eq,
+            "aux": aux}
+    if aux > 0 and cfg.diff_weight > 0 and torch.rand((), generator=generator).item() < cfg.diff_prob:
         temporal = cfg.diff_temporal and can_halve_time(z)
         rec_d = decode_video(ae, diffusability_transform(z, temporal))  # (N, 3, T/2 or T, H/2, W/2)
-        l1_d, perc_d = reconstruction_terms(rec_d, diffusability_transform(x, temporal), cfg, perceptual)
-        diff = cfg.l1_weight * l1_d + cfg.perceptual_weight * perc_d
-        loss = loss + cfg.diff_weight * diff
+        l1_d, mse_d, perc_d = reconstruction_terms(rec_d, diffusability_transform(x, temporal), cfg, perceptual)
+        diff = cfg.l1_weight * l1_d + cfg.mse_weight * mse_d + cfg.perceptual_weight * perc_d
+        loss = loss + aux * cfg.diff_weight * diff
         logs["diffusability"] = diff.item()
     if use_gan and disc is not None:
         g = hinge_g_loss(disc(frames_of(rec.float())))
@@ -183,14 +216,15 @@ def train_step(trainer: Trainer, x: torch.Tensor, cfg: AEConfig, perceptual: tor
     t = cfg.train
     if cfg.data.image_prob > 0 and torch.rand((), generator=trainer.generator).item() < cfg.data.image_prob:
         x = x[:, :, :1]  # (N, 3, 1, H, W): images, the causal model's first-frame path
-    lr = t.lr * min(1.0, (trainer.step + 1) / max(1, t.warmup_steps))  # linear warmup, then constant
+    lr = learning_rate(t, trainer.step)
     for group in trainer.opt.param_groups:
         group["lr"] = lr
     use_gan = trainer.disc is not None and trainer.step >= cfg.loss.gan_start
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=t.bf16 and device.type == "cuda")
     with autocast:
         loss, rec, target, logs = autoencoder_loss(
-            trainer.ae, x, cfg.loss, perceptual, trainer.generator, trainer.disc, use_gan
+            trainer.ae, x, cfg.loss, perceptual, trainer.generator, trainer.disc, use_gan,
+            aux_weight(cfg.loss, trainer.step),
         )
     trainer.opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -204,7 +238,7 @@ def train_step(trainer: Trainer, x: torch.Tensor, cfg: AEConfig, perceptual: tor
         d.backward()
         trainer.disc_opt.step()
         logs["d"] = d.item()
-    ema_update(trainer.ema, trainer.ae, t.ema_decay)
+    ema_update(trainer.ema, trainer.ae, ema_decay_at(trainer.step, t.ema_decay))
     trainer.step += 1
     logs["lr"] = lr
     return logs
