@@ -293,11 +293,12 @@ H264_CODECS = frozenset({"h264"})  # decoders whose exported quantiser is H.264'
 
 
 def frame_qp(frame: av.VideoFrame) -> float:
-    """The frame's base quantiser from its VIDEO_ENC_PARAMS side data (nan when the decoder exports none)."""
-    for data in frame.side_data:
-        if data.type == av.sidedata.sidedata.Type.VIDEO_ENC_PARAMS:
-            return float(data.qp)
-    return math.nan
+    """The frame's base quantiser from its VIDEO_ENC_PARAMS side data (nan when the decoder exports none).
+
+    Looked up by type: PyAV's side-data container iterates over its entries up to 18.1.0 and over their types
+    from 18.1.1, and `get(type)` works in both."""
+    data = frame.side_data.get(av.sidedata.sidedata.Type.VIDEO_ENC_PARAMS)
+    return float(data.qp) if data is not None else math.nan
 
 
 def full_range_luma(frame: av.VideoFrame) -> bool:
