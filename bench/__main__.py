@@ -24,9 +24,11 @@ NAMES = ("scan", "clip", "dedup", "ae", "diffusion", "load", "read", "export", "
          "dashboard", "driver", "rules")
 # Default arguments keep `python -m bench` near 30 minutes on a shared 2-core machine; --heavy uses these instead.
 QUICK_ARGS = {"dedup": ["--sizes", "10000,100000"], "dashboard": ["--sizes", "100000,1000000"],
-              "driver": ["--sizes", "100000,1000000"], "load": ["--videos", "500"]}
+              "driver": ["--sizes", "100000,1000000"], "load": ["--videos", "500"],
+              "ae": ["--budget-s", "120"]}  # --heavy: the issue's 15 CPU-minutes per model
 HEAVY_ARGS = {
     "scan": ["--minutes", "30", "--rounds", "5"],
+    "ae": ["--budget-s", "900"],
     "clip": ["--models", "ViT-B-32,ViT-L-14"],
     "dedup": ["--sizes", "10000,100000,1000000"],
     "dashboard": ["--sizes", "100000,1000000,10000000"],
