@@ -10,7 +10,9 @@ DEFAULT_KEEP_POLICY: tuple[tuple[str, str], ...] = (
     ("aesthetic", "desc"),
     ("quality", "desc"),
     ("duration_s", "desc"),
-    ("clip_id", "asc"),  # ties: deterministic
+    ("uri", "asc"),  # ties (byte-identical copies score alike): the file first in path order, as a person would pick;
+    #                  not clip_id alone, which hashes the file's bytes and so moves with the encoder build
+    ("clip_id", "asc"),  # ties within a file: deterministic
 )
 
 
