@@ -74,9 +74,8 @@ def grid_crop(luma: np.ndarray, side: int, block: int = 8, bars: Bars | None = N
     The bars' edge is a strong step that is on the grid or not by chance, so it is left out.
     """
     h, w = luma.shape
-    t, b, l, r = bars or (0, 0, 0, 0)
-    if bars:  # the lines where the picture meets a bar are a blurred step: stay EDGE_MARGIN_PX off them
-        t, b, l, r = (v + EDGE_MARGIN_PX if v else 0 for v in bars)
+    # the lines where the picture meets a bar are a blurred step: stay EDGE_MARGIN_PX off them
+    t, b, l, r = (v + EDGE_MARGIN_PX if v else 0 for v in (bars or (0, 0, 0, 0)))
     top, bottom, left, right = t, h - b, l, w - r
     top, left = -(-top // block) * block, -(-left // block) * block  # round inwards onto the grid
     h, w = max(0, bottom - top), max(0, right - left)

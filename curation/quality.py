@@ -110,7 +110,8 @@ def detail_sharpness(luma: np.ndarray, sar: float, full_range: bool, params: Qua
 
 
 def black_or_blank(rgb: np.ndarray, params: QualityParams) -> tuple[bool, bool]:
-    """(near_black, blank) of a whole frame, judged on its top rows (captions are left out), as EXPECTED.json does."""
+    """(near_black, blank) of a picture (the frame, or the frame inside its bars), judged on its top rows (captions
+    are left out), as EXPECTED.json does."""
     h = rgb.shape[0]
     top = _luma(rgb[: max(1, int(round(h * params.black_top_frac)))])
     return float(np.percentile(top, 99)) < params.black_luma_p99, float(top.std()) < params.blank_luma_std
@@ -120,9 +121,8 @@ def frame_quality(rgb: np.ndarray, params: QualityParams, bars: Bars | None = No
                   sharpness: float | None = None) -> dict:
     """Per-sample scalars from one RGB uint8 (H, W, 3) frame, measured inside `bars` (the sample's content box).
 
-    near_black and blank judge the picture inside the bars (black_or_blank: its top rows, captions are left
-    out), so a black picture inside coloured bars is black. `sharpness` measured elsewhere (detail_sharpness on the decoded luma)
-    replaces the one of the sample.
+    near_black and blank judge the picture inside the bars (black_or_blank), so a black picture inside coloured
+    bars is black. `sharpness` measured elsewhere (detail_sharpness on the decoded luma) replaces the sample's.
     """
     h, w = rgb.shape[:2]
     pic_rgb = crop(rgb, bars)
