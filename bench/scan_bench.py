@@ -22,6 +22,14 @@ costs amortise. No copies are written; Ray's run gets symlinks in a temp dir.
      pass (OpenCV VideoCapture decode, Farneback at the same 2 fps sampling
      and 256 px short side)
 
+  profile  where ours spends its CPU: one process scans the files one by one
+     (OpenCV on one thread, so every component's work is on the thread that
+     times it), commits them in parts as the pipeline does, and measures the
+     parts' on-screen text with the text stage's worker; CPU seconds per
+     component from ScanResult.cpu_s (curation.scan.CPU_COMPONENTS) plus the
+     commit and the text stage, per video-second. Beside it, the CPU of a plain
+     PyAV decode of the same files (the ceiling's work, in this process).
+
 Rates are video-seconds per wall-second; CPU s/video s (all processes of the
 variant, user + system) is reported beside them, as it is less disturbed by
 other jobs on a shared machine: over the work's own window (start-up excluded,
@@ -400,6 +408,74 @@ def measure_ours_ray(files: list[tuple[str, float]], workers: int = 2) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def measure_profile(files: list[tuple[str, float]], workers: int = 0) -> dict:
+    """CPU seconds per component of our scan + commit + text stage, one process, files in order (see the docstring)."""
+    import cv2
+
+    from curation.scan import CPU_COMPONENTS, scan_video
+    from pipelines.config import load_config
+    from pipelines.scan_task import commit_results
+    from pipelines.store import RunStore
+    from pipelines.text_stage import _TextWorker
+
+    cv2.setNumThreads(1)  # OpenCV's own threads would land in the "decode" remainder
+    cfg = load_config()
+    params, per_part = pipeline_scan_params(), cfg.output.videos_per_part
+    text = _TextWorker(cfg.text.model_dump(), 1)  # loaded before the clock, as an actor's is
+    scan_video(files[0][0], "warm", params, "bench")  # imports and first-call set-up outside the totals
+    cpu = dict.fromkeys((*CPU_COMPONENTS, "commit", "text"), 0.0)
+    scan_cpu, clips, ocr_s, buffer = 0.0, 0, [], []
+    tmp = Path(tempfile.mkdtemp(prefix="vidcurate-scanprofile-"))
+    try:
+        store = RunStore(str(tmp))
+        t_wall = time.perf_counter()
+        for i, (path, _) in enumerate(files):
+            c = time.process_time()
+            r = scan_video(path, os.path.basename(path), params, "bench")
+            scan_cpu += time.process_time() - c
+            for k, v in r.cpu_s.items():
+                cpu[k] += v
+            clips += len(r.clips)
+            buffer.append(r)
+            if len(buffer) >= per_part or i == len(files) - 1:
+                c = time.process_time()
+                part = commit_results(store, "scan", buffer)
+                cpu["commit"] += time.process_time() - c
+                c = time.process_time()
+                rows = text.measure_part(str(tmp), {}, "scan", "text", part)
+                cpu["text"] += time.process_time() - c
+                ocr_s += [r["ocr_s"] for r in rows if "ocr_s" in r]
+                buffer = []
+        wall = time.perf_counter() - t_wall
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    c = time.process_time()
+    for path, _ in files:
+        decode_file(path)
+    decode_alone = time.process_time() - c
+    video_s = sum(d for _, d in files)
+    return {"variant": "profile", "video_s": round(video_s, 2), "wall_s": round(wall, 3), "clips": clips,
+            "cpu_s": {k: round(v, 3) for k, v in cpu.items()}, "scan_cpu_s": round(scan_cpu, 3),
+            "decode_alone_cpu_s": round(decode_alone, 3),
+            "ocr_s_per_clip_median": statistics.median(ocr_s) if ocr_s else None}
+
+
+def profile_table(p: dict) -> str:
+    """The per-component CPU table: CPU s, CPU s per video-s, share of the total."""
+    total = sum(p["cpu_s"].values())
+    lines = [f"where the CPU goes (one process, OpenCV on 1 thread, {p['video_s'] / 60:.1f} min of video, {p['clips']} clips)",
+             f"{'component':<16}{'CPU s':>9}{'CPU s/video s':>15}{'share':>8}"]
+    for k, v in sorted(p["cpu_s"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"{k:<16}{v:>9.2f}{v / p['video_s']:>15.4f}{v / total:>8.1%}")
+    lines.append(f"{'total':<16}{total:>9.2f}{total / p['video_s']:>15.4f}{1:>8.0%}")
+    lines.append(f"{'(plain decode)':<16}{p['decode_alone_cpu_s']:>9.2f}{p['decode_alone_cpu_s'] / p['video_s']:>15.4f}"
+                 f"   PyAV alone, same files; scan_video's own total {p['scan_cpu_s']:.2f} CPU s")
+    if p.get("ocr_s_per_clip_median") is not None:
+        lines.append(f"text stage: median ocr_s {p['ocr_s_per_clip_median']:.4f} s per clip; text / (scan + commit) CPU "
+                     f"{p['cpu_s']['text'] / (total - p['cpu_s']['text']):.2f}")
+    return "\n".join(lines)
+
+
 VARIANTS = {
     "a_decode": measure_decode,
     "b_ours_pool": measure_ours_pool,
@@ -490,7 +566,8 @@ def machine() -> str:
             f"(load average at start {os.getloadavg()[0]:.1f})")
 
 
-def run(minutes: float, rounds: int, workers: int, variants: list[str], out: Path | None = RESULTS) -> dict:
+def run(minutes: float, rounds: int, workers: int, variants: list[str], out: Path | None = RESULTS,
+        profile: bool = True) -> dict:
     folder = videos_dir()
     base = list_inputs(folder)
     files = repeated(base, minutes * 60)
@@ -505,6 +582,9 @@ def run(minutes: float, rounds: int, workers: int, variants: list[str], out: Pat
             runs.append(r)
             print(json.dumps(r), flush=True)
     summary = summarise(runs)
+    prof = run_variant_in_child("profile", minutes, 0) if profile else None
+    if prof is not None:
+        summary["cpu_by_component"] = prof
     result = {"benchmark": "scan", "machine": machine(), "python": platform.python_version(),
               "videos_dir": str(folder), "inputs": [os.path.basename(p) for p, _ in base],
               "repeats": len(files) // max(1, len(base)), "video_s_per_variant": round(video_s, 2),
@@ -515,6 +595,8 @@ def run(minutes: float, rounds: int, workers: int, variants: list[str], out: Pat
     ] + [{"metric": f"scan {k} (target {r['target']}: {'met' if r['met'] else 'NOT met'})", "value": r["ratio"], "unit": "ratio"}
          for k, r in summary["ratios"].items()]
     print(table(summary, video_s, workers), flush=True)
+    if prof is not None:
+        print(profile_table(prof), flush=True)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))
@@ -528,12 +610,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes / Ray CPUs (default 2)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
+    ap.add_argument("--no-profile", action="store_true", help="skip the per-component CPU profile")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--one", help=argparse.SUPPRESS)  # child mode: one variant, its JSON on stdout's last line
     args = ap.parse_args(argv)
     if args.one:
         sys.path.insert(0, str(REPO))
-        r = VARIANTS[args.one](repeated(list_inputs(videos_dir()), args.minutes * 60), args.workers)
+        r = {**VARIANTS, "profile": measure_profile}[args.one](repeated(list_inputs(videos_dir()), args.minutes * 60), args.workers)
         print(json.dumps(r), flush=True)
         return r
     variants = [v for v in args.variants.split(",") if v]
@@ -541,7 +624,7 @@ def main(argv: list[str] | None = None) -> dict:
     if unknown:
         ap.error(f"unknown variants: {', '.join(sorted(unknown))}")
     sys.path.insert(0, str(REPO))
-    return run(args.minutes, args.rounds, args.workers, variants, Path(args.out))
+    return run(args.minutes, args.rounds, args.workers, variants, Path(args.out), profile=not args.no_profile)
 
 
 if __name__ == "__main__":

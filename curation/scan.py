@@ -52,6 +52,7 @@ class ScanResult:
     keyframes: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)  # {video_id, t, phash} per analysis sample (segment dedup)
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per scan component for this file (CPU_COMPONENTS)
 
 
 @dataclass
@@ -111,23 +112,42 @@ def local_copy(uri: str, storage_options: dict | None, payload: bytes | None = N
         yield tmp.name, h.hexdigest(), size
 
 
+# Where a scan's CPU goes, per file (ScanResult.cpu_s). Each component is the calling thread's CPU time
+# (time.thread_time, ~1 us a reading) around the code that does it. "frame_convert" is the calling thread's
+# time inside decode() outside the consumers: demuxing, audio decoding, scaling and colour conversion of the
+# detector frames and samples, reading the quantiser. "decode" is the rest of the process's CPU over the
+# call: FFmpeg's decoder threads, and any helper threads (OpenCV's pool) the components start.
+CPU_COMPONENTS = ("read_hash", "decode", "frame_convert", "content_box", "shot_detector", "defects", "quality", "flow",
+                  "phash", "jpeg", "audio_vad", "clip_rows")
+
+
+class CpuTally(dict):
+    """Thread CPU seconds per component, accumulated: `t = tally.lap("flow", t)` adds the time since `t`."""
+
+    def lap(self, name: str, since: float) -> float:
+        now = time.thread_time()
+        self[name] = self.get(name, 0.0) + (now - since)
+        return now
+
+
 def scan_video(uri: str, relpath: str, params: ScanParams, run_id: str, storage_options: dict | None = None,
                payload: bytes | None = None) -> ScanResult:
     """Probe, split and score one file; a bad file gives an error row, not an exception."""
-    out = ScanResult()
-    t0 = time.perf_counter()
+    out, tally = ScanResult(), CpuTally()
+    t0, cpu0, th = time.perf_counter(), time.process_time(), time.thread_time()
     with contextlib.ExitStack() as stack:
         try:
             path, digest, size = stack.enter_context(local_copy(uri, storage_options, payload))
         except (OSError, PermissionError) as e:
             out.errors.append(error_row(uri, None, "read", type(e).__name__, f"cannot read file: {e}", run_id))
             return out
+        tally.lap("read_hash", th)
         src = _Source(path, uri, relpath, ids.video_id(digest, relpath), digest, size)
         if size == 0:
             out.errors.append(error_row(uri, src.video_id, "probe", "EmptyFile", "file is empty (0 bytes)", run_id))
             return out
         try:
-            out = _scan_decoded(src, params, run_id)
+            out = _scan_decoded(src, params, run_id, tally)
         except DecodeError as e:
             out.errors.append(error_row(uri, src.video_id, "decode", "DecodeError", str(e), run_id))
         except MemoryError:
@@ -135,6 +155,8 @@ def scan_video(uri: str, relpath: str, params: ScanParams, run_id: str, storage_
                                         run_id))
         if out.video is not None:
             out.video["decode_s"] = time.perf_counter() - t0
+        tally["decode"] = max(0.0, time.process_time() - cpu0 - sum(tally.values()))
+        out.cpu_s = {k: tally.get(k, 0.0) for k in CPU_COMPONENTS}
         return out
 
 
@@ -192,8 +214,9 @@ class _Consumers:
     """What the one decode feeds: the shot detector, the per-frame defect signals, the content box, and the analysis
     samples (quality, motion, hashes, keyframe JPEG)."""
 
-    def __init__(self, params: ScanParams):
+    def __init__(self, params: ScanParams, tally: CpuTally | None = None):
         self.params = params
+        self.cpu = CpuTally() if tally is None else tally
         self.detector = ShotDetector(params.split)
         self.signals = FrameSignals(params.defects)
         self.samples: list[_SampleRecord] = []
@@ -202,17 +225,21 @@ class _Consumers:
         self._prev: dict = {}
 
     def on_detector_frame(self, index: int, bgr: np.ndarray) -> None:
+        t = time.thread_time()
         picture = self._recent.crop(bgr)
         self.detector.feed(index, bgr, picture)  # cuts on the whole frame; near-black judged on the picture
+        t = self.cpu.lap("shot_detector", t)
         if self.params.defects.enabled:
             self.signals.feed_frame(index, picture)
+            self.cpu.lap("defects", t)
 
     def on_sample(self, s: Sample) -> None:
-        p = self.params
+        p, cpu, t = self.params, self.cpu, time.thread_time()
         measured, plane_size = _sample_bars(s, p.box)
         box = measured if measured is not None else self._recent.bars(plane_size)  # no box of its own: the recent one
         bars = None if box is None else scale_bars(box, plane_size, (s.rgb.shape[1], s.rgb.shape[0]))
         coded_bars = None if box is None or s.luma is None else rotate_bars(box, -s.rotation)
+        t = cpu.lap("content_box", t)
         sharpness = None
         if s.luma is not None:
             sharpness = detail_sharpness(crop(s.luma, coded_bars), s.sar, s.luma_full_range, p.quality)
@@ -220,13 +247,27 @@ class _Consumers:
         if quality["near_black"] or quality["blank"]:
             measured = None  # a black picture's edges cannot be told from bars
         self._recent.add(measured, plane_size)
+        t = cpu.lap("quality", t)
         if p.defects.enabled:
             self.signals.feed_sample(s.index, s.luma, coded_bars)
+            t = cpu.lap("defects", t)
         self._motion(s)
+        t = cpu.lap("flow", t)
         pic = crop(s.rgb, bars)
         ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, p.jpeg_quality])
-        self.samples.append(_SampleRecord(s.index, s.t, quality, frame_hashes(pic), jpg.tobytes(),
+        t = cpu.lap("jpeg", t)
+        hashes = frame_hashes(pic)
+        cpu.lap("phash", t)
+        self.samples.append(_SampleRecord(s.index, s.t, quality, hashes, jpg.tobytes(),
                                           (pic.shape[1], pic.shape[0]), measured, box, plane_size))
+
+    def on_audio(self, meter: AudioMeter):
+        """`meter.feed`, timed as the audio component."""
+        def feed(frame) -> None:
+            t = time.thread_time()
+            meter.feed(frame)
+            self.cpu.lap("audio_vad", t)
+        return feed
 
     def _motion(self, s: Sample) -> None:
         """Optical flow from the previous sample, inside the recent box (a crop that holds still within a shot)."""
@@ -240,15 +281,20 @@ class _Consumers:
         prev.update(index=s.index, t=s.t, gray=gray)
 
 
-def _scan_decoded(src: _Source, params: ScanParams, run_id: str) -> ScanResult:
+def _scan_decoded(src: _Source, params: ScanParams, run_id: str, tally: CpuTally | None = None) -> ScanResult:
     """Decode once, then turn what the consumers kept into the clips, keyframes, samples, video and error rows."""
-    out, feed = ScanResult(), _Consumers(params)
+    out, feed = ScanResult(), _Consumers(params, tally)
     meter = AudioMeter(params.audio) if params.audio.enabled else None
     opens_before = DECODER_OPENS["count"]
+    consumers_before, t = sum(feed.cpu.values()), time.thread_time()
     with open(src.path, "rb") as f:
-        result = decode(f, params.decode, feed.on_detector_frame, feed.on_sample, meter.feed if meter else None)
+        result = decode(f, params.decode, feed.on_detector_frame, feed.on_sample, feed.on_audio(meter) if meter else None)
+    consumers = sum(feed.cpu.values()) - consumers_before
+    t = feed.cpu.lap("frame_convert", t)
+    feed.cpu["frame_convert"] -= consumers  # the consumers' own time is theirs
     if meter is not None:
         meter.finish()
+        t = feed.cpu.lap("audio_vad", t)
     fps = frame_rate(result)
     spans = _spans(feed.detector, result.num_frames, fps, params.split)
     for i, span in enumerate(spans):
@@ -260,6 +306,7 @@ def _scan_decoded(src: _Source, params: ScanParams, run_id: str) -> ScanResult:
                    for s in feed.samples]
     out.video = _video_row(src, result, fps, len(spans), DECODER_OPENS["count"] - opens_before, meter)
     out.errors += _decode_errors(src, result, fps, meter, run_id)
+    feed.cpu.lap("clip_rows", t)
     return out
 
 
