@@ -88,14 +88,10 @@ def run_text_stage(store: RunStore, scan_key: str, text_key: str, t: TextConfig,
     ocr_s, measured, failed = 0.0, 0, []
 
     def submit(actor, part):
-        if store.process_local:  # memory://: only the driver can read and write the parts
-            return actor.measure.remote(keyframes_by_clip(store.read_part(scan_key, part, "keyframes")))
         return actor.measure_part.remote(store.output_uri, store.storage_options, scan_key, text_key, part)
 
     with tqdm(total=len(todo), desc="text", unit="part", dynamic_ncols=True) as bar:
-        for part, rows in zip(todo, pool.map(submit, todo)):  # map keeps the order: the driver knows each part's name
-            if store.process_local:
-                commit_text_part(store, text_key, part, rows)
+        for rows in pool.map(submit, todo):
             failed += [r for r in rows if "error" in r]
             ok = [r for r in rows if "error" not in r]
             measured += len(ok)
