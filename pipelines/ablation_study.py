@@ -10,6 +10,11 @@ Metrics per arm: Fréchet distance and KID on RandomConvFeatures (a fixed, rando
 latent windows, training/diffusion/evaluate.py) against the reference, and the defect rate of the samples
 decoded to frames and scored with the pipeline's own quality and motion scorers and filter rules, per reason.
 Statistics: percentile bootstrap over seeds and samples (training/diffusion/bootstrap.py), paired differences.
+Positive control (--planted-fraction, run first; `run_planted`): a set of clean clips of which a known share carry
+black frames, in a transparent latent space (training/diffusion/planted.py), trained as "all" and as "curated"
+(the clips our rules flag removed); the samples' rate of that defect under our rules must differ ("detected") for
+the instrument to be able to see an effect at this budget. It also checks whether the study's autoencoder keeps
+the defect at all.
 Writes OUT/ablation.json, OUT/ablation.png, OUT/sample_scores.jsonl (every decoded sample's scores and reasons) and
 OUT/features.safetensors (the pooled features per arm and of the reference), and prints a table.
 """
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,13 +58,15 @@ def _encode_fps(latents_dir: str, default: float = 4.0) -> float:
 
 @torch.no_grad()
 def decode_and_score(ae, raw: torch.Tensor, fps: float, rules: list[Rule], quality=None, motion=None,
-                     defects=None, batch: int = 4) -> list[dict]:
-    """Decode raw latents (N, C, T', H', W') with the autoencoder; score each clip; rows with their drop reasons."""
+                     defects=None, batch: int = 4, decode=None) -> list[dict]:
+    """Decode raw latents (N, C, T', H', W') with the autoencoder (or `decode`, a function of latents to clips);
+    score each clip; rows with their drop reasons."""
     from training.autoencoder.model import decode_video
 
+    decode = decode or (lambda z: decode_video(ae, z))
     rows = []
     for i in range(0, len(raw), batch):
-        clips = decode_video(ae, raw[i:i + batch].float()).clamp(-1, 1).cpu().numpy()  # (n, 3, T, H, W)
+        clips = decode(raw[i:i + batch].float()).clamp(-1, 1).cpu().numpy()  # (n, 3, T, H, W)
         rows += [score_sample(to_uint8_frames(c), fps, quality, motion, defects) for c in clips]
     for row, reasons in zip(rows, drop_reasons(rows, rules)):
         row["drop_reasons"] = reasons
@@ -78,8 +85,12 @@ def _pipeline_scorers(config: str | None):
 def run_study(curated_dir: str, all_dir: str, reference_dir: str, autoencoder: str, out_dir: str,
               train_cfg: TrainConfig, seeds: tuple[int, ...] = (0, 1, 2), n_samples: int = 64,
               sample_steps: int = 16, n_boot: int = 1000, pipeline_config: str | None = None,
-              max_reference_rate: float = MAX_REFERENCE_RATE, log=print) -> dict:
+              max_reference_rate: float = MAX_REFERENCE_RATE, planted: PlantedConfig | None = None,
+              log=print) -> dict:
     """Train every arm with every seed, sample, score against the reference; write and return OUT/ablation.json.
+
+    With `planted`, the positive control runs first (OUT/planted/, result["planted"]: run_planted) with the same
+    rules, and the study's autoencoder is checked on its clips.
 
     `defect_rate` counts every applicable reason; `defect_rate_informative` only the reasons that drop at most
     max_reference_rate of the clean reference decoded by the same autoencoder (a reason that fires on clean
@@ -94,6 +105,11 @@ def run_study(curated_dir: str, all_dir: str, reference_dir: str, autoencoder: s
     rules, qp, mp, dp = _pipeline_scorers(pipeline_config)
     on, off = applicable_rules(rules)
     fps = _encode_fps(reference_dir)
+    planted_result = None
+    if planted is not None:
+        planted_result = run_planted(out / "planted", planted, rules, qp, mp, dp, n_boot=n_boot,
+                                     autoencoder=autoencoder, log=log)
+        log(format_planted(planted_result))
     ae = load_autoencoder(autoencoder)
     ref = LatentDataset(reference_dir, ())
     ae_channels = getattr(ae.config, "latent_channels", None) or getattr(ae.config, "z_dim", None)
@@ -122,6 +138,8 @@ def run_study(curated_dir: str, all_dir: str, reference_dir: str, autoencoder: s
                                  "max_reference_rate": max_reference_rate, "informative_reasons": informative,
                                  "autoencoder_limited": sorted(set(ref_defects["by_reason"]) - set(informative))},
               "train_config": asdict(train_cfg)}
+    if planted_result is not None:
+        result["planted"] = planted_result
     per_arm = {a: {"features": [], "rows": [], "reasons": [], "seeds": []} for a in ARMS}
     # Every arm is drawn from the all-clips folder, so all arms share its normalisation (stats.json): with
     # per-arm statistics an undertrained model's samples would differ by normalisation, not by what it learned.
@@ -181,6 +199,190 @@ def run_study(curated_dir: str, all_dir: str, reference_dir: str, autoencoder: s
     return result
 
 
+# ---------------------------------------------------------------------------------------- the planted arm
+PLANTED_REASONS = {"black": ("black_frames", "dark"), "dim": ("dark",)}  # the rules that flag each planted defect
+
+
+@dataclass
+class PlantedConfig:
+    """The positive control: `clips` clean clips (defect-corpus pan shots, `frames` x `size` px at `fps`), of
+    which `fraction` carry `defect`, in the thumbnail codec's latent space (training/diffusion/planted.py).
+    The DiT recipe is its own (a higher lr and a short EMA suit a few hundred steps); every arm and seed the same."""
+    fraction: float = 0.3
+    clips: int = 96
+    defect: str = "black"
+    frames: int = 5
+    size: int = 64
+    fps: float = 8.0
+    codec_factor: int = 16  # 64 px -> 4x4 latent cells of RGB means
+    data_seed: int = 0
+    seeds: tuple[int, ...] = (0, 1, 2)
+    n_samples: int = 32
+    sample_steps: int = 16
+    model: str = "tiny"
+    steps: int = 200
+    batch_size: int = 16
+    lr: float = 3e-3
+    ema_decay: float = 0.98
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(model=self.model, steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                           ema_decay=self.ema_decay, conditions=(), progress=False, log_every=50,
+                           ckpt_every=self.steps)
+
+
+def planted_clips(cfg: PlantedConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(clips (N, T, H, W, 3) uint8, planted (N,) bool): clean pan/zoom shots of the defect corpus, the planted
+    share with the defect applied (exactly round(fraction·N), at random)."""
+    from curation.defect_corpus import shot
+    from training.diffusion.planted import plant_defect, planted_mask
+
+    rng = np.random.default_rng(cfg.data_seed)
+    clips = [np.stack(shot(rng, cfg.frames, "zoom" if rng.random() < 0.3 else "pan", (cfg.size, cfg.size))[0])
+             for _ in range(cfg.clips)]
+    mask = planted_mask(cfg.clips, cfg.fraction, cfg.data_seed)
+    return np.stack([plant_defect(c, cfg.defect) if m else c for c, m in zip(clips, mask)]), mask
+
+
+def planted_verdict(all_ci: dict, curated_ci: dict) -> str:
+    """"detected" when the 95% intervals do not overlap and "all" (trained with the defect) is higher,
+    "reversed" when they do not overlap the other way, else "inconclusive"."""
+    if overlap(all_ci, curated_ci):
+        return "inconclusive"
+    return "detected" if all_ci["lo"] > curated_ci["hi"] else "reversed"
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> dict:
+    """Wilson score interval of a proportion k/n (Wilson 1927): {"mean", "lo", "hi"}."""
+    if n == 0:
+        return {"mean": float("nan"), "lo": 0.0, "hi": 1.0}
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return {"mean": p, "lo": float(max(0.0, centre - half)), "hi": float(min(1.0, centre + half))}
+
+
+def smallest_detectable(base_k: int, n: int) -> float:
+    """The smallest rise of a rate over base_k/n (n samples per arm) whose Wilson interval clears the base's:
+    the instrument's resolution if samples were independent (seeds add spread; the bootstrap shows it)."""
+    hi = wilson(base_k, n)["hi"]
+    k = next((k for k in range(base_k, n + 1) if wilson(k, n)["lo"] > hi), None)
+    return float("nan") if k is None else (k - base_k) / n
+
+
+@torch.no_grad()
+def autoencoder_keeps_defect(autoencoder: str, clips: np.ndarray, mask: np.ndarray, fps: float, rules, qp, mp, dp,
+                             reasons: tuple[str, ...], limit: int = 32) -> dict:
+    """Do the planted clips still read as defective after the study's autoencoder (encode, decode)? Share of
+    planted and of clean clips (up to `limit` of each) flagged for the planted reasons."""
+    from training.autoencoder.model import encode_video, load_autoencoder
+    from training.diffusion.planted import to_unit_range
+
+    ae = load_autoencoder(autoencoder)
+    out = {}
+    for name, sel in (("planted", mask), ("clean", ~mask)):
+        x = to_unit_range(clips[np.flatnonzero(sel)[:limit]])
+        if not len(x):
+            continue
+        raw = torch.cat([encode_video(ae, x[i:i + 4])[0] for i in range(0, len(x), 4)])
+        rows = decode_and_score(ae, raw, fps, rules, qp, mp, dp)
+        out[f"{name}_flagged"] = float(np.mean([bool(set(r["drop_reasons"]) & set(reasons)) for r in rows]))
+        out[f"{name}_clips"] = len(rows)
+    return {"autoencoder": str(autoencoder), **out}
+
+
+def run_planted(out_dir: str | Path, cfg: PlantedConfig, rules: list[Rule], quality=None, motion=None, defects=None,
+                n_boot: int = 1000, autoencoder: str | None = None, log=print) -> dict:
+    """The positive control: train "all" (planted clips in) and "curated" (the clips our rules flag for the
+    planted defect removed) with every seed, sample, decode, score; rates with 95% intervals and the verdict.
+
+    Writes OUT/data/{all,curated} (latents; planted.json holds the truth), OUT/<arm>/seed<k>/ (checkpoints) and
+    OUT/sample_scores.jsonl; returns the result (run_study puts it under "planted")."""
+    from training.diffusion.data import LatentDataset
+    from training.diffusion.planted import ThumbnailCodec, write_planted_latents
+
+    t0, out = time.perf_counter(), Path(out_dir)
+    reasons = PLANTED_REASONS[cfg.defect]
+    clips, mask = planted_clips(cfg)
+    codec = ThumbnailCodec(cfg.codec_factor)
+    all_dir = write_planted_latents(out / "data" / "all", clips, mask, codec, cfg.fps, cfg.defect)
+    data = LatentDataset(str(all_dir), ())
+    train_rows = decode_and_score(None, data.stats.denormalize(data.mean_windows()), cfg.fps, rules, quality,
+                                  motion, defects, decode=codec.decode)
+    flagged = np.array([bool(set(r["drop_reasons"]) & set(reasons)) for r in train_rows])
+    ids = [r["clip_id"] for r in data.rows]
+    curated_dir = subset_latents(all_dir, out / "data" / "curated", clip_ids={i for i, f in zip(ids, flagged) if not f})
+    result = {"defect": cfg.defect, "reasons": list(reasons), "config": asdict(cfg),
+              "codec": codec.to_dict(),
+              "training_set": {"clips": len(mask), "planted": int(mask.sum()), "planted_fraction": float(mask.mean()),
+                               "flagged_by_rules": int(flagged.sum()), "flagged_fraction": float(flagged.mean()),
+                               "recall": float(flagged[mask].mean()) if mask.any() else None,
+                               "false_flags": int((flagged & ~mask).sum())},
+              "arms": {}}
+    flags, scored = {"curated": [], "all": []}, []
+    for arm, arm_dir in (("curated", curated_dir), ("all", all_dir)):
+        for seed in cfg.seeds:
+            log(f"ablation (planted): {arm} seed {seed}: training on {_rows(arm_dir)} windows")
+            run = train_arm(arm_dir, cfg.train_config(), out / arm / f"seed{seed}", seed)
+            s = sample_arm(run["checkpoint"], all_dir, cfg.n_samples, cfg.sample_steps, seed=seed)
+            rows = decode_and_score(None, s["raw"], cfg.fps, rules, quality, motion, defects, decode=codec.decode)
+            f = [bool(set(r["drop_reasons"]) & set(reasons)) for r in rows]
+            flags[arm].append(f)
+            scored += [{"arm": arm, "seed": seed, "sample": i, **r} for i, r in enumerate(rows)]
+            result["arms"].setdefault(arm, {"windows": _rows(arm_dir), "seeds": []})["seeds"].append(
+                {"seed": seed, "defect_rate": float(np.mean(f)), **{k: v for k, v in run.items() if k != "checkpoint"}})
+    b = bootstrap({a: mean_stat(np.concatenate(flags[a])) for a in flags},
+                  {a: [len(f) for f in flags[a]] for a in flags}, n_boot=n_boot, seed=len(cfg.seeds))
+    n = {a: sum(len(f) for f in flags[a]) for a in flags}
+    k = {a: int(sum(sum(f) for f in flags[a])) for a in flags}
+    result["defect_rate"] = {a: {**b["arms"][a], "wilson": wilson(k[a], n[a]), "samples": n[a], "defective": k[a]}
+                             for a in flags}
+    result["difference"] = {"all - curated": b["differences"]["curated - all"] | {
+        "mean": -b["differences"]["curated - all"]["mean"], "lo": -b["differences"]["curated - all"]["hi"],
+        "hi": -b["differences"]["curated - all"]["lo"]}}
+    result["verdict"] = planted_verdict(b["arms"]["all"], b["arms"]["curated"])
+    mde = smallest_detectable(k["curated"], n["curated"])
+    transfer = result["defect_rate"]["all"]["mean"] / max(result["training_set"]["planted_fraction"], 1e-9)
+    result["resolution"] = {
+        "smallest_detectable_rate_rise": mde,
+        "transfer": transfer,
+        "smallest_detectable_planted_fraction": mde / transfer if transfer > 0 else None,
+        "how": "Wilson intervals at this many samples per arm (independent samples assumed) from the curated "
+               "arm's rate; divided by transfer (the all arm's sample defect rate per planted fraction) for the "
+               "share of defective training clips that would just be detected; bench --planted sweeps it"}
+    if autoencoder:
+        result["study_autoencoder"] = autoencoder_keeps_defect(autoencoder, clips, mask, cfg.fps, rules, quality,
+                                                               motion, defects, reasons)
+    result["seconds"] = time.perf_counter() - t0
+    with open(out / "sample_scores.jsonl", "w") as f:
+        for row in scored:
+            f.write(json.dumps(row, default=float) + "\n")
+    return result
+
+
+def format_planted(p: dict) -> str:
+    """The positive control in a few lines: training set, rate per arm [95% CI], verdict, resolution."""
+    ts, r = p["training_set"], p["defect_rate"]
+    lines = [f"positive control: {ts['planted']}/{ts['clips']} training clips planted '{p['defect']}' "
+             f"({ts['planted_fraction']:.0%}); our rules flag {ts['flagged_by_rules']} (recall "
+             f"{ts['recall'] if ts['recall'] is None else round(ts['recall'], 3)}, {ts['false_flags']} false), "
+             f"removed in 'curated'",
+             f"  sample defect rate ({'/'.join(p['reasons'])}), 95% bootstrap CI over "
+             f"{len(p['config']['seeds'])} seeds x {p['config']['n_samples']} samples:"]
+    for arm in ("curated", "all"):
+        lines.append(f"    {arm:<8} {_ci(r[arm])}   Wilson [{r[arm]['wilson']['lo']:.3g}, {r[arm]['wilson']['hi']:.3g}]")
+    d = p["difference"]["all - curated"]
+    lines.append(f"    all - curated {_ci(d)}  ->  {p['verdict'].upper()}")
+    res = p["resolution"]
+    lines.append(f"  resolution: a rise of {res['smallest_detectable_rate_rise']:.3g} in the sample rate "
+                 f"(~{res['smallest_detectable_planted_fraction'] or float('nan'):.2g} of training clips defective)")
+    if "study_autoencoder" in p:
+        sa = p["study_autoencoder"]
+        lines.append(f"  the study's autoencoder (encode, decode): planted clips still flagged "
+                     f"{sa.get('planted_flagged', float('nan')):.0%}, clean {sa.get('clean_flagged', float('nan')):.0%}")
+    return "\n".join(lines)
+
+
 def verdict(a: dict, b: dict, name_a: str, name_b: str) -> str:
     """"inconclusive" when the two 95% intervals overlap, else which arm is lower (better)."""
     if overlap(a, b):
@@ -189,8 +391,10 @@ def verdict(a: dict, b: dict, name_a: str, name_b: str) -> str:
 
 
 def format_table(result: dict) -> str:
-    """Mean [95% CI] per arm and metric, then the differences with their CI and verdict."""
-    lines = [f"{'metric':<28}" + "".join(f"{a:>28}" for a in ARMS)]
+    """The positive control (if run), then mean [95% CI] per arm and metric, then the differences with their CI
+    and verdict."""
+    lines = [format_planted(result["planted"]), ""] if "planted" in result else []
+    lines.append(f"{'metric':<28}" + "".join(f"{a:>28}" for a in ARMS))
     for name, m in result["metrics"].items():
         cells = "".join(f"{_ci(m['arms'][a]):>28}" for a in ARMS)
         lines.append(f"{name:<28}{cells}")
@@ -209,7 +413,7 @@ def format_table(result: dict) -> str:
 
 
 def _ci(d: dict) -> str:
-    return f"{d['mean']:.4g} [{d['lo']:.4g}, {d['hi']:.4g}]"
+    return f"{d['mean'] + 0.0:.4g} [{d['lo'] + 0.0:.4g}, {d['hi'] + 0.0:.4g}]"  # + 0.0: no "-0"
 
 
 def plot(result: dict, path: Path) -> None:
@@ -257,12 +461,23 @@ def _cmd_study(args) -> int:
         result = run_study(args.curated, args.all, args.reference, args.autoencoder, args.out,
                            _train_config(args, out_dir=args.out), seeds=seeds, n_samples=args.n_samples,
                            sample_steps=args.sample_steps, n_boot=args.bootstrap,
-                           pipeline_config=args.pipeline_config, max_reference_rate=args.max_reference_rate)
+                           pipeline_config=args.pipeline_config, max_reference_rate=args.max_reference_rate,
+                           planted=_planted_config(args, seeds))
     except (ValueError, FileNotFoundError) as e:  # wrong latents layout, too few windows, a missing folder
         raise SystemExit(f"ablation-study: {e}") from None
     print(format_table(result))
     print(f"wrote {Path(args.out) / RESULT_NAME} and {Path(args.out) / 'ablation.png'}")
     return 0
+
+
+def _planted_config(args, seeds: tuple[int, ...]) -> PlantedConfig | None:
+    """The --planted-* options as a PlantedConfig (None without --planted-fraction); the study's seeds."""
+    if args.planted_fraction is None:
+        return None
+    if not 0 < args.planted_fraction <= 1:
+        raise SystemExit(f"ablation-study: --planted-fraction must be in (0, 1], got {args.planted_fraction}")
+    return PlantedConfig(fraction=args.planted_fraction, clips=args.planted_clips, steps=args.planted_steps,
+                         n_samples=args.planted_samples, seeds=seeds)
 
 
 def write_heldout(out_dir: str, count: int = 24, seed: int = 1000) -> dict:
@@ -318,6 +533,16 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--max-reference-rate", type=float, default=MAX_REFERENCE_RATE,
                    help="defect_rate_informative leaves out reasons that drop more than this share of the clean "
                         "reference (they measure the autoencoder; default 0.5)")
+    d = PlantedConfig()
+    p.add_argument("--planted-fraction", type=float,
+                   help="also run the positive control first: a set of this share of clips with black frames "
+                        "(e.g. 0.3), 'all' vs 'curated' by our rules; its verdict goes into ablation.json")
+    p.add_argument("--planted-clips", type=int, default=d.clips, help=f"clips of the planted set (default {d.clips})")
+    p.add_argument("--planted-steps", type=int, default=d.steps,
+                   help=f"DiT steps per planted arm and seed (default {d.steps}; batch {d.batch_size}, lr {d.lr}, "
+                        f"EMA {d.ema_decay})")
+    p.add_argument("--planted-samples", type=int, default=d.n_samples,
+                   help=f"samples per planted arm and seed (default {d.n_samples})")
     _add_train_options(p)
     p.set_defaults(func=_cmd_study)
 

@@ -146,10 +146,15 @@ def test_study_end_to_end(tmp_path, capsys, autoencoder):
     assert cli_main(["ablation-study", "--curated", str(curated), "--all", str(everything), "--reference",
                      str(reference), "--autoencoder", str(autoencoder), "--out", str(out), "--seeds", "0,1",
                      "--n-samples", "3", "--sample-steps", "2", "--bootstrap", "30", "--steps", "2",
-                     "--batch-size", "4", "--no-progress"]) == 0
+                     "--batch-size", "4", "--no-progress", "--planted-fraction", "0.3", "--planted-clips", "10",
+                     "--planted-steps", "2", "--planted-samples", "2"]) == 0
     printed = capsys.readouterr().out
     assert "defect_rate" in printed and "curated - random" in printed
+    assert printed.index("positive control: 3/10") < printed.index("curated - random")  # the control comes first
     r = json.loads((out / "ablation.json").read_text())
+    p = r["planted"]
+    assert p["training_set"]["planted"] == 3 and p["verdict"] in ("detected", "inconclusive", "reversed")
+    assert set(p["defect_rate"]) == {"curated", "all"} and p["study_autoencoder"]["planted_clips"] == 3
     assert r["arms"]["curated"]["windows"] == r["arms"]["random"]["windows"] == 8 and r["arms"]["all"]["windows"] == 16
     assert [s["seed"] for s in r["arms"]["random"]["seeds"]] == [0, 1]
     for name in ("frechet", "kid", "defect_rate", "defect_rate_informative"):
@@ -191,3 +196,63 @@ def test_subset_latents(tmp_path):
     assert sorted(r["clip_id"] for r in c.rows) == ["clip00001", "clip00007"]
     with pytest.raises(ValueError, match="cannot draw"):
         subset_latents(src, tmp_path / "d", 11, seed=0)
+
+
+def test_planted_verdict_and_intervals():
+    """The positive control's verdict: separated intervals are "detected" (all higher) or "reversed", overlapping
+    ones "inconclusive"; Wilson's interval and the resolution by hand."""
+    from pipelines.ablation_study import planted_verdict, smallest_detectable, wilson
+
+    lo, hi = {"mean": 0.02, "lo": 0.0, "hi": 0.05}, {"mean": 0.2, "lo": 0.12, "hi": 0.28}
+    assert planted_verdict(hi, lo) == "detected"
+    assert planted_verdict(lo, hi) == "reversed"
+    assert planted_verdict({"mean": 0.08, "lo": 0.04, "hi": 0.12}, lo) == "inconclusive"  # 0.04 < 0.05: overlap
+    assert planted_verdict(lo, dict(lo)) == "inconclusive"
+    w = wilson(0, 96)  # (z²/n) / (1 + z²/n) = 3.8416 / 99.8416
+    assert w["lo"] == 0 and w["hi"] == pytest.approx(3.8416 / 99.8416, rel=1e-6)
+    w = wilson(30, 100)
+    assert w["lo"] < 0.3 < w["hi"] and w["hi"] - w["lo"] == pytest.approx(0.177, abs=0.005)
+    k = round(smallest_detectable(0, 96) * 96)  # the first k/96 whose lower bound clears 0/96's upper one
+    assert wilson(k, 96)["lo"] > wilson(0, 96)["hi"] >= wilson(k - 1, 96)["lo"]
+
+
+def test_thumbnail_codec_and_planting():
+    from training.diffusion.planted import ThumbnailCodec, plant_defect, planted_mask, to_unit_range
+
+    codec = ThumbnailCodec(16)
+    flat = torch.full((2, 3, 5, 64, 64), 0.25)
+    z = codec.encode(flat)
+    assert z.shape == (2, 3, 5, 4, 4) and torch.allclose(codec.decode(z), flat)
+    clip = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    black = to_unit_range(plant_defect(clip, "black")[None])
+    assert torch.all(codec.decode(codec.encode(black)) == -1)
+    m = planted_mask(40, 0.3, seed=1)
+    assert m.sum() == 12 and not np.array_equal(m, planted_mask(40, 0.3, seed=2))
+    with pytest.raises(ValueError, match="unknown planted defect"):
+        plant_defect(clip, "smudge")
+
+
+def test_planted_arm_end_to_end(tmp_path):
+    """A tiny positive control: the planted share is exact, our rules find every planted clip and nothing else,
+    "curated" trains without them, and the result has every field the report and the bench read."""
+    from pipelines.ablation_study import PlantedConfig, format_planted, run_planted
+    from training.diffusion.data import LatentDataset
+
+    cfg = PlantedConfig(fraction=0.3, clips=20, steps=4, seeds=(0, 1), n_samples=3, sample_steps=2, batch_size=4)
+    r = run_planted(tmp_path / "p", cfg, DEFECT_RULES + RULES, n_boot=50, log=lambda *_: None)
+    ts = r["training_set"]
+    assert ts["clips"] == 20 and ts["planted"] == 6 and ts["planted_fraction"] == pytest.approx(0.3)
+    assert ts["flagged_by_rules"] == 6 and ts["recall"] == 1.0 and ts["false_flags"] == 0
+    truth = json.loads((tmp_path / "p" / "data" / "all" / "planted.json").read_text())
+    curated = {row["clip_id"] for row in LatentDataset(str(tmp_path / "p" / "data" / "curated"), ()).rows}
+    assert len(truth["planted"]) == 6 and len(curated) == 14 and not curated & set(truth["planted"])
+    assert r["arms"]["curated"]["windows"] == 14 and r["arms"]["all"]["windows"] == 20
+    for arm in ("curated", "all"):
+        ci = r["defect_rate"][arm]
+        assert 0 <= ci["lo"] <= ci["mean"] <= ci["hi"] <= 1 and ci["samples"] == 6
+        assert ci["wilson"]["lo"] <= ci["mean"] <= ci["wilson"]["hi"]
+        assert [s["seed"] for s in r["arms"][arm]["seeds"]] == [0, 1]
+    assert r["verdict"] in ("detected", "inconclusive", "reversed") and "all - curated" in r["difference"]
+    assert 0 < r["resolution"]["smallest_detectable_rate_rise"] <= 1
+    assert "positive control: 6/20" in format_planted(r)
+    assert len((tmp_path / "p" / "sample_scores.jsonl").read_text().splitlines()) == 2 * 2 * 3
