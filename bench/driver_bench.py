@@ -1,6 +1,6 @@
 """Driver memory of the table stages: filter -> dedup -> balance -> curate -> write over 100k / 1M / 10M clips.
 
-Run: python -m bench.driver_bench [--sizes 100000,1000000] [--variants baseline,ours,sharded] [--data DIR]
+Run: python -m bench.driver_bench [--sizes 100000,1000000] [--variants baseline,ours] [--data DIR]
 
 Synthesises committed scan parts (through RunStore.write_part and the schemas,
 as the scan writes them: 64 videos per part, 20 clips per video, realistic
@@ -12,9 +12,8 @@ symmetries, balance on in select mode), then runs the table stages in a child
 process per (size, variant) and reports wall time and the child's peak RSS
 (ru_maxrss: the driver alone; Ray workers are other processes). Variants:
 "baseline" is the old code path (bench/driver_baseline.py: every column of
-every clip assembled on the driver), "ours" is pipelines/run.py's
-driver path (tables.mode driver: a narrow row per clip on the driver), "sharded" its sharded path
-(tables.mode sharded, pipelines/table_shards.py: no per-clip state on the driver). After each phase the child records ru_maxrss and
+every clip assembled on the driver), "ours" is pipelines/run.py's one path
+(pipelines/table_shards.py: partitions as Ray tasks, no per-clip state on the driver). After each phase the child records ru_maxrss and
 pyarrow's allocated bytes: where the memory goes. Generated data is kept under
 --data (default: a temp folder, removed) and reused when present.
 Writes bench/results/driver.json and prints a table.
@@ -212,8 +211,7 @@ def run_variant(folder: str, n_inputs: int, variant: str, dedup: str) -> dict:
     from pipelines.store import RunStore
 
     cfg_path = Path(folder) / f"_bench_config_{variant}.yaml"
-    mode = "sharded" if variant == "sharded" else "driver"  # "ours": the driver path (a narrow row per clip on the driver)
-    cfg_path.write_text(CONFIG.replace("kinds: [exact, perceptual]", f"kinds: [{dedup}]") + f"tables: {{mode: {mode}}}\n")
+    cfg_path.write_text(CONFIG.replace("kinds: [exact, perceptual]", f"kinds: [{dedup}]"))
     cfg = load_config(cfg_path)
     store = RunStore(folder)
     uris = [_uri(i) for i in range(n_inputs)]
@@ -254,7 +252,7 @@ def _child(args: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench.driver_bench", description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="100000,1000000", help="clips per size, comma-separated")
-    ap.add_argument("--variants", default="baseline,ours,sharded")
+    ap.add_argument("--variants", default="baseline,ours")
     ap.add_argument("--data", default=None, help="keep generated parts here (reused when present)")
     ap.add_argument("--dedup", default="exact,perceptual", help="dedup kinds (perceptual dominates the time: "
                     "about 15 min per million clips on a loaded 2-core box)")
@@ -308,21 +306,21 @@ def _summary(runs: list[dict]) -> list[dict]:
     by = {(r["n"], r["variant"], r.get("dedup", "exact,perceptual")): r for r in runs if "error" not in r}
     for n, dedup in sorted({(n, d) for n, _, d in by}):
         tag = f"{n} clips, dedup {dedup}"
-        for v in ("baseline", "ours", "sharded"):
+        for v in ("baseline", "ours"):
             if (n, v, dedup) in by:
                 out.append({"metric": f"driver peak RSS, {v}, {tag}", "value": by[(n, v, dedup)]["peak_rss_mib"], "unit": "MiB"})
-        for v, ref in (("ours", "baseline"), ("sharded", "baseline"), ("sharded", "ours")):
+        for v, ref in (("ours", "baseline"),):
             if (n, v, dedup) in by and (n, ref, dedup) in by:
                 a, b = by[(n, v, dedup)], by[(n, ref, dedup)]
                 out.append({"metric": f"driver RSS {v}/{ref}, {tag}", "value": round(a["peak_rss_mib"] / b["peak_rss_mib"], 3), "unit": "x"})
                 out.append({"metric": f"wall {v}/{ref}, {tag}", "value": round(a["wall_s"] / max(b["wall_s"], 1e-9), 3), "unit": "x"})
-    # flat in N: the sharded driver's peak RSS at the largest size over the smallest
-    sizes = sorted({n for n, v, _ in by if v == "sharded"})
+    # flat in N: our driver's peak RSS at the largest size over the smallest
+    sizes = sorted({n for n, v, _ in by if v == "ours"})
     if len(sizes) > 1:
-        for dedup in sorted({d for n, v, d in by if v == "sharded"}):
-            lo, hi = by.get((sizes[0], "sharded", dedup)), by.get((sizes[-1], "sharded", dedup))
+        for dedup in sorted({d for n, v, d in by if v == "ours"}):
+            lo, hi = by.get((sizes[0], "ours", dedup)), by.get((sizes[-1], "ours", dedup))
             if lo and hi:
-                out.append({"metric": f"sharded driver RSS at {sizes[-1]} / at {sizes[0]} clips, dedup {dedup}",
+                out.append({"metric": f"driver RSS at {sizes[-1]} / at {sizes[0]} clips, dedup {dedup}",
                             "value": round(hi["peak_rss_mib"] / lo["peak_rss_mib"], 3), "unit": "x"})
     return out
 

@@ -1,8 +1,10 @@
-"""Stage `caption`: VLM captions of the kept clips, one model per Ray actor, cached per clip and config."""
+"""Stage `caption`: VLM captions of the kept clips, partition by partition, one model per Ray actor, cached per clip and config."""
 import hashlib
 import json
 import time
 from collections.abc import Sequence
+
+from functools import partial
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,6 +17,8 @@ from curation.filters import Rule, apply_filters
 from curation.scan import error_row
 from pipelines.config import CaptionConfig, StageConfig
 from pipelines.store import RunStore
+from pipelines.table_parts import first_per_key, read_keyframes
+from pipelines.table_shards import Shards, Step, ordered, read_rows, settle
 from pipelines.text_stage import decode_jpeg, keyframes_by_clip
 from schemas import TABLES, table_from_rows
 
@@ -53,68 +57,107 @@ class _CaptionWorker:
         return out
 
 
-def run_caption_stage(clips: pa.Table, keyframes: pa.Table, store: RunStore, caption_key: str, c: CaptionConfig,
-                      stage: StageConfig, storage_options: dict, rules: Sequence[Rule], run_id: str) -> tuple[pa.Table, list[dict], dict]:
-    """Caption the kept clips (cached ones are not captioned again), add hygiene columns, apply the caption rules.
-
-    Returns (clips, error rows, stats).
-    """
-    kept = set(clips.filter(pc.equal(clips.column("kept"), True)).column("clip_id").to_pylist())
-    cached_table = store.read_parts(caption_key, "captions", store.committed_parts(caption_key, clean=True))
-    captions = dict(zip(cached_table.column("clip_id").to_pylist(), cached_table.column("caption").to_pylist()))
-    items = keyframes_by_clip(keyframes, skip=set(captions), only=kept)
-    stats = {"kept_clips": len(kept), "already_captioned": len(kept & set(captions)), "clips_to_caption": len(items)}
-    failures: dict[str, str] = {}
-    if items:
-        t0 = time.perf_counter()
-        new = _caption_on_ray(items, store, caption_key, c, stage, storage_options)
-        stats.update(caption_s=time.perf_counter() - t0, clips_captioned=sum("caption" in r for r in new))
-        generated = [r["s"] for r in new if "caption" in r]
-        stats["generate_s_per_clip"] = sum(generated) / len(generated) if generated else None
-        captions.update({r["clip_id"]: r["caption"] for r in new if "caption" in r})
-        failures = {r["clip_id"]: r["error"] for r in new if "error" in r}
-    ids = clips.column("clip_id").to_pylist()
-    texts = [captions.get(cid) if cid in kept else None for cid in ids]
-    hygiene = [hygiene_columns(t, c.repetition_ngram) for t in texts]
+def with_captions(clips: pa.Table, captions: pa.Table, repetition_ngram: int, rules: Sequence[Rule]) -> pa.Table:
+    """`clips` with the caption of each kept clip found in `captions` (clip_id, caption), its hygiene columns, and
+    the caption rules applied (they could not fail before captions existed)."""
+    found = dict(zip(captions.column("clip_id").to_pylist(), captions.column("caption").to_pylist()))
+    texts = [found.get(cid) if k else None for cid, k in zip(clips.column("clip_id").to_pylist(), clips.column("kept").to_pylist())]
+    hygiene = [hygiene_columns(t, repetition_ngram) for t in texts]
     for name in CAPTION_COLUMNS:
         values = texts if name == "caption" else [h[name] for h in hygiene]
         field = clips.schema.field(name)
         clips = clips.set_column(clips.schema.get_field_index(name), field, pa.array(values, field.type))
-    # the caption rules could not fail before captions existed: apply them now
-    clips = apply_filters(clips, [r for r in rules if r.column in CAPTION_COLUMNS])
-    uri_of = dict(zip(ids, zip(clips.column("uri").to_pylist(), clips.column("video_id").to_pylist())))
-    errors = [error_row(uri_of[cid][0], uri_of[cid][1], "caption", "CaptionError", f"clip {cid}: {msg}", run_id)
-              for cid, msg in sorted(failures.items())]
+    return apply_filters(clips, [r for r in rules if r.column in CAPTION_COLUMNS])
+
+
+def _caption_step(captions, repetition_ngram: int, rules: Sequence[Rule], t: pa.Table, group: int, offset: int) -> pa.Table:
+    return with_captions(t, ray.get(captions) if isinstance(captions, ray.ObjectRef) else captions, repetition_ngram, rules)
+
+
+@ray.remote(num_cpus=1, max_retries=3)
+def _items_task(src, parts: list[str], path: str, group: int, offset: int, steps: list, cached: pa.Array):
+    """The kept clips of one group that have no caption yet: ([(clip_id, keyframe JPEGs)], {clip_id: (uri, video_id)},
+    kept clips, of which cached)."""
+    store = src.store()
+    t = read_rows(store, path, ["clip_id", "kept", "uri", "video_id"], steps, group, offset)
+    t = t.filter(pc.equal(t.column("kept"), True))
+    todo = t.filter(pc.invert(pc.is_in(t.column("clip_id"), value_set=cached)))
+    ids = todo.column("clip_id").to_pylist()
+    items = keyframes_by_clip(read_keyframes(store, src.scan_key, ids, parts)) if ids else []
+    who = dict(zip(ids, zip(todo.column("uri").to_pylist(), todo.column("video_id").to_pylist())))
+    return items, who, t.num_rows, t.num_rows - todo.num_rows
+
+
+def run_caption_stage(sh: Shards, store: RunStore, caption_key: str, c: CaptionConfig, stage: StageConfig,
+                      storage_options: dict, rules: Sequence[Rule], run_id: str) -> tuple[list[dict], dict]:
+    """Caption the kept clips of every partition (cached ones are not captioned again), then add the step that
+    joins the captions, their hygiene columns and the caption rules. Returns (error rows, stats).
+
+    The captions of the run's kept clips (cached and new) go to the tasks as one table in the object store."""
+    settle(sh)
+    cached = first_per_key(store.read_parts(caption_key, "captions", store.committed_parts(caption_key, clean=True)), ["clip_id"])
+    cached_ids = ray.put(cached.column("clip_id").combine_chunks())
+    off = sh.offsets
+    refs = (_items_task.remote(sh.src, sh.groups[g], sh.files[g], g, int(off[g]), sh.steps, cached_ids) for g in range(len(sh.files)))
+    stats = {"kept_clips": 0, "already_captioned": 0, "clips_to_caption": 0}
+    new, who, captioner = [], {}, None
+    t0 = time.perf_counter()
+    for items, group_who, n_kept, n_cached in ordered(refs, 2):  # a group's JPEGs on the driver at a time, the next one read
+        stats["kept_clips"] += n_kept
+        stats["already_captioned"] += n_cached
+        stats["clips_to_caption"] += len(items)
+        who.update(group_who)
+        if items:
+            captioner = captioner or _CaptionPool(store, caption_key, c, stage, storage_options)
+            new += captioner.caption(items)
+    if captioner is not None:
+        captioner.close()
+        stats.update(caption_s=time.perf_counter() - t0, clips_captioned=sum("caption" in r for r in new))
+        generated = [r["s"] for r in new if "caption" in r]
+        stats["generate_s_per_clip"] = sum(generated) / len(generated) if generated else None
+    ok = [{"clip_id": r["clip_id"], "caption": r["caption"]} for r in new if "caption" in r]
+    captions = pa.concat_tables([cached, table_from_rows(ok, TABLES["captions"], "captions")]) if ok else cached
+    sh.add(Step(partial(_caption_step, ray.put(captions.select(["clip_id", "caption"])), c.repetition_ngram, list(rules)),
+                ("clip_id", "kept", "drop_reasons"), ("kept", "drop_reasons", *CAPTION_COLUMNS)))
+    errors = [error_row(who[r["clip_id"]][0], who[r["clip_id"]][1], "caption", "CaptionError", f"clip {r['clip_id']}: {r['error']}", run_id)
+              for r in sorted((r for r in new if "error" in r), key=lambda r: r["clip_id"])]
     stats["caption_errors"] = len(errors)
-    return clips, errors, stats
+    return errors, stats
 
 
-def _caption_on_ray(items, store: RunStore, caption_key: str, c: CaptionConfig, stage: StageConfig, storage_options: dict) -> list[dict]:
-    """Caption `items` on an actor pool; successful captions are committed as parts as they arrive."""
-    per_task = max(1, c.batch_size)
-    batches = [items[i : i + per_task] for i in range(0, len(items), per_task)]
-    actor_cls = ray.remote(_CaptionWorker).options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_restarts=2, max_task_retries=2)
-    actors = [actor_cls.remote(c.model_dump(), storage_options) for _ in range(min(stage.concurrency, len(batches)))]
-    pool = ActorPool(actors)
-    results, pending = [], []
+class _CaptionPool:
+    """Caption actors for the stage's lifetime; successful captions are committed as parts as they arrive."""
 
-    def commit() -> None:
-        ok = [{"clip_id": r["clip_id"], "caption": r["caption"]} for r in pending if "caption" in r]
-        if ok:  # failed clips are not cached: the next run tries them again
-            store.write_part(caption_key, {"captions": table_from_rows(ok, TABLES["captions"], "captions")})
-        pending.clear()
+    def __init__(self, store: RunStore, caption_key: str, c: CaptionConfig, stage: StageConfig, storage_options: dict):
+        self.store, self.key, self.per_task = store, caption_key, max(1, c.batch_size)
+        actor_cls = ray.remote(_CaptionWorker).options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_restarts=2,
+                                                       max_task_retries=2)
+        self.actors = [actor_cls.remote(c.model_dump(), storage_options) for _ in range(stage.concurrency)]
+        self.pool = ActorPool(self.actors)
+        self.bar = tqdm(desc="caption", unit="clip", dynamic_ncols=True)
 
-    with tqdm(total=len(items), desc="caption", unit="clip", dynamic_ncols=True) as bar:
-        for result in pool.map_unordered(lambda actor, b: actor.caption.remote(b), batches):
+    def caption(self, items: list[tuple[str, list[bytes]]]) -> list[dict]:
+        batches = [items[i : i + self.per_task] for i in range(0, len(items), self.per_task)]
+        results, pending = [], []
+        for result in self.pool.map_unordered(lambda actor, b: actor.caption.remote(b), batches):
             results.extend(result)
             pending.extend(result)
-            bar.update(len(result))
+            self.bar.update(len(result))
             if len(pending) >= 1024:
-                commit()
-    commit()
-    for actor in actors:
-        ray.kill(actor)
-    return results
+                self._commit(pending)
+        self._commit(pending)
+        return results
+
+    def _commit(self, pending: list[dict]) -> None:
+        ok = [{"clip_id": r["clip_id"], "caption": r["caption"]} for r in pending if "caption" in r]
+        if ok:  # failed clips are not cached: the next run tries them again
+            self.store.write_part(self.key, {"captions": table_from_rows(ok, TABLES["captions"], "captions")})
+        pending.clear()
+
+    def close(self) -> None:
+        self.bar.close()
+        for actor in self.actors:
+            ray.kill(actor)
 
 
 def caption_cache_key(cfg) -> str:

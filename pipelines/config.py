@@ -9,7 +9,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines.stages import SHARDED_ORDER, STAGES, topological_order
+from pipelines.stages import STAGES, topological_order
 from schemas.tables import clips_schema
 
 DEFAULT_CONFIG = "default.yaml"
@@ -57,12 +57,9 @@ class RayConfig(_Strict):
 
 
 class TablesConfig(_Strict):
-    """How the table stages (filter, dedup, balance, curate) run; see pipelines/table_shards.py."""
+    """How the table stages run over partitions; see pipelines/table_shards.py."""
 
-    mode: Literal["auto", "driver", "sharded"] = "auto"  # driver: a narrow row per clip on the driver (~185 B);
-    #   sharded: no per-clip state on the driver; auto: sharded from `sharded_min_videos` videos when the DAG allows
-    sharded_min_videos: int = Field(25_000, ge=1)  # videos (~500k clips at 20 per video)
-    sample_rows: int = Field(200_000, ge=1_000)  # sharded balance: k-means hierarchy and motion tertiles from this many clips
+    sample_rows: int = Field(200_000, ge=1_000)  # balance: k-means hierarchy and motion tertiles from this many clips
 
 
 class DecodeConfig(_Strict):
@@ -175,6 +172,8 @@ class TextConfig(_Strict):
     max_box_height_frac: float = Field(0.3, gt=0, le=1)
     max_box_area_frac: float = Field(0.25, gt=0, le=1)
     aggregate: Literal["median", "mean", "max"] = "median"
+    median_agree_frac: float | None = Field(0.01, ge=0, le=1)  # share of the frame; None: measure every keyframe
+    same_picture_diff: float | None = Field(2.5, ge=0, le=255)  # grey levels; None: off
 
 
 class CaptionConfig(_Strict):
@@ -289,8 +288,6 @@ class PipelineConfig(_Strict):
                 if dep not in self.stages:
                     raise ValueError(f"stages.{name}.depends_on names unknown stage {dep!r}")
         _topological_order(self.stages)  # raises on cycles
-        if self.tables.mode == "sharded" and (why := sharded_blocker(self)):
-            raise ValueError(f"tables.mode sharded: {why}; use tables.mode auto or driver")
         return self
 
     def hash(self) -> str:
@@ -329,20 +326,6 @@ def balance_params(v: dict):
 
 def _topological_order(stages: dict[str, StageConfig]) -> list[str]:
     return topological_order({n: st.depends_on for n, st in stages.items()})
-
-
-def sharded_blocker(cfg: "PipelineConfig") -> str | None:
-    """Why the table stages cannot run sharded (pipelines/table_shards.py) with this config; None: they can."""
-    order = stage_order(cfg)
-    custom = [n for n in order if cfg.stages[n].entrypoint]
-    if custom:
-        return f"custom stage {custom[0]!r} needs the whole clips table on the driver"
-    if "caption" in order and cfg.caption.model:
-        return "the caption stage needs the kept clips on the driver"
-    table = [n for n in order if n in SHARDED_ORDER]
-    if table != [n for n in SHARDED_ORDER if n in table]:
-        return f"the table stages run in the order {table}, the sharded path only in the order {list(SHARDED_ORDER)}"
-    return None
 
 
 def stage_order(cfg: PipelineConfig) -> list[str]:

@@ -111,19 +111,12 @@ def run_embed_stage(store: RunStore, scan_key: str, embed_key: str, a: Aesthetic
         while queue or pending:
             while queue and idle:
                 i, part = idle.pop(), queue.pop()
-                if store.process_local:  # memory://: only the driver can read and write the parts
-                    ref = actors[i].embed_keyframes.remote(store.read_parts(scan_key, "keyframes", [part]),
-                                                           _clip_owners(store, scan_key, part), run_id)
-                else:
-                    ref = actors[i].embed_part.remote(scan_key, embed_key, part, run_id)
+                ref = actors[i].embed_part.remote(scan_key, embed_key, part, run_id)
                 pending[ref] = (i, part)
             [ref], _ = ray.wait(list(pending), num_returns=1)
             i, part = pending.pop(ref)
             try:
                 result = ray.get(ref)
-                if store.process_local:
-                    commit_embed_part(store, embed_key, part, *result)
-                    result = {"clips_embedded": len(result[0]), "errors": len(result[1])}
             except ray.exceptions.RayError as e:  # the actor died past its restarts: its part's clips get error rows
                 result = _fail_part(store, scan_key, embed_key, part, e, run_id)
                 ray.kill(actors[i])

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from curation.scan import ScanParams, error_row
 from curation.sources import VideoFile
 from pipelines.config import StageConfig
-from pipelines.scan_task import TABLE_NAMES, TASK_FAILED_STAGE, _commit_task, _scan_task, _warm_task, commit_results, resolve_items
+from pipelines.scan_task import TABLE_NAMES, TASK_FAILED_STAGE, _commit_task, _scan_task, _warm_task, commit_results
 from pipelines.store import RunStore
 
 STAGE = "probe_split_score"
@@ -85,10 +85,7 @@ def run_scan_stage(
     t0 = time.perf_counter()
 
     def commit() -> None:
-        if store.process_local:  # a worker cannot write into the driver's memory://
-            commit_results(store, stage_key, resolve_items(buffer, run_id))
-        else:
-            commits.append(_commit_task.remote(store.output_uri, store.storage_options, stage_key, list(buffer), run_id))
+        commits.append(_commit_task.remote(store.output_uri, store.storage_options, stage_key, list(buffer), run_id))
         buffer.clear()
         stats["parts_written"] += 1
 
@@ -99,12 +96,7 @@ def run_scan_stage(
                 pending[task.remote(f.uri, f.relpath, params_ref, run_id, storage_options, _payload(f.uri, storage_options),
                                     cv2_threads)] = (f, None)
             now = time.monotonic()
-            # a task's clock starts once it is among the first `slots` in flight (Ray runs them in order)
-            for ref in list(pending)[:slots]:
-                f, started = pending[ref]
-                if started is None:
-                    pending[ref] = (f, now)
-            deadline = min(s + task_timeout_s(f, stage) for f, s in list(pending.values())[:slots])
+            deadline = _next_deadline(pending, slots, stage, now)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=max(0.0, min(deadline - now, 5.0)), fetch_local=False)
             for ref in ready:
                 f, _ = pending.pop(ref)
@@ -122,6 +114,16 @@ def run_scan_stage(
     stats["scan_s"] = time.perf_counter() - t0
     stats["task_failures_retired"] = _retire_task_failures(store, stage_key)
     return stats
+
+
+def _next_deadline(pending: dict, slots: int, stage: StageConfig, now: float) -> float:
+    """The earliest timeout among the running tasks. A task's clock starts once it is among the first `slots` in
+    flight (Ray runs them in order)."""
+    for ref in list(pending)[:slots]:
+        f, started = pending[ref]
+        if started is None:
+            pending[ref] = (f, now)
+    return min(s + task_timeout_s(f, stage) for f, s in list(pending.values())[:slots])
 
 
 def _cancel_overdue(pending: dict, stage: StageConfig, run_id: str) -> list:

@@ -1,9 +1,10 @@
 """The stage registry: every built-in stage declared once, and the order a DAG of stages runs in.
 
-A stage's spec says what it reads and writes, whether it is a table stage (it works on
-the clips table after the scan and model stages) and whether the partitioned path
-(pipelines/table_shards.py) runs it. The config validates stage names against it, the
-executor (pipelines/run.py) runs `runner` and reads nothing else about a stage.
+A stage's spec says what it reads and writes and whether it is a table stage (it works
+on the partitioned clips table of pipelines/table_shards.py once the scan and the model
+stages are done). The config validates stage names against it, the executor
+(pipelines/run.py) runs `runner` and reads nothing else about a stage. `WRITE`, the
+final tables, is the last stage of every run and is not named in configs.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ class StageSpec:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     table: bool = False  # runs on the clips table once the scan and the model stages are done
-    sharded: bool = False  # the partitioned path runs it (over shard files, no per-clip state on the driver)
 
     def run_function(self) -> Callable:
         module, _, func = self.runner.partition(":")
@@ -32,15 +32,16 @@ STAGES: dict[str, StageSpec] = {s.name: s for s in (
               ("scan parts: videos, clips, keyframes, samples, errors",)),
     StageSpec("embed", "pipelines.run:_embed", ("keyframes",), ("embedding", "aesthetic")),
     StageSpec("text", "pipelines.run:_text", ("keyframes",), ("text_area_frac",)),
-    StageSpec("filter", "pipelines.run:_filter", ("clips",), ("drop_reasons",), table=True, sharded=True),
+    StageSpec("filter", "pipelines.run:_filter", ("clips",), ("drop_reasons",), table=True),
     StageSpec("dedup", "pipelines.run:_dedup", ("clips", "samples", "keyframes"), ("dup_*", "dup_segments"),
-              table=True, sharded=True),
-    StageSpec("caption", "pipelines.run:_caption", ("kept clips", "keyframes"), ("caption", "caption_*")),
-    StageSpec("balance", "pipelines.run:_balance", ("clips",), ("sample_weight", "drop_reasons"), table=True,
-              sharded=True),
-    StageSpec("curate", "pipelines.run:_curate", ("clips",), ("curated",), table=True, sharded=True),
+              table=True),
+    StageSpec("caption", "pipelines.run:_caption", ("kept clips", "keyframes"), ("caption", "caption_*"), table=True),
+    StageSpec("balance", "pipelines.run:_balance", ("clips",), ("sample_weight", "drop_reasons"), table=True),
+    StageSpec("curate", "pipelines.run:_curate", ("clips",), ("curated",), table=True),
 )}
-SHARDED_ORDER = tuple(n for n, s in STAGES.items() if s.sharded)  # the order the partitioned path runs them in
+WRITE = StageSpec("write", "pipelines.run:_write_tables", ("clips", "keyframes", "errors"),
+                  ("videos", "clips", "curated", "errors", "keyframes", "dup_segments"), table=True)
+CUSTOM = StageSpec("custom", "pipelines.run:_custom_stage", ("clips",), ("clips",), table=True)  # a stage with an entrypoint
 
 
 def topological_order(depends_on: dict[str, Iterable[str]]) -> list[str]:

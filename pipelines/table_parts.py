@@ -1,41 +1,20 @@
-"""The table stages over partitions: per group of committed scan parts, as Ray tasks.
-
-The driver never holds all columns of all clips. Two passes over the parts:
-
-1. narrow: a task per group of parts reads its clips (the kept video copies,
-   embeddings joined), applies the filter rules when asked (row-local), and
-   returns only the columns the global stages read (ids, spans, phashes,
-   scores, decision columns): the driver concatenates these into the narrow
-   table that dedup and balance run on;
-2. write: a task per group reads the same rows again, in the same order, sets
-   the decision columns from its slice of the narrow table, and writes its
-   clips and curated rows as files of the new table versions (store.TableWriter
-   commits them as a set afterwards).
+"""Reading committed scan parts for the table stages: which parts a task takes, and their clips.
 
 Groups are a fixed number of parts, so a task's memory is bounded by the part
-size, and its output files by rows_per_file. Plain Ray tasks rather than Ray
-Data: the unit of work is our committed part (exactly-once resume is by part),
-the write-back is positional (no shuffle or join), and the file names must be
-ours so the manifest can commit them as a set.
+size. Plain Ray tasks rather than Ray Data: the unit of work is our committed
+part (exactly-once resume is by part), and the file names must be ours so the
+manifest can commit them as a set (pipelines/table_shards.py).
 """
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import ray
 
-from curation.filters import Rule, apply_filters
 from pipelines.embed_stage import join_embeddings
 from pipelines.store import RunStore
 from pipelines.text_stage import join_text_areas
 from schemas import TABLES, write_table
 
-# The columns the table stages decide: the write pass takes these from the narrow table.
-DECISION_COLUMNS = ("drop_reasons", "kept", "dup_group_id", "dup_kind", "dup_of", "dup_similarity", "sample_weight")
-# What dedup, balance and the counts read besides the decision columns (spans, phashes, quota and keep-policy scores).
-NARROW_COLUMNS = ("clip_id", "video_id", "clip_index", "start_frame", "end_frame", "start_s", "end_s", "duration_s", "width",
-                  "height", "motion", "static", "quality", "aesthetic", "phash", "embedding", *DECISION_COLUMNS)
 PARTS_PER_TASK = 64  # scan parts per task: 64 x 64 videos x ~20 clips, about 80k rows in a task's memory
 
 
@@ -91,37 +70,6 @@ def first_per_key(table: pa.Table, keys: list[str]) -> pa.Table:
     return table.take(pc.sort_indices(first.column("_row_min")))
 
 
-def narrow_group(src: PartsSource, parts: list[str], kept: pa.Array, columns: list[str], rules: list[Rule] | None) -> pa.Table:
-    """Pass 1 for one group: its clips, filtered by `rules` when given, projected to `columns`."""
-    t = group_clips(src, parts, kept)
-    if rules is not None:
-        t = apply_filters(t, rules)
-    return t.select(columns).combine_chunks()
-
-
-def with_decisions(clips: pa.Table, decisions: pa.Table) -> pa.Table:
-    """`clips` with the decision columns of `decisions` (same rows, same order: checked by clip_id)."""
-    if not clips.column("clip_id").equals(decisions.column("clip_id")):
-        raise RuntimeError("table stages: a part's clips changed between the two passes (rows do not line up)")
-    for name in DECISION_COLUMNS:
-        clips = clips.set_column(clips.schema.get_field_index(name), clips.schema.field(name), decisions.column(name))
-    return clips
-
-
-def decided_group(src: PartsSource, parts: list[str], kept: pa.Array, decisions: pa.Table) -> pa.Table:
-    """Every column of one group's clips with the stages' decisions so far (to materialise the whole table)."""
-    return with_decisions(group_clips(src, parts, kept), decisions)
-
-
-def write_group(src: PartsSource, parts: list[str], kept: pa.Array, decisions: pa.Table, group: int,
-                versions: dict[str, str], rows_per_file: int) -> dict[str, list[tuple[str, int]]]:
-    """Pass 2 for one group: write its clips (and kept clips as curated) as files of the new versions.
-
-    `versions`: table name -> version of its TableWriter. Returns table -> [(file name, rows)] in order.
-    """
-    return write_versions(src.store(), with_decisions(group_clips(src, parts, kept), decisions), group, versions, rows_per_file)
-
-
 def write_versions(store: RunStore, clips: pa.Table, group: int, versions: dict[str, str],
                    rows_per_file: int) -> dict[str, list[tuple[str, int]]]:
     """One group's rows as files of the new table versions (table "curated": only its kept clips), at most
@@ -139,25 +87,29 @@ def write_versions(store: RunStore, clips: pa.Table, group: int, versions: dict[
     return out
 
 
-_narrow_task = ray.remote(num_cpus=1, max_retries=3)(narrow_group)
-_write_task = ray.remote(num_cpus=1, max_retries=3)(write_group)
-_decided_task = ray.remote(num_cpus=1, max_retries=3)(decided_group)
+def group_videos(store: RunStore, scan_key: str, parts: list[str], kept: pa.Array) -> pa.Table:
+    """The video rows of the kept copies ("part/video_id" in `kept`) among `parts`."""
+    tables = []
+    for part in parts:
+        t = store.read_part(scan_key, part, "videos")
+        tables.append(t.filter(pc.is_in(part_video_keys(part, t), value_set=kept)))
+    return pa.concat_tables(tables) if tables else TABLES["videos"].empty_table()
 
 
-TASKS = {narrow_group: _narrow_task, write_group: _write_task, decided_group: _decided_task}
+def read_samples(store: RunStore, scan_key: str, parts: list[str], kept: pa.Array) -> pa.Table:
+    """Per-sample pHashes (segment dedup's input) of the kept video copies ("part/video_id") of `parts`."""
+    tables = []
+    for part in parts:
+        t = store.read_part(scan_key, part, "samples")
+        if t.num_rows:
+            tables.append(t.filter(pc.is_in(part_video_keys(part, t), value_set=kept)))
+    return pa.concat_tables(tables) if tables else TABLES["samples"].empty_table()
 
 
-def map_groups(local: bool, fn, arg_lists: Iterable[tuple], window: int) -> Iterator:
-    """fn(*args) per group, results in order: in this process (process-local stores) or as Ray tasks,
-    at most `window` in flight (arguments are made lazily, so only those are held)."""
-    if local:
-        for args in arg_lists:
-            yield fn(*args)
-        return
-    refs, todo = [], iter(arg_lists)
-    for args in todo:
-        refs.append(TASKS[fn].remote(*args))
-        if len(refs) >= window:
-            yield ray.get(refs.pop(0))
-    while refs:
-        yield ray.get(refs.pop(0))
+def read_keyframes(store: RunStore, scan_key: str, clip_ids, parts: list[str] | None = None) -> pa.Table:
+    """The keyframes of the given clips (of `parts`; None: every committed part), read part by part: JPEGs of
+    other clips are dropped as each part is read."""
+    want = pa.array(list(clip_ids), pa.string())
+    parts = store.committed_parts(scan_key) if parts is None else parts
+    tables = [t.filter(pc.is_in(t.column("clip_id"), value_set=want)) for t in (store.read_part(scan_key, p, "keyframes") for p in parts)]
+    return pa.concat_tables(tables) if tables else TABLES["keyframes"].empty_table()

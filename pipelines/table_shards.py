@@ -1,37 +1,43 @@
-"""The table stages with no per-clip state on the driver: filter -> dedup -> balance -> curate over shard files.
+"""The working clips table of a run, in partitions, and the table stages over it.
 
-The driver path (pipelines/table_parts.py) keeps a narrow row per clip on the
-driver (~185 B) and runs dedup and balance there. This path is for runs where
-that does not fit: the driver holds what grows with duplicate pairs, clusters
-and groups of parts, never a row per clip.
+Every run takes this path, whatever its size: the driver never holds a row per
+clip, only what grows with duplicate pairs, clusters and groups of parts.
 
-1. shard (a task per group of parts): read the group's clips, apply the filter
-   rules, write the narrow columns plus a 128-bit content word pair to
-   `_work/tables/g<N>.parquet`; a clip's global row is its group's offset plus
-   its position in the file.
-2. dedup, kind by kind, each as tasks over the shard files:
-   - exact: a hash shuffle; task b pairs the equal keys among the rows whose
-     content word hashes to b;
-   - perceptual: a task finds the distinct hash lists (they stay in the object
-     store), then one task per partition of the multi-index
-     (curation.dedup.perceptual.partitions);
-   - segment: one task matches the per-sample hashes and maps matched spans to
-     clip pairs (its memory grows with the samples: not split further);
-   - semantic: k-means on a sample, assignment per shard file, pairs per
-     cluster shard (the map/reduce of pipelines/dedup_stage.py).
-   The driver then gathers only the rows that have an edge (a task per group)
-   and groups them with curation.dedup.find's centre grouping, so the groups
-   are the ones the driver path finds from the same edges.
-3. balance (curation/balance_counts.py): hierarchy on a sample, counts per
-   (quota bucket, leaf) from every group, budgets on the driver, each cell's
-   rank threshold from a shuffle by cell.
-4. write (a task per group): re-read the group's clips, apply the filter,
-   dedup and balance decisions, write clips/ and curated/ files; the driver
-   commits the manifests and sums the counts the tasks return.
+- shard files (`_work/tables/g<N>-v<K>.parquet`, a task per group of committed
+  scan parts): every column of the group's clips (the kept video copies,
+  embeddings and text areas joined) plus a 128-bit content word pair; a clip's
+  global row is its group's offset plus its position in the file.
+- steps: a stage that changes rows one group at a time (the filter rules, the
+  dedup and balance decisions, caption columns, a custom stage) appends a
+  `Step`; steps run inside the next task that reads the group. A step that
+  declares the columns it reads and writes runs on a column projection, so
+  dedup and balance read only what they need; a step that needs every column
+  (a custom stage) is folded into new shard files before the next global
+  stage reads them (`settle`).
+- dedup, kind by kind, each as tasks over the shard files:
+  - exact: a hash shuffle; task b pairs the equal keys among the rows whose
+    content word hashes to b;
+  - perceptual: a task finds the distinct hash lists (they stay in the object
+    store), then one task per partition of the multi-index
+    (curation.dedup.perceptual.partitions);
+  - segment: one task matches the per-sample hashes and maps matched spans to
+    clip pairs (its memory grows with the samples: not split further);
+  - semantic: k-means on a sample, assignment per shard file, pairs per
+    cluster shard (the map/reduce of pipelines/dedup_stage.py).
+  The driver then gathers only the rows that have an edge (a task per group)
+  and groups them with curation.dedup.find's centre grouping.
+- balance (curation/balance_counts.py): hierarchy on a sample, counts per
+  (quota bucket, leaf) from every group, budgets on the driver, each cell's
+  rank threshold from a shuffle by cell.
+- write (a task per group): the group's rows with every step applied, written
+  as files of the new clips/, curated/ and videos/ versions; the driver commits
+  the manifests and sums the counts the tasks return.
 """
+import importlib
 import posixpath
-from collections.abc import Iterator
-from dataclasses import dataclass
+import sysconfig
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -54,31 +60,38 @@ from curation.dedup.segments import segment_note
 from curation.dedup.semantic import n_clusters_for
 from curation.dedup.table_ops import embedding_matrix, reasons_without, set_drop_reason
 from curation.filters import Rule, apply_filters, rule_counts
-from pipelines.dedup_stage import _pairs_task, split_by_cluster
+from pipelines.dedup_stage import pairs_task, split_by_cluster
 from pipelines.store import RunStore
-from pipelines.table_parts import group_clips, part_video_keys, write_versions
-from schemas import TABLES
+from pipelines.table_parts import PartsSource, group_clips, group_videos, read_keyframes, read_samples, write_versions
+from schemas import TABLES, validate_table
 
 BALANCE_REASON = "balance"
 SCRATCH = ("_work", "tables")
+WORDS = ("_w1", "_w2")  # the exact-dedup key's content words: in the shard files, not in the final tables
+
+
+@dataclass(frozen=True)
+class Step:
+    """A change to a group's rows that the next task reading the group applies: fn(rows, group, first global row)."""
+
+    fn: Callable[[pa.Table, int, int], pa.Table]
+    reads: tuple[str, ...] | None  # the columns it reads; None: every column (a custom stage), and it may change the rows
+    writes: tuple[str, ...] = ()
 
 
 @dataclass
 class Shards:
-    """The shard files of one run and what the stages decided so far (refs to small tables)."""
+    """The shard files of one run and the steps not yet folded into them."""
 
-    src: object  # table_parts.PartsSource
+    src: PartsSource
     groups: list[list[str]]
-    kept: list  # per group: refs of its kept "part/video_id" keys
+    kept: list  # per group: ref of its kept "part/video_id" keys
     files: list[str]  # per group: shard file path on the store's filesystem
-    rows: np.ndarray  # per group: clips after the filter
-    kept_rows: np.ndarray  # per group: clips the filter kept
-    rules: list[Rule] | None
+    rows: np.ndarray  # per group: rows in its shard file
     window: int
-    dup: object = None  # ref: dedup decisions of the rows in groups (`_grow`, dup_*, `_dup_drop`)
-    dup_drops: int = 0
-    dup_segments: pa.Table | None = None
-    balance: dict | None = None  # mode, files, thresholds, weights per cell
+    steps: list[Step] = field(default_factory=list)
+    generation: int = 0
+    dup_segments: pa.Table | None = None  # matched segments between videos (dedup, kind segment); None: not run
 
     @property
     def offsets(self) -> np.ndarray:
@@ -88,16 +101,52 @@ class Shards:
     def n(self) -> int:
         return int(self.rows.sum())
 
+    def add(self, step: Step) -> None:
+        self.steps.append(step)
+
 
 def _fs(store: RunStore) -> PyFileSystem:
     return PyFileSystem(FSSpecHandler(store.fs))
 
 
-def _read(store: RunStore, path: str, columns: list[str]) -> pa.Table:
+def _read(store: RunStore, path: str, columns: list[str] | None) -> pa.Table:
     return pq.read_table(path, columns=columns, filesystem=_fs(store))
 
 
-def _ordered(refs_of: Iterator, window: int) -> Iterator:
+def _resolve(x):
+    """A ref nested in a task's arguments (Ray resolves only top-level ones), or the value itself."""
+    return ray.get(x) if isinstance(x, ray.ObjectRef) else x
+
+
+def read_rows(store: RunStore, path: str, columns: list[str], steps: list[Step], group: int, offset: int) -> pa.Table:
+    """`columns` of one shard file with the steps that decide them applied (on a projection: each step reads
+    only its own columns)."""
+    need, active = set(columns), []
+    for step in reversed(steps):
+        if step.reads is None:
+            raise RuntimeError("table stages: a step that needs every column must be settled before a projection is read")
+        if need & set(step.writes):
+            active.append(step)
+            need |= set(step.reads) | set(step.writes)
+    t = _read(store, path, [c for c in _read_schema(store, path).names if c in need])
+    for step in reversed(active):
+        t = step.fn(t, group, offset)
+    return t.select(columns)
+
+
+def _read_schema(store: RunStore, path: str) -> pa.Schema:
+    return pq.read_schema(path, filesystem=_fs(store))
+
+
+def _apply_all(t: pa.Table, steps: list[Step], group: int, offset: int) -> pa.Table:
+    """Every step on a group's whole rows (content words dropped: a custom stage sees the clips table's columns)."""
+    t = t.drop_columns([c for c in WORDS if c in t.column_names])
+    for step in steps:
+        t = step.fn(t, group, offset)
+    return t
+
+
+def ordered(refs_of: Iterator, window: int) -> Iterator:
     """Results of lazily made task refs, in order, at most `window` in flight."""
     pending = []
     for ref in refs_of:
@@ -120,39 +169,61 @@ def content_words(clips: pa.Table, videos: pa.Table) -> tuple[pa.Array, pa.Array
     return w1.take(idx), w2.take(idx)
 
 
+def _write_shard(store: RunStore, src: PartsSource, parts: list[str], kept: pa.Array, t: pa.Table, path: str) -> int:
+    w1, w2 = content_words(t, group_videos(store, src.scan_key, parts, kept))
+    pq.write_table(t.append_column(WORDS[0], w1).append_column(WORDS[1], w2), path, filesystem=_fs(store))
+    return t.num_rows
+
+
 @ray.remote(num_cpus=1, max_retries=3)
-def _shard_task(src, parts: list[str], kept: pa.Array, rules, columns: list[str], path: str) -> tuple[int, int]:
-    """Pass 1 for one group: its clips, filtered, narrow columns + content words, to `path`; (rows, kept rows)."""
-    store = src.store()
-    t = group_clips(src, parts, kept)
-    if rules is not None:
-        t = apply_filters(t, rules)
-    videos = pa.concat_tables([store.read_part(src.scan_key, p, "videos") for p in parts])
-    w1, w2 = content_words(t, videos)
-    t = t.select(columns).append_column("_w1", w1).append_column("_w2", w2)
-    pq.write_table(t, path, filesystem=_fs(store))
-    return t.num_rows, int(pc.sum(t.column("kept")).as_py() or 0)
+def _shard_task(src: PartsSource, parts: list[str], kept: pa.Array, path: str) -> int:
+    """One group's clips (every column, the kept video copies) and their content words, to `path`; its rows."""
+    return _write_shard(src.store(), src, parts, kept, group_clips(src, parts, kept), path)
 
 
-def shard(src, store: RunStore, groups: list[list[str]], kept: list[pa.Array], rules, columns: list[str], window: int) -> Shards:
-    """Pass 1 over every group (the filter stage, when rules are given)."""
+def _shard_path(store: RunStore, group: int, generation: int) -> str:
+    return posixpath.join(store.path(*SCRATCH), f"g{group:05d}-v{generation}.parquet")
+
+
+def shard(src: PartsSource, store: RunStore, groups: list[list[str]], kept: list[pa.Array], window: int) -> Shards:
+    """The working table: a shard file per group of parts."""
     base = store.path(*SCRATCH)
     if store.fs.exists(base):
         store.fs.rm(base, recursive=True)  # an earlier, killed run's shards
     store.fs.makedirs(base, exist_ok=True)
-    files = [posixpath.join(base, f"g{i:05d}.parquet") for i in range(len(groups))]
+    files = [_shard_path(store, g, 0) for g in range(len(groups))]
     kept_refs = [ray.put(k) for k in kept]
-    refs = (_shard_task.remote(src, g, k, rules, columns, f) for g, k, f in zip(groups, kept_refs, files))
-    counts = list(_ordered(refs, window))
-    rows = np.array([c[0] for c in counts], np.int64)
-    kept_rows = np.array([c[1] for c in counts], np.int64)
-    return Shards(src, groups, kept_refs, files, rows, kept_rows, rules, window)
+    refs = (_shard_task.remote(src, g, k, f) for g, k, f in zip(groups, kept_refs, files))
+    return Shards(src, groups, kept_refs, files, np.array(list(ordered(refs, window)), np.int64), window)
 
 
 @ray.remote(num_cpus=1, max_retries=3)
-def _rows_task(src, path: str, offset: int, local: np.ndarray, columns: list[str]) -> pa.Table:
+def _settle_task(src: PartsSource, parts: list[str], kept: pa.Array, path: str, group: int, offset: int, steps: list[Step],
+                 out: str) -> int:
+    store = src.store()
+    t = _apply_all(_read(store, path, None), steps, group, offset)
+    return _write_shard(store, src, parts, kept, t, out)
+
+
+def settle(sh: Shards) -> None:
+    """Fold the steps into new shard files when one of them needs every column (before a stage reads projections)."""
+    if all(s.reads is not None for s in sh.steps):
+        return
+    store, off = sh.src.store(), sh.offsets
+    sh.generation += 1
+    out = [_shard_path(store, g, sh.generation) for g in range(len(sh.files))]
+    refs = (_settle_task.remote(sh.src, sh.groups[g], sh.kept[g], sh.files[g], g, int(off[g]), sh.steps, out[g])
+            for g in range(len(sh.files)))
+    rows = np.array(list(ordered(refs, sh.window)), np.int64)
+    for f in sh.files:
+        store.fs.rm(f)
+    sh.files, sh.rows, sh.steps = out, rows, []
+
+
+@ray.remote(num_cpus=1, max_retries=3)
+def _rows_task(src: PartsSource, path: str, group: int, offset: int, steps: list[Step], local: np.ndarray, columns: list[str]) -> pa.Table:
     """Rows `local` of one shard file (their global row in `_grow`)."""
-    t = _read(src.store(), path, columns).take(pa.array(local))
+    t = read_rows(src.store(), path, columns, steps, group, offset).take(pa.array(local))
     return t.append_column("_grow", pa.array(local + offset, pa.int64()))
 
 
@@ -160,17 +231,63 @@ def gather(sh: Shards, rows: np.ndarray, columns: list[str]) -> pa.Table:
     """The given global rows (sorted, unique) with `columns`: a task per group that holds some."""
     off = sh.offsets
     cut = np.searchsorted(rows, off)
-    refs = [_rows_task.remote(sh.src, sh.files[g], int(off[g]), rows[cut[g]:cut[g + 1]] - off[g], columns)
+    refs = [_rows_task.remote(sh.src, sh.files[g], g, int(off[g]), sh.steps, rows[cut[g]:cut[g + 1]] - off[g], columns)
             for g in range(len(sh.files)) if cut[g + 1] > cut[g]]
     tables = ray.get(refs)
     return pa.concat_tables(tables) if tables else None
+
+
+@ray.remote(num_cpus=1, max_retries=3)
+def _count_kept_task(src: PartsSource, path: str, group: int, offset: int, steps: list[Step]) -> int:
+    return int(pc.sum(read_rows(src.store(), path, ["kept"], steps, group, offset).column("kept")).as_py() or 0)
+
+
+def kept_rows(sh: Shards) -> int:
+    """Clips that no step has dropped so far."""
+    off = sh.offsets
+    return int(sum(ray.get([_count_kept_task.remote(sh.src, f, g, int(off[g]), sh.steps) for g, f in enumerate(sh.files)])))
+
+
+# ------------------------------------------------------------------ row-local steps: filter, custom stages
+
+def _filter_step(rules: list[Rule], t: pa.Table, group: int, offset: int) -> pa.Table:
+    return apply_filters(t, rules)
+
+
+def filter_step(rules: list[Rule]) -> Step:
+    """The filter rules (row-local): they read their columns and write the drop reasons."""
+    reads = tuple(dict.fromkeys([r.column for r in rules] + ["drop_reasons", "kept"]))
+    return Step(partial(_filter_step, rules), reads, ("drop_reasons", "kept"))
+
+
+def _custom_step(fn: Callable, name: str, stage: dict, t: pa.Table, group: int, offset: int) -> pa.Table:
+    return validate_table(fn(t, stage), TABLES["clips"], f"clips after stage {name}")
+
+
+def custom_step(entrypoint: str, name: str, stage: dict) -> Step:
+    """A user stage "module:function" taking (clips, stage_config_dict) and returning clips, called on one
+    partition at a time (every column). A module that is not installed travels to the workers by value (Ray's
+    cloudpickle), so a module beside the config works on a cluster; what it imports must be installed there."""
+    module_name, _, func = entrypoint.partition(":")
+    module = importlib.import_module(module_name)
+    if not _installed(module):
+        ray.cloudpickle.register_pickle_by_value(module)
+    return Step(partial(_custom_step, getattr(module, func), name, stage), None)
+
+
+def _installed(module) -> bool:
+    """Importable on every worker: built in, the standard library or an installed package (not a file beside the config)."""
+    path = getattr(module, "__file__", None)
+    return (path is None or "site-packages" in path or "dist-packages" in path
+            or path.startswith(sysconfig.get_paths()["stdlib"]))
 
 
 # ------------------------------------------------------------------ 2. dedup
 
 @ray.remote(num_cpus=1, max_retries=3)
 def _exact_task(src, files: list[str], offsets: np.ndarray, bucket: int, buckets: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact pairs among the rows whose content word hashes to `bucket` (the hash shuffle's reduce side)."""
+    """Exact pairs among the rows whose content word hashes to `bucket` (the hash shuffle's reduce side).
+    (No step writes the columns it reads: the shard files are read as they are.)"""
     store = src.store()
     keys, grows = [], []
     for path, off in zip(files, offsets):
@@ -202,7 +319,7 @@ def _exact(sh: Shards) -> Edges:
 @ray.remote(num_cpus=1, max_retries=3, num_returns=3)
 def _distinct_hashes_task(src, files: list[str], offsets: np.ndarray):
     """(distinct hash lists (U, K), global row of each list's first clip, small: identical pairs + K) over every shard.
-    Clips are taken in (video_id, clip_index) order, as the driver path's table is sorted."""
+    Clips are taken in (video_id, clip_index) order: which equal hashes pair first does not depend on the grouping."""
     store = src.store()
     tables = []
     for path, off in zip(files, offsets):
@@ -245,33 +362,15 @@ def _perceptual(sh: Shards, params: DedupParams, stats: dict) -> tuple[Edges, st
     return edges, note
 
 
-def read_samples(store: RunStore, scan_key: str, parts: list[str], kept: pa.Array) -> pa.Table:
-    """Per-sample pHashes (segment dedup's input) of the kept video copies ("part/video_id") of `parts`."""
-    tables = []
-    for part in parts:
-        t = store.read_part(scan_key, part, "samples")
-        if t.num_rows:
-            tables.append(t.filter(pc.is_in(part_video_keys(part, t), value_set=kept)))
-    return pa.concat_tables(tables) if tables else TABLES["samples"].empty_table()
-
-
-def read_keyframes(store: RunStore, scan_key: str, clip_ids: list[str]) -> pa.Table:
-    """The keyframes of the given clips (dedup's keyframe check), read part by part: JPEGs of other clips are
-    dropped as each part is read."""
-    want = pa.array(clip_ids, pa.string())
-    tables = [t.filter(pc.is_in(t.column("clip_id"), value_set=want))
-              for t in (store.read_part(scan_key, part, "keyframes") for part in store.committed_parts(scan_key))]
-    return pa.concat_tables(tables) if tables else TABLES["keyframes"].empty_table()
-
-
 @ray.remote(num_cpus=1, max_retries=3)
 def _segment_task(src, groups: list[list[str]], kept: list, files: list[str], done: Edges, params: DedupParams):
     """Segment and edited matches over every sample, the clip pairs they cover (global rows), and the keyframe
-    check of the near misses (curation.dedup.find.segment_and_verified_edges, as the driver path runs it)."""
+    check of the near misses (curation.dedup.find.segment_and_verified_edges)."""
     store = src.store()
     kept = ray.get(kept)  # refs inside a list are not resolved for the task
-    samples = pa.concat_tables([read_samples(store, src.scan_key, g, k) for g, k in zip(groups, kept)])
-    spans = pa.concat_tables([_read(store, f, ["clip_id", "video_id", "start_s", "end_s"]) for f in files])
+    span_columns = ["clip_id", "video_id", "start_s", "end_s"]
+    samples = pa.concat_tables([TABLES["samples"].empty_table(), *(read_samples(store, src.scan_key, g, k) for g, k in zip(groups, kept))])
+    spans = pa.concat_tables([TABLES["clips"].empty_table().select(span_columns), *(_read(store, f, span_columns) for f in files)])
     stats: dict = {}
     keyframes = partial(read_keyframes, store, src.scan_key)
     e, matches, verified, notes = segment_and_verified_edges(spans, samples, done, keyframes, params, stats)
@@ -323,7 +422,7 @@ def _semantic(sh: Shards, params: DedupParams) -> tuple[Edges, dict]:
     off = sh.offsets
     maps = [_assign_shard_task.options(num_returns=num_shards).remote(sh.src, f, int(off[g]), centroids, params, num_shards)
             for g, f in enumerate(sh.files)]
-    out = ray.get([_pairs_task.remote(params, *[m[s] for m in maps]) for s in range(num_shards)])
+    out = ray.get([pairs_task.remote(params, *[m[s] for m in maps]) for s in range(num_shards)])
     edges = Edges.of(np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out]), "semantic",
                      np.minimum(np.concatenate([o[2] for o in out]), 1.0))
     return edges, {"k": int(k), "largest_cluster": max(o[3] for o in out), "compared": n_emb, "map_tasks": len(maps),
@@ -340,6 +439,7 @@ def _identical_files_task(src, groups: list[list[str]], kept: list) -> int:
 
 def dedup(sh: Shards, params: DedupParams) -> tuple[dict, list[str]]:
     """Every configured kind as tasks, then the centre grouping over the rows that have an edge."""
+    settle(sh)
     notes, stats, parts = [], {"clips": sh.n}, []
     if "exact" in params.kinds:
         e = _exact(sh)
@@ -385,26 +485,22 @@ def dedup(sh: Shards, params: DedupParams) -> tuple[dict, list[str]]:
     filled = fill_dup_columns(compact, local, member, rep, group)
     decisions = filled.select(["_grow", *DUP_COLUMNS]).append_column("_dup_drop", pa.array(drop))
     decisions = decisions.filter(pa.array(member))
-    sh.dup = ray.put(decisions)
-    sh.dup_drops = int(drop.sum())
+    sh.add(dup_step(ray.put(decisions)))
     stats.update(groups=int(np.sum(member & (rep == np.arange(len(involved))))), members=int(member.sum()),
-                 dropped=sh.dup_drops, involved=int(len(involved)))
+                 dropped=int(drop.sum()), involved=int(len(involved)))
     notes.append(f"dedup: {stats['groups']} group(s), {stats['members']} member(s), {stats['dropped']} dropped as duplicate "
                  f"(the driver held the {len(involved)} clips with a pair, not all {sh.n})")
     return stats, notes
 
 
-def _dup_slice(dup: pa.Table | None, offset: int, n: int) -> pa.Table | None:
-    if dup is None:
-        return None
+def _dup_slice(dup: pa.Table, offset: int, n: int) -> pa.Table:
     g = dup.column("_grow")
     return dup.filter(pc.and_(pc.greater_equal(g, offset), pc.less(g, offset + n)))
 
 
-def with_dup(t: pa.Table, dup: pa.Table | None, offset: int) -> pa.Table:
+def _dup_step(dup, t: pa.Table, group: int, offset: int) -> pa.Table:
     """Rows of one shard with the dedup decisions: dup_* columns of the group members, "duplicate" where dropped."""
-    if dup is None:
-        return t
+    dup = _dup_slice(_resolve(dup), offset, t.num_rows)
     n = t.num_rows
     local = dup.column("_grow").to_numpy() - offset
     at = np.full(n, -1, np.int64)
@@ -417,18 +513,24 @@ def with_dup(t: pa.Table, dup: pa.Table | None, offset: int) -> pa.Table:
     return set_drop_reason(t, drop, DUP_REASON)
 
 
+def dup_step(decisions) -> Step:
+    """The dedup decisions (a ref of `_grow`, dup_* and `_dup_drop` of the group members) as a step."""
+    columns = ("drop_reasons", "kept", *DUP_COLUMNS)
+    return Step(partial(_dup_step, decisions), columns, columns)
+
+
 # ------------------------------------------------------------------ 3. balance
 
 @ray.remote(num_cpus=1, max_retries=3)
-def _balance_sample_task(src, files: list[str], offsets: np.ndarray, local_rows: list[np.ndarray], dup, params: BalanceParams):
-    """A sample of the eligible clips (kept after filter and dedup), for the hierarchy and the motion tertiles."""
+def _balance_sample_task(src, files: list[str], offsets: np.ndarray, local_rows: list[np.ndarray], steps: list[Step],
+                         params: BalanceParams):
+    """A sample of the eligible clips (kept by the stages so far), for the hierarchy and the motion tertiles."""
     store = src.store()
     tables = []
-    for f, off, r in zip(files, offsets, local_rows):
+    for g, (f, off, r) in enumerate(zip(files, offsets, local_rows)):
         if not len(r):
             continue
-        t = _read(store, f, ["drop_reasons", "kept", "embedding", "motion", "static", *DUP_COLUMNS])
-        t = with_dup(t, _dup_slice(dup, int(off), t.num_rows), int(off)).take(pa.array(r))
+        t = read_rows(store, f, ["drop_reasons", "kept", "embedding", "motion", "static"], steps, g, int(off)).take(pa.array(r))
         tables.append(t.filter(pa.array(reasons_without(t, BALANCE_REASON))))
     return pa.concat_tables(tables) if tables else pa.table({})
 
@@ -441,18 +543,18 @@ def _hierarchy_task(sample: pa.Table, n_eligible: int, params: BalanceParams) ->
 
 
 def _balance_columns(params: BalanceParams) -> list[str]:
-    cols = ["clip_id", "drop_reasons", "kept", "embedding", "width", "height", "duration_s", "motion", "static", *DUP_COLUMNS]
+    cols = ["clip_id", "drop_reasons", "kept", "embedding", "width", "height", "duration_s", "motion", "static"]
     if params.rank_by:
         cols.append(params.rank_by)
     return list(dict.fromkeys(cols))
 
 
 @ray.remote(num_cpus=1, max_retries=3)
-def _cells_task(src, path: str, offset: int, dup, hier: Hierarchy, params: BalanceParams, out: str) -> np.ndarray:
+def _cells_task(src, path: str, group: int, offset: int, steps: list[Step], hier: Hierarchy, params: BalanceParams,
+                out: str) -> np.ndarray:
     """Label the eligible clips of one shard (cell, rank key), write them to `out`, return the counts per cell."""
     store = src.store()
-    t = _read(store, path, _balance_columns(params))
-    t = with_dup(t, _dup_slice(dup, offset, t.num_rows), offset)
+    t = read_rows(store, path, _balance_columns(params), steps, group, offset)
     rows = np.flatnonzero(reasons_without(t, BALANCE_REASON))
     cell, key = cell_labels(t.take(pa.array(rows)), hier, params)
     pq.write_table(pa.table({"row": rows + offset, "cell": cell, "key": key}), out, filesystem=_fs(store))
@@ -477,21 +579,22 @@ def _threshold_task(src, files: list[str], shard: int, shards: int, budget: np.n
 
 def balance(sh: Shards, params: BalanceParams, sample_rows_max: int) -> tuple[dict, list[str]]:
     """Cluster-balanced selection (or weights) over the shards; see curation/balance_counts.py."""
-    n_eligible = int(sh.kept_rows.sum()) - sh.dup_drops
+    settle(sh)
+    n_eligible = kept_rows(sh)
     off = sh.offsets
-    sample = _balance_sample_task.remote(sh.src, sh.files, off[:-1], sample_rows(sh, sample_rows_max, params.seed), sh.dup, params)
+    sample = _balance_sample_task.remote(sh.src, sh.files, off[:-1], sample_rows(sh, sample_rows_max, params.seed), sh.steps, params)
     hier = ray.get(_hierarchy_task.remote(sample, max(n_eligible, 1), params))
     n_buckets = len(buckets_of(params))
     base = posixpath.dirname(sh.files[0]) if sh.files else ""
     cell_files = [posixpath.join(base, f"cells-g{g:05d}.parquet") for g in range(len(sh.files))]
     hier_ref = ray.put(hier)
-    counts = sum(ray.get([_cells_task.remote(sh.src, f, int(off[g]), sh.dup, hier_ref, params, cell_files[g])
+    counts = sum(ray.get([_cells_task.remote(sh.src, f, g, int(off[g]), sh.steps, hier_ref, params, cell_files[g])
                           for g, f in enumerate(sh.files)]), np.zeros(hier.n_leaves * n_buckets, np.int64))
     counts = counts.reshape(n_buckets, hier.n_leaves)
     budgets, report = cell_budgets(counts, hier, params)
     report["diversity"] = diversity_report(counts, budgets, hier)
     report["sample_rows"] = sample_rows_max
-    state = {"mode": params.mode, "files": cell_files, "n_cells": counts.size}
+    state = {"mode": params.mode, "files": cell_files, "n_cells": counts.size, "src": sh.src}
     if params.mode == "select":
         shards = max(2, sh.window)
         parts = ray.get([_threshold_task.remote(sh.src, cell_files, s, shards, budgets.ravel()) for s in range(shards)])
@@ -501,9 +604,9 @@ def balance(sh: Shards, params: BalanceParams, sample_rows_max: int) -> tuple[di
         rate = np.divide(budgets, counts, out=np.zeros_like(budgets), where=counts > 0)
         mean = budgets.sum() / max(1, counts.sum())
         state["weights"] = (rate / mean if mean > 0 else rate).ravel()
-    sh.balance = state
+    sh.add(Step(partial(_balance_step, state), ("drop_reasons", "kept", "sample_weight"), ("drop_reasons", "kept", "sample_weight")))
     b, a = report["diversity"]["top"]["before"], report["diversity"]["top"]["after"]
-    notes = [f"balance ({params.mode}, sharded): k-means levels {list(hier.levels)} on a sample of at most {sample_rows_max} clips; "
+    notes = [f"balance ({params.mode}): k-means levels {list(hier.levels)} on a sample of at most {sample_rows_max} clips; "
              f"top level: entropy {b['entropy_norm']:.3f} -> {a['entropy_norm']:.3f} (normalised), largest 10% of clusters hold "
              f"{b['top10pct_share']:.1%} -> {a['top10pct_share']:.1%}"]
     if hier.centroids is None:
@@ -511,9 +614,9 @@ def balance(sh: Shards, params: BalanceParams, sample_rows_max: int) -> tuple[di
     return report, notes
 
 
-def with_balance(t: pa.Table, state: dict, cells: pa.Table, offset: int) -> pa.Table:
-    """Rows of one group with balance's decision: "balance" on the eligible clips not taken, or sample_weight.
-    `cells`: the group's (global row, cell, key) of its eligible clips."""
+def _balance_step(state: dict, t: pa.Table, group: int, offset: int) -> pa.Table:
+    """Rows of one group with balance's decision: "balance" on the eligible clips not taken, or sample_weight."""
+    cells = pq.read_table(state["files"][group], filesystem=_fs(state["src"].store()))  # (global row, cell, key) of its eligible clips
     n = t.num_rows
     grow = cells.column("row").to_numpy()
     local = grow - offset
@@ -531,32 +634,17 @@ def with_balance(t: pa.Table, state: dict, cells: pa.Table, offset: int) -> pa.T
 
 # ------------------------------------------------------------------ 4. write
 
-def group_videos(store: RunStore, scan_key: str, parts: list[str], kept: pa.Array) -> pa.Table:
-    """The video rows of the kept copies ("part/video_id" in `kept`) among `parts`."""
-    tables = []
-    for part in parts:
-        t = store.read_part(scan_key, part, "videos")
-        tables.append(t.filter(pc.is_in(part_video_keys(part, t), value_set=kept)))
-    return pa.concat_tables(tables) if tables else TABLES["videos"].empty_table()
-
-
 @ray.remote(num_cpus=1, max_retries=3)
-def _write_task(src, parts: list[str], kept: pa.Array, rules, offset: int, dup, balance_state: dict | None, cells_path: str | None,
-                group: int, versions: dict[str, str], rows_per_file: int) -> tuple[dict, dict]:
-    """Pass 2 for one group: every column of its clips with all decisions, written as files of the new versions.
-    Returns (table -> [(file, rows)], counts)."""
+def _write_task(src: PartsSource, parts: list[str], kept: pa.Array, path: str, group: int, offset: int, steps: list[Step],
+                versions: dict[str, str], rows_per_file: int) -> tuple[dict, dict]:
+    """One group's rows with every step applied, written as files of the new versions (videos/: the group's kept
+    video copies). Returns (table -> [(file, rows)], counts)."""
     store = src.store()
-    t = group_clips(src, parts, kept)
-    if rules is not None:
-        t = apply_filters(t, rules)
-    t = with_dup(t, _dup_slice(dup, offset, t.num_rows), offset)
-    if balance_state is not None:
-        t = with_balance(t, balance_state, pq.read_table(cells_path, filesystem=_fs(store)), offset)
+    # rows in an order that does not depend on how the files fell into parts (within the partition)
+    t = _apply_all(_read(store, path, None), steps, group, offset).sort_by([("video_id", "ascending"), ("clip_index", "ascending")])
+    videos = group_videos(store, src.scan_key, parts, kept).sort_by([("relpath", "ascending")])
     versions = dict(versions)
-    out = {}
-    if "videos" in versions:  # the group's kept video copies ("part/video_id" in `kept`) as files of videos/
-        out = write_versions(store, group_videos(store, src.scan_key, parts, kept), group, {"videos": versions.pop("videos")},
-                             rows_per_file)
+    out = write_versions(store, videos, group, {"videos": versions.pop("videos")}, rows_per_file)
     out.update(write_versions(store, t, group, versions, rows_per_file))
     kept_t = t.filter(pc.equal(t.column("kept"), True))
     counts = {"clips": t.num_rows, "curated": kept_t.num_rows, "drop_reasons": rule_counts(t),
@@ -566,14 +654,13 @@ def _write_task(src, parts: list[str], kept: pa.Array, rules, offset: int, dup, 
 
 
 def write(sh: Shards, writers: dict, rows_per_file: int) -> dict:
-    """Write clips/ (and videos/, curated/ when among `writers`) per group; returns the summed counts."""
+    """Write videos/ and clips/ (and curated/ when among `writers`) per group; returns the summed counts."""
     versions = {name: w.version for name, w in writers.items()}
     off = sh.offsets
-    cells = sh.balance["files"] if sh.balance else [None] * len(sh.groups)
-    refs = (_write_task.remote(sh.src, g, sh.kept[i], sh.rules, int(off[i]), sh.dup, sh.balance, cells[i], i, versions, rows_per_file)
+    refs = (_write_task.remote(sh.src, g, sh.kept[i], sh.files[i], i, int(off[i]), sh.steps, versions, rows_per_file)
             for i, g in enumerate(sh.groups))
     total = {"clips": 0, "curated": 0, "drop_reasons": {}, "seconds_in": 0.0, "seconds_curated": 0.0}
-    for files, counts in _ordered(refs, sh.window):
+    for files, counts in ordered(refs, sh.window):
         for name, fs in files.items():
             writers[name].add_files(fs)
         for k in ("clips", "curated", "seconds_in", "seconds_curated"):

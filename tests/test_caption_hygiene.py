@@ -4,7 +4,7 @@ import pytest
 
 from curation.caption_hygiene import boilerplate_words, hygiene_columns, repetition, words
 from curation.filters import apply_filters
-from pipelines.caption_stage import CAPTION_COLUMNS, run_caption_stage
+from pipelines.caption_stage import CAPTION_COLUMNS, with_captions
 from pipelines.config import load_config
 from pipelines.params import filter_rules
 from schemas import TABLES, table_from_rows
@@ -34,24 +34,16 @@ def _clips(n: int) -> pa.Table:
 
 
 
-def test_default_rules_drop_bad_captions_and_keep_good_ones(tmp_path):
-    from pipelines.store import RunStore
-
-    captions = {"c0": GOOD, "c1": "", "c2": "A dog.", "c3": LOOP, "c4": "The video shows " + GOOD[0].lower() + GOOD[1:]}
+def test_default_rules_drop_bad_captions_and_keep_good_ones():
+    captions = {"c0": GOOD, "c1": "", "c2": "A dog.", "c3": LOOP, "c4": "The video shows " + GOOD[0].lower() + GOOD[1:],
+                "c5": GOOD}
     cfg = load_config()
-    store = RunStore(str(tmp_path / "out"))
-    from pipelines.caption_stage import caption_cache_key
-
-    key = caption_cache_key(cfg)
-    store.write_part(key, {"captions": table_from_rows([{"clip_id": k, "caption": v} for k, v in captions.items()],
-                                                        TABLES["captions"], "captions")})
     clips = _clips(6)  # c5 is dropped already: it gets no caption
     clips = clips.set_column(clips.schema.get_field_index("kept"), "kept", pa.array([True] * 5 + [False]))
     clips = clips.set_column(clips.schema.get_field_index("drop_reasons"), "drop_reasons",
                              pa.array([[]] * 5 + [["static"]], pa.list_(pa.string())))
-    out, errors, stats = run_caption_stage(clips, TABLES["keyframes"].empty_table(), store, key, cfg.caption, cfg.stages["caption"],
-                                           {}, filter_rules(cfg), "run")
-    assert errors == [] and stats["already_captioned"] == 5 and stats["clips_to_caption"] == 0
+    table = table_from_rows([{"clip_id": k, "caption": v} for k, v in captions.items()], TABLES["captions"], "captions")
+    out = with_captions(clips, table, cfg.caption.repetition_ngram, filter_rules(cfg))
     reasons = dict(zip(out.column("clip_id").to_pylist(), out.column("drop_reasons").to_pylist()))
     assert reasons["c0"] == [] and reasons["c4"] == []  # boilerplate is measured, not dropped by default
     assert set(reasons["c1"]) == {"caption_empty", "caption_too_short"}

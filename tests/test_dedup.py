@@ -222,21 +222,42 @@ def test_real_videos_only_the_carphones_match(test_videos, expected):
 
 
 @pytest.mark.slow
-def test_ray_stage_matches_local(planted, ray_local):
-    """The distributed path (map: assign per batch, reduce: pairs per shard) finds the same groups."""
-    from pipelines.dedup_stage import run_dedup_on_ray
+def test_partitioned_dedup_matches_local(planted, ray_local, tmp_path, monkeypatch):
+    """The run's dedup over partitions (exact by hash shuffle, perceptual by index partitions, semantic as
+    k-means map/reduce: assignment per shard file, pairs per cluster shard) finds find_duplicates' groups."""
+    import hashlib
+
+    from curation.sources import VideoFile
+    from pipelines.config import load_config
+    from pipelines.run import run_table_stages, table_stage_run
+    from pipelines.store import RunStore
+    from schemas import read_table
 
     clips, videos, expected = planted
-    # more rows: 40 extra random clips, so several batches, clusters and shards take part
     extra = [_clip(100 + i, video="v0", phash=_random_hashes(3), emb=_unit(RNG.standard_normal(D)).tolist()) for i in range(40)]
     clips = pa.concat_tables([clips, table_from_rows(extra, clips_schema, "clips")])
     params = DedupParams(points_per_cluster=10, kmeans_points_per_centroid=8)
     local = find_duplicates(clips, videos, params)
-    dist = run_dedup_on_ray(clips, videos, params, min_rows_distributed=0, batch_rows=16, num_shards=3)
-    assert any("on Ray" in n for n in dist.notes)
-    assert dist.stats["semantic"]["map_tasks"] == 5 and dist.stats["semantic"]["reduce_tasks"] == 3
-    assert _groups(dist.table) == _groups(local.table) == set(expected)
-    assert dist.table.column("kept").to_pylist() == local.table.column("kept").to_pylist()
+    # the planted content hashes as hex (the exact key reads 128 bits of them); one scan part per video
+    hexed = videos.set_column(videos.schema.get_field_index("content_hash"), "content_hash",
+                              pa.array([hashlib.sha256(h.encode()).hexdigest() for h in videos.column("content_hash").to_pylist()]))
+    store = RunStore(str(tmp_path / "run"))
+    for i, v in enumerate(hexed.column("video_id").to_pylist()):
+        store.write_part("scan", {"videos": hexed.filter(pa.compute.equal(hexed.column("video_id"), v)),
+                                  "clips": clips.filter(pa.compute.equal(clips.column("video_id"), v))}, part=f"part-{i:06d}")
+    monkeypatch.setattr("pipelines.run.groups", lambda parts: [parts[i:i + 2] for i in range(0, len(parts), 2)])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("stages:\n  embed: {enabled: false}\n  text: {enabled: false}\n  filter: {enabled: false}\n"
+                   "  caption: {enabled: false}\ndedup: {points_per_cluster: 10, kmeans_points_per_centroid: 8}\n")
+    files = [VideoFile(u, u.rsplit("/", 1)[1], 1) for u in sorted(set(videos.column("uri").to_pylist()))]
+    run = table_stage_run(load_config(cfg), store, files, "scan")
+    run_table_stages(run)
+    semantic = run.record.counts["dedup"]["semantic"]
+    assert semantic["map_tasks"] == len(run.shards.files) == 3 and semantic["reduce_tasks"] >= 2
+    got = read_table(store.uri("clips"), "clips").sort_by("clip_id")
+    want = local.table.sort_by("clip_id")
+    assert _groups(got) == _groups(want) == set(expected)
+    assert got.column("kept").to_pylist() == want.column("kept").to_pylist()
 
 
 def test_groups_never_chain_past_the_threshold():

@@ -167,24 +167,3 @@ def test_a_quarter_turn_is_named_from_the_member_side():
     assert _seen_from(row, "y") == ((0.0, 4.0), (1.0, 5.0), 6)  # y is x turned clockwise
     assert _seen_from(row, "x") == ((1.0, 5.0), (0.0, 4.0), 5)  # x is y turned counter-clockwise
     assert _seen_from(dict(row, symmetry=2), "x")[2] == 2  # a mirror is its own inverse
-
-
-def test_sharded_tables_equal_the_driver_tables(incremental, corpus, tmp_path):
-    """tables.mode sharded (pipelines/table_shards.py: segment matching in a task, no clip rows on the driver)
-    over the same committed parts gives the same clips and matched segments as the driver path."""
-    import shutil
-
-    root, inp, cfg, *_ = corpus
-    out = incremental[0]
-    copies = {mode: tmp_path / mode for mode in ("driver", "sharded")}
-    records = {}
-    for mode, copy in copies.items():  # copies: other tests rerun `out` with other configs
-        shutil.copytree(out, copy)
-        records[mode] = _run(inp, copy, cfg, tables={"mode": mode})
-        assert records[mode].counts["tables_mode"] == mode and records[mode].counts["scan"]["scanned"] == 0
-    for name in ("clips", "curated", "dup_segments", "videos"):
-        a, b = (read_table(str(o / name), name).to_pylist() for o in copies.values())
-        key = (lambda r: json.dumps(r, sort_keys=True, default=str))
-        assert sorted(a, key=key) == sorted(b, key=key), name
-    assert read_table(str(copies["sharded"] / "dup_segments"), "dup_segments").num_rows > 0
-    assert not (copies["sharded"] / "_work" / "tables").exists()  # the shard files are gone once the tables are committed

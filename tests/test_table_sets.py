@@ -305,8 +305,8 @@ def test_sigkill_at_each_point_leaves_a_complete_set(point, seen, tmp_path):
     assert_complete(out, 3)
 
 
-def test_the_pipelines_table_write_is_one_set(tmp_path, monkeypatch):
-    """pipelines/run.py's write stage over synthetic scan parts (memory://: no Ray): a rerun with another config
+def test_the_pipelines_table_write_is_one_set(tmp_path, monkeypatch, ray_local):
+    """pipelines/run.py's write stage over synthetic scan parts: a rerun with another config
     killed after clips leaves the first run's tables; finished, the second's."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
@@ -315,7 +315,7 @@ def test_the_pipelines_table_write_is_one_set(tmp_path, monkeypatch):
     from pipelines.config import load_config
     from pipelines.run import run_table_stages, table_stage_run
 
-    store = RunStore(f"memory://table-sets-run-{uuid.uuid4().hex[:8]}")
+    store = RunStore(str(tmp_path / "run"))
     jpeg = driver_bench._jpeg()
     for p in range(3):
         store.write_part(driver_bench.SCAN_KEY, driver_bench.part_tables(p, p * 4, 4, jpeg), part=f"part-{p:06d}")

@@ -1,5 +1,5 @@
-"""The table stages over partitions give the final tables that the whole-table path gives (synthetic scan parts);
-the sharded path (pipelines/table_shards.py) gives the driver path's, and balance from counts (curation/balance_counts.py)."""
+"""The table stages over partitions (pipelines/table_shards.py): the old whole-table path's tables, the golden
+decisions of balance, custom stages on partitions, and balance from counts (curation/balance_counts.py)."""
 import json
 import sys
 import uuid
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,10 +18,11 @@ from bench.driver_baseline import run_table_stages as old_table_stages  # noqa: 
 from curation.balance import BalanceParams  # noqa: E402
 from curation.balance_counts import cell_budgets, cell_labels, cell_thresholds, sample_hierarchy, taken  # noqa: E402
 from curation.sources import VideoFile  # noqa: E402
-from pipelines.config import ConfigError, load_config  # noqa: E402
+from pipelines.config import load_config  # noqa: E402
 from pipelines.run import run_table_stages, table_stage_run  # noqa: E402
 from pipelines.store import RunStore  # noqa: E402
 from schemas import read_table  # noqa: E402
+from _golden import check_golden  # noqa: E402
 
 N_PARTS, VIDEOS_PER_PART = 5, 6
 
@@ -31,18 +31,6 @@ N_PARTS, VIDEOS_PER_PART = 5, 6
 def _many_duplicates(monkeypatch):
     monkeypatch.setattr(driver_bench, "COPY_SHARE", 0.3)  # byte copies of the video before: exact duplicates
     monkeypatch.setattr(driver_bench, "NEAR_SHARE", 0.2)  # phashes 2 bits off another clip's: perceptual ones
-
-
-def _store(tmp_path, balance: bool) -> tuple[RunStore, object, list[str]]:
-    """A memory:// run folder (table tasks then run in this process) with synthetic committed scan parts."""
-    store = RunStore(f"memory://tables-{uuid.uuid4().hex[:8]}")
-    jpeg = driver_bench._jpeg()
-    n_inputs = N_PARTS * VIDEOS_PER_PART
-    for p in range(N_PARTS):
-        store.write_part(driver_bench.SCAN_KEY, driver_bench.part_tables(p, p * VIDEOS_PER_PART, VIDEOS_PER_PART, jpeg), part=f"part-{p:06d}")
-    cfg_file = tmp_path / "cfg.yaml"
-    cfg_file.write_text(driver_bench.CONFIG.replace("balance: {enabled: true}", f"balance: {{enabled: {str(balance).lower()}}}"))
-    return store, load_config(cfg_file), [driver_bench._uri(i) for i in range(n_inputs)]
 
 
 def _rows(store: RunStore, name: str, drop: tuple[str, ...] = ()) -> list[dict]:
@@ -55,46 +43,9 @@ def _files(uris: list[str]) -> list[VideoFile]:
     return [VideoFile(u, u.split("bench-in/", 1)[1], 1) for u in uris]
 
 
-def test_partitioned_stages_equal_the_old_whole_table_path(tmp_path, monkeypatch):
-    """Narrow projection + per-group tasks (groups of 2 parts here) vs the old code path: same final tables."""
-    monkeypatch.setattr("pipelines.run.groups", lambda parts: [parts[i:i + 2] for i in range(0, len(parts), 2)])
-    store, cfg, uris = _store(tmp_path, balance=False)
-    old = old_table_stages(store, driver_bench.SCAN_KEY, cfg, uris)
-    # dup_kind/dup_similarity of a member without a direct pair to its centre depend on which star edges
-    # dedup drew between equal hashes, i.e. on row order (the old path sorted by uri): not compared
-    labels = ("dup_kind", "dup_similarity")
-    expected = {name: _rows(store, name, labels) for name in ("videos", "clips", "curated", "errors")}
-    run = table_stage_run(cfg, store, _files(uris), driver_bench.SCAN_KEY)
-    run_table_stages(run)
-    assert len(run.groups) == 3 and sum(run.group_rows) == old["clips"]
-    for name, rows in expected.items():
-        assert _rows(store, name, labels) == rows, name
-    clips = read_table(store.uri("clips"), "clips")
-    for kind in ("exact", "perceptual"):  # the planted copies were found
-        assert pc.sum(pc.equal(clips.column("dup_kind"), kind).cast("int64")).as_py() > 0, kind
-    assert 0 < old["curated"] < old["clips"]
-
-
-def test_materialised_table_gives_the_same_tables_as_the_narrow_one(tmp_path):
-    """A stage that needs every column (custom, caption) switches to the whole table: same result, balance included."""
-    store, cfg, uris = _store(tmp_path, balance=True)
-    narrow = table_stage_run(cfg, store, _files(uris), driver_bench.SCAN_KEY)
-    run_table_stages(narrow)
-    expected = {name: _rows(store, name) for name in ("clips", "curated")}
-    full = table_stage_run(cfg, store, _files(uris), driver_bench.SCAN_KEY)
-    full.table_clips()
-    run_table_stages(full)
-    assert narrow.clips is None and full.clips is not None
-    for name, rows in expected.items():
-        assert _rows(store, name) == rows, name
-    assert narrow.record.counts["curated"] == len(expected["curated"]) < narrow.record.counts["clips"]
-
-
-# ------------------------------------------------------------------ the sharded path
-
 @pytest.fixture
 def parts(tmp_path, monkeypatch):
-    """A local run folder (Ray tasks write into it) with synthetic committed scan parts, and its input URIs;
+    """A run folder with synthetic committed scan parts (5 parts, 30 videos, copies planted), and its input URIs;
     the table tasks take 2 parts per group."""
     monkeypatch.setattr("pipelines.run.groups", lambda parts: [parts[i:i + 2] for i in range(0, len(parts), 2)])
     store = RunStore(str(tmp_path / f"out-{uuid.uuid4().hex[:6]}"))
@@ -105,65 +56,82 @@ def parts(tmp_path, monkeypatch):
     return store, [driver_bench._uri(i) for i in range(N_PARTS * VIDEOS_PER_PART)]
 
 
-def _run_mode(store, uris, tmp_path, mode: str, balance: str | None = None):
-    """The table stages with tables.mode `mode`; `balance`: the balance section (None: the stage off)."""
+def _run(store, uris, tmp_path, balance: str | None = None, extra: str = ""):
+    """The table stages of driver_bench's config; `balance`: the balance section (None: the stage off)."""
     cfg = driver_bench.CONFIG
     assert "balance: {enabled: true}" in cfg and "\nbalance: {mode: select, target_fraction: 0.5}" in cfg
     if balance is None:
         cfg = cfg.replace("balance: {enabled: true}", "balance: {enabled: false}")
     else:
         cfg = cfg.replace("\nbalance: {mode: select, target_fraction: 0.5}", f"\nbalance: {balance}")
-    cfg_file = tmp_path / f"cfg-{mode}.yaml"
-    cfg_file.write_text(cfg + f"tables: {{mode: {mode}}}\n")
-    run = table_stage_run(load_config(cfg_file), store, _files(uris),
-                          driver_bench.SCAN_KEY)
+    cfg_file = tmp_path / f"cfg-{uuid.uuid4().hex[:6]}.yaml"
+    cfg_file.write_text(cfg + extra)
+    run = table_stage_run(load_config(cfg_file), store, _files(uris), driver_bench.SCAN_KEY)
     run_table_stages(run)
-    return run, {name: sorted(read_table(store.uri(name), name).to_pylist(), key=lambda r: json.dumps(r, sort_keys=True, default=str))
-                 for name in ("videos", "clips", "curated", "errors")}
+    return run, {name: _rows(store, name) for name in ("videos", "clips", "curated", "errors")}
 
 
-def test_sharded_dedup_gives_the_driver_paths_tables(parts, tmp_path, ray_local):
+def test_partitions_give_the_old_whole_table_paths_tables(parts, tmp_path, ray_local):
     """Filter, exact dedup by hash shuffle, perceptual by index partitions as tasks, centre grouping over the
-    gathered rows: row for row the driver path's tables, dup labels included."""
+    gathered rows (3 partitions of 2 parts): row for row the tables of the old path that held every clip on the
+    driver (bench/driver_baseline.py), and the golden decisions."""
     store, uris = parts
-    driver, expected = _run_mode(store, uris, tmp_path, "driver")
-    sharded, got = _run_mode(store, uris, tmp_path, "sharded")
-    assert sharded.narrow is None and sharded.clips is None  # no clip table was ever on the driver
-    assert len(sharded.shards.files) == 3 and sharded.shards.n == driver.record.counts["clips"]
-    assert got == expected
+    old = old_table_stages(store, driver_bench.SCAN_KEY, load_config(_config(tmp_path, None)), uris)
+    # dup_kind/dup_similarity of a member without a direct pair to its centre depend on which star edges
+    # dedup drew between equal hashes, i.e. on row order (the old path sorted by uri): not compared
+    labels = ("dup_kind", "dup_similarity")
+    expected = {name: _rows(store, name, labels) for name in ("videos", "clips", "curated", "errors")}
+    run, got = _run(store, uris, tmp_path)
+    assert len(run.shards.files) == 3 and run.record.counts["clips"] == old["clips"]
+    for name, rows in expected.items():
+        assert _rows(store, name, labels) == rows, name
+    check_golden("synthetic_dedup", read_table(store.uri("clips"), "clips"))
     for kind in ("exact", "perceptual"):
-        assert sharded.record.counts["dedup"]["pairs"][kind] == driver.record.counts["dedup"]["pairs"][kind] > 0
-    assert sharded.record.counts["dedup"]["involved"] < sharded.shards.n
-    files_with_copies = driver.record.counts["dedup"]["identical_file_groups"]
-    assert sharded.record.counts["dedup"]["identical_file_groups"] == files_with_copies > 0
-    assert not Path(store.path("_work", "tables")).exists()
+        assert run.record.counts["dedup"]["pairs"][kind] > 0, kind
+    assert run.record.counts["dedup"]["involved"] < run.record.counts["clips"]  # the driver gathered only rows with a pair
+    assert run.record.counts["dedup"]["identical_file_groups"] > 0
+    assert 0 < old["curated"] < old["clips"]
+    assert not Path(store.path("_work", "tables")).exists()  # the shard files are gone once the tables are committed
 
 
-@pytest.mark.parametrize("quota", [None, "duration"])
-def test_sharded_balance_selects_the_target_from_the_eligible(parts, tmp_path, ray_local, quota):
+def _config(tmp_path, balance):
+    f = tmp_path / "old.yaml"
+    f.write_text(driver_bench.CONFIG.replace("balance: {enabled: true}", f"balance: {{enabled: {str(balance is not None).lower()}}}"))
+    return f
+
+
+@pytest.mark.parametrize("golden,spec", [("synthetic_select", "{mode: select, target_fraction: 0.5}"),
+                                         ("synthetic_select_duration", "{mode: select, target_fraction: 0.5, quota_by: duration}"),
+                                         ("synthetic_weight_resolution", "{mode: weight, quota_by: resolution}")])
+def test_balance_over_partitions_gives_the_golden_decisions(parts, tmp_path, ray_local, golden, spec):
     store, uris = parts
-    spec = "{mode: select, target_fraction: 0.5" + ("" if quota is None else f", quota_by: {quota}") + "}"
-    driver, expected = _run_mode(store, uris, tmp_path, "driver", spec)
-    sharded, got = _run_mode(store, uris, tmp_path, "sharded", spec)
-    assert len(got["curated"]) == len(expected["curated"]) == driver.record.counts["balance"]["target"]
-    by_id = {r["clip_id"]: r for r in expected["clips"]}
-    for r in got["clips"]:  # the same clips were eligible: only "balance" verdicts may differ
-        other = by_id[r["clip_id"]]
-        assert [x for x in r["drop_reasons"] if x != "balance"] == [x for x in other["drop_reasons"] if x != "balance"]
-        if "balance" in r["drop_reasons"]:
-            assert r["drop_reasons"] == [*[x for x in other["drop_reasons"] if x != "balance"], "balance"]
-    if quota:
-        assert sharded.record.counts["balance"]["quota"] == driver.record.counts["balance"]["quota"]
+    run, got = _run(store, uris, tmp_path, spec)
+    check_golden(golden, read_table(store.uri("clips"), "clips"))
+    if "select" in spec:
+        assert len(got["curated"]) == run.record.counts["balance"]["target"] == run.record.counts["balance"]["selected"]
 
 
-def test_sharded_balance_weights_average_one_over_the_eligible(parts, tmp_path, ray_local):
+def test_a_custom_stage_runs_on_every_partition_and_later_stages_see_its_rows(parts, tmp_path, ray_local):
+    """A stage with an entrypoint needs every column: its step is folded into new shard files before dedup reads
+    them, and a module beside the config (not installed) reaches the workers by value."""
     store, uris = parts
-    _, got = _run_mode(store, uris, tmp_path, "sharded", "{mode: weight, quota_by: resolution}")
-    eligible = [r for r in got["clips"] if not [x for x in r["drop_reasons"] if x != "balance"]]
-    assert eligible and all(r["sample_weight"] is not None for r in eligible)
-    assert np.mean([r["sample_weight"] for r in eligible]) == pytest.approx(1.0, abs=1e-4)
-    assert all(r["sample_weight"] is None for r in got["clips"] if r not in eligible)
-    assert len(got["curated"]) == len(eligible)  # weight mode drops nothing
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "drop_odd_videos.py").write_text(
+        "import pyarrow as pa, pyarrow.compute as pc\n"
+        "def drop(clips, stage):\n"
+        "    odd = pc.equal(pc.bit_wise_and(pc.cast(pc.utf8_slice_codeunits(clips.column('uri'), -5, -4), 'int64'), 1), 1)\n"
+        "    return clips.filter(pc.invert(odd))\n")
+    sys.path.insert(0, str(tmp_path / "mods"))
+    try:
+        extra = "stages:\n  odd: {entrypoint: 'drop_odd_videos:drop', depends_on: [filter]}\n  dedup: {depends_on: [odd]}\n"
+        run, got = _run(store, uris, tmp_path, None, extra)
+    finally:
+        sys.path.remove(str(tmp_path / "mods"))
+    names = {r["uri"][-5] for r in got["clips"]}
+    assert names and all(int(c) % 2 == 0 for c in names)  # the odd videos' rows are gone from every partition
+    assert run.shards.generation == 1  # the custom step was folded into new shard files before dedup read them
+    assert run.record.counts["dedup"]["pairs"]["exact"] > 0
+    assert {r["clip_id"] for r in got["curated"]} <= {r["clip_id"] for r in got["clips"]}
 
 
 def _clustered(n: int, seed: int = 0) -> pa.Table:
@@ -209,14 +177,6 @@ def test_balance_from_counts_takes_each_cells_budget(mode, quota):
         # a threshold never depends on how the rows were split: taking the cells whole gives the same verdicts
         assert np.array_equal(taken(cell, key, row, cell_thresholds(cell[::-1], key[::-1], row[::-1], budgets.ravel()), n_cells),
                               chosen)
-
-
-def test_sharded_mode_that_the_dag_does_not_allow_fails_in_one_line(tmp_path):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("tables: {mode: sharded}\nstages:\n  mine: {entrypoint: 'os:getcwd', depends_on: [dedup]}\n")
-    with pytest.raises(ConfigError) as e:
-        load_config(cfg)
-    assert "tables.mode sharded" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_shard_files_hold_the_content_words_of_the_exact_key():

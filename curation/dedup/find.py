@@ -38,8 +38,6 @@ DedupResult.segments (`edited` says which kind found a span). With `keyframes`
 edited matching and partly covered spans are checked on keyframe JPEGs with
 ORB + RANSAC (curation/dedup/verify.py); a verified pair is `edited` too.
 """
-from collections.abc import Callable
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -58,11 +56,6 @@ DROP_REASON = "duplicate"
 DUP_COLUMNS = ("dup_group_id", "dup_kind", "dup_of", "dup_similarity")
 VERIFY_ROUNDS = 3  # regroupings after keyframe checks of clips left outside their match's group
 
-# (clips, params) -> (semantic edges between clip rows, stats): how semantic pairs are found.
-# The default runs in this process; pipelines/dedup_stage.py passes a distributed one.
-SemanticFinder = Callable[[pa.Table, DedupParams], tuple[Edges, dict]]
-
-
 def local_semantic_finder(clips: pa.Table, params: DedupParams) -> tuple[Edges, dict]:
     """Semantic edges between clip rows, computed in this process (curation.dedup.semantic)."""
     rows, x = embedding_matrix(clips)
@@ -72,7 +65,7 @@ def local_semantic_finder(clips: pa.Table, params: DedupParams) -> tuple[Edges, 
 
 
 def find_duplicates(
-    clips: pa.Table, videos: pa.Table, params: DedupParams = DedupParams(), semantic_finder: SemanticFinder | None = None,
+    clips: pa.Table, videos: pa.Table, params: DedupParams = DedupParams(), *,
     samples: pa.Table | None = None, keyframes: KeyframeSource | None = None,
 ) -> DedupResult:
     """Fill dup_* columns, drop every non-representative with reason "duplicate"; see the module docstring."""
@@ -120,7 +113,7 @@ def find_duplicates(
         if clips.column("embedding").null_count == n:
             notes.append("semantic dedup: skipped, no embeddings (CLIP not configured)")
         else:
-            e, sstats = (semantic_finder or local_semantic_finder)(clips, params)
+            e, sstats = local_semantic_finder(clips, params)
             if sstats.get("compared", n) < n:
                 notes.append(f"semantic dedup: {n - sstats['compared']} clip(s) without a usable embedding, not compared")
             parts.append(e)

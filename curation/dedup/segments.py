@@ -263,6 +263,8 @@ def _packed(flat: np.ndarray, turned: np.ndarray, pos: np.ndarray, shift: np.uin
 def _join(table: np.ndarray, query: np.ndarray, self_join: bool, vid: np.ndarray, c: int, max_df: int):
     """(query rows, table rows) int64 of the equal keys of two sorted packed arrays of one key range; keys held by
     more than max_df videos of the table are stop words. self_join: query is the table itself (its runs)."""
+    if not len(table):  # a key range that no sample falls in (or no samples at all)
+        return np.empty(0, np.int64), np.empty(0, np.int64)
     tkeys = (table >> np.uint64(32)).astype(np.uint32)
     stop = _common_keys(tkeys, table, vid, c, max_df)
     if self_join:
