@@ -193,6 +193,26 @@ class CaptionConfig(_Strict):
         return _check_device(v)
 
 
+# NSFW score: curation/nsfw.py (NudeNet's ONNX detector, its weights in the nudenet wheel)
+def _explicit_classes() -> list[str]:
+    from curation.nsfw import EXPLICIT_CLASSES
+
+    return list(EXPLICIT_CLASSES)
+
+
+class SafetyConfig(_Strict):
+    classes: list[str] = Field(default_factory=_explicit_classes)  # NudeNet classes whose boxes count
+    keyframe_rank: int = Field(2, ge=1, le=64)  # a clip's nsfw_score is its k-th highest keyframe score (count)
+
+    @field_validator("classes")
+    @classmethod
+    def _nudenet_classes(cls, v: list[str]) -> list[str]:
+        from curation.nsfw import NsfwParams
+
+        NsfwParams(classes=tuple(v))  # raises naming the known classes
+        return v
+
+
 _NUMERIC_COLUMNS = {
     f.name for f in clips_schema if str(f.type) in ("float", "double", "int32", "int64")
 }
@@ -262,6 +282,7 @@ class PipelineConfig(_Strict):
     aesthetic: AestheticConfig = AestheticConfig()
     text: TextConfig = TextConfig()
     caption: CaptionConfig = CaptionConfig()
+    safety: SafetyConfig = SafetyConfig()
     filters: list[FilterRule] = []
     dedup: dict = {}  # fields of curation.dedup.DedupParams
     balance: dict = {}  # fields of curation.balance.BalanceParams

@@ -35,6 +35,7 @@ from pipelines.scan_stage import done_uris, run_scan_stage
 from pipelines.stages import CUSTOM, STAGES, WRITE, StageSpec
 from pipelines.store import OutputError, RunStore
 from pipelines.table_parts import PartsSource, first_per_key, groups
+from pipelines.safety_stage import run_safety_stage, safety_cache_key
 from pipelines.text_stage import run_text_stage, text_cache_key
 from schemas import FINAL_TABLES, TABLES, RunRecord, table_from_rows  # noqa: F401 (FINAL_TABLES: re-exported)
 
@@ -97,6 +98,7 @@ class Run:
     scan_key: str
     embed_key: str
     text_key: str | None = None  # on-screen text parts (None: the text stage is off)
+    safety_key: str | None = None  # nsfw score parts (None: the safety stage is off)
     log: Callable = print
     work_keys: list[str] = field(default_factory=list)  # stage keys whose committed parts decide the final tables
     inputs: Inputs | None = None  # set by `open_tables`
@@ -149,6 +151,13 @@ def _embed(run: Run, name: str) -> None:
 def _text(run: Run, name: str) -> None:
     """On-screen text area of every clip from its keyframes (rapidocr's bundled detector), in parts under text_key."""
     run.record.counts["text"] = run_text_stage(run.store, run.scan_key, run.text_key, run.cfg.text, run.cfg.stages[name])
+
+
+def _safety(run: Run, name: str) -> None:
+    """nsfw_score of every clip from its keyframes (NudeNet's bundled ONNX detector), in parts under safety_key."""
+    if run.safety_key:
+        run.record.counts["safety"] = run_safety_stage(run.store, run.scan_key, run.safety_key, run.cfg.safety,
+                                                       run.cfg.stages[name])
 
 
 def _caption(run: Run, name: str) -> None:
@@ -299,6 +308,12 @@ def _prepare(store: RunStore, record: RunRecord, input_uri: str, cfg: PipelineCo
               embed_key=f"embed-{_short_hash(embed_config_subset(cfg))}", log=log)
     run.text_key = text_cache_key(cfg) if "text" in stage_order(cfg) else None
     run.work_keys = [run.scan_key] + ([run.embed_key] if run.embed_on else []) + ([run.text_key] if run.text_key else [])
+    if "safety" in stage_order(cfg):
+        try:
+            run.safety_key = safety_cache_key(cfg)  # names the nudenet version: its wheel holds the weights
+            run.work_keys.append(run.safety_key)
+        except importlib.metadata.PackageNotFoundError:
+            record.not_configured.append("safety: not configured (the nudenet package is not installed: pip install nudenet)")
     if "caption" in stage_order(cfg) and not cfg.caption.model:
         record.not_configured.append("caption: not configured (caption.model is null)")
     if "embed" in stage_order(cfg) and not cfg.aesthetic.clip_checkpoint:
@@ -374,7 +389,8 @@ def _assemble_inputs(run: Run) -> Inputs:
     kept_by_part = _kept_by_part(videos.column("_part"), kept)
     del videos
     pa.default_memory_pool().release_unused()  # thousands of part reads: give the allocator's freed pages back
-    source = PartsSource(store.output_uri, store.storage_options, key, run.embed_key if run.embed_on else None, run.text_key)
+    source = PartsSource(store.output_uri, store.storage_options, key, run.embed_key if run.embed_on else None, run.text_key,
+                         run.safety_key)
     errors = [_read_with_part(store, key, "errors", parts).drop_columns(["_part"])]
     if run.embed_on:
         errors.append(store.read_parts(run.embed_key, "errors"))

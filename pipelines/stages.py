@@ -32,6 +32,7 @@ STAGES: dict[str, StageSpec] = {s.name: s for s in (
               ("scan parts: videos, clips, keyframes, samples, errors",)),
     StageSpec("embed", "pipelines.run:_embed", ("keyframes",), ("embedding", "aesthetic")),
     StageSpec("text", "pipelines.run:_text", ("keyframes",), ("text_area_frac",)),
+    StageSpec("safety", "pipelines.run:_safety", ("keyframes",), ("nsfw_score",)),
     StageSpec("filter", "pipelines.run:_filter", ("clips",), ("drop_reasons",), table=True),
     StageSpec("dedup", "pipelines.run:_dedup", ("clips", "samples", "keyframes"), ("dup_*", "dup_segments"),
               table=True),

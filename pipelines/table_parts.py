@@ -27,6 +27,7 @@ class PartsSource:
     scan_key: str
     embed_key: str | None  # embed parts have the scan part's name; None: embed stage off
     text_key: str | None = None  # text parts have the scan part's name; None: text stage off
+    safety_key: str | None = None  # safety parts have the scan part's name; None: safety stage off
 
     def store(self) -> RunStore:
         return RunStore(self.output_uri, self.storage_options)
@@ -43,7 +44,7 @@ def part_video_keys(part: str, t: pa.Table) -> pa.Array:
 
 def group_clips(src: PartsSource, parts: list[str], kept: pa.Array) -> pa.Table:
     """Every column of the clips of `parts` that belong to kept video copies ("part/video_id"), in part order,
-    (video_id, clip_index) within a part, with embeddings and text areas joined."""
+    (video_id, clip_index) within a part, with embeddings, text areas and nsfw scores joined."""
     store = src.store()
     out = []
     for part in parts:
@@ -56,8 +57,17 @@ def group_clips(src: PartsSource, parts: list[str], kept: pa.Array) -> pa.Table:
             t = join_embeddings(t, first_per_key(store.read_part(src.embed_key, part, "embeddings"), ["clip_id"]))
         if src.text_key:
             t = join_text_areas(t, first_per_key(store.read_part(src.text_key, part, "text_areas"), ["clip_id"]))
+        if src.safety_key:
+            t = join_by_clip(t, first_per_key(store.read_part(src.safety_key, part, "nsfw_scores"), ["clip_id"]), "nsfw_score")
         out.append(t)
     return pa.concat_tables(out) if out else TABLES["clips"].empty_table()
+
+
+def join_by_clip(clips: pa.Table, results: pa.Table, column: str) -> pa.Table:
+    """clips with `column` taken from a model stage's per-clip results (null where a clip has no result)."""
+    idx = pc.index_in(clips.column("clip_id"), value_set=results.column("clip_id").combine_chunks())
+    return clips.set_column(clips.schema.get_field_index(column), column,
+                            results.column(column).take(idx).cast(clips.schema.field(column).type))
 
 
 def first_per_key(table: pa.Table, keys: list[str]) -> pa.Table:

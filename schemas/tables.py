@@ -9,7 +9,7 @@ from schemas.latents import latents_schema
 
 # Bump on any change of column names, types or meaning; written into every
 # Parquet file's metadata under b"vidcurate.schema_version".
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: clips.nsfw_score, the nsfw_scores work table
 
 _f = pa.field
 
@@ -100,6 +100,9 @@ _score_fields = [
     _f("caption_repetition", pa.float32()),  # share of the caption's word n-grams that repeat an earlier one, 0..1
     _f("caption_boilerplate_words", pa.int32()),  # words of a boilerplate opening ("The video shows"), 0 = none
     # --- end text and captions ---
+    # --- safety (curation/nsfw.py) ---
+    _f("nsfw_score", pa.float32()),  # NudeNet explicit-class box score, k-th highest over the keyframes, 0..1 (rule unsafe)
+    # --- end safety ---
 ]
 
 clips_schema = pa.schema(
@@ -175,6 +178,16 @@ captions_schema = pa.schema(
 )
 # --- end text and caption work tables ---
 
+# --- safety stage results per clip, cached between runs (a work table under _work/) ---
+nsfw_scores_schema = pa.schema(
+    [
+        _f("clip_id", pa.string(), nullable=False),
+        _f("nsfw_score", pa.float32()),  # as in clips
+        _f("nsfw_s", pa.float32()),  # wall seconds the detector spent on this clip's keyframes
+    ]
+)
+# --- end safety work table ---
+
 # --- segment duplicates (curation/dedup/segments.py) ---
 # A per-part scan table: the 64-bit pHash of every analysis sample (about decode.sample_fps per second), the input
 # of re-cut (segment) duplicate matching. Rows of one video share its video_id.
@@ -229,6 +242,7 @@ TABLES: dict[str, pa.Schema] = {
     "latents": latents_schema,
     "text_areas": text_areas_schema,
     "captions": captions_schema,
+    "nsfw_scores": nsfw_scores_schema,
     "samples": samples_schema,
     "dup_segments": dup_segments_schema,
 }
