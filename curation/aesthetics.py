@@ -1,6 +1,6 @@
 """CLIP image embeddings and the LAION "improved aesthetic predictor" score.
 
-Weights are only ever read from configured files or fsspec URIs (never
+Weights are only ever read from configured files, fsspec URIs or the local Hugging Face cache (never
 downloaded by name, never randomly initialised here): a scorer without a
 checkpoint is not created, and the pipeline leaves its columns null.
 """
@@ -17,6 +17,8 @@ import fsspec
 import numpy as np
 import torch
 from torch import nn
+
+from curation.models import OPEN_CLIP_FILES, resolve_file
 
 
 class AestheticHead(nn.Module):
@@ -73,8 +75,9 @@ def _read_state_dict(local_path: str) -> dict[str, torch.Tensor]:
 
 
 def load_aesthetic_head(uri: str, storage_options: dict | None = None) -> AestheticHead:
-    """Read an aesthetic head from a .safetensors/.pth/.pt file or fsspec URI (eval mode)."""
-    with _local_copy(uri, storage_options) as local:
+    """Read an aesthetic head from a .safetensors/.pth/.pt file, an fsspec URI or a cached Hugging Face file name
+    (eval mode)."""
+    with _local_copy(resolve_file(uri), storage_options) as local:
         sd = _read_state_dict(local)
     sd = {k.removeprefix("module."): v for k, v in sd.items()}
     if "layers.0.weight" not in sd:
@@ -103,7 +106,7 @@ def load_clip_encoder(
         cfg_dir = Path(tempfile.mkdtemp(prefix="vidcurate-oc-cfg-"))
         (cfg_dir / f"{model_name}.json").write_text(json.dumps(model_config))
         open_clip.add_model_config(cfg_dir / f"{model_name}.json")
-    with _local_copy(checkpoint_uri, storage_options) as local:
+    with _local_copy(resolve_file(checkpoint_uri, OPEN_CLIP_FILES), storage_options) as local:
         model, _, preprocess = open_clip.create_model_and_transforms(
             model_name,
             pretrained=local,

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 import fsspec
 import numpy as np
 
+from curation.models import resolve_folder
+
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
@@ -81,6 +83,7 @@ class VlmCaptioner:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        model_uri = resolve_folder(model_uri)  # a Hugging Face name: its snapshot in the local cache
         problem = vlm_folder_problem(model_uri, storage_options)
         if problem:
             raise ValueError(problem)

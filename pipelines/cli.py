@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 VERB_MODULES = ("pipelines.review_cli", "pipelines.export_cli", "training.autoencoder.cli", "training.diffusion.cli",
-                "pipelines.ablation_study")
+                "pipelines.ablation_study", "pipelines.models_cli")
 
 
 def one_line(message: str) -> str:

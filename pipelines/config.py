@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from pipelines.stages import STAGES, topological_order
 from schemas.tables import clips_schema
@@ -309,6 +309,12 @@ class PipelineConfig(_Strict):
     dedup: dict = {}  # fields of curation.dedup.DedupParams
     balance: dict = {}  # fields of curation.balance.BalanceParams
     stages: dict[str, StageConfig]
+    # setting -> why an `auto` model is off (not in the Hugging Face cache: the pull command); set by load_config
+    _unresolved: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def unresolved(self) -> dict[str, str]:
+        return self._unresolved
 
     @field_validator("dedup")
     @classmethod
@@ -453,6 +459,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         cfg = PipelineConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_explain(e)) from None
+    _resolve_auto(cfg)
     _check_files(cfg)
     _check_caption(cfg)
     _check_entrypoints(cfg)
@@ -465,8 +472,13 @@ def _check_caption(cfg: PipelineConfig) -> None:
     if c.model is None or not cfg.stages.get("caption", StageConfig(enabled=False)).enabled:
         return
     from curation.captions import vlm_folder_problem
+    from curation.models import ModelNotCached, resolve_folder
 
-    problem = vlm_folder_problem(c.model, cfg.input.storage_options)
+    try:
+        folder = resolve_folder(c.model)
+    except ModelNotCached as e:
+        raise ConfigError(f"config key 'caption.model': {e}") from None
+    problem = vlm_folder_problem(folder, cfg.input.storage_options)
     if problem:
         raise ConfigError(f"config key 'caption.model': {problem}")
     if c.device.startswith("cuda") and cfg.stages["caption"].num_gpus == 0:  # Ray hides GPUs from an actor that asked for none
@@ -503,15 +515,38 @@ def _explain(e: ValidationError, prefix: str = "") -> str:
     return "invalid config:\n  " + "\n  ".join(lines)
 
 
+def _resolve_auto(cfg: PipelineConfig) -> None:
+    """`auto` model settings: the recommended model when the Hugging Face cache holds it, else off (null), with the
+    pull command kept for the run record's "not configured" line."""
+    from curation.models import OPEN_CLIP_FILES, RECOMMENDED, is_cached
+
+    for setting, (name, _) in RECOMMENDED.items():
+        section, key = setting.split(".")
+        if getattr(getattr(cfg, section), key) != "auto":
+            continue
+        cached = is_cached(name, OPEN_CLIP_FILES if key == "clip_checkpoint" else ())
+        setattr(getattr(cfg, section), key, name if cached else None)
+        if not cached:
+            cfg.unresolved[setting] = f"auto: {name} is not cached; run `vidcurate models pull {name}`"
+    if cfg.aesthetic.head_checkpoint and not cfg.aesthetic.clip_checkpoint and "aesthetic.clip_checkpoint" in cfg.unresolved:
+        cfg.aesthetic.head_checkpoint = None  # the head scores CLIP embeddings: off with its CLIP model
+        cfg.unresolved["aesthetic.head_checkpoint"] = cfg.unresolved["aesthetic.clip_checkpoint"]
+
+
 def _check_files(cfg: PipelineConfig) -> None:
-    """Weights named in the config must exist before any work starts."""
+    """Weights named in the config must exist before any work starts (a Hugging Face name: in the local cache)."""
     import fsspec
+
+    from curation.models import OPEN_CLIP_FILES, ModelNotCached, resolve_file
 
     a = cfg.aesthetic
     for key in ("clip_checkpoint", "head_checkpoint", "model_config_file"):
-        uri = getattr(a, key)
-        if uri is None:
+        if getattr(a, key) is None:
             continue
+        try:
+            uri = resolve_file(getattr(a, key), OPEN_CLIP_FILES if key == "clip_checkpoint" else ())
+        except ModelNotCached as e:
+            raise ConfigError(f"config key 'aesthetic.{key}': {e}") from None
         try:
             fs, path = fsspec.core.url_to_fs(uri, **cfg.input.storage_options)
             ok = fs.exists(path)

@@ -314,13 +314,16 @@ def _prepare(store: RunStore, record: RunRecord, input_uri: str, cfg: PipelineCo
             run.work_keys.append(run.safety_key)
         except importlib.metadata.PackageNotFoundError:
             record.not_configured.append("safety: not configured (the nudenet package is not installed: pip install nudenet)")
+    def why(setting: str) -> str:  # an `auto` model not in the cache says how to get it
+        return cfg.unresolved.get(setting, f"{setting} is null")
+
     if "caption" in stage_order(cfg) and not cfg.caption.model:
-        record.not_configured.append("caption: not configured (caption.model is null)")
+        record.not_configured.append(f"caption: not configured ({why('caption.model')})")
     if "embed" in stage_order(cfg) and not cfg.aesthetic.clip_checkpoint:
-        record.not_configured += ["embedding: not configured (aesthetic.clip_checkpoint is null)",
-                                  "aesthetic: not configured (aesthetic.clip_checkpoint is null)"]
+        record.not_configured += [f"embedding: not configured ({why('aesthetic.clip_checkpoint')})",
+                                  f"aesthetic: not configured ({why('aesthetic.clip_checkpoint')})"]
     elif run.embed_on and not cfg.aesthetic.head_checkpoint:
-        record.not_configured.append("aesthetic: not configured (aesthetic.head_checkpoint is null)")
+        record.not_configured.append(f"aesthetic: not configured ({why('aesthetic.head_checkpoint')})")
     return run
 
 

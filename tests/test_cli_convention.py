@@ -32,6 +32,7 @@ def _missing_input(tmp: Path) -> dict[str, list[str] | None]:
         "eval-ae": ["eval-ae", "--checkpoint", gone, "--manifest", gone, "--out", str(tmp / "r.json")],
         "train-diffusion": ["train-diffusion", "--latents", gone, "--out", out],
         "sample": ["sample", "--checkpoint", gone, "--out", out],
+        "models": ["models", "list", "--config", gone],
         "ablation-study": ["ablation-study", "--curated", gone, "--all", gone, "--reference", gone,
                            "--autoencoder", gone, "--out", out],
     }
