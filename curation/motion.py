@@ -8,7 +8,8 @@ frame of diagonal d therefore scores v*f/d at any resolution.
 The flow field is split into a camera part (a global similarity model: shift,
 rotation, zoom, fitted robustly with RANSAC, so people walking in front of a
 fixed camera are not camera motion while pans, zooms and rolls are) and a
-local part (what is left).
+local part (what is left). The camera part's parameters are kept per pair
+(PairMotion.move) for the camera-motion label (curation/camera_motion.py).
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+
+from curation.camera_motion import CameraMove, camera_move, translation_move
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class PairMotion:
     total: float  # mean flow magnitude
     camera: float  # mean magnitude of the global (camera) flow field
     local: float  # mean magnitude of flow minus global flow
+    move: CameraMove | None = None  # the camera model's parameters (curation/camera_motion.py); None = not measured
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -100,19 +104,30 @@ def _flow(a: np.ndarray, b: np.ndarray, p: MotionParams) -> np.ndarray:
     raise ValueError(f"unknown optical flow method {p.method!r} (farneback | dis)")
 
 
-def _global_flow(pts: np.ndarray, vec: np.ndarray, p: MotionParams) -> np.ndarray:
-    """Flow predicted by the camera model at pts (N, 2) given observed vectors (N, 2)."""
+def _global_flow(pts: np.ndarray, vec: np.ndarray, p: MotionParams) -> tuple[np.ndarray, np.ndarray | None]:
+    """Flow predicted by the camera model at pts (N, 2) given observed vectors (N, 2), and the model as a 2x3
+    similarity matrix (None for the median model, or when the fit is degenerate)."""
     if p.global_model == "median":
-        return np.broadcast_to(np.median(vec, axis=0), vec.shape)
+        return np.broadcast_to(np.median(vec, axis=0), vec.shape), None
     if p.global_model != "affine":
         raise ValueError(f"unknown global motion model {p.global_model!r} (affine | median)")
-    # similarity transform (translation, rotation, uniform zoom): what a camera does
+    # similarity transform (translation, rotation, uniform zoom): what a camera does. RANSAC, then
+    # Levenberg-Marquardt on the inliers (OpenCV's refineIters)
     m, _ = cv2.estimateAffinePartial2D(
         pts, pts + vec, method=cv2.RANSAC, ransacReprojThreshold=p.ransac_thresh, maxIters=500, confidence=0.99
     )
     if m is None:  # degenerate field: fall back to the median translation
-        return np.broadcast_to(np.median(vec, axis=0), vec.shape)
-    return pts @ m[:, :2].T + m[:, 2] - pts
+        return np.broadcast_to(np.median(vec, axis=0), vec.shape), None
+    return pts @ m[:, :2].T + m[:, 2] - pts, m
+
+
+def camera_fit(pts: np.ndarray, vec: np.ndarray, size: tuple[int, int], dt: float,
+               params: MotionParams) -> tuple[np.ndarray, CameraMove]:
+    """The camera model of a flow field: its flow at pts (N, 2) px, and its parameters (size = (w, h) px of the
+    frame the flow was measured on, dt seconds between the frames)."""
+    glob, m = _global_flow(pts, vec, params)  # (N, 2) px, 2x3 or None
+    move = camera_move(m, size, dt) if m is not None else translation_move(np.median(vec, axis=0), size, dt)
+    return glob, move
 
 
 def pair_flow(prev_gray: np.ndarray, gray: np.ndarray, dt: float, params: MotionParams) -> PairMotion:
@@ -136,12 +151,13 @@ def pair_flow(prev_gray: np.ndarray, gray: np.ndarray, dt: float, params: Motion
         ys, xs = ys[keep], xs[keep]
     pts = np.stack([xs, ys], axis=1).astype(np.float32)  # (N, 2) x, y
     vec = flow[ys, xs].astype(np.float32)  # (N, 2) px
-    glob = _global_flow(pts, vec, params)  # (N, 2) px
+    glob, move = camera_fit(pts, vec, (w, h), dt, params)  # (N, 2) px, the model's parameters
     scale = 1.0 / (dt * float(np.hypot(h, w)))  # px -> diagonals per second
     return PairMotion(
         total=float(np.linalg.norm(vec, axis=1).mean() * scale),
         camera=float(np.linalg.norm(glob, axis=1).mean() * scale),
         local=float(np.linalg.norm(vec - glob, axis=1).mean() * scale),
+        move=move,
     )
 
 

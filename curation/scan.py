@@ -20,6 +20,7 @@ import numpy as np
 
 from curation import ids
 from curation.audio import AudioMeter, AudioParams
+from curation.camera_motion import CameraMotionParams, classify
 from curation.content_box import Bars, BoxParams, box_columns, clip_box, crop, frame_bars, rotate_bars, scale_bars
 from curation.decode import DECODER_OPENS, H264_CODECS, DecodeError, DecodePlan, Sample, decode, frame_rate
 from curation.defects import DefectParams, FrameSignals
@@ -37,6 +38,7 @@ class ScanParams:
     decode: DecodePlan = field(default_factory=DecodePlan)
     split: SplitParams = field(default_factory=SplitParams)
     motion: MotionParams = field(default_factory=MotionParams)
+    camera: CameraMotionParams = field(default_factory=CameraMotionParams)
     quality: QualityParams = field(default_factory=QualityParams)
     audio: AudioParams = field(default_factory=AudioParams)
     defects: DefectParams = field(default_factory=DefectParams)
@@ -347,7 +349,9 @@ def _clip_row(src: _Source, i: int, span, result, fps: float, feed: _Consumers, 
         "start_s": start_s, "end_s": end_s, "duration_s": end_s - start_s, "fps": fps, "width": width,
         "height": height, "split_reason": span.reason, "drop_reasons": [], "kept": True,
     }
-    row.update(aggregate_motion([m for a, b, m in feed.pairs if span.start <= a and b < span.end], params.motion))
+    pairs = [m for a, b, m in feed.pairs if span.start <= a and b < span.end]
+    row.update(aggregate_motion(pairs, params.motion))
+    row["camera_motion_type"] = classify([m.move for m in pairs if m.move is not None], params.camera)
     row.update(box_columns(_clip_box(inside, (width, height)), width, height))
     row.update(aggregate_quality([s.quality for s in inside], params.quality))
     row.update(feed.signals.clip_scores(span.start, span.end, feed.detector.black, fps))

@@ -117,6 +117,14 @@ class MotionConfig(_Strict):
     static_threshold: float = Field(0.002, ge=0)
 
 
+class CameraMotionConfig(_Strict):
+    """curation.camera_motion.CameraMotionParams: the clip's camera_motion_type from the motion flow's camera model."""
+
+    static_speed: float = Field(0.01, ge=0)  # frame diagonals/s: median camera speed below this -> static
+    min_directed: float = Field(0.5, ge=0, le=1)  # |median of the largest component| / median camera speed (ratio)
+    min_consistency: float = Field(0.75, ge=0, le=1)  # share of sample pairs whose largest component keeps its sign
+
+
 class QualityConfig(_Strict):
     near_black_luma: float = Field(20.0, ge=0, le=255)
 
@@ -297,6 +305,7 @@ class PipelineConfig(_Strict):
     decode: DecodeConfig = DecodeConfig()
     split: SplitConfig = SplitConfig()
     motion: MotionConfig = MotionConfig()
+    camera_motion: CameraMotionConfig = CameraMotionConfig()
     quality: QualityConfig = QualityConfig()
     content_box: ContentBoxConfig = ContentBoxConfig()
     defects: DefectsConfig = DefectsConfig()

@@ -1,5 +1,6 @@
 """Config sections → the plain parameter objects curation/ takes."""
 from curation.audio import AudioParams
+from curation.camera_motion import CameraMotionParams
 from curation.content_box import BoxParams
 from curation.decode import DecodePlan
 from curation.defects import DefectParams
@@ -19,6 +20,7 @@ def scan_params(cfg: PipelineConfig) -> ScanParams:
         split=SplitParams(**s.model_dump(), near_black_luma=cfg.quality.near_black_luma),
         motion=MotionParams(method=cfg.motion.method, dis_preset=cfg.motion.dis_preset,
                             static_threshold=cfg.motion.static_threshold),
+        camera=CameraMotionParams(**cfg.camera_motion.model_dump()),
         quality=QualityParams(black_luma_p99=cfg.quality.near_black_luma),
         keyframes_at=tuple(cfg.aesthetic.frames_at),
         audio=AudioParams(**cfg.audio.model_dump()),
@@ -30,14 +32,14 @@ def scan_params(cfg: PipelineConfig) -> ScanParams:
 # Bump when the scan's code changes what it writes for the same config (v2: display-aspect frames,
 # symmetric sign-bit pHash, black runs that keep detected cuts; v3: fade_frac, flicker, shake, blockiness;
 # v4: a `samples` table of per-sample pHashes; v5: shake and fade_frac null where too few frames;
-# v6: the content box, every picture score inside it, keyframes cropped to it, luma_p99):
+# v6: the content box, every picture score inside it, keyframes cropped to it, luma_p99; v7: camera_motion_type):
 # parts from older code are rescanned, not mixed in.
-SCAN_CODE_VERSION = 6
+SCAN_CODE_VERSION = 7
 
 
 def scan_config_subset(cfg: PipelineConfig) -> dict:
     """The config that decides the scan stage's output: a change here (or in SCAN_CODE_VERSION) means rescanning."""
-    return {k: cfg.public_dict()[k] for k in ("decode", "split", "motion", "quality", "content_box", "audio", "defects")} | {
+    return {k: cfg.public_dict()[k] for k in ("decode", "split", "motion", "camera_motion", "quality", "content_box", "audio", "defects")} | {
         "frames_at": cfg.aesthetic.frames_at, "scan_code_version": SCAN_CODE_VERSION,
     }
 

@@ -9,7 +9,7 @@ from schemas.latents import latents_schema
 
 # Bump on any change of column names, types or meaning; written into every
 # Parquet file's metadata under b"vidcurate.schema_version".
-SCHEMA_VERSION = "1.1"  # 1.1: clips.nsfw_score, the nsfw_scores work table
+SCHEMA_VERSION = "1.2"  # 1.1: clips.nsfw_score, the nsfw_scores work table; 1.2: clips.camera_motion_type
 
 _f = pa.field
 
@@ -55,6 +55,10 @@ _score_fields = [
     _f("camera_motion", pa.float32()),  # global (median) flow part, same unit
     _f("local_motion", pa.float32()),  # residual flow part, same unit
     _f("static", pa.bool_()),  # motion below config threshold
+    # camera-motion label (curation/camera_motion.py), from the camera model of the same flow: static | pan_left |
+    # pan_right | tilt_up | tilt_down | zoom_in | zoom_out | roll | handheld (moving, no one direction); null = no
+    # sample pair in the clip. Parquet dictionary-encodes it.
+    _f("camera_motion_type", pa.string()),
     # content box (curation/content_box.py): the picture inside bars of one level (letterbox, pillarbox,
     # windowbox, a coloured border), the largest over the clip's samples; display px. Every picture score
     # below is measured inside it, keyframes are stored cropped to it, export crops to it.
