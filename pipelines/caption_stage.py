@@ -1,4 +1,5 @@
-"""Stage `caption`: VLM captions of the kept clips, partition by partition, one model per Ray actor, cached per clip and config."""
+"""Stage `caption`: VLM captions of the kept clips, partition by partition, cached per clip and config: one model per Ray
+actor (backend local), or one actor keeping many requests in flight to an OpenAI-compatible endpoint (backend endpoint)."""
 import hashlib
 import json
 import time
@@ -55,6 +56,27 @@ class _CaptionWorker:
             except Exception as e:
                 out.append({"clip_id": cid, "error": f"{type(e).__name__}: {e}"})
         return out
+
+
+class _EndpointCaptionWorker:
+    """Holds one EndpointCaptioner (HTTP client, `caption.concurrency` requests in flight): the server batches them."""
+
+    def __init__(self, c: dict, storage_options: dict):
+        from curation.caption_endpoint import EndpointCaptioner
+
+        self.captioner = EndpointCaptioner(
+            c["endpoint"], c["endpoint_model"], c["prompt"], frames_per_clip=c["frames_per_clip"],
+            max_new_tokens=c["max_new_tokens"], concurrency=c["concurrency"], timeout_s=c["timeout_s"], retries=c["retries"],
+            api_key_env=c["api_key_env"], rewrite_prompt=c["rewrite_prompt"],
+        )
+
+    def caption(self, batch: list[tuple[str, list[bytes]]]) -> list[dict]:
+        """{"clip_id", "caption", "s"} or {"clip_id", "error"} per clip (the keyframe JPEGs go out as stored)."""
+        t0 = time.perf_counter()
+        texts = self.captioner.caption_clips([jpegs for _, jpegs in batch])
+        s = (time.perf_counter() - t0) / len(batch)  # wall seconds per clip with the requests in flight
+        return [{"clip_id": cid, "caption": t, "s": s} if isinstance(t, str) else {"clip_id": cid, "error": str(t)}
+                for (cid, _), t in zip(batch, texts)]
 
 
 def with_captions(clips: pa.Table, captions: pa.Table, repetition_ngram: int, rules: Sequence[Rule]) -> pa.Table:
@@ -129,10 +151,16 @@ class _CaptionPool:
     """Caption actors for the stage's lifetime; successful captions are committed as parts as they arrive."""
 
     def __init__(self, store: RunStore, caption_key: str, c: CaptionConfig, stage: StageConfig, storage_options: dict):
-        self.store, self.key, self.per_task = store, caption_key, max(1, c.batch_size)
-        actor_cls = ray.remote(_CaptionWorker).options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_restarts=2,
-                                                       max_task_retries=2)
-        self.actors = [actor_cls.remote(c.model_dump(), storage_options) for _ in range(stage.concurrency)]
+        self.store, self.key = store, caption_key
+        if c.backend == "endpoint":  # one actor, many requests in flight; a task holds enough clips to keep them in flight
+            self.per_task, n_actors = 4 * c.concurrency, 1
+            actor_cls = ray.remote(_EndpointCaptionWorker).options(num_cpus=stage.num_cpus, num_gpus=0, max_restarts=2,
+                                                                   max_task_retries=2)
+        else:
+            self.per_task, n_actors = max(1, c.batch_size), stage.concurrency
+            actor_cls = ray.remote(_CaptionWorker).options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_restarts=2,
+                                                           max_task_retries=2)
+        self.actors = [actor_cls.remote(c.model_dump(), storage_options) for _ in range(n_actors)]
         self.pool = ActorPool(self.actors)
         self.bar = tqdm(desc="caption", unit="clip", dynamic_ncols=True)
 
@@ -167,4 +195,6 @@ def caption_cache_key(cfg) -> str:
     c = cfg.caption
     data = {"model": c.model, "prompt": c.prompt, "frames_per_clip": c.frames_per_clip, "max_new_tokens": c.max_new_tokens,
             "dtype": c.dtype, "scan": scan_config_subset(cfg)}
+    if c.backend == "endpoint":  # the served model and the rewrite decide the text; not the URL, timeouts or concurrency
+        data.update(backend="endpoint", rewrite_prompt=c.rewrite_prompt)
     return "caption-" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]

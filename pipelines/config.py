@@ -216,11 +216,35 @@ class CaptionConfig(_Strict):
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     repetition_ngram: int = Field(3, ge=1, le=16)
+    # backend endpoint: an OpenAI-compatible server (vLLM, TGI, `transformers serve`) holds the VLM (curation/caption_endpoint.py)
+    backend: Literal["local", "endpoint"] = "local"
+    endpoint: str | None = Field(None, pattern=r"^https?://\S+$")  # base URL, e.g. http://host:8000/v1
+    endpoint_model: str | None = Field(None, min_length=1)  # the served model's name
+    concurrency: int = Field(16, ge=1, le=1024)  # requests in flight (count)
+    timeout_s: float = Field(120.0, gt=0)  # per request (s)
+    retries: int = Field(3, ge=0, le=20)  # extra tries on connection errors, timeouts and 408/429/5xx (count)
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # name of the env var holding the key
+    rewrite_prompt: str | None = Field(None, min_length=1)  # enhancement pass through the same endpoint; null = off
 
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
         return _check_device(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _endpoint(cls, data):
+        """backend endpoint: endpoint and endpoint_model are required, and `model` becomes the served name."""
+        if not isinstance(data, dict) or data.get("backend") != "endpoint":
+            if isinstance(data, dict) and data.get("rewrite_prompt") is not None:
+                raise ValueError("rewrite_prompt needs backend: endpoint (the rewrite goes through the same endpoint)")
+            return data
+        missing = [k for k in ("endpoint", "endpoint_model") if not data.get(k)]
+        if missing:
+            raise ValueError(f"backend endpoint needs {' and '.join(missing)} (base URL, e.g. http://host:8000/v1, and the served model's name)")
+        if data.get("model") not in (None, "auto", data["endpoint_model"]):
+            raise ValueError(f"model {data['model']!r} is for backend local; with backend endpoint the served model is endpoint_model")
+        return {**data, "model": data["endpoint_model"]}
 
 
 # NSFW score: curation/nsfw.py (NudeNet's ONNX detector, its weights in the nudenet wheel)
@@ -476,9 +500,18 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
 
 
 def _check_caption(cfg: PipelineConfig) -> None:
-    """A configured VLM must be a model folder, and there must be keyframes enough to show it."""
+    """There must be keyframes enough to show the VLM; a local one must be a model folder, an endpoint's key set."""
     c = cfg.caption
     if c.model is None or not cfg.stages.get("caption", StageConfig(enabled=False)).enabled:
+        return
+    if c.frames_per_clip > len(cfg.aesthetic.frames_at):
+        raise ConfigError(f"config key 'caption.frames_per_clip': {c.frames_per_clip} frames, but each clip has "
+                          f"{len(cfg.aesthetic.frames_at)} keyframes (aesthetic.frames_at)")
+    if c.backend == "endpoint":  # the server holds the model: nothing to read here
+        import os
+
+        if c.api_key_env and not os.environ.get(c.api_key_env):
+            raise ConfigError(f"config key 'caption.api_key_env': the environment variable {c.api_key_env!r} is not set")
         return
     from curation.captions import vlm_folder_problem
     from curation.models import ModelNotCached, resolve_folder
@@ -492,9 +525,6 @@ def _check_caption(cfg: PipelineConfig) -> None:
         raise ConfigError(f"config key 'caption.model': {problem}")
     if c.device.startswith("cuda") and cfg.stages["caption"].num_gpus == 0:  # Ray hides GPUs from an actor that asked for none
         raise ConfigError(f"config key 'caption.device': {c.device!r} needs stages.caption.num_gpus > 0 (GPUs per caption actor)")
-    if c.frames_per_clip > len(cfg.aesthetic.frames_at):
-        raise ConfigError(f"config key 'caption.frames_per_clip': {c.frames_per_clip} frames, but each clip has "
-                          f"{len(cfg.aesthetic.frames_at)} keyframes (aesthetic.frames_at)")
 
 
 def _check_entrypoints(cfg: PipelineConfig) -> None:
