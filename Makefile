@@ -45,7 +45,9 @@ demo: setup
 	$(BIN)/vidcurate sample --checkpoint $(DEMO)/out/training/dit/ckpt.pt --out $(DEMO)/out/training/samples --n 4 \
 	  --steps 16 --autoencoder $(DEMO)/out/training/ae/checkpoint.pt --spectral-reference $(DEMO)/out/latents
 	# the curation experiment (small): curated vs a random same-size sample vs all clips, 3 seeds each, the same
-	# model and budget, scored against a clean held-out set with 95% bootstrap intervals ("inconclusive" when they overlap)
+	# model and budget, scored against a clean held-out set with 95% bootstrap intervals ("inconclusive" when they overlap).
+	# First a positive control (--planted-fraction): 30% of 96 clean clips made black, "all" vs "curated" by our rules,
+	# in a latent space that keeps the defect: it must print DETECTED, or the comparison below could never see anything
 	$(BIN)/vidcurate heldout-data $(DEMO)/heldout --count 16
 	$(BIN)/vidcurate encode --manifest $(DEMO)/heldout/clips.parquet --table clips --checkpoint $(DEMO)/out/training/ae/checkpoint.pt \
 	  --out $(DEMO)/out/latents_reference --fps 8 --frames 9 --size 64
@@ -54,7 +56,7 @@ demo: setup
 	$(BIN)/vidcurate ablation-study --curated $(DEMO)/out/latents --all $(DEMO)/out/latents_all \
 	  --reference $(DEMO)/out/latents_reference --autoencoder $(DEMO)/out/training/ae/checkpoint.pt \
 	  --out $(DEMO)/out/training/ablation --seeds 0,1,2 --model tiny --steps 100 --batch-size 16 \
-	  --n-samples 16 --sample-steps 8 --bootstrap 500 --no-progress
+	  --n-samples 16 --sample-steps 8 --bootstrap 500 --no-progress --planted-fraction 0.3
 	$(BIN)/python scripts/demo_tail.py $(DEMO)
 
 test: setup browser

@@ -224,6 +224,7 @@ class PlantedConfig:
     batch_size: int = 16
     lr: float = 3e-3
     ema_decay: float = 0.98
+    threads: int = 1  # torch threads while it runs: at this size a second thread costs more than it gives
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(model=self.model, steps=self.steps, batch_size=self.batch_size, lr=self.lr,
@@ -246,7 +247,8 @@ def planted_clips(cfg: PlantedConfig) -> tuple[np.ndarray, np.ndarray]:
 
 def planted_verdict(all_ci: dict, curated_ci: dict) -> str:
     """"detected" when the 95% intervals do not overlap and "all" (trained with the defect) is higher,
-    "reversed" when they do not overlap the other way, else "inconclusive"."""
+    "reversed" when they do not overlap the other way, else "inconclusive". run_planted asks it of the
+    bootstrap and of the Wilson intervals and says "detected" only when both do."""
     if overlap(all_ci, curated_ci):
         return "inconclusive"
     return "detected" if all_ci["lo"] > curated_ci["hi"] else "reversed"
@@ -272,7 +274,7 @@ def smallest_detectable(base_k: int, n: int) -> float:
 
 @torch.no_grad()
 def autoencoder_keeps_defect(autoencoder: str, clips: np.ndarray, mask: np.ndarray, fps: float, rules, qp, mp, dp,
-                             reasons: tuple[str, ...], limit: int = 32) -> dict:
+                             reasons: tuple[str, ...], limit: int = 16) -> dict:
     """Do the planted clips still read as defective after the study's autoencoder (encode, decode)? Share of
     planted and of clean clips (up to `limit` of each) flagged for the planted reasons."""
     from training.autoencoder.model import encode_video, load_autoencoder
@@ -287,6 +289,7 @@ def autoencoder_keeps_defect(autoencoder: str, clips: np.ndarray, mask: np.ndarr
         raw = torch.cat([encode_video(ae, x[i:i + 4])[0] for i in range(0, len(x), 4)])
         rows = decode_and_score(ae, raw, fps, rules, qp, mp, dp)
         out[f"{name}_flagged"] = float(np.mean([bool(set(r["drop_reasons"]) & set(reasons)) for r in rows]))
+        out[f"{name}_by_reason"] = {k: float(np.mean([k in r["drop_reasons"] for r in rows])) for k in reasons}
         out[f"{name}_clips"] = len(rows)
     return {"autoencoder": str(autoencoder), **out}
 
@@ -298,10 +301,19 @@ def run_planted(out_dir: str | Path, cfg: PlantedConfig, rules: list[Rule], qual
 
     Writes OUT/data/{all,curated} (latents; planted.json holds the truth), OUT/<arm>/seed<k>/ (checkpoints) and
     OUT/sample_scores.jsonl; returns the result (run_study puts it under "planted")."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _run_planted(Path(out_dir), cfg, rules, quality, motion, defects, n_boot, autoencoder, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_planted(out: Path, cfg: PlantedConfig, rules, quality, motion, defects, n_boot, autoencoder, log) -> dict:
     from training.diffusion.data import LatentDataset
     from training.diffusion.planted import ThumbnailCodec, write_planted_latents
 
-    t0, out = time.perf_counter(), Path(out_dir)
+    t0 = time.perf_counter()
     reasons = PLANTED_REASONS[cfg.defect]
     clips, mask = planted_clips(cfg)
     codec = ThumbnailCodec(cfg.codec_factor)
@@ -340,7 +352,13 @@ def run_planted(out_dir: str | Path, cfg: PlantedConfig, rules: list[Rule], qual
     result["difference"] = {"all - curated": b["differences"]["curated - all"] | {
         "mean": -b["differences"]["curated - all"]["mean"], "lo": -b["differences"]["curated - all"]["hi"],
         "hi": -b["differences"]["curated - all"]["lo"]}}
-    result["verdict"] = planted_verdict(b["arms"]["all"], b["arms"]["curated"])
+    # both kinds of interval must separate: the bootstrap carries the spread over seeds, Wilson the binomial floor
+    # (a bootstrap of 0 defects in n samples is [0, 0], however small n is)
+    result["verdicts"] = {"bootstrap": planted_verdict(b["arms"]["all"], b["arms"]["curated"]),
+                          "wilson": planted_verdict(result["defect_rate"]["all"]["wilson"],
+                                                    result["defect_rate"]["curated"]["wilson"])}
+    agreed = set(result["verdicts"].values())
+    result["verdict"] = agreed.pop() if len(agreed) == 1 else "inconclusive"
     mde = smallest_detectable(k["curated"], n["curated"])
     transfer = result["defect_rate"]["all"]["mean"] / max(result["training_set"]["planted_fraction"], 1e-9)
     result["resolution"] = {
@@ -372,14 +390,17 @@ def format_planted(p: dict) -> str:
     for arm in ("curated", "all"):
         lines.append(f"    {arm:<8} {_ci(r[arm])}   Wilson [{r[arm]['wilson']['lo']:.3g}, {r[arm]['wilson']['hi']:.3g}]")
     d = p["difference"]["all - curated"]
-    lines.append(f"    all - curated {_ci(d)}  ->  {p['verdict'].upper()}")
+    lines.append(f"    all - curated {_ci(d)}  ->  {p['verdict'].upper()} (bootstrap {p['verdicts']['bootstrap']}, "
+                 f"Wilson {p['verdicts']['wilson']})")
     res = p["resolution"]
     lines.append(f"  resolution: a rise of {res['smallest_detectable_rate_rise']:.3g} in the sample rate "
                  f"(~{res['smallest_detectable_planted_fraction'] or float('nan'):.2g} of training clips defective)")
     if "study_autoencoder" in p:
         sa = p["study_autoencoder"]
         lines.append(f"  the study's autoencoder (encode, decode): planted clips still flagged "
-                     f"{sa.get('planted_flagged', float('nan')):.0%}, clean {sa.get('clean_flagged', float('nan')):.0%}")
+                     f"{sa.get('planted_flagged', float('nan')):.0%}, clean {sa.get('clean_flagged', float('nan')):.0%}"
+                     + "".join(f"; {k}: {sa.get('planted_by_reason', {}).get(k, float('nan')):.0%} vs "
+                               f"{sa.get('clean_by_reason', {}).get(k, float('nan')):.0%}" for k in p["reasons"]))
     return "\n".join(lines)
 
 

@@ -253,6 +253,8 @@ def test_planted_arm_end_to_end(tmp_path):
         assert ci["wilson"]["lo"] <= ci["mean"] <= ci["wilson"]["hi"]
         assert [s["seed"] for s in r["arms"][arm]["seeds"]] == [0, 1]
     assert r["verdict"] in ("detected", "inconclusive", "reversed") and "all - curated" in r["difference"]
+    assert set(r["verdicts"]) == {"bootstrap", "wilson"}
+    assert r["verdict"] == "inconclusive" or set(r["verdicts"].values()) == {r["verdict"]}
     assert 0 < r["resolution"]["smallest_detectable_rate_rise"] <= 1
     assert "positive control: 6/20" in format_planted(r)
     assert len((tmp_path / "p" / "sample_scores.jsonl").read_text().splitlines()) == 2 * 2 * 3
