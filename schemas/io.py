@@ -78,6 +78,14 @@ def read_table(
     raise AssertionError("unreachable")
 
 
+def _with_added_columns(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`t` with every nullable column of `schema` it lacks, as nulls (minor versions only add nullable columns)."""
+    for field in schema:
+        if field.name not in t.column_names and field.nullable:
+            t = t.append_column(field, pa.nulls(t.num_rows, field.type))
+    return t
+
+
 def read_files(fs, files: list[str], name: str, schema: pa.Schema) -> pa.Table:
     """The given Parquet files of table `name`, each checked for its schema version and validated, concatenated."""
     tables = []
@@ -87,7 +95,10 @@ def read_files(fs, files: list[str], name: str, schema: pa.Schema) -> pa.Table:
         version = (t.schema.metadata or {}).get(VERSION_KEY, b"?").decode()
         if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
             raise SchemaError(f"{name}: {p} has schema version {version}, this code reads {SCHEMA_VERSION}")
-        tables.append(validate_table(t.replace_schema_metadata(None), schema, name))
+        t = t.replace_schema_metadata(None)
+        if version != SCHEMA_VERSION:  # an older minor version: the columns added since are null there
+            t = _with_added_columns(t, schema)
+        tables.append(validate_table(t, schema, name))
     if not tables:
         return schema.empty_table()
     return pa.concat_tables(tables)

@@ -54,3 +54,21 @@ def test_writer_refuses_mismatching_table(tmp_path):
     with pytest.raises(SchemaError):
         write_table(bad, "errors", str(tmp_path / "e.parquet"))
     assert not list(tmp_path.iterdir())
+
+
+def test_an_older_minor_version_reads_with_the_added_columns_null(tmp_path):
+    """Minor versions only add nullable columns: a manifest written before them (1.0: no nsfw_score) still reads."""
+    from schemas import TABLES
+
+    row = {"clip_id": "c0", "video_id": "v", "uri": "file:///v.mp4", "clip_index": 0, "start_frame": 0, "end_frame": 25,
+           "num_frames": 25, "start_s": 0.0, "end_s": 1.0, "duration_s": 1.0, "fps": 25.0, "width": 64, "height": 36,
+           "split_reason": "whole", "drop_reasons": [], "kept": True}
+    table = table_from_rows([row], TABLES["clips"], "clips")
+    old = table.drop_columns(["nsfw_score"]).replace_schema_metadata({VERSION_KEY: b"1.0"})
+    pq.write_table(old, tmp_path / "old.parquet")
+    back = read_table(str(tmp_path / "old.parquet"), "clips")
+    assert back.column("nsfw_score").to_pylist() == [None]
+    assert back.column("clip_id").to_pylist() == table.column("clip_id").to_pylist()
+    pq.write_table(old.replace_schema_metadata({VERSION_KEY: SCHEMA_VERSION.encode()}), tmp_path / "now.parquet")
+    with pytest.raises(SchemaError, match="missing column"):  # at this version the column must be there
+        read_table(str(tmp_path / "now.parquet"), "clips")
