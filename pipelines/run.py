@@ -31,11 +31,11 @@ from pipelines.embed_stage import run_embed_stage
 from pipelines.params import describe_filters, embed_config_subset, filter_rules, scan_config_subset, scan_params
 from pipelines.ray_runtime import init_ray
 from pipelines.run_records import RunTracker, redact_uri, tracked, unique_run_id
+from pipelines.safety_stage import run_safety_stage, safety_cache_key
 from pipelines.scan_stage import done_uris, run_scan_stage
 from pipelines.stages import CUSTOM, STAGES, WRITE, StageSpec
 from pipelines.store import OutputError, RunStore
 from pipelines.table_parts import PartsSource, first_per_key, groups
-from pipelines.safety_stage import run_safety_stage, safety_cache_key
 from pipelines.text_stage import run_text_stage, text_cache_key
 from schemas import FINAL_TABLES, TABLES, RunRecord, table_from_rows  # noqa: F401 (FINAL_TABLES: re-exported)
 
@@ -314,6 +314,7 @@ def _prepare(store: RunStore, record: RunRecord, input_uri: str, cfg: PipelineCo
             run.work_keys.append(run.safety_key)
         except importlib.metadata.PackageNotFoundError:
             record.not_configured.append("safety: not configured (the nudenet package is not installed: pip install nudenet)")
+
     def why(setting: str) -> str:  # an `auto` model not in the cache says how to get it
         return cfg.unresolved.get(setting, f"{setting} is null")
 

@@ -20,6 +20,9 @@ from diffusers import AutoencoderKL, AutoencoderKLWan, AutoModel
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
 from training.autoencoder.config import ModelConfig
+from training.autoencoder.shortcut import ShortcutWanVAE
+
+OUR_CLASSES = {"ShortcutWanVAE": ShortcutWanVAE}  # autoencoder classes of ours (not in diffusers' namespace)
 
 
 def build_autoencoder(cfg: ModelConfig) -> torch.nn.Module:
@@ -30,6 +33,8 @@ def build_autoencoder(cfg: ModelConfig) -> torch.nn.Module:
     ae = _fresh_autoencoder(cfg)
     if cfg.init_logvar is not None:
         init_posterior_logvar(ae, cfg.init_logvar)
+    if isinstance(ae, ShortcutWanVAE):
+        ae.zero_init_outputs()
     return ae
 
 
@@ -48,7 +53,9 @@ def _fresh_autoencoder(cfg: ModelConfig) -> torch.nn.Module:
     if cfg.kind == "video":
         base = cfg.block_out_channels[0]
         n_time = cfg.temporal_factor.bit_length() - 1  # halvings of time: the last n_time levels
-        return AutoencoderKLWan(
+        if cfg.shortcut and cfg.latent_channels < 12:
+            raise ValueError("model.shortcut needs latent_channels >= 12 (a quarter-resolution RGB in 2x2 x 3 channels)")
+        return (ShortcutWanVAE if cfg.shortcut else AutoencoderKLWan)(
             base_dim=base,
             z_dim=cfg.latent_channels,
             dim_mult=[c // base for c in cfg.block_out_channels],
@@ -73,7 +80,12 @@ def _fresh_autoencoder(cfg: ModelConfig) -> torch.nn.Module:
 
 
 def load_pretrained(folder: str | Path) -> torch.nn.Module:
-    """A diffusers-format autoencoder folder, by the class its config.json names (`_class_name`)."""
+    """A diffusers-format autoencoder folder, by the class its config.json names (`_class_name`; ours too)."""
+    import json
+
+    name = json.loads((Path(folder) / "config.json").read_text()).get("_class_name")
+    if name in OUR_CLASSES:
+        return OUR_CLASSES[name].from_pretrained(str(folder))
     return AutoModel.from_pretrained(str(folder))
 
 
@@ -138,7 +150,8 @@ def load_autoencoder(checkpoint: str | Path, use_ema: bool = True) -> torch.nn.M
         ae = load_pretrained(path)
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        cls = getattr(diffusers, state.get("ae_class", "AutoencoderKL"))  # checkpoints before video: 2-D
+        name = state.get("ae_class", "AutoencoderKL")  # checkpoints before video: 2-D
+        cls = OUR_CLASSES.get(name) or getattr(diffusers, name)
         ae = cls.from_config(state["ae_config"])
         key = "ema" if use_ema and state.get("ema") is not None else "model"
         ae.load_state_dict(state[key])
