@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 NAMES = ("scan", "clip", "dedup", "ae", "diffusion", "load", "read", "export", "audio", "text", "ablation", "defects",
          "dashboard", "driver", "rules", "safety", "shots", "camera",
-         "caption", "gpu")
+         "caption", "gpu", "dit_toy")
 # Default arguments keep `python -m bench` near 30 minutes on a shared 2-core machine; --heavy uses these instead.
 QUICK_ARGS = {"dedup": ["--sizes", "10000,100000"], "dashboard": ["--sizes", "100000,1000000"],
               "driver": ["--sizes", "100000,1000000"], "load": ["--videos", "500"],
