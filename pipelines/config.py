@@ -559,17 +559,17 @@ def _resolve_auto(cfg: PipelineConfig) -> None:
     pull command kept for the run record's "not configured" line."""
     from curation.models import OPEN_CLIP_FILES, RECOMMENDED, is_cached
 
-    for setting, (name, _) in RECOMMENDED.items():
+    auto = [setting for setting in RECOMMENDED if getattr(getattr(cfg, setting.split(".")[0]), setting.split(".")[1]) == "auto"]
+    for setting in auto:
+        name = RECOMMENDED[setting][0]
         section, key = setting.split(".")
-        if getattr(getattr(cfg, section), key) != "auto":
-            continue
         cached = is_cached(name, OPEN_CLIP_FILES if key == "clip_checkpoint" else ())
         setattr(getattr(cfg, section), key, name if cached else None)
         if not cached:
             cfg.unresolved[setting] = f"auto: {name} is not cached; run `vidcurate models pull {name}`"
-    if cfg.aesthetic.head_checkpoint and not cfg.aesthetic.clip_checkpoint and "aesthetic.clip_checkpoint" in cfg.unresolved:
-        cfg.aesthetic.head_checkpoint = None  # the head scores CLIP embeddings: off with its CLIP model
-        cfg.unresolved["aesthetic.head_checkpoint"] = cfg.unresolved["aesthetic.clip_checkpoint"]
+    if "aesthetic.head_checkpoint" in auto and not cfg.aesthetic.clip_checkpoint and cfg.aesthetic.head_checkpoint:
+        cfg.aesthetic.head_checkpoint = None  # an auto head scores CLIP embeddings: off with its CLIP model
+        cfg.unresolved["aesthetic.head_checkpoint"] = cfg.unresolved.get("aesthetic.clip_checkpoint", "aesthetic.clip_checkpoint is null")
 
 
 def _check_files(cfg: PipelineConfig) -> None:

@@ -131,7 +131,7 @@ def test_default_run_measures_every_clip_and_drops_the_text_page(ray_local, demo
     assert record.counts["drop_reasons"].get("too_much_text") == 1
     assert record.counts["text"]["clips_measured"] == clips.num_rows
     assert clips.column("caption").null_count == clips.num_rows
-    assert "caption: not configured (caption.model is null)" in record.not_configured
+    assert any(line.startswith("caption: not configured (") for line in record.not_configured)
     from curation.dashboard.build import build_dashboard
 
     page = build_dashboard(str(tmp_path / "out"))[1].read_text()
