@@ -4,7 +4,6 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-
 from functools import partial
 
 import pyarrow as pa
