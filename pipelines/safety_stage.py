@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from pipelines.config import SafetyConfig, StageConfig
 from pipelines.store import RunStore
-from pipelines.text_stage import keyframes_by_clip
+from pipelines.text_stage import keyframes_by_clip, per_clip
 from schemas import TABLES, table_from_rows
 
 
@@ -30,16 +30,7 @@ class _SafetyWorker:
 
     def score(self, batch: list[tuple[str, list[bytes]]]) -> list[dict]:
         """{"clip_id", "nsfw_score", "nsfw_s"} per clip, or {"clip_id", "error"}: one bad clip does not stop the stage."""
-        rows = []
-        for cid, jpegs in batch:
-            t0 = time.perf_counter()
-            try:
-                score = self.detector.clip_nsfw_score(jpegs)
-            except Exception as e:  # a keyframe that does not decode: null for this clip, retried next run
-                rows.append({"clip_id": cid, "error": f"{type(e).__name__}: {e}"})
-                continue
-            rows.append({"clip_id": cid, "nsfw_score": score, "nsfw_s": time.perf_counter() - t0})
-        return rows
+        return per_clip(batch, self.detector.clip_nsfw_score, "nsfw_score", "nsfw_s")
 
     def score_part(self, output_uri: str, storage_options: dict, scan_key: str, safety_key: str, part: str) -> list[dict]:
         """Score every clip of one committed scan part and commit the safety part of the same name."""

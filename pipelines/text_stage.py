@@ -39,6 +39,21 @@ def keyframes_by_clip(keyframes: pa.Table, skip: set[str] = frozenset(), only: s
     return [(cid, [j for _, j in sorted(v)]) for cid, v in sorted(by_clip.items())]
 
 
+def per_clip(batch: list[tuple[str, list[bytes]]], fn, value: str, seconds: str) -> list[dict]:
+    """{"clip_id", value: fn(keyframe JPEGs), seconds: its time} per clip, or {"clip_id", "error"} for a clip whose
+    keyframes fail (null for that clip, retried next run): one bad clip does not stop a keyframe stage."""
+    rows = []
+    for cid, jpegs in batch:
+        t0 = time.perf_counter()
+        try:
+            v = fn(jpegs)
+        except Exception as e:
+            rows.append({"clip_id": cid, "error": f"{type(e).__name__}: {e}"})
+            continue
+        rows.append({"clip_id": cid, value: v, seconds: time.perf_counter() - t0})
+    return rows
+
+
 class _TextWorker:
     """Holds one TextAreaMeter for the actor's lifetime: the detector loads once, never per clip."""
 
@@ -49,16 +64,7 @@ class _TextWorker:
 
     def measure(self, batch: list[tuple[str, list[bytes]]]) -> list[dict]:
         """{"clip_id", "text_area_frac", "ocr_s"} per clip, or {"clip_id", "error"}: one bad clip does not stop the stage."""
-        rows = []
-        for cid, jpegs in batch:
-            t0 = time.perf_counter()
-            try:
-                frac = self.meter.clip_text_area([decode_jpeg(j) for j in jpegs])
-            except Exception as e:  # a keyframe that does not decode: null for this clip, retried next run
-                rows.append({"clip_id": cid, "error": f"{type(e).__name__}: {e}"})
-                continue
-            rows.append({"clip_id": cid, "text_area_frac": frac, "ocr_s": time.perf_counter() - t0})
-        return rows
+        return per_clip(batch, lambda jpegs: self.meter.clip_text_area([decode_jpeg(j) for j in jpegs]), "text_area_frac", "ocr_s")
 
     def measure_part(self, output_uri: str, storage_options: dict, scan_key: str, text_key: str, part: str) -> list[dict]:
         """Measure every clip of one committed scan part and commit the text part of the same name."""
