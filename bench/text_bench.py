@@ -49,15 +49,16 @@ def clip_keyframes(folder: Path) -> dict[str, list[bytes]]:
     return out
 
 
-def measure(meter, clips: dict[str, list[bytes]]) -> dict[str, tuple[float | None, float, int]]:
-    """{clip: (text_area_frac, CPU s, detector runs)} as the text stage measures a clip (JPEG decode included)."""
-    from pipelines.text_stage import decode_jpeg
+def measure(meter, clips: dict[str, list[bytes]]) -> dict[str, tuple[float | None, float, int, int]]:
+    """{clip: (text_area_frac, CPU s, detector runs, zero checks)} as the text stage measures a clip (JPEG decode
+    included); a zero check is a detector run at text.zero_check_short_side (a quarter of the pixels at 128 px)."""
+    from pipelines.text_stage import DecodedOnUse
 
     out = {}
     for name, jpegs in clips.items():
-        runs, t = meter.detector_runs, time.thread_time()
-        frac = meter.clip_text_area([decode_jpeg(j) for j in jpegs])
-        out[name] = (frac, time.thread_time() - t, meter.detector_runs - runs)
+        runs, checks, t = meter.detector_runs, meter.zero_checks, time.thread_time()
+        frac = meter.clip_text_area(DecodedOnUse(jpegs))
+        out[name] = (frac, time.thread_time() - t, meter.detector_runs - runs, meter.zero_checks - checks)
     return out
 
 
@@ -91,15 +92,15 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="vidcurate-textbench-") as tmp:
         sets = corpora([c for c in args.corpora.split(",") if c], Path(tmp))
     ours = TextAreaParams(**load_config().text.model_dump(), threads=1)
-    variants = {"ungated": TextAreaMeter(dataclasses.replace(ours, median_agree_frac=None, same_picture_diff=None)),
+    variants = {"ungated": TextAreaMeter(dataclasses.replace(ours, median_agree_frac=None, same_picture_diff=None, zero_check_short_side=None)),
                 "ours": TextAreaMeter(ours)}
     best: dict[str, dict[str, dict]] = {v: {c: {} for c in sets} for v in variants}
     for _ in range(args.rounds):
         for v, meter in variants.items():  # interleaved: load from other jobs hits both alike
             for c, clips in sets.items():
-                for name, (frac, cpu, runs) in measure(meter, clips).items():
+                for name, (frac, cpu, runs, checks) in measure(meter, clips).items():
                     prev = best[v][c].get(name)
-                    best[v][c][name] = (frac, min(cpu, prev[1]) if prev else cpu, runs)
+                    best[v][c][name] = (frac, min(cpu, prev[1]) if prev else cpu, runs, checks)
     rows = {}
     for c in sets:
         u, o = best["ungated"][c], best["ours"][c]
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
             "ours_cpu_s_per_clip_median": statistics.median(x[1] for x in o.values()),
             "ungated_detector_runs_per_clip": statistics.mean(x[2] for x in u.values()),
             "ours_detector_runs_per_clip": statistics.mean(x[2] for x in o.values()),
+            "ours_zero_checks_per_clip": statistics.mean(x[3] for x in o.values()),
             "max_abs_delta_text_area_frac": max(delta.values()),
             "worst_clip": max(delta, key=delta.get),
             "text_area_frac": {n: {"ungated": u[n][0], "ours": o[n][0]} for n in u},
@@ -126,10 +128,10 @@ def main(argv: list[str] | None = None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"text stage, CPU s per clip (median; JPEG decode + measure, 1 thread, best of {args.rounds} rounds)")
-    print(f"{'corpus':<8}{'clips':>6}{'ungated':>9}{'ours':>8}{'ratio':>7}{'runs/clip':>11}{'max |delta|':>13}  worst clip")
+    print(f"{'corpus':<8}{'clips':>6}{'ungated':>9}{'ours':>8}{'ratio':>7}{'runs/clip':>11}{'checks':>8}{'max |delta|':>13}  worst clip")
     for c, r in rows.items():
         print(f"{c:<8}{r['clips']:>6}{r['ungated_cpu_s_per_clip_median']:>9.4f}{r['ours_cpu_s_per_clip_median']:>8.4f}"
-              f"{r['cpu_ratio']:>7.2f}{r['ungated_detector_runs_per_clip']:>5.2f}->{r['ours_detector_runs_per_clip']:<4.2f}"
+              f"{r['cpu_ratio']:>7.2f}{r['ungated_detector_runs_per_clip']:>5.2f}->{r['ours_detector_runs_per_clip']:<4.2f}{r['ours_zero_checks_per_clip']:>8.2f}"
               f"{r['max_abs_delta_text_area_frac']:>13.4f}  {r['worst_clip']}")
     for c, r in rows.items():
         print(f"{c}: median <= {TARGET_S} s/clip {'met' if r['ours_cpu_s_per_clip_median'] <= TARGET_S else 'NOT met'}; "

@@ -7,16 +7,23 @@ So each box must look like a line of text (confident, wide and short, not huge),
 the kept boxes are rasterised so overlaps count once, and a clip's value is a
 robust aggregate (default: median) over its keyframes.
 
-The detector is the cost (~25 ms a 256x456 keyframe on one core), so a clip skips
-the runs whose answer is already bounded:
-- median of three: the median lies between any two of the values, so when the first
-  two agree within `median_agree_frac` their mean is within half of that of the
-  median, and the third keyframe is not measured;
+The detector is the cost (~20 ms a 256x456 keyframe on one core), so a clip skips
+the runs whose answer is already bounded. For the median of three keyframes the
+middle one is measured first, then:
 - a keyframe showing the same picture as one already measured (every 16-px tile's
-  mean grey within `same_picture_diff` levels) takes that keyframe's value.
-A cheap gate before the detector (edges, a smaller detector input) was measured and
-left out: the shared videos' semi-transparent copyright line (0.06 of the frame) has
-gradients under 48 grey levels and vanishes at a 160-px detector input.
+  mean grey within `same_picture_diff` levels) takes that keyframe's value;
+- no text in the middle keyframe and none in an outer one make the median 0. The
+  outer one is checked at `zero_check_short_side` (128 px: a quarter of the
+  pixels). The check can only miss faint text: the shared videos' semi-transparent
+  copyright line (0.06 of the frame) vanishes at 128 px, so a clip whose text is
+  in both outer keyframes, missing from the middle one and too faint for 128 px
+  would read 0; the same line in the middle keyframe is measured at full size;
+- otherwise the first keyframe is measured: when it agrees with the middle one
+  within `median_agree_frac`, their mean is within half of that of the median,
+  and the third keyframe is not measured.
+A cheap gate before the detector (edges, a smaller detector input for every
+keyframe) was measured and left out: that copyright line has gradients under 48
+grey levels and vanishes at a 160-px detector input.
 """
 from __future__ import annotations
 
@@ -36,6 +43,7 @@ class TextAreaParams:
     max_box_area_frac: float = 0.25  # a single box larger than this share of the frame is not a text line
     aggregate: str = "median"  # median | mean | max over a clip's keyframes
     median_agree_frac: float | None = 0.01  # median of 3: skip the third keyframe when the first two differ by <= this (share of the frame); None = measure all
+    zero_check_short_side: int | None = 128  # median of 3, no text in the middle keyframe: an outer one without text at this short side (px) makes it 0; None = off
     same_picture_diff: float | None = 2.5  # a keyframe whose 16-px tiles' mean |grey diff| to a measured one is <= this (levels 0..255) reuses its value; None = off
     threads: int = 1  # onnxruntime threads per detector
 
@@ -52,16 +60,16 @@ class TextBox:
 AGGREGATES = {"median": np.median, "mean": np.mean, "max": np.max}
 
 
-def box_is_text_line(box: TextBox, width: int, height: int, p: TextAreaParams) -> bool:
-    """Whether a detected box has the score, shape and size of a line of text."""
+def box_is_text_line(box: TextBox, width: int, height: int, p: TextAreaParams, size_caps: bool = True) -> bool:
+    """Whether a detected box has the score, shape and (with `size_caps`) size of a line of text."""
     (_, _), (w, h), _ = cv2.minAreaRect(box.points.astype(np.float32))
     long_side, short_side = max(w, h), min(w, h)
-    if box.score < p.min_box_score or short_side <= 0:
+    if box.score < p.min_box_score or short_side <= 0 or long_side / short_side < p.min_box_aspect:
         return False
+    if not size_caps:
+        return True
     # the rotated rectangle's short side is the line height, whatever its angle
-    if long_side / short_side < p.min_box_aspect or short_side > p.max_box_height_frac * height:
-        return False
-    return long_side * short_side <= p.max_box_area_frac * width * height
+    return short_side <= p.max_box_height_frac * height and long_side * short_side <= p.max_box_area_frac * width * height
 
 
 def covered_fraction(boxes: Sequence[TextBox], width: int, height: int) -> float:
@@ -110,12 +118,19 @@ class TextAreaMeter:
         # their scores, so boxes and scores no longer pair up: run its own three steps
         self._det = engine._load_det_model()
         self._resize = self._det.get_preprocess().resize
-        self.detector_runs = 0  # frames the detector ran on (the bench counts them)
+        self.detector_runs = 0  # frames the detector ran on at full size (the bench counts them)
+        self.zero_checks = 0  # frames it ran on at zero_check_short_side
 
-    def detector_input(self, rgb: np.ndarray) -> np.ndarray | None:
+    def detector_input(self, rgb: np.ndarray, short_side: int | None = None) -> np.ndarray | None:
         """The detector's input tensor (1, 3, H, W) for an RGB frame: rapidocr's resize to multiples of 32, its
-        normalisation ((x / 255 - 0.5) / 0.5, BGR) in float32 (rapidocr's own goes through float64: 5x the time)."""
-        img = self._resize(rgb)  # per-channel: the same pixels as resizing the BGR frame
+        normalisation ((x / 255 - 0.5) / 0.5, BGR) in float32 (rapidocr's own goes through float64: 5x the time).
+        `short_side` below the frame's scales it down first (area filter, sides multiples of 32)."""
+        h, w = rgb.shape[:2]
+        if short_side is not None and short_side < min(h, w):
+            s = short_side / min(h, w)
+            img = cv2.resize(rgb, (max(32, round(w * s / 32) * 32), max(32, round(h * s / 32) * 32)), interpolation=cv2.INTER_AREA)
+        else:
+            img = self._resize(rgb)  # per-channel: the same pixels as resizing the BGR frame
         if img is None:
             return None
         x = img.transpose(2, 0, 1)[::-1].astype(np.float32)  # (3, H, W) BGR
@@ -123,12 +138,16 @@ class TextAreaMeter:
         x -= np.float32(1)
         return x[None]
 
-    def detect(self, rgb: np.ndarray) -> list[TextBox]:
-        """Every box the detector returns for an RGB uint8 frame, with its score."""
-        x = self.detector_input(rgb)
+    def detect(self, rgb: np.ndarray, short_side: int | None = None) -> list[TextBox]:
+        """Every box the detector returns for an RGB uint8 frame (at `short_side`, see detector_input), with its
+        score, in the frame's pixels."""
+        x = self.detector_input(rgb, short_side)
         if x is None:
             return []
-        self.detector_runs += 1
+        if short_side is None:
+            self.detector_runs += 1
+        else:
+            self.zero_checks += 1
         boxes, scores = self._det.postprocess_op(self._det.session(x), rgb.shape[:2])
         return [TextBox(np.asarray(b, np.float32), float(s)) for b, s in zip(boxes, scores)]
 
@@ -138,24 +157,41 @@ class TextAreaMeter:
         lines = [b for b in self.detect(rgb) if box_is_text_line(b, w, h, self.params)]
         return covered_fraction(lines, w, h)
 
+    def may_hold_text(self, rgb: np.ndarray, short_side: int) -> bool:
+        """Whether the detector at `short_side` finds a confident, wide box: a text line of any size (boxes grow
+        coarser on a smaller input, so a big title can outgrow the size caps there)."""
+        return any(box_is_text_line(b, 0, 0, self.params, size_caps=False) for b in self.detect(rgb, short_side))
+
     def clip_text_area(self, frames: Sequence[np.ndarray]) -> float | None:
         """The clip's text area: the configured aggregate of its frames' values; None without frames.
 
         Skips the detector where the answer is bounded without it (see the module's docstring)."""
-        p, values = self.params, []
+        p, values = self.params, {}
 
         def value(i: int) -> float:
-            if p.same_picture_diff is not None:
-                for j, v in enumerate(values):
-                    if same_picture(frames[i], frames[j], p.same_picture_diff):
-                        return v
-            return self.frame_text_area(frames[i])
+            if i not in values:
+                values[i] = next((v for j, v in values.items() if p.same_picture_diff is not None
+                                  and same_picture(frames[i], frames[j], p.same_picture_diff)), None)
+                if values[i] is None:
+                    values[i] = self.frame_text_area(frames[i])
+            return values[i]
 
-        if p.aggregate == "median" and p.median_agree_frac is not None and len(frames) == 3:
-            values += [value(0)]
-            values += [value(1)]
-            if abs(values[0] - values[1]) <= p.median_agree_frac:
-                return (values[0] + values[1]) / 2  # the median lies between them
-        for i in range(len(values), len(frames)):
-            values.append(value(i))
-        return aggregate_frames(values, p.aggregate)
+        if p.aggregate == "median" and len(frames) == 3:
+            return self._median_of_three(value, frames)
+        return aggregate_frames([value(i) for i in range(len(frames))], p.aggregate)
+
+    def _median_of_three(self, value, frames: Sequence[np.ndarray]) -> float:
+        """The median of three keyframes' values, from as few detector runs as bound it (the module's docstring)."""
+        p = self.params
+        if p.median_agree_frac is None:
+            return float(np.median([value(i) for i in range(3)]))
+        middle = value(1)
+        if middle == 0 and p.zero_check_short_side is not None:
+            for i in (0, 2):
+                if (p.same_picture_diff is not None and same_picture(frames[i], frames[1], p.same_picture_diff)) \
+                        or not self.may_hold_text(frames[i], p.zero_check_short_side):
+                    return 0.0  # median(0, 0, x) = 0
+        first = value(0)
+        if abs(first - middle) <= p.median_agree_frac:
+            return (first + middle) / 2  # the median lies between them
+        return float(np.median([first, middle, value(2)]))

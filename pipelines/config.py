@@ -114,6 +114,7 @@ class SplitConfig(_Strict):
 class MotionConfig(_Strict):
     method: Literal["farneback", "dis"] = "dis"
     dis_preset: int = Field(2, ge=0, le=2)
+    dis_finest_scale: int | None = Field(2, ge=0, le=6)
     static_threshold: float = Field(0.002, ge=0)
 
 
@@ -203,6 +204,7 @@ class TextConfig(_Strict):
     max_box_area_frac: float = Field(0.25, gt=0, le=1)
     aggregate: Literal["median", "mean", "max"] = "median"
     median_agree_frac: float | None = Field(0.01, ge=0, le=1)  # share of the frame; None: measure every keyframe
+    zero_check_short_side: int | None = Field(128, ge=32, le=2160)  # px; None: off
     same_picture_diff: float | None = Field(2.5, ge=0, le=255)  # grey levels; None: off
 
 

@@ -18,7 +18,7 @@ def scan_params(cfg: PipelineConfig) -> ScanParams:
         decode=DecodePlan(sample_fps=d.sample_fps, analysis_short_side=d.analysis_short_side,
                           detector_width=d.detector_width, threads=d.threads),
         split=SplitParams(**s.model_dump(), near_black_luma=cfg.quality.near_black_luma),
-        motion=MotionParams(method=cfg.motion.method, dis_preset=cfg.motion.dis_preset,
+        motion=MotionParams(method=cfg.motion.method, dis_preset=cfg.motion.dis_preset, dis_finest_scale=cfg.motion.dis_finest_scale,
                             static_threshold=cfg.motion.static_threshold),
         camera=CameraMotionParams(**cfg.camera_motion.model_dump()),
         quality=QualityParams(black_luma_p99=cfg.quality.near_black_luma),

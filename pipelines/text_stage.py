@@ -8,6 +8,7 @@ join a part's text areas by the part's name.
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -28,6 +29,21 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     if bgr is None:
         raise ValueError(f"keyframe is not a decodable JPEG ({len(data)} bytes)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class DecodedOnUse(Sequence):
+    """Keyframe JPEGs as RGB frames, each decoded when first used: the text measure often leaves one untouched."""
+
+    def __init__(self, jpegs: list[bytes]):
+        self._jpegs, self._frames = jpegs, {}
+
+    def __len__(self) -> int:
+        return len(self._jpegs)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if i not in self._frames:
+            self._frames[i] = decode_jpeg(self._jpegs[i])
+        return self._frames[i]
 
 
 def keyframes_by_clip(keyframes: pa.Table, skip: set[str] = frozenset(), only: set[str] | None = None) -> list[tuple[str, list[bytes]]]:
@@ -64,7 +80,7 @@ class _TextWorker:
 
     def measure(self, batch: list[tuple[str, list[bytes]]]) -> list[dict]:
         """{"clip_id", "text_area_frac", "ocr_s"} per clip, or {"clip_id", "error"}: one bad clip does not stop the stage."""
-        return per_clip(batch, lambda jpegs: self.meter.clip_text_area([decode_jpeg(j) for j in jpegs]), "text_area_frac", "ocr_s")
+        return per_clip(batch, lambda jpegs: self.meter.clip_text_area(DecodedOnUse(jpegs)), "text_area_frac", "ocr_s")
 
     def measure_part(self, output_uri: str, storage_options: dict, scan_key: str, text_key: str, part: str) -> list[dict]:
         """Measure every clip of one committed scan part and commit the text part of the same name."""

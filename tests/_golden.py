@@ -37,14 +37,61 @@ def decisions(clips: pa.Table) -> dict[str, dict]:
     return dict(sorted(out.items()))
 
 
-def check_golden(name: str, clips: pa.Table) -> None:
-    """Assert that `clips`' decisions equal the golden `name` (write it instead under VIDCURATE_UPDATE_GOLDEN=1)."""
+def _golden(name: str, got: dict) -> dict | None:
+    """The golden `name`; under VIDCURATE_UPDATE_GOLDEN=1, `got` is written as the golden instead (returns None)."""
     path = GOLDEN / f"{name}.json"
-    got = decisions(clips)
     if os.environ.get("VIDCURATE_UPDATE_GOLDEN") == "1":
         path.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+        return None
+    return json.loads(path.read_text())
+
+
+def check_golden(name: str, clips: pa.Table) -> None:
+    """Assert that `clips`' decisions equal the golden `name` (write it instead under VIDCURATE_UPDATE_GOLDEN=1)."""
+    got = decisions(clips)
+    want = _golden(name, got)
+    if want is None:
         return
-    want = json.loads(path.read_text())
     assert sorted(got) == sorted(want), f"{name}: other clips than the golden's"
     moved = {k: (want[k], got[k]) for k in want if want[k] != got[k]}
     assert not moved, f"{name}: {len(moved)} clip(s) decided otherwise than the golden, e.g. {next(iter(moved.items()))}"
+
+
+# The scan's scores on the shared videos, recorded once (tests/golden/scan_scores.json), and how far a change to the
+# scan's own work may move them (issue 22): cuts identical (the clip keys), the motion ranking kept, keyframe
+# pHashes within a few bits, audio within 0.1 LU and 0.02, the text area within 0.02, every other score unmoved.
+SCORE_TOLERANCE = {"loudness_lufs": 0.1, "speech_frac": 0.02, "silence_frac": 0.02, "audio_coverage": 0.02,
+                   "text_area_frac": 0.02}
+EXACT_SCORES = ("sharpness", "luma_mean", "luma_p99", "contrast", "colorfulness", "black_frac", "quality", "fade_frac",
+                "flicker", "shake", "blockiness", "qp", "content_frac", "nsfw_score")
+MOTION_SPEARMAN_MIN = 0.99  # the clips' motion ranking, against the golden's
+PHASH_MAX_BITS = 4  # of 64, per keyframe
+
+
+def scores(clips: pa.Table) -> dict[str, dict]:
+    """Clip key -> its scan scores (motion, camera label, keyframe pHashes, audio, text and picture scores)."""
+    cols = ["motion", "camera_motion_type", "phash", *SCORE_TOLERANCE, *EXACT_SCORES]
+    return dict(sorted((_key(r), {c: r[c] for c in cols}) for r in clips.select(["uri", "start_frame", "end_frame", *cols]).to_pylist()))
+
+
+def check_scores(name: str, clips: pa.Table) -> None:
+    """Assert that `clips`' scores are within the tolerances above of the golden `name` (written under
+    VIDCURATE_UPDATE_GOLDEN=1)."""
+    from scipy.stats import spearmanr
+
+    got = scores(clips)
+    want = _golden(name, got)
+    if want is None:
+        return
+    assert sorted(got) == sorted(want), f"{name}: other clips (cuts) than the golden's"
+    moving = [k for k in want if want[k]["motion"] is not None]
+    rho = spearmanr([want[k]["motion"] for k in moving], [got[k]["motion"] for k in moving]).statistic
+    assert rho >= MOTION_SPEARMAN_MIN, f"{name}: motion ranking moved (Spearman {rho:.4f} < {MOTION_SPEARMAN_MIN})"
+    for k in want:
+        w, g = want[k], got[k]
+        bits = [bin(a ^ b).count("1") for a, b in zip(w["phash"] or [], g["phash"] or [])]
+        assert len(w["phash"] or []) == len(g["phash"] or []) and max(bits, default=0) <= PHASH_MAX_BITS, (k, bits)
+        for c, tol in SCORE_TOLERANCE.items():
+            assert (w[c] is None) == (g[c] is None) and (w[c] is None or abs(w[c] - g[c]) <= tol), (k, c, w[c], g[c])
+        for c in EXACT_SCORES:
+            assert (w[c] is None) == (g[c] is None) and (w[c] is None or abs(w[c] - g[c]) <= 1e-6 * max(1.0, abs(w[c]))), (k, c, w[c], g[c])

@@ -10,7 +10,7 @@ import pytest
 from pipelines.config import load_config
 from pipelines.run import run_pipeline
 from schemas import read_table
-from _golden import check_golden
+from _golden import check_golden, check_scores
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -238,3 +238,9 @@ def test_the_decisions_on_the_shared_videos_are_the_golden_ones(real_run):
     """Kept, drop reasons and duplicate groups of every clip of the shared test videos, as recorded in
     tests/golden/shared_videos.json (from the driver and the sharded paths, equal, before they became one)."""
     check_golden("shared_videos", _tables(real_run[0])["clips"])
+
+
+def test_the_scan_scores_on_the_shared_videos_are_within_tolerance_of_the_golden(real_run):
+    """Cuts, motion ranking, keyframe pHashes, audio, text area and picture scores of the shared test videos against
+    tests/golden/scan_scores.json (recorded before the scan's cost cuts of issue 22; tolerances in tests/_golden.py)."""
+    check_scores("scan_scores", _tables(real_run[0])["clips"])

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from curation.text_area import TextAreaMeter, TextAreaParams, same_picture
-from tests.test_text_area import _photo, _slide, _subtitles, _title
+from tests.test_text_area import _outlined, _photo, _slide, _subtitles, _title
 
-UNGATED = TextAreaParams(median_agree_frac=None, same_picture_diff=None)
+UNGATED = TextAreaParams(median_agree_frac=None, same_picture_diff=None, zero_check_short_side=None)
 
 
 @pytest.fixture(scope="module")
@@ -16,9 +16,18 @@ def meters():
     return TextAreaMeter(UNGATED), TextAreaMeter(TextAreaParams())
 
 
-def _runs(meter, frames):
-    before = meter.detector_runs
-    return meter.clip_text_area(frames), meter.detector_runs - before
+def _subtitles_on(name: str) -> np.ndarray:
+    """_subtitles()'s two lines on another photo."""
+    img = _outlined(_photo(name), "I told you we should never", (70, 200), 0.65)
+    return _outlined(img, "have come back to this place.", (70, 226), 0.65)
+
+
+def _runs(meter, frames, small: bool = False):
+    """(value, full-size detector runs), and the zero checks at the small size when `small`."""
+    before, checks = meter.detector_runs, meter.zero_checks
+    value = meter.clip_text_area(frames)
+    runs = meter.detector_runs - before
+    return (value, runs, meter.zero_checks - checks) if small else (value, runs)
 
 
 def test_detector_input_is_rapidocrs_preprocessing(meters):
@@ -40,14 +49,24 @@ def test_same_picture_tells_noise_from_a_subtitle():
 
 def test_two_agreeing_keyframes_decide_the_median(meters):
     ungated, ours = meters
-    frames = [_photo("astronaut"), _photo("rocket"), _slide()]  # two without text, then a slide
+    frames = [_subtitles(), _subtitles_on("astronaut"), _slide()]  # text in the middle one: the first is measured too
     value, runs = _runs(ours, frames)
     assert runs == 2 and value == pytest.approx(ungated.clip_text_area(frames), abs=TextAreaParams().median_agree_frac / 2)
 
 
+def test_no_text_in_the_middle_and_an_outer_keyframe_is_checked_small(meters):
+    ungated, ours = meters
+    frames = [_photo("astronaut"), _photo("rocket"), _slide()]  # two without text, then a slide
+    value, runs, checks = _runs(ours, frames, small=True)
+    assert (runs, checks) == (1, 1) and value == ungated.clip_text_area(frames) == 0.0
+    frames = [_title(), _photo("coins"), _outlined(_photo("coffee"), "APOLLO", (110, 140), 2.2, 4)]  # text in both outer ones only: the median is theirs
+    value, runs, checks = _runs(ours, frames, small=True)
+    assert checks == 2 and value == pytest.approx(ungated.clip_text_area(frames)) and value > 0.05
+
+
 def test_disagreeing_keyframes_measure_the_third(meters):
     ungated, ours = meters
-    frames = [_title(), _photo("coins"), _subtitles()]
+    frames = [_title(), _subtitles(), _photo("coins")]
     value, runs = _runs(ours, frames)
     assert runs == 3 and value == pytest.approx(ungated.clip_text_area(frames))
 
