@@ -98,6 +98,11 @@ def is_near_black(bgr: np.ndarray, luma_p99: float, top_frac: float = 0.8) -> bo
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     top = gray[: max(1, int(gray.shape[0] * top_frac))].ravel()
     k = int(0.99 * (top.size - 1))
+    # near-black puts k + 1 pixels below luma_p99 and the rest at most 255, which bounds the mean: a brighter
+    # mean (most frames) rules it out without the partition
+    below = (k + 1) / top.size
+    if cv2.mean(top)[0] >= luma_p99 * below + 255.0 * (1.0 - below):
+        return False
     return float(np.partition(top, k)[k]) < luma_p99
 
 
