@@ -170,10 +170,9 @@ class TextAreaMeter:
 
         def value(i: int) -> float:
             if i not in values:
-                values[i] = next((v for j, v in values.items() if p.same_picture_diff is not None
-                                  and same_picture(frames[i], frames[j], p.same_picture_diff)), None)
-                if values[i] is None:
-                    values[i] = self.frame_text_area(frames[i])
+                same = [v for j, v in values.items()
+                        if p.same_picture_diff is not None and same_picture(frames[i], frames[j], p.same_picture_diff)]
+                values[i] = same[0] if same else self.frame_text_area(frames[i])
             return values[i]
 
         if p.aggregate == "median" and len(frames) == 3:
