@@ -124,11 +124,13 @@ class TextAreaMeter:
     def detector_input(self, rgb: np.ndarray, short_side: int | None = None) -> np.ndarray | None:
         """The detector's input tensor (1, 3, H, W) for an RGB frame: rapidocr's resize to multiples of 32, its
         normalisation ((x / 255 - 0.5) / 0.5, BGR) in float32 (rapidocr's own goes through float64: 5x the time).
-        `short_side` below the frame's scales it down first (area filter, sides multiples of 32)."""
+        `short_side` scales the frame to it instead, down or up (a 90-px keyframe is checked at 128 px, where the full
+        measure scales it up to detector_short_side), sides multiples of 32."""
         h, w = rgb.shape[:2]
-        if short_side is not None and short_side < min(h, w):
+        if short_side is not None:
             s = short_side / min(h, w)
-            img = cv2.resize(rgb, (max(32, round(w * s / 32) * 32), max(32, round(h * s / 32) * 32)), interpolation=cv2.INTER_AREA)
+            img = cv2.resize(rgb, (max(32, round(w * s / 32) * 32), max(32, round(h * s / 32) * 32)),
+                             interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
         else:
             img = self._resize(rgb)  # per-channel: the same pixels as resizing the BGR frame
         if img is None:

@@ -37,6 +37,9 @@ def test_detector_input_is_rapidocrs_preprocessing(meters):
         got = ungated.detector_input(frame)
         assert got.shape == want.shape and got.dtype == np.float32
         assert np.abs(got - want).max() < 1e-6
+    small = np.ascontiguousarray(_subtitles()[::3, ::3])  # 86x152: a tiny video's keyframe
+    assert ungated.detector_input(small).shape[2] == 256  # the full measure scales it up to the detector's size,
+    assert ungated.detector_input(small, 128).shape[2:] == (128, 224)  # the zero check to its own
 
 
 def test_same_picture_tells_noise_from_a_subtitle():
