@@ -1,27 +1,26 @@
-"""Stage `safety`: nsfw_score of every clip from its keyframes, one NudeNet detector per Ray actor.
+"""Stage `safety`: nsfw_score of every clip from its keyframes, one NudeNet detector per Ray worker process.
 
-The text stage's shape: work goes out one scan part at a time, the actor reads that part's
+The text stage's shape: work goes out one scan part at a time as a Ray task, which reads that part's
 keyframes (already cropped to the content box) itself and commits a safety part of the same
 name, "already scored" is one listing, and the table stages join a part's scores by its name
 (pipelines.table_parts.join_by_clip).
 The `unsafe` filter rule on nsfw_score does the dropping.
 """
+import functools
 import hashlib
 import json
 import time
 
 import ray
-from ray.util import ActorPool
-from tqdm import tqdm
 
 from pipelines.config import SafetyConfig, StageConfig
 from pipelines.store import RunStore
-from pipelines.text_stage import keyframes_by_clip, per_clip
+from pipelines.text_stage import keyframes_by_clip, part_tasks, per_clip
 from schemas import TABLES, table_from_rows
 
 
 class _SafetyWorker:
-    """Holds one NsfwDetector for the actor's lifetime: the ONNX session loads once, never per clip."""
+    """Holds one NsfwDetector for a worker process's lifetime (_safety_worker): the ONNX session loads once, never per clip."""
 
     def __init__(self, s: dict, threads: int):
         from curation.nsfw import NsfwDetector, NsfwParams
@@ -41,6 +40,18 @@ class _SafetyWorker:
         return rows
 
 
+@functools.lru_cache(maxsize=1)
+def _safety_worker(params: str, threads: int) -> _SafetyWorker:
+    return _SafetyWorker(json.loads(params), threads)
+
+
+@ray.remote
+def _safety_part(params: str, threads: int, output_uri: str, storage_options: dict, scan_key: str, safety_key: str,
+                 part: str) -> list[dict]:
+    """Score one scan part on whichever worker is free; the detector loads once per worker process."""
+    return _safety_worker(params, threads).score_part(output_uri, storage_options, scan_key, safety_key, part)
+
+
 def run_safety_stage(store: RunStore, scan_key: str, safety_key: str, s: SafetyConfig, stage: StageConfig) -> dict:
     """Score the clips of every committed scan part that has no committed safety part yet."""
     done = set(store.committed_parts(safety_key, clean=True))
@@ -48,19 +59,12 @@ def run_safety_stage(store: RunStore, scan_key: str, safety_key: str, s: SafetyC
     stats = {"parts_to_score": len(todo), "parts_already_scored": len(done)}
     if not todo:
         return stats
-    actor_cls = ray.remote(_SafetyWorker).options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_restarts=2, max_task_retries=2)
-    actors = [actor_cls.remote(s.model_dump(), max(1, int(stage.num_cpus))) for _ in range(min(stage.concurrency, len(todo)))]
-    pool = ActorPool(actors)
     t0, seconds, failed, scores = time.perf_counter(), 0.0, [], []
-    with tqdm(total=len(todo), desc="safety", unit="part", dynamic_ncols=True) as bar:
-        for rows in pool.map(lambda a, part: a.score_part.remote(store.output_uri, store.storage_options, scan_key,
-                                                                  safety_key, part), todo):
-            failed += [r for r in rows if "error" in r]
-            scores += [r["nsfw_score"] for r in rows if "error" not in r]
-            seconds += sum(r["nsfw_s"] for r in rows if "error" not in r)
-            bar.update(1)
-    for actor in actors:
-        ray.kill(actor)
+    for rows in part_tasks(_safety_part, stage, todo, "safety", json.dumps(s.model_dump()), max(1, int(stage.num_cpus)),
+                           store.output_uri, store.storage_options, scan_key, safety_key):
+        failed += [r for r in rows if "error" in r]
+        scores += [r["nsfw_score"] for r in rows if "error" not in r]
+        seconds += sum(r["nsfw_s"] for r in rows if "error" not in r)
     stats.update(safety_s=time.perf_counter() - t0, clips_scored=len(scores),
                  nsfw_s_per_clip=seconds / len(scores) if scores else None,
                  max_nsfw_score=max((x for x in scores if x is not None), default=None),

@@ -1,21 +1,22 @@
-"""Stage `text`: on-screen text area of every clip from its keyframes, one text detector per Ray actor.
+"""Stage `text`: on-screen text area of every clip from its keyframes, one text detector per Ray worker process.
 
-Work goes out one scan part at a time, as for embed: the actor reads that part's
+Work goes out one scan part at a time, as a Ray task: the task reads that part's
 keyframes itself and writes a text part of the same name, so keyframe JPEGs never
 pass through the driver, "already measured" is one listing, and the table stages
 join a part's text areas by the part's name.
 """
+import collections
+import functools
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
-from ray.util import ActorPool
 from tqdm import tqdm
 
 from pipelines.config import StageConfig, TextConfig
@@ -71,7 +72,7 @@ def per_clip(batch: list[tuple[str, list[bytes]]], fn, value: str, seconds: str)
 
 
 class _TextWorker:
-    """Holds one TextAreaMeter for the actor's lifetime: the detector loads once, never per clip."""
+    """Holds one TextAreaMeter for a worker process's lifetime (_text_worker): the detector loads once, never per clip."""
 
     def __init__(self, t: dict, threads: int):
         from curation.text_area import TextAreaMeter, TextAreaParams
@@ -96,6 +97,33 @@ def commit_text_part(store: RunStore, text_key: str, part: str, rows: list[dict]
     store.write_part(text_key, {"text_areas": table_from_rows(ok, TABLES["text_areas"], "text_areas")}, part=part)
 
 
+@functools.lru_cache(maxsize=1)
+def _text_worker(params: str, threads: int) -> _TextWorker:
+    return _TextWorker(json.loads(params), threads)
+
+
+@ray.remote
+def _text_part(params: str, threads: int, output_uri: str, storage_options: dict, scan_key: str, text_key: str,
+               part: str) -> list[dict]:
+    """Measure one scan part on whichever worker is free; the detector loads once per worker process."""
+    return _text_worker(params, threads).measure_part(output_uri, storage_options, scan_key, text_key, part)
+
+
+def part_tasks(task, stage: StageConfig, parts: list[str], desc: str, *args) -> Iterator[list[dict]]:
+    """task(*args, part) for every part as Ray tasks, at most stage.concurrency at once; yields each part's rows as it
+    finishes. Tasks, not actors: they land on workers that are already up (the scan's, imports done), where a new
+    actor would start a process and load its model while the stage waits (most of the stage on a small run)."""
+    task = task.options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_retries=2)
+    queue, pending = collections.deque(parts), []
+    with tqdm(total=len(parts), desc=desc, unit="part", dynamic_ncols=True) as bar:
+        while queue or pending:
+            while queue and len(pending) < stage.concurrency:
+                pending.append(task.remote(*args, queue.popleft()))
+            ready, pending = ray.wait(pending, num_returns=1)
+            bar.update(1)
+            yield ray.get(ready[0])
+
+
 def run_text_stage(store: RunStore, scan_key: str, text_key: str, t: TextConfig, stage: StageConfig) -> dict:
     """Measure the clips of every committed scan part that has no committed text part yet."""
     done = set(store.committed_parts(text_key, clean=True))
@@ -103,24 +131,14 @@ def run_text_stage(store: RunStore, scan_key: str, text_key: str, t: TextConfig,
     stats = {"parts_to_measure": len(todo), "parts_already_measured": len(done)}
     if not todo:
         return stats
-    actor_cls = ray.remote(_TextWorker).options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_restarts=2, max_task_retries=2)
-    actors = [actor_cls.remote(t.model_dump(), max(1, int(stage.num_cpus))) for _ in range(min(stage.concurrency, len(todo)))]
-    pool = ActorPool(actors)
     t0 = time.perf_counter()
     ocr_s, measured, failed = 0.0, 0, []
-
-    def submit(actor, part):
-        return actor.measure_part.remote(store.output_uri, store.storage_options, scan_key, text_key, part)
-
-    with tqdm(total=len(todo), desc="text", unit="part", dynamic_ncols=True) as bar:
-        for rows in pool.map(submit, todo):
-            failed += [r for r in rows if "error" in r]
-            ok = [r for r in rows if "error" not in r]
-            measured += len(ok)
-            ocr_s += sum(r["ocr_s"] for r in ok)
-            bar.update(1)
-    for actor in actors:
-        ray.kill(actor)
+    for rows in part_tasks(_text_part, stage, todo, "text", json.dumps(t.model_dump()), max(1, int(stage.num_cpus)),
+                           store.output_uri, store.storage_options, scan_key, text_key):
+        failed += [r for r in rows if "error" in r]
+        ok = [r for r in rows if "error" not in r]
+        measured += len(ok)
+        ocr_s += sum(r["ocr_s"] for r in ok)
     stats.update(text_s=time.perf_counter() - t0, clips_measured=measured, ocr_s_per_clip=ocr_s / measured if measured else None,
                  text_errors=[f"{r['clip_id']}: {r['error']}" for r in failed[:20]], clips_failed=len(failed))
     return stats
