@@ -6,12 +6,10 @@ name, "already scored" is one listing, and the table stages join a part's scores
 (pipelines.table_parts.join_by_clip).
 The `unsafe` filter rule on nsfw_score does the dropping.
 """
-import functools
 import hashlib
 import json
 import time
 
-import ray
 
 from pipelines.config import SafetyConfig, StageConfig
 from pipelines.store import RunStore
@@ -20,7 +18,7 @@ from schemas import TABLES, table_from_rows
 
 
 class _SafetyWorker:
-    """Holds one NsfwDetector for a worker process's lifetime (_safety_worker): the ONNX session loads once, never per clip."""
+    """Holds one NsfwDetector for a worker process's lifetime (text_stage._keyframe_worker): the ONNX session loads once, never per clip."""
 
     def __init__(self, s: dict, threads: int):
         from curation.nsfw import NsfwDetector, NsfwParams
@@ -40,18 +38,6 @@ class _SafetyWorker:
         return rows
 
 
-@functools.lru_cache(maxsize=1)
-def _safety_worker(params: str, threads: int) -> _SafetyWorker:
-    return _SafetyWorker(json.loads(params), threads)
-
-
-@ray.remote
-def _safety_part(params: str, threads: int, output_uri: str, storage_options: dict, scan_key: str, safety_key: str,
-                 part: str) -> list[dict]:
-    """Score one scan part on whichever worker is free; the detector loads once per worker process."""
-    return _safety_worker(params, threads).score_part(output_uri, storage_options, scan_key, safety_key, part)
-
-
 def run_safety_stage(store: RunStore, scan_key: str, safety_key: str, s: SafetyConfig, stage: StageConfig) -> dict:
     """Score the clips of every committed scan part that has no committed safety part yet."""
     done = set(store.committed_parts(safety_key, clean=True))
@@ -60,8 +46,8 @@ def run_safety_stage(store: RunStore, scan_key: str, safety_key: str, s: SafetyC
     if not todo:
         return stats
     t0, seconds, failed, scores = time.perf_counter(), 0.0, [], []
-    for rows in part_tasks(_safety_part, stage, todo, "safety", json.dumps(s.model_dump()), max(1, int(stage.num_cpus)),
-                           store.output_uri, store.storage_options, scan_key, safety_key):
+    for rows in part_tasks(_SafetyWorker, "score_part", s.model_dump(), stage, todo, "safety", store.output_uri,
+                           store.storage_options, scan_key, safety_key):
         failed += [r for r in rows if "error" in r]
         scores += [r["nsfw_score"] for r in rows if "error" not in r]
         seconds += sum(r["nsfw_s"] for r in rows if "error" not in r)

@@ -72,7 +72,7 @@ def per_clip(batch: list[tuple[str, list[bytes]]], fn, value: str, seconds: str)
 
 
 class _TextWorker:
-    """Holds one TextAreaMeter for a worker process's lifetime (_text_worker): the detector loads once, never per clip."""
+    """Holds one TextAreaMeter for a worker process's lifetime (_keyframe_worker): the detector loads once, never per clip."""
 
     def __init__(self, t: dict, threads: int):
         from curation.text_area import TextAreaMeter, TextAreaParams
@@ -97,28 +97,30 @@ def commit_text_part(store: RunStore, text_key: str, part: str, rows: list[dict]
     store.write_part(text_key, {"text_areas": table_from_rows(ok, TABLES["text_areas"], "text_areas")}, part=part)
 
 
-@functools.lru_cache(maxsize=1)
-def _text_worker(params: str, threads: int) -> _TextWorker:
-    return _TextWorker(json.loads(params), threads)
+@functools.lru_cache(maxsize=4)
+def _keyframe_worker(cls: type, params: str, threads: int):
+    return cls(json.loads(params), threads)
 
 
 @ray.remote
-def _text_part(params: str, threads: int, output_uri: str, storage_options: dict, scan_key: str, text_key: str,
-               part: str) -> list[dict]:
-    """Measure one scan part on whichever worker is free; the detector loads once per worker process."""
-    return _text_worker(params, threads).measure_part(output_uri, storage_options, scan_key, text_key, part)
+def _keyframe_part(cls: type, method: str, params: str, threads: int, *args) -> list[dict]:
+    """cls(params, threads).method(*args) for one scan part, on whichever worker is free: the worker (a text or safety
+    detector) is built once per worker process and cached."""
+    return getattr(_keyframe_worker(cls, params, threads), method)(*args)
 
 
-def part_tasks(task, stage: StageConfig, parts: list[str], desc: str, *args) -> Iterator[list[dict]]:
-    """task(*args, part) for every part as Ray tasks, at most stage.concurrency at once; yields each part's rows as it
-    finishes. Tasks, not actors: they land on workers that are already up (the scan's, imports done), where a new
-    actor would start a process and load its model while the stage waits (most of the stage on a small run)."""
-    task = task.options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_retries=2)
+def part_tasks(cls: type, method: str, params: dict, stage: StageConfig, parts: list[str], desc: str, *args) -> Iterator[list[dict]]:
+    """cls(params, threads).method(*args, part) for every part as Ray tasks (_keyframe_part), at most
+    stage.concurrency at once; yields each part's rows as it finishes. Tasks, not actors: they land on workers that
+    are already up (the scan's, imports done), where a new actor would start a process and load its model while the
+    stage waits (most of the stage on a small run)."""
+    task = _keyframe_part.options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_retries=2)
+    head = (cls, method, json.dumps(params), max(1, int(stage.num_cpus)), *args)
     queue, pending = collections.deque(parts), []
     with tqdm(total=len(parts), desc=desc, unit="part", dynamic_ncols=True) as bar:
         while queue or pending:
             while queue and len(pending) < stage.concurrency:
-                pending.append(task.remote(*args, queue.popleft()))
+                pending.append(task.remote(*head, queue.popleft()))
             ready, pending = ray.wait(pending, num_returns=1)
             bar.update(1)
             yield ray.get(ready[0])
@@ -133,8 +135,8 @@ def run_text_stage(store: RunStore, scan_key: str, text_key: str, t: TextConfig,
         return stats
     t0 = time.perf_counter()
     ocr_s, measured, failed = 0.0, 0, []
-    for rows in part_tasks(_text_part, stage, todo, "text", json.dumps(t.model_dump()), max(1, int(stage.num_cpus)),
-                           store.output_uri, store.storage_options, scan_key, text_key):
+    for rows in part_tasks(_TextWorker, "measure_part", t.model_dump(), stage, todo, "text", store.output_uri,
+                           store.storage_options, scan_key, text_key):
         failed += [r for r in rows if "error" in r]
         ok = [r for r in rows if "error" not in r]
         measured += len(ok)
