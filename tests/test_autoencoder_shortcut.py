@@ -7,7 +7,7 @@ from training.autoencoder.config import ModelConfig
 from training.autoencoder.evaluate import bicubic_psnr, psnr
 from training.autoencoder.model import build_autoencoder, decode_video, encode_video, export_diffusers, load_autoencoder
 from training.autoencoder.model import frames_of
-from training.autoencoder.shortcut import ShortcutWanVAE, shortcut_down, shortcut_up
+from training.autoencoder.shortcut import ShortcutKL, ShortcutWanVAE, shortcut_down, shortcut_up
 
 GEOMETRY = dict(block_out_channels=(8, 16, 16, 16), latent_channels=16, layers_per_block=1)
 
@@ -62,3 +62,17 @@ def test_at_init_the_model_meets_the_bicubic_bar_and_training_moves_it(tmp_path)
     assert isinstance(again, ShortcutWanVAE)
     with torch.no_grad():
         assert torch.allclose(decode_video(again, encode_video(again, x)[0]), decode_video(back, encode_video(back, x)[0]), atol=1e-5)
+
+
+def test_the_2d_shortcut_model_is_the_bicubic_bar_at_init_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    ae = build_autoencoder(ModelConfig(kind="image", block_out_channels=(8, 16, 16, 16), latent_channels=4,
+                                       layers_per_block=1, norm_num_groups=8, shortcut=True, init_logvar=-10.0))
+    assert isinstance(ae, ShortcutKL)
+    x = _clip(frames=3)
+    mean, _ = encode_video(ae, x)
+    assert mean.shape == (1, 4, 3, 8, 8)
+    y = decode_video(ae, mean)
+    assert torch.allclose(psnr(frames_of(y), frames_of(x)), bicubic_psnr(frames_of(x), (8, 8)), atol=1e-3)
+    torch.save({"ae_class": type(ae).__name__, "ae_config": dict(ae.config), "model": ae.state_dict()}, tmp_path / "ae.pt")
+    assert isinstance(load_autoencoder(tmp_path / "ae.pt"), ShortcutKL)

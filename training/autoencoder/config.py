@@ -34,8 +34,8 @@ class ModelConfig:
     # init gives logvar ~ 0, std ~ 1 against latent means of std ~ 0.2, so the decoder first learns from noise.
     # None: the diffusers init. (Not shown to help yet: notes/vae.md, issue 23.)
     init_logvar: float | None = None
-    # video only: DC-AE's space-to-channel shortcuts around the networks (training/autoencoder/shortcut.py); the
-    # model starts as a fixed low-pass codec and learns the residual
+    # DC-AE's space-to-channel shortcuts around the networks (training/autoencoder/shortcut.py); the model starts
+    # as a fixed low-pass codec and learns the residual (video: 12 latent channels; image: 3, each frame's means)
     shortcut: bool = False
 
     def __post_init__(self) -> None:

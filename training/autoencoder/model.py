@@ -20,9 +20,9 @@ from diffusers import AutoencoderKL, AutoencoderKLWan, AutoModel
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
 from training.autoencoder.config import ModelConfig
-from training.autoencoder.shortcut import ShortcutWanVAE
+from training.autoencoder.shortcut import ShortcutKL, ShortcutWanVAE
 
-OUR_CLASSES = {"ShortcutWanVAE": ShortcutWanVAE}  # autoencoder classes of ours (not in diffusers' namespace)
+OUR_CLASSES = {"ShortcutWanVAE": ShortcutWanVAE, "ShortcutKL": ShortcutKL}  # autoencoder classes of ours (not in diffusers' namespace)
 
 
 def build_autoencoder(cfg: ModelConfig) -> torch.nn.Module:
@@ -33,7 +33,7 @@ def build_autoencoder(cfg: ModelConfig) -> torch.nn.Module:
     ae = _fresh_autoencoder(cfg)
     if cfg.init_logvar is not None:
         init_posterior_logvar(ae, cfg.init_logvar)
-    if isinstance(ae, ShortcutWanVAE):
+    if isinstance(ae, (ShortcutWanVAE, ShortcutKL)):
         ae.zero_init_outputs()
     return ae
 
@@ -67,7 +67,9 @@ def _fresh_autoencoder(cfg: ModelConfig) -> torch.nn.Module:
             scale_factor_temporal=cfg.temporal_factor,
             scale_factor_spatial=2 ** (levels - 1),
         )
-    return AutoencoderKL(
+    if cfg.shortcut and cfg.latent_channels < 3:
+        raise ValueError("model.shortcut needs latent_channels >= 3 (each frame's RGB means)")
+    return (ShortcutKL if cfg.shortcut else AutoencoderKL)(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * levels,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKLWan
+from diffusers import AutoencoderKL, AutoencoderKLWan
 
 SHORTCUT_CHANNELS = 12  # latent channels the shortcut fills (of at least 12)
 
@@ -58,17 +58,31 @@ def shortcut_up(z: torch.Tensor, spatial: int, temporal: int) -> torch.Tensor:
     return torch.cat([_to_frames(z[:, :, i], k, spatial) for i, (_, k) in enumerate(_steps(t, temporal))], 2)
 
 
-class ShortcutWanVAE(AutoencoderKLWan):
-    """AutoencoderKLWan whose latent mean and decoded clip carry the shortcuts above (see the module docstring)."""
+class _Shortcut:
+    """What both shortcut classes share: the zero-initialised outputs and the decoded output plus the shortcut."""
 
     def zero_init_outputs(self) -> None:
         """Start as the fixed shortcut codec: the encoder adds nothing to the latent mean, the decoder nothing to the clip."""
         with torch.no_grad():
-            c = self.config.z_dim
+            c = self.quant_conv.out_channels // 2  # rows: mean, then log-variance
             self.quant_conv.weight[:c].zero_()
             self.quant_conv.bias[:c].zero_()
             self.decoder.conv_out.weight.zero_()
             self.decoder.conv_out.bias.zero_()
+
+    @staticmethod
+    def _plus(out: torch.Tensor, shortcut: torch.Tensor, return_dict: bool):
+        """The decoder's output plus the shortcut's, clamped to [-1, 1], as diffusers' _decode returns it."""
+        out = torch.clamp(out + shortcut, -1.0, 1.0)
+        if not return_dict:
+            return (out,)
+        from diffusers.models.autoencoders.vae import DecoderOutput
+
+        return DecoderOutput(sample=out)
+
+
+class ShortcutWanVAE(_Shortcut, AutoencoderKLWan):
+    """AutoencoderKLWan whose latent mean and decoded clip carry the shortcuts above (see the module docstring)."""
 
     @property
     def _factors(self) -> tuple[int, int]:
@@ -81,11 +95,24 @@ class ShortcutWanVAE(AutoencoderKLWan):
         return torch.cat([enc[:, :c] + shortcut_down(x, spatial, temporal, c), enc[:, c:]], 1)
 
     def _decode(self, z: torch.Tensor, return_dict: bool = True):
-        out = super()._decode(z, return_dict=False)[0]
         spatial, temporal = self._factors
-        out = torch.clamp(out + shortcut_up(z, spatial, temporal), -1.0, 1.0)
-        if not return_dict:
-            return (out,)
-        from diffusers.models.autoencoders.vae import DecoderOutput
+        return self._plus(super()._decode(z, return_dict=False)[0], shortcut_up(z, spatial, temporal), return_dict)
 
-        return DecoderOutput(sample=out)
+
+class ShortcutKL(_Shortcut, AutoencoderKL):
+    """The per-frame 2-D AutoencoderKL with the same shortcut: each frame's 1/s area means (3 channels) in the first 3
+    latent channels, bicubic up on decode. Untrained (outputs zeroed) it is exactly eval-ae's bicubic bar on every
+    frame; the other latent_channels - 3 channels are the networks' own."""
+
+    @property
+    def _spatial(self) -> int:
+        return 2 ** (len(self.config.block_out_channels) - 1)
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        enc = super()._encode(x)  # (N, 2C, h, w): mean, log-variance
+        means = F.avg_pool2d(x, self._spatial)  # (N, 3, h, w)
+        return torch.cat([enc[:, :3] + means, enc[:, 3:]], 1)
+
+    def _decode(self, z: torch.Tensor, return_dict: bool = True):
+        up = F.interpolate(z[:, :3], scale_factor=self._spatial, mode="bicubic", align_corners=False)  # (N, 3, H, W)
+        return self._plus(super()._decode(z, return_dict=False)[0], up, return_dict)
