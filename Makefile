@@ -44,6 +44,12 @@ demo: setup
 	  --steps 400 --batch-size 16 --no-progress
 	$(BIN)/vidcurate sample --checkpoint $(DEMO)/out/training/dit/ckpt.pt --out $(DEMO)/out/training/samples --n 4 \
 	  --steps 16 --autoencoder $(DEMO)/out/training/ae/checkpoint.pt --spectral-reference $(DEMO)/out/latents
+	# the same DiT trainer and sampler on toy pixel videos with known structure (1-3 coloured shapes moving at 0 or
+	# 1 px/frame): samples next to training clips (dit_toy/dit_toy_samples.{mp4,png}) and their motion, colour and
+	# shape-count distances to held-out clips, beside an untrained model's and data vs data (dit_toy/dit_toy.json)
+	$(BIN)/python -m bench.dit_toy_bench --out $(DEMO)/out/training/dit_toy --threads 1 --no-progress \
+	  --patch 4 --temporal-patch 1 --attention factorised --steps 700 --samples 64 --sampler-steps 16 \
+	  > $(DEMO)/out/training/dit_toy.log && tail -n 1 $(DEMO)/out/training/dit_toy.log
 	# the curation experiment (small): curated vs a random same-size sample vs all clips, 3 seeds each, the same
 	# model and budget, scored against a clean held-out set with 95% bootstrap intervals ("inconclusive" when they overlap).
 	# First a positive control (--planted-fraction): 30% of 96 clean clips made black, "all" vs "curated" by our rules,
