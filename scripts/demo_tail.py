@@ -31,6 +31,8 @@ for name, what in [
     ("training/samples/contact_sheet.png", "every sample's frames, one row per sample"),
     ("training/samples/rapsd.png", "spatial spectra of data, noised data and samples"),
     ("training/samples/temporal_psd.png", "power spectrum along time: noise drowns fast change first"),
+    ("training/dit_toy/dit_toy_samples.mp4", "the DiT on toy videos of moving shapes: training clips left, samples right"),
+    ("training/dit_toy/dit_toy.json", "its samples' motion, shape-flicker, colour and count distances to held-out toy clips"),
     ("training/ablation/ablation.json", "curated vs random same-size vs all clips, 3 seeds, bootstrap CIs (+ ablation.png)"),
 ]:
     if (out / name).exists():
