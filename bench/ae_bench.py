@@ -140,6 +140,7 @@ def plot(models: dict, bicubic: float, path: Path) -> None:
     ax.axhline(bicubic, color="k", ls="--", label=f"bicubic from the latent's size ({bicubic:.1f} dB)")
     ax.axhline(bicubic + 3, color="gray", ls=":", label="bicubic + 3 dB")
     ax.set_xscale("symlog", linthresh=10)  # 0 CPU-s: the untrained shortcut codec
+    ax.set_xlim(left=0)
     ax.set_xlabel("training CPU-seconds (process time; 0 = untrained)")
     ax.set_ylabel("held-out PSNR per frame (dB)")
     ax.legend(fontsize=8)
