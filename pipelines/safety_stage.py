@@ -10,7 +10,6 @@ import hashlib
 import json
 import time
 
-
 from pipelines.config import SafetyConfig, StageConfig
 from pipelines.store import RunStore
 from pipelines.text_stage import keyframes_by_clip, part_tasks, per_clip
