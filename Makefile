@@ -48,7 +48,7 @@ demo: setup
 	# 1 px/frame): samples next to training clips (dit_toy/dit_toy_samples.{mp4,png}) and their motion, colour and
 	# shape-count distances to held-out clips, beside an untrained model's and data vs data (dit_toy/dit_toy.json)
 	$(BIN)/python -m bench.dit_toy_bench --out $(DEMO)/out/training/dit_toy --threads 1 --no-progress \
-	  --patch 4 --temporal-patch 1 --attention factorised --steps 700 --samples 64 --sampler-steps 16 \
+	  --patch 2 --temporal-patch 2 --steps 700 --samples 64 --sampler-steps 16 \
 	  > $(DEMO)/out/training/dit_toy.log && tail -n 1 $(DEMO)/out/training/dit_toy.log
 	# the curation experiment (small): curated vs a random same-size sample vs all clips, 3 seeds each, the same
 	# model and budget, scored against a clean held-out set with 95% bootstrap intervals ("inconclusive" when they overlap).
