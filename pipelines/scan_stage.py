@@ -17,7 +17,7 @@ from tqdm import tqdm
 from curation.scan import ScanParams, error_row
 from curation.sources import VideoFile
 from pipelines.config import StageConfig
-from pipelines.scan_task import TABLE_NAMES, TASK_FAILED_STAGE, _commit_task, _scan_task, _warm_task, commit_results
+from pipelines.scan_task import TABLE_NAMES, TASK_FAILED_STAGE, _commit_task, _scan_task, commit_results
 from pipelines.store import RunStore
 
 STAGE = "probe_split_score"
@@ -72,11 +72,10 @@ def run_scan_stage(
         return stats
     slots = max(1, slots)
     t0 = time.perf_counter()
-    ray.get([_warm_task.options(num_cpus=stage.num_cpus).remote(0.2) for _ in range(min(slots, len(todo)))])
-    stats["workers_start_s"] = time.perf_counter() - t0
-
     task = _scan_task.options(num_cpus=stage.num_cpus, num_gpus=stage.num_gpus, max_retries=stage.max_retries)
     params_ref = ray.put(params)
+    ray.get([task.remote(None, "", params_ref, run_id, {}, warm_s=0.2) for _ in range(min(slots, len(todo)))])
+    stats["workers_start_s"] = time.perf_counter() - t0
     cv2_threads = max(1, round(stage.num_cpus))  # OpenCV's pool sized to the CPUs a task holds, not the node's
     max_in_flight = slots + max(1, slots // 2)  # a few queued so a worker never waits for the driver
     pending: dict[ray.ObjectRef, tuple[VideoFile, float | None]] = {}  # insertion order = submission order

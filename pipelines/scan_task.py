@@ -17,8 +17,17 @@ TASK_FAILED_STAGE = "scan"
 
 
 @ray.remote
-def _scan_task(uri: str, relpath: str, params, run_id: str, storage_options: dict,
-               payload: bytes | None = None, cv2_threads: int = 0) -> ScanResult:
+def _scan_task(uri: str | None, relpath: str, params, run_id: str, storage_options: dict,
+               payload: bytes | None = None, cv2_threads: int = 0, warm_s: float = 0.0) -> ScanResult | int:
+    """Scan one file. With no `uri` it is the warm-up: the worker loads this function and the parameters (the first
+    call of a function on a worker costs ~1 s), stays busy `warm_s` so the next warm-up lands on another worker, and
+    returns its pid, all before the stage's clock starts."""
+    if uri is None:
+        import os
+        import time
+
+        time.sleep(warm_s)
+        return os.getpid()
     _use_threads(cv2_threads)
     return scan_video(uri, relpath, params, run_id, storage_options, payload)
 
@@ -30,16 +39,6 @@ def _use_threads(n: int) -> None:
         import cv2
 
         cv2.setNumThreads(n)
-
-
-@ray.remote
-def _warm_task(delay_s: float) -> int:
-    """Start a worker and import the scan code in it before the stage's clock starts."""
-    import os
-    import time
-
-    time.sleep(delay_s)  # keep this worker busy so the next warm-up task lands on another one
-    return os.getpid()
 
 
 # An item handed to a commit: (uri, the scan task's result ref or None, an error row or None).
